@@ -1,0 +1,226 @@
+"""The sync map: load, validate against the JSON Schema, and expose typed views.
+
+Validated on first use in each process (cached by path and modification time), never at import
+time, so a broken map shows up as a clear ``ConfigError`` with the key path where it is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sync.errors import ConfigError, SpecError
+from sync.spec.parse import load_object
+
+SCHEMA_PATH = Path(__file__).with_name("sync-map.schema.json")
+TARGET_KINDS = ("folder", "dataverse", "powerapps")
+SPEC_KINDS = ("url", "apimExport", "apiCenterExport", "blob")
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    kind: str  # folder | dataverse | powerapps
+    params: Any  # the kind's block (a path string for folder, a dict otherwise)
+    breaking: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    drift: str = "report"
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    name: str
+    spec_kind: str
+    spec: dict[str, Any] | str
+    allowed_spec_urls: tuple[str, ...]
+    on: tuple[dict[str, Any], ...]
+    overlay: Path | None
+    breaking: str
+    strict: bool
+    drift: str
+    debounce_seconds: int
+    targets: tuple[TargetConfig, ...]
+
+    def target(self, name: str) -> TargetConfig:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise ConfigError(f"API {self.name!r} has no target {name!r}", path=f"apis.{self.name}")
+
+    @property
+    def spec_url(self) -> str | None:
+        return self.spec if isinstance(self.spec, str) else None
+
+    def allows_spec_url(self, url: str) -> bool:
+        """A URL from an event or HTTP body is honoured only under a configured prefix."""
+        return any(url.startswith(prefix) for prefix in self.allowed_spec_urls)
+
+
+@dataclass(frozen=True)
+class SyncMap:
+    source: str
+    base_dir: Path
+    cloud: str
+    endpoints: dict[str, str]
+    credentials: dict[str, dict[str, Any]]
+    notify: dict[str, Any]
+    apis: dict[str, ApiConfig]
+    raw: dict[str, Any]
+
+    def api(self, name: str) -> ApiConfig:
+        try:
+            return self.apis[name]
+        except KeyError:
+            raise ConfigError(f"unknown API {name!r}", path=f"apis.{name}") from None
+
+    def resolve(self, relative: str) -> Path:
+        """Paths in the map are relative to the map's own folder."""
+        path = Path(relative)
+        return path if path.is_absolute() else (self.base_dir / path)
+
+
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _key_path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+def _schema_errors(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    from jsonschema.exceptions import best_match
+
+    errors = list(_validator().iter_errors(raw))
+    found: list[tuple[str, str]] = []
+    for error in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
+        best = best_match([error]) if error.context else error
+        found.append((_key_path(best.absolute_path), best.message))
+    return found
+
+
+def parse_map(raw: dict[str, Any], *, source: str, base_dir: Path) -> SyncMap:
+    """Validate a loaded map and build the typed view; raise ``ConfigError`` with the key path."""
+    problems = _schema_errors(raw)
+    if problems:
+        path, message = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{message}{more}", path=f"{source}: {path}")
+    credentials = dict(raw.get("credentials") or {})
+    apis: dict[str, ApiConfig] = {}
+    for name, api in raw["apis"].items():
+        apis[name] = _api(name, api, credentials, source, base_dir)
+    return SyncMap(
+        source=source,
+        base_dir=base_dir,
+        cloud=raw.get("cloud", "public"),
+        endpoints=dict(raw.get("endpoints") or {}),
+        credentials=credentials,
+        notify=dict(raw.get("notify") or {}),
+        apis=apis,
+        raw=raw,
+    )
+
+
+def _api(
+    name: str, api: dict[str, Any], credentials: dict[str, Any], source: str, base_dir: Path
+) -> ApiConfig:
+    where = f"{source}: apis.{name}"
+    spec_kind = next(iter(api["spec"]))
+    spec_value = api["spec"][spec_kind]
+    breaking = api.get("breaking", "warn")
+    targets: list[TargetConfig] = []
+    seen: set[str] = set()
+    for index, target in enumerate(api["targets"]):
+        kind = next(k for k in TARGET_KINDS if k in target)
+        if target["name"] in seen:
+            raise ConfigError(
+                f"duplicate target name {target['name']!r}", path=f"{where}.targets[{index}].name"
+            )
+        seen.add(target["name"])
+        params = target[kind]
+        if (
+            isinstance(params, dict)
+            and "credential" in params
+            and params["credential"] not in credentials
+        ):
+            raise ConfigError(
+                f"credential {params['credential']!r} is not defined under 'credentials'",
+                path=f"{where}.targets[{index}].{kind}.credential",
+            )
+        targets.append(
+            TargetConfig(
+                name=target["name"],
+                kind=kind,
+                params=params,
+                breaking=target.get("breaking", breaking),
+                overrides=dict(target.get("overrides") or {}),
+                drift=target.get("drift", api.get("drift", "report")),
+            )
+        )
+    overlay = None
+    if "overlay" in api:
+        overlay = Path(api["overlay"])
+        overlay = overlay if overlay.is_absolute() else base_dir / overlay
+        if not overlay.is_file():
+            raise ConfigError(f"overlay file {str(overlay)!r} not found", path=f"{where}.overlay")
+    return ApiConfig(
+        name=name,
+        spec_kind=spec_kind,
+        spec=spec_value,
+        allowed_spec_urls=tuple(api.get("allowedSpecUrls") or ()),
+        on=tuple(api.get("on") or ()),
+        overlay=overlay,
+        breaking=breaking,
+        strict=bool(api.get("strict", False)),
+        drift=api.get("drift", "report"),
+        debounce_seconds=int(api.get("debounceSeconds", 120)),
+        targets=tuple(targets),
+    )
+
+
+def load_map_file(path: str | os.PathLike[str]) -> SyncMap:
+    file = Path(path)
+    try:
+        raw_bytes = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read sync map: {exc.strerror}", path=str(file)) from None
+    try:
+        raw = load_object(raw_bytes, source=str(file))
+    except SpecError as exc:
+        raise ConfigError(exc.message, path=str(file)) from None
+    return parse_map(raw, source=str(file), base_dir=file.resolve().parent)
+
+
+_lock = threading.Lock()
+_cache: dict[str, tuple[float, SyncMap]] = {}
+
+
+def load_map(path: str | None) -> SyncMap:
+    """The map named by ``SYNC_CONFIG``, validated once per process and file version."""
+    if not path:
+        raise ConfigError("app setting SYNC_CONFIG is not set", path="SYNC_CONFIG")
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError:
+        raise ConfigError(f"sync map {path!r} not found", path="SYNC_CONFIG") from None
+    with _lock:
+        hit = _cache.get(path)
+        if hit and hit[0] == mtime:
+            return hit[1]
+    loaded = load_map_file(path)
+    with _lock:
+        _cache[path] = (mtime, loaded)
+    return loaded

@@ -1,0 +1,90 @@
+"""The error tree and what each branch means for retries.
+
+``SyncError``
+  ``TransientError``   the network, a 429/5xx, a taken lease: retried in the worker, then by the
+                       queue (visibility timeout), then poison-queued and notified.
+  ``PermanentError``   retrying cannot help: recorded, notified and acknowledged.
+    ``SpecError``          the spec cannot be parsed, has external ``$ref``s, fails validation.
+    ``BlockedError``       the breaking-change policy refused the change.
+    ``TargetError``        the platform refused the write (4xx) or the read-back did not match.
+    ``SecretError``        a secret is missing or access is denied (names vault + secret, never value).
+    ``UnsafeUrlError``     an outbound URL points at a non-public address or a disallowed scheme.
+  ``ConfigError``      the sync map or an app setting is wrong: HTTP answers 500 with the key path,
+                       the planner raises so Event Grid retries and dead-letters instead of losing it.
+
+Every message names what failed and where; none carries a secret.
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    transient = False
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class TransientError(SyncError):
+    transient = True
+
+    def __init__(
+        self, message: str, *, where: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, where=where)
+        self.retry_after = retry_after
+
+
+class PermanentError(SyncError):
+    pass
+
+
+class SpecError(PermanentError):
+    pass
+
+
+class BlockedError(PermanentError):
+    pass
+
+
+class TargetError(PermanentError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        tracking_id: str | None = None,
+    ) -> None:
+        super().__init__(message, where=where)
+        self.status = status
+        self.code = code
+        self.tracking_id = tracking_id
+
+
+class SecretError(PermanentError):
+    pass
+
+
+class UnsafeUrlError(PermanentError):
+    pass
+
+
+class LeaseTakenError(TransientError):
+    pass
+
+
+class ConfigError(SyncError):
+    """The sync map or an app setting is invalid; ``path`` is the key path (``apis.x.targets[0]``)."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message, where=path)
+        self.path = path

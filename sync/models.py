@@ -1,0 +1,246 @@
+"""The values that travel between the stages: requests, work items, outcomes, ledger records.
+
+Plain frozen dataclasses with explicit JSON forms, because a work item crosses a Storage queue and a
+version record crosses Table Storage; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Result = Literal["updated", "unchanged", "held", "blocked", "failed", "dry-run"]
+RESULTS: tuple[str, ...] = ("updated", "unchanged", "held", "blocked", "failed", "dry-run")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime | None) -> str | None:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z") if ts else None
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """Why a sync runs, whatever asked for it (event, HTTP, timer, CLI, rollback)."""
+
+    api: str
+    reason: str  # "event" | "manual" | "drift" | "rollback" | "cli"
+    event_id: str | None = None
+    event_type: str | None = None
+    event_time: str | None = None
+    subject: str | None = None
+    caller: str | None = None  # oid/appid of an HTTP caller, or "cli:<user>"
+    spec_url: str | None = None  # honoured only when it matches the API's allowedSpecUrls
+    version: str | None = None
+    commit: str | None = None
+    deployment_id: str | None = None
+    targets: tuple[str, ...] | None = None  # None = every target of the API
+    dry_run: bool = False
+    traceparent: str | None = None
+    rollback_to: int | None = None  # version number to re-apply (rollback)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["targets"] = list(self.targets) if self.targets is not None else None
+        return {k: v for k, v in data.items() if v is not None and v is not False}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SyncRequest:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("targets") is not None:
+            values["targets"] = tuple(values["targets"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One (API, target) pair of a run: the unit the queue carries and the worker executes."""
+
+    run_id: str
+    api: str
+    target: str
+    request: SyncRequest
+    enqueued_at: str = field(default_factory=lambda: iso(utcnow()) or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "api": self.api,
+            "target": self.target,
+            "request": self.request.to_dict(),
+            "enqueuedAt": self.enqueued_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkItem:
+        return cls(
+            run_id=str(data["runId"]),
+            api=str(data["api"]),
+            target=str(data["target"]),
+            request=SyncRequest.from_dict(dict(data["request"])),
+            enqueued_at=str(data.get("enqueuedAt") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class FetchedSpec:
+    """What the spec source returned; ``content`` is None when the server said 304."""
+
+    url: str
+    content: bytes | None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.content is None
+
+
+@dataclass(frozen=True)
+class CurrentConnector:
+    """The target's connector as it is now (None definition: it does not exist yet)."""
+
+    definition: dict[str, Any] | None
+    properties: dict[str, Any] | None = None
+    connector_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    version: int
+    until: str  # ISO-8601 UTC
+    by: str
+
+    def active(self, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        return datetime.fromisoformat(self.until.replace("Z", "+00:00")) > now
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """The per-target state row: what was applied last and what we know of the spec source."""
+
+    version: int = 0
+    applied_sha256: str | None = None
+    upstream_sha256: str | None = None
+    spec_etag: str | None = None
+    spec_last_modified: str | None = None
+    spec_info_version: str | None = None
+    connector_id: str | None = None
+    last_outcome: str | None = None
+    last_message: str | None = None
+    last_run_id: str | None = None
+    last_synced_at: str | None = None
+    last_event_time: str | None = None
+    hold: Hold | None = None
+    pending: str | None = None  # JSON of a write in flight (crash detection)
+    etag: str | None = None  # the row's ETag, for the conditional write
+
+    def evolve(self, **changes: Any) -> TargetState:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One applied version of one target: metadata plus the two stored definitions."""
+
+    api: str
+    target: str
+    version: int
+    reason: str
+    outcome: str
+    run_id: str
+    created_at: str
+    event_id: str | None = None
+    event_type: str | None = None
+    event_time: str | None = None
+    caller: str | None = None
+    source_url: str | None = None
+    info_version: str | None = None
+    commit: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)  # diff JSON form + counts
+    upstream_sha256: str | None = None
+    applied_sha256: str | None = None
+    upstream: dict[str, Any] | None = None  # the normalized upstream spec (merge base)
+    applied: dict[str, Any] | None = None  # the definition written to the target
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """How one work item ended; the card and the run row are built from these."""
+
+    api: str
+    target: str
+    result: Result
+    message: str = ""
+    version: int | None = None
+    previous_version: int | None = None
+    info_version: str | None = None
+    previous_info_version: str | None = None
+    target_kind: str | None = None
+    environment: str | None = None
+    connector_id: str | None = None
+    portal_url: str | None = None
+    diff: dict[str, Any] | None = None  # spec.diff JSON form
+    warnings: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    duration_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("warnings", "losses", "conflicts"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TargetOutcome:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("warnings", "losses", "conflicts"):
+            values[key] = tuple(values.get(key) or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A whole run (one request, all its targets), complete when every target reported."""
+
+    run_id: str
+    api: str
+    request: SyncRequest
+    targets: tuple[str, ...]
+    outcomes: tuple[TargetOutcome, ...] = ()
+    created_at: str | None = None
+    notified: str | None = None  # "accepted" | "written" | "failed: ..." once notified
+
+    @property
+    def complete(self) -> bool:
+        return {o.target for o in self.outcomes} >= set(self.targets)
+
+    @property
+    def failed_targets(self) -> list[str]:
+        return [o.target for o in self.outcomes if o.result in ("failed", "blocked")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "api": self.api,
+            "request": self.request.to_dict(),
+            "targets": list(self.targets),
+            "outcomes": [o.to_dict() for o in self.outcomes],
+            "createdAt": self.created_at,
+            "complete": self.complete,
+            "failedTargets": self.failed_targets,
+            "notified": self.notified,
+        }

@@ -1,0 +1,131 @@
+"""The small interfaces the pipeline talks to; one adapter per external system implements each.
+
+The pipeline knows nothing of httpx, azure-* or the file system: adapters are built in
+``sync.bootstrap`` (the one composition root) and passed in as a ``Ports`` bundle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sync.models import (
+    CurrentConnector,
+    FetchedSpec,
+    RunSummary,
+    TargetOutcome,
+    TargetState,
+    VersionRecord,
+    WorkItem,
+)
+
+
+class SecretStore(Protocol):
+    def get(self, name: str) -> str:
+        """Return the secret's value; raise ``SecretError`` naming vault and secret."""
+        ...
+
+
+class SpecSource(Protocol):
+    def fetch(
+        self, location: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchedSpec:
+        """Download a spec (conditional GET); ``FetchedSpec.content`` is None on 304."""
+        ...
+
+
+class Target(Protocol):
+    """One connector in one store (folder, Dataverse, PowerApps API)."""
+
+    kind: str
+    name: str
+    limit_bytes: int | None  # output size limit on the compact UTF-8 JSON, None = unlimited
+    environment: str | None
+    connector_label: str | None
+
+    def read(self) -> CurrentConnector: ...
+
+    def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:
+        """Write the definition, keeping what belongs to the connector; return its id."""
+        ...
+
+    def read_back(self) -> dict[str, Any] | None:
+        """The stored definition as the platform serves it now (for verification)."""
+        ...
+
+    def portal_url(self) -> str | None: ...
+
+
+class Lease(Protocol):
+    api: str
+    target: str
+    owner: str
+
+
+class Ledger(Protocol):
+    def state(self, api: str, target: str) -> TargetState: ...
+
+    def save_state(self, api: str, target: str, state: TargetState) -> TargetState:
+        """Write the state row under its ETag (``state.etag``; None = must not exist)."""
+        ...
+
+    def acquire_lease(self, api: str, target: str, owner: str, seconds: float) -> Lease:
+        """Claim the target; raise ``LeaseTakenError`` while another owner holds it."""
+        ...
+
+    def release_lease(self, lease: Lease) -> None: ...
+
+    def seen_event(self, api: str, target: str, event_id: str) -> bool: ...
+
+    def record_version(
+        self, record: VersionRecord, state: TargetState, event_id: str | None
+    ) -> TargetState:
+        """Version row + state row + event marker in one transaction; return the new state."""
+        ...
+
+    def versions(
+        self, api: str, target: str | None = None, *, limit: int = 20, before: int | None = None
+    ) -> list[VersionRecord]:
+        """Newest first, without the stored definitions."""
+        ...
+
+    def version(
+        self, api: str, target: str, number: int, *, include_definitions: bool = False
+    ) -> VersionRecord | None: ...
+
+    def start_run(self, run: RunSummary) -> None: ...
+
+    def finish_item(self, run_id: str, outcome: TargetOutcome) -> RunSummary | None:
+        """Add one target's outcome (ETag-guarded); return the run once it is complete and this
+        call completed it (exactly one caller gets it), else None."""
+        ...
+
+    def get_run(self, run_id: str) -> RunSummary | None: ...
+
+    def mark_notified(self, run_id: str, status: str) -> None: ...
+
+
+class WorkQueue(Protocol):
+    def send(self, item: WorkItem) -> None: ...
+
+
+class Notifier(Protocol):
+    def notify(self, run: RunSummary) -> str:
+        """Deliver one message for the run; return "accepted", "written" or "failed: <why>"."""
+        ...
+
+
+TargetFactory = Callable[[str, str], Target]  # (api, target name) -> Target
+
+
+@dataclass
+class Ports:
+    """Everything the pipeline needs from the outside world."""
+
+    specs: SpecSource
+    ledger: Ledger
+    queue: WorkQueue
+    notifier: Notifier
+    secrets: SecretStore
+    targets: TargetFactory
