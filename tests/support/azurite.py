@@ -1,0 +1,106 @@
+"""Start the real Azurite emulator (blob, queue, table) for the tests, on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "devstoreaccount1"
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"Azurite did not open port {port} in time")
+
+
+@dataclass
+class Azurite:
+    process: subprocess.Popen[bytes]
+    blob_port: int
+    queue_port: int
+    table_port: int
+    workdir: str
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{ACCOUNT};"
+            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/{ACCOUNT};"
+            f"TableEndpoint=http://127.0.0.1:{self.table_port}/{ACCOUNT};"
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def azurite_binary() -> Path | None:
+    path = ROOT / "node_modules" / ".bin" / "azurite"
+    return path if path.exists() else None
+
+
+def start_azurite() -> Azurite:
+    binary = azurite_binary()
+    if binary is None:
+        raise RuntimeError("Azurite is not installed: run `bash scripts/install.sh` (npm install)")
+    ports = [free_port(), free_port(), free_port()]
+    workdir = tempfile.mkdtemp(prefix="azurite-")
+    # The binary is started directly (not through a shell) so terminate() reaches node itself.
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(ports[0]),
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            str(ports[1]),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(ports[2]),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        cwd=workdir,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "NODE_NO_WARNINGS": "1"},
+    )
+    deadline = time.monotonic() + 30
+    try:
+        for port in ports:
+            _wait(port, deadline)
+    except RuntimeError:
+        process.kill()
+        raise
+    return Azurite(process, *ports, workdir=workdir)
