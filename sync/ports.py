@@ -27,6 +27,12 @@ class SecretStore(Protocol):
         ...
 
 
+class TokenProvider(Protocol):
+    """An access token for one scope, cached until near expiry (azure-identity underneath)."""
+
+    def token(self, scope: str) -> str: ...
+
+
 class SpecSource(Protocol):
     def fetch(
         self, location: str, *, etag: str | None = None, last_modified: str | None = None
@@ -104,6 +110,10 @@ class Ledger(Protocol):
     def get_run(self, run_id: str) -> RunSummary | None: ...
 
     def mark_notified(self, run_id: str, status: str) -> None: ...
+
+    def debounce(self, key: str, seconds: float) -> bool:
+        """True for the first caller of ``key`` within ``seconds`` (ETag-claimed), else False."""
+        ...
 
 
 class WorkQueue(Protocol):

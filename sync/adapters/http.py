@@ -1,0 +1,122 @@
+"""Outbound HTTP discipline shared by every adapter: timeouts, bounded retries, Retry-After.
+
+One place decides what is transient (connection errors, timeouts, 429, 5xx, plus any status an
+adapter adds, e.g. 404/503 while an API warms up) and how long to wait: the server's Retry-After
+when it sends one, exponential backoff with jitter otherwise, all inside a total time budget.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import httpx
+import stamina
+
+from sync.errors import TransientError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 120.0
+
+
+class RetryableStatus(TransientError):
+    """A response whose status says "try again"; carries the server's Retry-After."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        where: str | None = None,
+        retry_after: float | None = None,
+        tracking_id: str | None = None,
+    ) -> None:
+        super().__init__(message, where=where, retry_after=retry_after)
+        self.status = status
+        self.tracking_id = tracking_id
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped; None if absent."""
+    raw = response.headers.get("retry-after") or response.headers.get("x-ms-retry-after-ms")
+    if not raw:
+        return None
+    if "x-ms-retry-after-ms" in response.headers and "retry-after" not in response.headers:
+        try:
+            return min(float(raw) / 1000.0, MAX_RETRY_AFTER)
+        except ValueError:
+            return None
+    try:
+        return min(max(float(raw), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
+
+
+def check_transient(
+    response: httpx.Response,
+    *,
+    where: str,
+    extra: Iterable[int] = (),
+    describe: Callable[[httpx.Response], str] | None = None,
+) -> httpx.Response:
+    """Raise ``RetryableStatus`` for a status worth retrying; return the response otherwise."""
+    if response.status_code in TRANSIENT_STATUSES or response.status_code in set(extra):
+        detail = describe(response) if describe else f"HTTP {response.status_code}"
+        raise RetryableStatus(
+            detail,
+            status=response.status_code,
+            where=where,
+            retry_after=retry_after_seconds(response),
+        )
+    return response
+
+
+def _backoff(exc: Exception) -> bool | float:
+    if isinstance(exc, TransientError):
+        return exc.retry_after if exc.retry_after is not None else True
+    return isinstance(exc, (httpx.TransportError, httpx.TimeoutException))
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    budget_seconds: float,
+    attempts: int = 8,
+    wait_initial: float = 0.5,
+    wait_max: float = 15.0,
+) -> T:
+    """Run ``call`` until it succeeds, raises a non-transient error, or the budget is spent."""
+    for attempt in stamina.retry_context(
+        on=_backoff,
+        attempts=attempts,
+        timeout=budget_seconds,
+        wait_initial=wait_initial,
+        wait_max=wait_max,
+        wait_jitter=min(1.0, wait_initial),
+    ):
+        with attempt:
+            if attempt.num > 1:
+                log.info("retrying, attempt %d", attempt.num)
+            return call()
+    raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+
+def as_transient(exc: httpx.HTTPError, *, where: str) -> TransientError:
+    """A transport failure after retries, as an error that names where it happened."""
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+    return TransientError(f"{kind}: {type(exc).__name__}", where=where)
+
+
+def default_timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(seconds, 10.0))
