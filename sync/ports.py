@@ -27,6 +27,12 @@ class SecretStore(Protocol):
         ...
 
 
+class WritableSecretStore(SecretStore, Protocol):
+    """A store the service may write back to (the delegated credential rotates its refresh token)."""
+
+    def set(self, name: str, value: str) -> None: ...
+
+
 class TokenProvider(Protocol):
     """An access token for one scope, cached until near expiry (azure-identity underneath)."""
 
