@@ -46,6 +46,7 @@ class SyncRequest:
     dry_run: bool = False
     traceparent: str | None = None
     rollback_to: int | None = None  # version number to re-apply (rollback)
+    hold_until: str | None = None  # rollback: ISO-8601 UTC end of the hold it sets
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

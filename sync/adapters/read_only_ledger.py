@@ -1,0 +1,46 @@
+"""A ledger with nothing in it that refuses writes: dry runs without any storage configured.
+
+A dry run reads the ledger only for the merge base and the last applied hashes; with no storage at
+all it behaves as a first sync. Any write attempt is a bug in the caller, so it raises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync.errors import ConfigError
+from sync.models import RunSummary, TargetOutcome, TargetState, VersionRecord
+
+
+class EmptyLedger:
+    def state(self, api: str, target: str) -> TargetState:
+        return TargetState()
+
+    def seen_event(self, api: str, target: str, event_id: str) -> bool:
+        return False
+
+    def versions(
+        self, api: str, target: str | None = None, *, limit: int = 20, before: int | None = None
+    ) -> list[VersionRecord]:
+        return []
+
+    def version(
+        self, api: str, target: str, number: int, *, include_definitions: bool = False
+    ) -> VersionRecord | None:
+        return None
+
+    def get_run(self, run_id: str) -> RunSummary | None:
+        return None
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConfigError(
+            "this command needs ledger storage: set SYNC_STORAGE_CONNECTION_STRING or "
+            "SYNC_TABLE_ENDPOINT",
+            path="SYNC_TABLE_ENDPOINT",
+        )
+
+    save_state = acquire_lease = release_lease = record_version = _refuse
+    start_run = mark_notified = debounce = _refuse
+
+    def finish_item(self, run_id: str, outcome: TargetOutcome) -> RunSummary | None:
+        return self._refuse()

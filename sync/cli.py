@@ -1,0 +1,226 @@
+"""``python -m sync``: the same pipeline as the Function App, run from a terminal or a CI job.
+
+Exit codes: 0 ok, 1 a sync (or validation) failed, 2 usage or configuration error.
+Settings come from the environment as in Azure (see README); ``--config`` overrides SYNC_CONFIG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from sync.errors import ConfigError, SyncError
+
+log = logging.getLogger(__name__)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from sync.settings import Settings
+
+    settings = Settings.from_env()
+    config = getattr(args, "config", None)
+    return replace(settings, config_path=config) if config else settings
+
+
+def _service(args: argparse.Namespace) -> Any:
+    from sync.bootstrap import build
+    from sync.config import load_map
+
+    settings = _settings(args)
+    sync_map = load_map(settings.config_path)
+    overrides: dict[str, Any] = {}
+    if getattr(args, "dry_run", False) and not (
+        settings.storage_connection_string or settings.table_endpoint
+    ):
+        from sync.adapters.read_only_ledger import EmptyLedger
+
+        overrides["ledger"] = EmptyLedger()
+    return build(settings, sync_map, **overrides)
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False) if as_json else text)
+
+
+def _outcome_line(o: Any) -> str:
+    diff = o.diff or {}
+    counts = ""
+    if diff:
+        counts = (
+            f" (+{len(diff.get('added', []))} -{len(diff.get('removed', []))} "
+            f"~{len(diff.get('changed', []))}{' BREAKING' if diff.get('breaking') else ''})"
+        )
+    version = f" v{o.version}" if o.version else ""
+    return f"  {o.target:<20} {o.result:<10}{version}{counts} {o.message}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sync.models import SyncRequest
+    from sync.runs import run_inline
+
+    svc = _service(args)
+    apis = [args.api] if args.api else list(svc.map.apis)
+    failed = False
+    report: list[dict[str, Any]] = []
+    for api in apis:
+        api_cfg = svc.map.api(api)
+        if args.spec_url and not api_cfg.allows_spec_url(args.spec_url):
+            raise ConfigError(
+                f"--spec-url is not under allowedSpecUrls of {api!r}", path="--spec-url"
+            )
+        request = SyncRequest(
+            api=api,
+            reason="cli",
+            caller=f"cli:{os.environ.get('USER', 'unknown')}",
+            targets=tuple(args.target) if args.target else None,
+            dry_run=args.dry_run,
+            spec_url=args.spec_url,
+        )
+        result = run_inline(request, svc.map, svc.ports, svc.pipeline)
+        failed = failed or not result.ok
+        report.append(
+            {
+                "api": api,
+                "runId": result.run.run_id,
+                "ok": result.ok,
+                "targets": [o.to_dict() for o in result.outcomes],
+            }
+        )
+        if not args.json:
+            print(f"{api}: run {result.run.run_id}{' (dry run)' if args.dry_run else ''}")
+            for outcome in result.outcomes:
+                print(_outcome_line(outcome))
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 1 if failed else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from sync.http_api import version_json
+
+    svc = _service(args)
+    svc.map.api(args.api)
+    records = svc.ports.ledger.versions(args.api, args.target, limit=args.limit)
+    rows = [version_json(r) for r in records]
+    text = (
+        "\n".join(
+            f"{r['target']:<16} v{r['version']:<4} {r['createdAt']}  {r['reason']:<18} "
+            f"{r.get('infoVersion', '-'):<10} {r.get('eventType', '')}"
+            for r in rows
+        )
+        or "no versions recorded"
+    )
+    _print(rows, args.json, text)
+    return 0
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    from sync.config import load_map_file
+
+    sync_map = load_map_file(args.file)
+    targets = sum(len(a.targets) for a in sync_map.apis.values())
+    print(f"{args.file}: valid ({len(sync_map.apis)} APIs, {targets} targets)")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Feed an event file through the planner (the Event Grid trigger's body), onto the queue."""
+    from sync.spec.parse import load_document
+    from sync.triggers import plan
+
+    svc = _service(args)
+    with open(args.event, "rb") as handle:
+        data = load_document(handle.read(), source=args.event)
+    events = data if isinstance(data, list) else [data]
+    runs = [run for event in events for run in plan(event, svc)]
+    _print({"runs": runs}, args.json, "\n".join(runs) or "no run planned (event ignored)")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Drain the work queue here (what the queue trigger does in Azure), for local runs."""
+    from sync.worker_loop import drain
+
+    svc = _service(args)
+    outcomes = drain(svc, max_items=args.max_items, wait_seconds=args.wait)
+    for outcome in outcomes:
+        print(_outcome_line(outcome))
+    return 1 if any(o.result in ("failed", "blocked") for o in outcomes) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sync",
+        description="Keep Power Platform custom connectors in sync with the APIs they wrap.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="sync now, inline (no queue)")
+    run.add_argument("--config", help="sync map file (default: $SYNC_CONFIG)")
+    run.add_argument("--api", help="only this API (default: all)")
+    run.add_argument("--target", action="append", help="only this target (repeatable)")
+    run.add_argument("--spec-url", help="fetch this spec URL (must be under allowedSpecUrls)")
+    run.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    run.add_argument("--json", action="store_true", help="machine-readable output")
+    run.set_defaults(func=cmd_run)
+
+    hist = sub.add_parser("history", help="versions recorded in the ledger, newest first")
+    hist.add_argument("--config")
+    hist.add_argument("--api", required=True)
+    hist.add_argument("--target")
+    hist.add_argument("--limit", type=int, default=20)
+    hist.add_argument("--json", action="store_true")
+    hist.set_defaults(func=cmd_history)
+
+    config = sub.add_parser("config", help="sync map tools")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    validate = config_sub.add_parser("validate", help="validate a sync map against its schema")
+    validate.add_argument("file")
+    validate.set_defaults(func=cmd_config_validate)
+
+    plan = sub.add_parser("plan", help="run an Event Grid/CloudEvents file through the planner")
+    plan.add_argument("event", help="JSON file: one event or an array")
+    plan.add_argument("--config")
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(func=cmd_plan)
+
+    worker = sub.add_parser("worker", help="process queued work items here (local queue trigger)")
+    worker.add_argument("--config")
+    worker.add_argument("--max-items", type=int, default=100)
+    worker.add_argument("--wait", type=float, default=2.0, help="seconds to wait for more items")
+    worker.set_defaults(func=cmd_worker)
+
+    for module in ("sync.spec.cli", "sync.credential_cli", "sync.ops_cli"):
+        if importlib.util.find_spec(module) is not None:  # optional command groups
+            importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from sync.logs import configure_logging
+
+    configure_logging(
+        level="DEBUG" if args.verbose else os.environ.get("SYNC_LOG_LEVEL", "WARNING")
+    )
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

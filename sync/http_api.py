@@ -1,0 +1,276 @@
+"""The HTTP endpoints as plain functions: ``ApiRequest`` in, ``ApiResponse`` out.
+
+``function_app.py`` only converts ``func.HttpRequest`` to ``ApiRequest`` and back, so every route is
+testable without the Functions host and ``sync`` never imports ``azure.functions``.
+Status codes: 400 bad input (names the field), 401/403 caller, 404 unknown, 413 body too large,
+500 configuration error (names the key path), 503 transient (with Retry-After).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.errors import ConfigError, PermanentError, SyncError, TransientError
+from sync.models import SyncRequest, TargetOutcome
+from sync.runs import run_inline, submit
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+SYNC_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["api"],
+    "properties": {
+        "api": {"type": "string", "pattern": NAME},
+        "targets": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": NAME},
+        },
+        "dryRun": {"type": "boolean"},
+        "specUrl": {"type": "string", "maxLength": 2048, "pattern": r"^https?://\S+$"},
+        "version": {"type": "string", "maxLength": 128},
+        "commit": {"type": "string", "maxLength": 128},
+        "deploymentId": {"type": "string", "maxLength": 256},
+    },
+}
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    url: str
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    query: dict[str, str] = field(default_factory=dict)
+    route: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json_bytes(self) -> bytes:
+        return b"" if self.body is None else json.dumps(self.body, ensure_ascii=False).encode()
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, *, status: int = 400, field_name: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field_name
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> ApiResponse:
+    body = {"error": {"code": code, "message": message, **{k: v for k, v in extra.items() if v}}}
+    headers = {"Retry-After": "30"} if status == 503 else {}
+    return ApiResponse(status, body, headers)
+
+
+def guarded(handler: Callable[[ApiRequest], ApiResponse]) -> Callable[[ApiRequest], ApiResponse]:
+    """Map the error tree to HTTP once, for every route."""
+
+    def wrapper(req: ApiRequest) -> ApiResponse:
+        try:
+            return handler(req)
+        except BadRequest as exc:
+            return error(exc.status, "BadRequest", str(exc), field=exc.field)
+        except ConfigError as exc:
+            log.error("configuration error: %s", exc)
+            return error(500, "ConfigError", exc.message, path=exc.path)
+        except TransientError as exc:
+            return error(503, "Unavailable", str(exc))
+        except PermanentError as exc:
+            return error(400, type(exc).__name__, str(exc), field=exc.where)
+        except SyncError as exc:  # pragma: no cover - every subclass is handled above
+            return error(500, type(exc).__name__, str(exc))
+
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
+
+
+def read_json(req: ApiRequest, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    if len(req.body) > MAX_BODY_BYTES:
+        raise BadRequest(
+            f"body is {len(req.body)} bytes; the limit is {MAX_BODY_BYTES}", status=413
+        )
+    if not req.body.strip():
+        raise BadRequest("body is empty; send a JSON object")
+    try:
+        data = json.loads(req.body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("body is not valid UTF-8") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    if schema is not None:
+        from jsonschema import Draft202012Validator
+
+        problems = sorted(
+            Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+        )
+        if problems:
+            first = problems[0]
+            where = ".".join(str(p) for p in first.absolute_path) or "(body)"
+            raise BadRequest(f"{where}: {first.message}", field_name=where)
+    return data
+
+
+def sync_request_from_body(
+    data: dict[str, Any], *, caller: str | None, traceparent: str | None
+) -> SyncRequest:
+    return SyncRequest(
+        api=data["api"],
+        reason="manual",
+        caller=caller,
+        spec_url=data.get("specUrl"),
+        version=data.get("version"),
+        commit=data.get("commit"),
+        deployment_id=data.get("deploymentId"),
+        targets=tuple(data["targets"]) if data.get("targets") else None,
+        dry_run=bool(data.get("dryRun", False)),
+        traceparent=traceparent,
+    )
+
+
+def outcome_json(outcome: TargetOutcome) -> dict[str, Any]:
+    data = outcome.to_dict()
+    return {k: v for k, v in data.items() if v not in (None, [], "", 0) or k == "result"}
+
+
+def post_sync(req: ApiRequest, svc: Any, *, caller: str | None) -> ApiResponse:
+    """Manual sync: dry runs execute inline and answer what would change; others enqueue (202)."""
+    data = read_json(req, SYNC_BODY_SCHEMA)
+    request = sync_request_from_body(
+        data, caller=caller, traceparent=req.headers.get("traceparent")
+    )
+    api = svc.map.api(request.api) if request.api in svc.map.apis else None
+    if api is None:
+        raise BadRequest(f"unknown API {request.api!r}", status=404, field_name="api")
+    if request.spec_url and not api.allows_spec_url(request.spec_url):
+        raise BadRequest(
+            f"specUrl is not under the API's allowedSpecUrls ({', '.join(api.allowed_spec_urls) or 'none configured'})",
+            field_name="specUrl",
+        )
+    if request.dry_run:
+        result = run_inline(request, svc.map, svc.ports, svc.pipeline)
+        return ApiResponse(
+            200,
+            {
+                "runId": result.run.run_id,
+                "dryRun": True,
+                "ok": result.ok,
+                "targets": [outcome_json(o) for o in result.outcomes],
+            },
+        )
+    run = submit(request, svc.map, svc.ports)
+    location = f"/api/runs/{run.run_id}"
+    return ApiResponse(
+        202,
+        {"runId": run.run_id, "targets": list(run.targets), "statusUrl": location},
+        {"Location": location},
+    )
+
+
+def get_run(req: ApiRequest, svc: Any) -> ApiResponse:
+    run_id = req.route.get("id", "")
+    if not run_id or not run_id.isalnum() or len(run_id) > 64:
+        raise BadRequest("run id must be alphanumeric", field_name="id")
+    run = svc.ports.ledger.get_run(run_id)
+    if run is None:
+        return error(404, "NotFound", f"no run {run_id!r}")
+    return ApiResponse(200, run.to_dict())
+
+
+def _int_param(
+    req: ApiRequest, name: str, *, default: int | None, low: int, high: int
+) -> int | None:
+    raw = req.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer", field_name=name) from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}", field_name=name)
+    return value
+
+
+def _api_and_target(req: ApiRequest, svc: Any) -> tuple[str, str | None]:
+    api = req.route.get("api", "")
+    if api not in svc.map.apis:
+        raise BadRequest(f"unknown API {api!r}", status=404, field_name="api")
+    target = req.query.get("target") or None
+    if target is not None and target not in {t.name for t in svc.map.apis[api].targets}:
+        raise BadRequest(f"API {api!r} has no target {target!r}", status=404, field_name="target")
+    return api, target
+
+
+def version_json(record: Any, *, definitions: bool = False) -> dict[str, Any]:
+    data = {
+        "api": record.api,
+        "target": record.target,
+        "version": record.version,
+        "reason": record.reason,
+        "outcome": record.outcome,
+        "runId": record.run_id,
+        "createdAt": record.created_at,
+        "eventId": record.event_id,
+        "eventType": record.event_type,
+        "eventTime": record.event_time,
+        "caller": record.caller,
+        "sourceUrl": record.source_url,
+        "infoVersion": record.info_version,
+        "commit": record.commit,
+        "summary": record.summary,
+        "upstreamSha256": record.upstream_sha256,
+        "appliedSha256": record.applied_sha256,
+    }
+    if definitions:
+        data["upstream"] = record.upstream
+        data["applied"] = record.applied
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def list_versions(req: ApiRequest, svc: Any) -> ApiResponse:
+    """Newest first, paged with ``before`` (the smallest version number of the previous page)."""
+    api, target = _api_and_target(req, svc)
+    limit = _int_param(req, "limit", default=20, low=1, high=100) or 20
+    before = _int_param(req, "before", default=None, low=1, high=10**9)
+    records = svc.ports.ledger.versions(api, target, limit=limit, before=before)
+    body: dict[str, Any] = {"api": api, "versions": [version_json(r) for r in records]}
+    if len(records) == limit and target is not None:
+        body["next"] = (
+            f"/api/apis/{api}/versions?target={target}&limit={limit}&before={records[-1].version}"
+        )
+    return ApiResponse(200, body)
+
+
+def get_version(req: ApiRequest, svc: Any) -> ApiResponse:
+    api, target = _api_and_target(req, svc)
+    if target is None:
+        raise BadRequest("target query parameter is required", field_name="target")
+    number = _int_param(req, "n", default=None, low=1, high=10**9)
+    raw = req.route.get("n", "")
+    if number is None:
+        if not raw.isdigit():
+            raise BadRequest("version must be a positive integer", field_name="n")
+        number = int(raw)
+    include = req.query.get("include") == "definition"
+    record = svc.ports.ledger.version(api, target, number, include_definitions=include)
+    if record is None:
+        return error(404, "NotFound", f"{api}/{target} has no version {number}")
+    return ApiResponse(200, version_json(record, definitions=include))

@@ -1,0 +1,441 @@
+"""One work item (API x target) through every stage: the heart of the worker.
+
+fetch -> parse -> ref guard -> normalize -> overlay -> overrides -> merge -> validate -> diff ->
+policy -> (dry run stops) -> pending marker -> apply -> verify -> record.
+
+Nothing is written unless the definition really changes, so a redelivered event or an unchanged
+spec costs no write to the connector or the ledger. A crash between the connector write and the
+ledger write leaves a ``pending`` marker on the state row; the next run sees the connector already
+holds that definition and records the missing version instead of writing again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync import spec
+from sync.config import ApiConfig, SyncMap, TargetConfig
+from sync.errors import BlockedError, PermanentError, SpecError, SyncError, TargetError
+from sync.models import (
+    CurrentConnector,
+    Hold,
+    TargetOutcome,
+    TargetState,
+    VersionRecord,
+    WorkItem,
+    iso,
+    utcnow,
+)
+from sync.ports import Ports, Target
+from sync.spec.canonical import sha256_hex
+from sync.spec.parse import load_object
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """The upstream side of a sync, computed once per work item."""
+
+    upstream: dict[str, Any]
+    info_version: str | None
+    source_url: str | None
+    etag: str | None = None
+    last_modified: str | None = None
+    losses: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Unchanged(Exception):
+    """Raised inside the stages to stop early with nothing written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def apply_overrides(doc: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Per-target host/basePath/schemes: each environment has its own backend."""
+    if not overrides:
+        return doc
+    out = dict(doc)
+    for key in ("host", "basePath", "schemes"):
+        if key in overrides:
+            out[key] = overrides[key]
+    return out
+
+
+def prepare_upstream(
+    api: ApiConfig, tcfg: TargetConfig, raw: bytes, *, source: str
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Bytes of the API's spec -> the Swagger 2.0 document this target should converge to."""
+    doc = load_object(raw, source=source)
+    spec.check_refs(doc)
+    normalized = spec.normalize(doc)
+    warnings: list[str] = []
+    result = normalized.doc
+    if normalized.generated_operation_ids:
+        warnings.append(
+            "generated operationIds: " + ", ".join(normalized.generated_operation_ids[:20])
+        )
+    if api.overlay is not None:
+        overlay = load_object(api.overlay.read_bytes(), source=str(api.overlay))
+        spec.check_refs(overlay)
+        result, overlay_warnings = spec.apply_overlay(result, overlay)
+        warnings.extend(overlay_warnings)
+    result = apply_overrides(result, tcfg.overrides)
+    return result, list(normalized.losses), warnings
+
+
+class Pipeline:
+    """Runs work items against the ports; one instance per process is fine (no per-item state)."""
+
+    def __init__(
+        self, sync_map: SyncMap, ports: Ports, *, owner: str, lease_seconds: float
+    ) -> None:
+        self.map = sync_map
+        self.ports = ports
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+
+    # -- entry point ---------------------------------------------------------------------------
+    def run(self, item: WorkItem) -> TargetOutcome:
+        started = time.monotonic()
+        api = self.map.api(item.api)
+        tcfg = api.target(item.target)
+        target = self.ports.targets(item.api, item.target)
+        base = {
+            "api": item.api,
+            "target": item.target,
+            "target_kind": target.kind,
+            "environment": target.environment,
+            "connector_id": None,
+            "portal_url": None,
+        }
+        try:
+            outcome = self._run(item, api, tcfg, target, base)
+        except SyncError as exc:
+            if exc.transient:
+                raise
+            result = "blocked" if isinstance(exc, BlockedError) else "failed"
+            outcome = TargetOutcome(**base, result=result, message=str(exc))
+            if not item.request.dry_run:
+                self._remember(item, outcome)
+        duration = int((time.monotonic() - started) * 1000)
+        log.info(
+            "target finished",
+            extra={
+                "run_id": item.run_id,
+                "api": item.api,
+                "target": item.target,
+                "stage": "done",
+                "outcome": outcome.result,
+                "duration_ms": duration,
+            },
+        )
+        return _with(outcome, duration_ms=duration)
+
+    def _remember(self, item: WorkItem, outcome: TargetOutcome) -> None:
+        """Failed/blocked/held outcomes go on the state row (versions are for applied ones)."""
+        ledger = self.ports.ledger
+        try:
+            state = ledger.state(item.api, item.target)
+            ledger.save_state(
+                item.api,
+                item.target,
+                state.evolve(
+                    last_outcome=outcome.result,
+                    last_message=outcome.message[:1000],
+                    last_run_id=item.run_id,
+                ),
+            )
+        except SyncError as exc:  # the outcome is still reported through the run row
+            log.warning("could not record outcome on state row: %s", exc)
+
+    def _run(
+        self,
+        item: WorkItem,
+        api: ApiConfig,
+        tcfg: TargetConfig,
+        target: Target,
+        base: dict[str, Any],
+    ) -> TargetOutcome:
+        request = item.request
+        ledger = self.ports.ledger
+        if (
+            request.event_id
+            and not request.dry_run
+            and ledger.seen_event(item.api, item.target, request.event_id)
+        ):
+            return TargetOutcome(**base, result="unchanged", message="event already processed")
+        state = ledger.state(item.api, item.target)
+        if (
+            state.hold
+            and state.hold.active()
+            and request.reason != "rollback"
+            and not request.dry_run
+        ):
+            outcome = TargetOutcome(
+                **base,
+                result="held",
+                version=state.version,
+                message=f"held at v{state.hold.version} until {state.hold.until} by {state.hold.by}",
+            )
+            self._remember(item, outcome)
+            return outcome
+        if request.dry_run:
+            return self._stages(item, api, tcfg, target, state, base)
+        lease = ledger.acquire_lease(item.api, item.target, self.owner, self.lease_seconds)
+        try:
+            state = ledger.state(item.api, item.target)  # fresh, under the lease
+            return self._stages(item, api, tcfg, target, state, base)
+        finally:
+            ledger.release_lease(lease)
+
+    # -- stages --------------------------------------------------------------------------------
+    def _prepare(
+        self, item: WorkItem, api: ApiConfig, tcfg: TargetConfig, state: TargetState
+    ) -> Prepared:
+        request = item.request
+        if request.rollback_to is not None:
+            record = self.ports.ledger.version(
+                item.api, item.target, request.rollback_to, include_definitions=True
+            )
+            if record is None or record.applied is None:
+                raise PermanentError(
+                    f"version {request.rollback_to} is not recorded for this target",
+                    where=f"{item.api}/{item.target}",
+                )
+            return Prepared(
+                upstream=record.upstream or record.applied,
+                info_version=record.info_version,
+                source_url=f"ledger:v{request.rollback_to}",
+            )
+        location = request.spec_url or api.spec_url
+        if location is None:
+            raise PermanentError(
+                f"spec source {api.spec_kind!r} has no URL to fetch", where=f"apis.{api.name}.spec"
+            )
+        conditional = state.version > 0 and state.last_outcome in (None, "updated", "unchanged")
+        fetched = self.ports.specs.fetch(
+            location,
+            etag=state.spec_etag if conditional else None,
+            last_modified=state.spec_last_modified if conditional else None,
+        )
+        if fetched.not_modified:
+            raise Unchanged("spec not modified (HTTP 304)")
+        assert fetched.content is not None
+        upstream, losses, warnings = prepare_upstream(api, tcfg, fetched.content, source=location)
+        info = upstream.get("info") if isinstance(upstream.get("info"), dict) else {}
+        return Prepared(
+            upstream=upstream,
+            info_version=str(info.get("version")) if info.get("version") is not None else None,
+            source_url=location,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            losses=losses,
+            warnings=warnings,
+        )
+
+    def _stages(
+        self,
+        item: WorkItem,
+        api: ApiConfig,
+        tcfg: TargetConfig,
+        target: Target,
+        state: TargetState,
+        base: dict[str, Any],
+    ) -> TargetOutcome:
+        request = item.request
+        try:
+            prepared = self._prepare(item, api, tcfg, state)
+        except Unchanged as stop:
+            return TargetOutcome(
+                **base, result="unchanged", message=stop.message, version=state.version or None
+            )
+        upstream_sha = sha256_hex(prepared.upstream)
+        current = target.read()
+        base = {**base, "connector_id": current.connector_id or state.connector_id}
+        ours = current.definition
+        ours_sha = sha256_hex(ours) if ours is not None else None
+        if (
+            request.rollback_to is None
+            and upstream_sha == state.upstream_sha256
+            and ours_sha == state.applied_sha256
+            and not state.pending
+        ):
+            return TargetOutcome(
+                **base,
+                result="unchanged",
+                message="spec content unchanged",
+                version=state.version,
+                info_version=prepared.info_version,
+            )
+        merge_base = self._merge_base(item, state)
+        if request.rollback_to is not None:
+            merged, conflicts = prepared.upstream, []
+            desired = self.ports.ledger.version(
+                item.api, item.target, request.rollback_to, include_definitions=True
+            )
+            merged = desired.applied if desired and desired.applied else merged
+        else:
+            merged, conflicts = spec.merge3(merge_base, ours, prepared.upstream)
+        report = spec.validate(merged, limit_bytes=target.limit_bytes, strict=api.strict)
+        warnings = [*prepared.warnings, *report.warnings]
+        if not report.ok:
+            raise SpecError("; ".join(report.errors[:10]), where=f"{item.api}/{item.target}")
+        change = spec.diff(ours, merged)
+        merged_sha = sha256_hex(merged)
+        common = {
+            **base,
+            "info_version": prepared.info_version,
+            "previous_info_version": _info_version(ours),
+            "previous_version": state.version or None,
+            "diff": change.to_dict(),
+            "warnings": tuple(warnings[:200]),
+            "losses": tuple(prepared.losses[:200]),
+            "conflicts": tuple(conflicts[:200]),
+            "portal_url": target.portal_url(),
+        }
+        if merged_sha == ours_sha and not (state.pending and request.rollback_to is None):
+            return TargetOutcome(**common, result="unchanged", message="connector already current")
+        policy = tcfg.breaking
+        if change.breaking and policy == "block" and request.rollback_to is None:
+            raise BlockedError(
+                "breaking changes blocked by policy: " + _breaking_summary(change.to_dict()),
+                where=f"{item.api}/{item.target}",
+            )
+        if request.dry_run:
+            return TargetOutcome(**common, result="dry-run", message="dry run: nothing written")
+        connector_id = self._apply(item, target, current, merged, merged_sha, state)
+        record = VersionRecord(
+            api=item.api,
+            target=item.target,
+            version=state.version + 1,
+            reason=_reason(request),
+            outcome="updated",
+            run_id=item.run_id,
+            created_at=iso(utcnow()) or "",
+            event_id=request.event_id,
+            event_type=request.event_type,
+            event_time=request.event_time,
+            caller=request.caller,
+            source_url=prepared.source_url,
+            info_version=prepared.info_version,
+            commit=request.commit,
+            summary=change.to_dict(),
+            upstream_sha256=upstream_sha,
+            applied_sha256=merged_sha,
+            upstream=prepared.upstream,
+            applied=merged,
+        )
+        latest = self.ports.ledger.state(item.api, item.target)
+        new_state = latest.evolve(
+            version=record.version,
+            applied_sha256=merged_sha,
+            upstream_sha256=upstream_sha,
+            spec_etag=prepared.etag,
+            spec_last_modified=prepared.last_modified,
+            spec_info_version=prepared.info_version,
+            connector_id=connector_id or latest.connector_id,
+            last_outcome="updated",
+            last_message="",
+            last_run_id=item.run_id,
+            last_synced_at=record.created_at,
+            last_event_time=request.event_time or latest.last_event_time,
+            pending=None,
+            hold=_hold_after(request, latest, record.version),
+        )
+        self.ports.ledger.record_version(record, new_state, request.event_id)
+        message = f"v{record.version} applied"
+        if change.breaking:
+            message += " (breaking changes " + ("allowed)" if policy == "allow" else "warned)")
+        return TargetOutcome(
+            **{**common, "connector_id": connector_id or common["connector_id"]},
+            result="updated",
+            version=record.version,
+            message=message,
+        )
+
+    def _merge_base(self, item: WorkItem, state: TargetState) -> dict[str, Any] | None:
+        if state.version <= 0:
+            return None
+        record = self.ports.ledger.version(
+            item.api, item.target, state.version, include_definitions=True
+        )
+        return record.upstream if record else None
+
+    def _apply(
+        self,
+        item: WorkItem,
+        target: Target,
+        current: CurrentConnector,
+        merged: dict[str, Any],
+        merged_sha: str,
+        state: TargetState,
+    ) -> str | None:
+        """Pending marker, write, verify. A connector that already holds ``merged`` (a crash after
+        a previous write) is not written again: only the missing ledger version is recorded."""
+        ledger = self.ports.ledger
+        already = current.definition is not None and sha256_hex(current.definition) == merged_sha
+        if already:
+            log.info("connector already holds the definition; reconciling the ledger")
+            return current.connector_id
+        pending = json.dumps({"run": item.run_id, "sha256": merged_sha, "at": iso(utcnow())})
+        ledger.save_state(item.api, item.target, state.evolve(pending=pending))
+        connector_id = target.write(merged, current)
+        self._verify(target, merged_sha, item)
+        return connector_id
+
+    def _verify(self, target: Target, expected_sha: str, item: WorkItem) -> None:
+        verify = getattr(target, "verify", None)
+        if callable(verify):  # remote targets wait out propagation delay themselves
+            verify_result = verify(expected_sha)
+            if verify_result is not None and verify_result is not True:
+                raise TargetError(str(verify_result), where=f"{item.api}/{item.target}")
+            return
+        stored = target.read_back()
+        if stored is None or sha256_hex(stored) != expected_sha:
+            raise TargetError(
+                "read-back does not match the written definition", where=f"{item.api}/{item.target}"
+            )
+
+
+def _with(outcome: TargetOutcome, **changes: Any) -> TargetOutcome:
+    from dataclasses import replace
+
+    return replace(outcome, **changes)
+
+
+def _info_version(doc: dict[str, Any] | None) -> str | None:
+    info = (doc or {}).get("info")
+    if isinstance(info, dict) and info.get("version") is not None:
+        return str(info["version"])
+    return None
+
+
+def _reason(request: Any) -> str:
+    if request.rollback_to is not None:
+        return f"rollback to v{request.rollback_to}"
+    return str(request.reason)
+
+
+def _hold_after(request: Any, state: TargetState, version: int) -> Hold | None:
+    """A rollback holds the target (until released or expired); other syncs keep the hold."""
+    hold_until = getattr(request, "hold_until", None)
+    if request.rollback_to is not None and hold_until:
+        return Hold(version=version, until=hold_until, by=request.caller or "unknown")
+    return state.hold
+
+
+def _breaking_summary(diff: dict[str, Any]) -> str:
+    parts: list[str] = [f"removed {key}" for key in diff.get("removed", [])[:5]]
+    for entry in diff.get("changed", []):
+        for change in entry.get("changes", []):
+            if change.get("breaking"):
+                parts.append(f"{entry.get('operationId')}: {change.get('message')}")
+    return "; ".join(parts[:8]) or "breaking changes"

@@ -1,0 +1,190 @@
+"""Runs: plan a request into work items, execute items, fan in, notify once per run.
+
+One request (an event, an HTTP call, the drift timer, the CLI) becomes one run with one work item
+per target. The planner only enqueues (Event Grid waits 30 s at most); workers execute items from
+the queue; the worker whose outcome completes the run sends the single notification. The CLI and
+dry runs execute the same items inline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+from sync.config import SyncMap
+from sync.errors import PermanentError, SyncError
+from sync.models import (
+    RunSummary,
+    SyncRequest,
+    TargetOutcome,
+    WorkItem,
+    iso,
+    new_run_id,
+    utcnow,
+)
+from sync.pipeline import Pipeline
+from sync.ports import Ports
+
+log = logging.getLogger(__name__)
+
+
+def run_id_for(request: SyncRequest) -> str:
+    """Deterministic for events, so a redelivered event joins its first run instead of a new one."""
+    if request.event_id:
+        key = f"{request.event_id}\n{request.api}\n{request.spec_url or ''}"
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return new_run_id()
+
+
+def target_names(request: SyncRequest, sync_map: SyncMap) -> tuple[str, ...]:
+    api = sync_map.api(request.api)
+    known = tuple(t.name for t in api.targets)
+    if request.targets is None:
+        return known
+    unknown = [t for t in request.targets if t not in known]
+    if unknown:
+        raise PermanentError(
+            f"API {request.api!r} has no target(s) {', '.join(unknown)}; known: {', '.join(known)}",
+            where="targets",
+        )
+    if not request.targets:
+        raise PermanentError("targets must not be empty", where="targets")
+    return tuple(dict.fromkeys(request.targets))
+
+
+def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
+    """Record the run and enqueue one item per target (the queue does the rest)."""
+    targets = target_names(request, sync_map)
+    run = RunSummary(
+        run_id=run_id_for(request),
+        api=request.api,
+        request=request,
+        targets=targets,
+        created_at=iso(utcnow()),
+    )
+    ports.ledger.start_run(run)
+    for target in targets:
+        ports.queue.send(
+            WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
+        )
+    log.info(
+        "run planned",
+        extra={
+            "run_id": run.run_id,
+            "api": request.api,
+            "event_id": request.event_id,
+            "stage": "plan",
+            "targets": len(targets),
+        },
+    )
+    return run
+
+
+def complete(item: WorkItem, outcome: TargetOutcome, ports: Ports) -> RunSummary | None:
+    """Fan in: add the outcome to the run; the call that completes it notifies (best effort)."""
+    if item.request.dry_run:
+        return None
+    run = ports.ledger.finish_item(item.run_id, outcome)
+    if run is None:
+        return None
+    notify(run, ports)
+    return run
+
+
+def notify(run: RunSummary, ports: Ports) -> str:
+    """A notification never fails or undoes a sync: every error becomes a recorded status."""
+    try:
+        status = ports.notifier.notify(run)
+    except Exception as exc:  # the notifier contract says never raise; enforce it
+        status = f"failed: {type(exc).__name__}"
+        log.warning("notifier raised %s for run %s", type(exc).__name__, run.run_id)
+    try:
+        ports.ledger.mark_notified(run.run_id, status)
+    except SyncError as exc:
+        log.warning("could not record notification status for run %s: %s", run.run_id, exc)
+    return status
+
+
+def execute(item: WorkItem, pipeline: Pipeline, ports: Ports) -> TargetOutcome:
+    """Queue-trigger body: transient errors propagate so the queue retries, then poisons."""
+    outcome = pipeline.run(item)
+    complete(item, outcome, ports)
+    return outcome
+
+
+def give_up(item: WorkItem, ports: Ports, *, attempts: int | None = None) -> TargetOutcome:
+    """Poison-queue body: the item failed every retry; record that and tell the humans."""
+    suffix = f" after {attempts} attempts" if attempts else ""
+    outcome = TargetOutcome(
+        api=item.api,
+        target=item.target,
+        result="failed",
+        message=f"gave up{suffix}: transient errors persisted (see logs for run {item.run_id})",
+    )
+    try:
+        state = ports.ledger.state(item.api, item.target)
+        ports.ledger.save_state(
+            item.api,
+            item.target,
+            state.evolve(
+                last_outcome="failed", last_message=outcome.message, last_run_id=item.run_id
+            ),
+        )
+    except SyncError as exc:
+        log.warning("could not record poison outcome on the state row: %s", exc)
+    complete(item, outcome, ports)
+    return outcome
+
+
+@dataclass
+class InlineResult:
+    run: RunSummary
+    outcomes: list[TargetOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.result not in ("failed", "blocked") for o in self.outcomes)
+
+
+def run_inline(
+    request: SyncRequest, sync_map: SyncMap, ports: Ports, pipeline: Pipeline
+) -> InlineResult:
+    """CLI and dry runs: the same items, executed here instead of through the queue.
+
+    A transient error that survives the adapters' own retries is reported as a failure of that
+    target (there is no queue to retry it), and the other targets still run.
+    """
+    targets = target_names(request, sync_map)
+    run = RunSummary(
+        run_id=run_id_for(request),
+        api=request.api,
+        request=request,
+        targets=targets,
+        created_at=iso(utcnow()),
+    )
+    if not request.dry_run:
+        ports.ledger.start_run(run)
+    result = InlineResult(run=run)
+    for target in targets:
+        item = WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
+        try:
+            outcome = pipeline.run(item)
+        except SyncError as exc:
+            outcome = TargetOutcome(
+                api=request.api, target=target, result="failed", message=str(exc)
+            )
+        result.outcomes.append(outcome)
+        finished = complete(item, outcome, ports)
+        if finished is not None:
+            result.run = finished
+    if request.dry_run:
+        result.run = RunSummary(
+            run_id=run.run_id,
+            api=run.api,
+            request=request,
+            targets=targets,
+            outcomes=tuple(result.outcomes),
+            created_at=run.created_at,
+        )
+    return result

@@ -1,0 +1,172 @@
+"""What each Functions trigger does, minus ``azure.functions``: the bodies ``function_app.py`` calls.
+
+Kept apart from ``function_app.py`` so the trigger behaviour is testable with plain values and
+``sync`` never imports the Functions library (the trigger objects are read by duck typing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sync import http_api
+from sync.bootstrap import Service, service
+from sync.errors import ConfigError, SyncError
+from sync.http_api import ApiRequest, ApiResponse, error
+from sync.models import SyncRequest, WorkItem
+from sync.runs import execute, give_up, submit
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ApiRequest", "ApiResponse"]
+
+
+def event_to_dict(event: Any) -> dict[str, Any]:
+    """func.CloudEvent or func.EventGridEvent -> the plain dict the event parser takes."""
+    from sync import events
+
+    if hasattr(event, "specversion"):
+        return events.cloud_event_dict(
+            id=event.id,
+            source=event.source,
+            type=event.type,
+            specversion=event.specversion,
+            time=event.time,
+            subject=event.subject,
+            data=event.get_json(),
+        )
+    return events.event_grid_dict(
+        id=event.id,
+        topic=event.topic,
+        subject=event.subject,
+        event_type=event.event_type,
+        event_time=event.event_time,
+        data=event.get_json(),
+        data_version=event.data_version,
+    )
+
+
+def plan(raw_event: dict[str, Any], svc: Service) -> list[str]:
+    """Event -> runs. Unmatched or malformed events are acknowledged (logged) with no side effect."""
+    from sync import events
+
+    try:
+        event = events.normalize_event(raw_event)
+    except events.MalformedEvent as exc:
+        log.warning("malformed event acknowledged and ignored: %s", exc)
+        return []
+    decision = events.plan_requests(event, svc.map)
+    if decision.ignored or not decision.requests:
+        log.info("event %s (%s) ignored: %s", event.id, event.type, decision.ignored or "no match")
+        return []
+    if decision.debounce_key and not svc.ports.ledger.debounce(
+        decision.debounce_key, decision.debounce_seconds
+    ):
+        log.info("event %s debounced (%s)", event.id, decision.debounce_key)
+        return []
+    return [submit(request, svc.map, svc.ports).run_id for request in decision.requests]
+
+
+def on_event(raw_event: dict[str, Any]) -> list[str]:
+    """Event Grid trigger: configuration errors raise, so Event Grid retries and dead-letters."""
+    return plan(raw_event, service())
+
+
+def parse_work_item(body: bytes | str) -> WorkItem | None:
+    try:
+        data = json.loads(body)
+        return WorkItem.from_dict(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("malformed work item acknowledged and dropped: %s", type(exc).__name__)
+        return None
+
+
+def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
+    item = parse_work_item(body)
+    if item is None:
+        return
+    svc = service()
+    log.info(
+        "work item %s/%s attempt %d",
+        item.api,
+        item.target,
+        dequeue_count,
+        extra={"run_id": item.run_id, "api": item.api, "target": item.target, "stage": "dequeue"},
+    )
+    execute(item, svc.pipeline, svc.ports)
+
+
+def on_poison_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
+    item = parse_work_item(body)
+    if item is None:
+        return
+    svc = service()
+    give_up(item, svc.ports, attempts=None)
+
+
+def on_drift_timer(*, past_due: bool = False) -> list[str]:
+    """Re-check every API: a spec changed without an event, or a connector edited by hand."""
+    svc = service()
+    if past_due:
+        log.info("drift timer is past due; running now")
+    runs = []
+    for api in svc.map.apis:
+        try:
+            runs.append(submit(SyncRequest(api=api, reason="drift"), svc.map, svc.ports).run_id)
+        except SyncError as exc:
+            log.error("drift check for %s not planned: %s", api, exc)
+    return runs
+
+
+Route = Callable[[ApiRequest, Service], ApiResponse]
+
+
+def http(
+    route: Route, req: ApiRequest, svc_factory: Callable[[], Service] = service
+) -> ApiResponse:
+    """Every HTTP route: wire the service (a broken map answers 500 naming the key path)."""
+    try:
+        svc = svc_factory()
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return error(500, "ConfigError", exc.message, path=exc.path)
+    return http_api.guarded(lambda r: route(r, svc))(req)
+
+
+def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
+    from sync import events
+
+    if req.method == "OPTIONS":
+        headers = events.is_cloudevents_abuse_protection(req.method, req.headers)
+        if headers is None:
+            return error(400, "BadRequest", "OPTIONS is only for the CloudEvents webhook handshake")
+        return ApiResponse(200, None, headers)
+    kind = req.headers.get("aeg-event-type")
+    if kind:  # Event Grid pointed at this route (custom topics)
+        delivered = events.events_from_body(req.body)
+        if kind == "SubscriptionValidation":
+            answer = events.validation_response(delivered[0]) if delivered else None
+            if answer is None:
+                return error(400, "BadRequest", "no subscription validation event in the body")
+            return ApiResponse(200, answer)
+        runs = [run for ev in delivered for run in plan(_event_dict(ev), svc)]
+        return ApiResponse(200, {"runs": runs})
+    return http_api.post_sync(req, svc, caller=None)
+
+
+def _event_dict(ev: Any) -> dict[str, Any]:
+    return ev if isinstance(ev, dict) else dict(ev.raw) if hasattr(ev, "raw") else ev.__dict__
+
+
+def get_run_route(req: ApiRequest, svc: Service) -> ApiResponse:
+    return http_api.get_run(req, svc)
+
+
+def list_versions_route(req: ApiRequest, svc: Service) -> ApiResponse:
+    return http_api.list_versions(req, svc)
+
+
+def get_version_route(req: ApiRequest, svc: Service) -> ApiResponse:
+    return http_api.get_version(req, svc)

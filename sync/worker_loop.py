@@ -1,0 +1,59 @@
+"""A local stand-in for the queue trigger: receive, execute, delete, or leave for a retry.
+
+In Azure the Functions host polls the queue; locally (no host can be installed here) the CLI
+drains the same queue with the same ``execute`` call, so the demo and the tests go through the
+real queue on Azurite instead of calling the pipeline directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sync.errors import SyncError
+from sync.models import TargetOutcome
+from sync.runs import execute, give_up
+
+log = logging.getLogger(__name__)
+
+MAX_DEQUEUE = 5  # mirrors host.json extensions.queues.maxDequeueCount
+
+
+def drain(
+    svc: Any, *, max_items: int = 100, wait_seconds: float = 2.0, visibility_timeout: int = 60
+) -> list[TargetOutcome]:
+    """Process items until the queue stays empty for ``wait_seconds`` or ``max_items`` ran."""
+    queue = svc.ports.queue
+    outcomes: list[TargetOutcome] = []
+    idle_since = time.monotonic()
+    while len(outcomes) < max_items:
+        batch = queue.receive(
+            max_messages=min(16, max_items - len(outcomes)), visibility_timeout=visibility_timeout
+        )
+        if not batch:
+            if time.monotonic() - idle_since >= wait_seconds:
+                break
+            time.sleep(0.1)
+            continue
+        idle_since = time.monotonic()
+        for item, handle in batch:
+            try:
+                outcomes.append(execute(item, svc.pipeline, svc.ports))
+            except SyncError as exc:
+                if not exc.transient:
+                    raise
+                dequeues = int(getattr(handle, "dequeue_count", 1) or 1)
+                log.warning(
+                    "work item %s/%s failed transiently (attempt %d): %s",
+                    item.api,
+                    item.target,
+                    dequeues,
+                    exc,
+                )
+                if dequeues >= MAX_DEQUEUE:
+                    outcomes.append(give_up(item, svc.ports, attempts=dequeues))
+                    queue.delete(handle)
+                continue  # left on the queue: visible again after the timeout, like the host
+            queue.delete(handle)
+    return outcomes
