@@ -1,0 +1,184 @@
+"""How the ledger packs big JSON into Table Storage: zlib, split over binary properties, hashed.
+
+A Table entity caps one binary property at 64 KiB and the whole entity at 1 MiB (on Azurite the
+JSON request body, where binary travels as base64, so ~768 KiB of binary). A version row must hold
+both the normalized upstream spec and the applied definition, which for a big API are hundreds of
+KiB of JSON. zlib brings typical OpenAPI down 5-15x; the rest is split into <= 60 KiB chunks, and a
+pair still above ``INLINE_LIMIT`` compressed goes to a blob instead. Each document is stored as its
+canonical bytes (``sync.spec.canonical``), so the stored sha256 can be checked on the exact bytes
+read back, with no re-serialization in between.
+
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from sync.errors import PermanentError
+from sync.spec.canonical import canonical_bytes
+
+CHUNK_BYTES = 60 * 1024  # below the 64 KiB binary-property limit, with headroom
+INLINE_LIMIT = 10 * CHUNK_BYTES  # 600 KiB compressed: keeps the entity well under 1 MiB
+CHUNK_PREFIX = "Def"  # Def00, Def01, ...
+MAX_STRING_CHARS = 32_000  # a Table string property holds at most 32K UTF-16 characters
+
+
+class LedgerCorruptError(PermanentError):
+    """Stored bytes do not decompress or do not match their recorded sha256."""
+
+
+@dataclass(frozen=True)
+class PackedPair:
+    """The upstream spec and applied definition as one compressed payload plus what verifies it."""
+
+    payload: bytes  # zlib(upstream canonical bytes + applied canonical bytes)
+    upstream_len: int  # -1 = absent
+    applied_len: int
+    upstream_sha256: str | None
+    applied_sha256: str | None
+
+    @property
+    def inline(self) -> bool:
+        return len(self.payload) <= INLINE_LIMIT
+
+
+def _hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pack_pair(upstream: dict[str, Any] | None, applied: dict[str, Any] | None) -> PackedPair:
+    """Compress both documents together: applied is mostly upstream, so zlib shares the work."""
+    up = canonical_bytes(upstream) if upstream is not None else b""
+    ap = canonical_bytes(applied) if applied is not None else b""
+    return PackedPair(
+        payload=zlib.compress(up + ap, 6),
+        upstream_len=len(up) if upstream is not None else -1,
+        applied_len=len(ap) if applied is not None else -1,
+        upstream_sha256=_hex(up) if upstream is not None else None,
+        applied_sha256=_hex(ap) if applied is not None else None,
+    )
+
+
+def _load(data: bytes, expected_sha: str | None, *, what: str, where: str) -> dict[str, Any]:
+    actual = _hex(data)
+    if expected_sha is None or actual != expected_sha:
+        raise LedgerCorruptError(
+            f"stored {what} has sha256 {actual}, the row records {expected_sha}", where=where
+        )
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise LedgerCorruptError(f"stored {what} is not JSON: {exc}", where=where) from None
+    if not isinstance(doc, dict):
+        raise LedgerCorruptError(f"stored {what} is not a JSON object", where=where)
+    return doc
+
+
+def unpack_pair(
+    payload: bytes,
+    *,
+    upstream_len: int,
+    applied_len: int,
+    upstream_sha256: str | None,
+    applied_sha256: str | None,
+    where: str,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Reassemble and verify; any mismatch is corruption, never silently "no definition"."""
+    try:
+        raw = zlib.decompress(payload)
+    except zlib.error as exc:
+        raise LedgerCorruptError(
+            f"stored definitions do not decompress: {exc}", where=where
+        ) from None
+    expected = max(upstream_len, 0) + max(applied_len, 0)
+    if len(raw) != expected:
+        raise LedgerCorruptError(
+            f"stored definitions are {len(raw)} bytes, the row records {expected}", where=where
+        )
+    up_end = max(upstream_len, 0)
+    upstream = (
+        _load(raw[:up_end], upstream_sha256, what="upstream spec", where=where)
+        if upstream_len >= 0
+        else None
+    )
+    applied = (
+        _load(raw[up_end:], applied_sha256, what="applied definition", where=where)
+        if applied_len >= 0
+        else None
+    )
+    return upstream, applied
+
+
+def chunk_properties(payload: bytes, prefix: str = CHUNK_PREFIX) -> dict[str, bytes]:
+    """``{"Def00": ..., "Def01": ...}``, each <= ``CHUNK_BYTES``."""
+    return {
+        f"{prefix}{i // CHUNK_BYTES:02d}": payload[i : i + CHUNK_BYTES]
+        for i in range(0, len(payload), CHUNK_BYTES)
+    }
+
+
+def chunk_names(count: int, prefix: str = CHUNK_PREFIX) -> list[str]:
+    return [f"{prefix}{i:02d}" for i in range(count)]
+
+
+def join_chunks(
+    entity: dict[str, Any], count: int, *, where: str, prefix: str = CHUNK_PREFIX
+) -> bytes:
+    parts = []
+    for name in chunk_names(count, prefix):
+        part = entity.get(name)
+        if not isinstance(part, bytes | bytearray):
+            raise LedgerCorruptError(f"chunk {name} of {count} is missing", where=where)
+        parts.append(bytes(part))
+    return b"".join(parts)
+
+
+def zlib_compress(data: bytes) -> bytes:
+    return zlib.compress(data, 6)
+
+
+def zlib_decompress(data: bytes, *, where: str) -> bytes:
+    try:
+        return zlib.decompress(data)
+    except zlib.error as exc:
+        raise LedgerCorruptError(f"stored bytes do not decompress: {exc}", where=where) from None
+
+
+def encode_json_property(doc: Any) -> tuple[str, str | bytes]:
+    """A JSON value as a string property when it fits, else zlib in one binary property.
+
+    Returns ``(suffix, value)``: suffix "" for the string form, "Z" for the compressed form, so a
+    reader knows which property to look for (``Summary`` or ``SummaryZ``).
+    """
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    if len(text) <= MAX_STRING_CHARS:
+        return "", text
+    packed = zlib.compress(text.encode(), 9)
+    if len(packed) > CHUNK_BYTES:
+        raise PermanentError(
+            f"JSON value is {len(packed)} bytes compressed, above the {CHUNK_BYTES}-byte property limit",
+            where="ledger",
+        )
+    return "Z", packed
+
+
+def decode_json_property(entity: dict[str, Any], name: str, *, where: str) -> Any:
+    if isinstance(entity.get(name + "Z"), bytes | bytearray):
+        try:
+            return json.loads(zlib.decompress(bytes(entity[name + "Z"])))
+        except (zlib.error, ValueError) as exc:
+            raise LedgerCorruptError(
+                f"property {name}Z is unreadable: {exc}", where=where
+            ) from None
+    text = entity.get(name)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise LedgerCorruptError(f"property {name} is not JSON: {exc}", where=where) from None

@@ -1,0 +1,870 @@
+"""The ledger on Azure Table Storage (blob fallback for very large definitions).
+
+Why Table Storage: one entity-group transaction per partition is exactly the atomic unit a sync
+needs (version row + state row + event marker), ETags give optimistic concurrency for leases, the
+run fan-in and debouncing, and it costs nothing at this scale.
+
+Layout (one table)::
+
+    PartitionKey "<api>~<target>"   RowKey "state"              TargetState
+                                    RowKey "lease"              owner + expiry
+                                    RowKey "event~<sha256>"     one marker per processed event id
+                                    RowKey "v~<9999999999-n>"   version n (inverted: newest first)
+    PartitionKey "runs"             RowKey "<run id>"           the run, its outcomes (zlib chunks)
+    PartitionKey "debounce"         RowKey "<sha256 of key>"    window end
+
+Clocks: lease and debounce expiry compare this host's UTC clock with a time another host wrote;
+keep leases long (minutes) compared with any plausible skew.
+
+Large pairs (compressed above ``ledger_codec.INLINE_LIMIT``) are uploaded to a blob BEFORE the
+transaction; if the transaction then fails the blob is an orphan nobody references, which is
+harmless (same name is overwritten by a retry of the same version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from sync.adapters import ledger_codec as codec
+from sync.errors import (
+    ConfigError,
+    LeaseTakenError,
+    PermanentError,
+    SyncError,
+    TransientError,
+)
+from sync.models import (
+    Hold,
+    RunSummary,
+    SyncRequest,
+    TargetOutcome,
+    TargetState,
+    VersionRecord,
+    iso,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from sync.settings import Settings
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+MAX_VERSION = 9_999_999_999
+RUNS_PARTITION = "runs"
+DEBOUNCE_PARTITION = "debounce"
+STATE_ROW = "state"
+LEASE_ROW = "lease"
+MAX_MESSAGE_CHARS = 4_000
+CAS_ATTEMPTS = 64  # optimistic-concurrency rounds on the run row (not an HTTP retry loop)
+
+_created: set[tuple[str, str, str]] = set()  # (kind, endpoint, name) made sure of in this process
+_created_lock = threading.Lock()
+
+
+class ConcurrencyError(TransientError):
+    """Someone else changed the row since we read it (stale ETag); re-read and try again."""
+
+
+class DuplicateEventError(ConcurrencyError):
+    """The event id is already recorded for this target: a redelivery raced a finished run.
+
+    Transient on purpose: the retry calls ``seen_event`` first and skips the event.
+    """
+
+
+@dataclass(frozen=True)
+class TableLease:
+    """A claimed lease row; ``etag`` lets ``release_lease`` delete only what is still ours."""
+
+    api: str
+    target: str
+    owner: str
+    expires: str
+    etag: str
+
+
+def partition_key(api: str, target: str) -> str:
+    for kind, name in (("api", api), ("target", target)):
+        if not isinstance(name, str) or not NAME.match(name):
+            raise PermanentError(
+                f"{kind} name {name!r} does not match {NAME.pattern}", where="ledger.partition_key"
+            )
+    return f"{api}~{target}"
+
+
+def version_row_key(number: int) -> str:
+    if not isinstance(number, int) or not 0 <= number <= MAX_VERSION:
+        raise PermanentError(
+            f"version number {number!r} is outside 0..{MAX_VERSION}", where="ledger.version"
+        )
+    return f"v~{MAX_VERSION - number:010d}"
+
+
+def event_row_key(event_id: str) -> str:
+    # Event ids are caller-chosen text; RowKey forbids / \ # ? so the id is hashed.
+    return "event~" + hashlib.sha256(event_id.encode()).hexdigest()
+
+
+def _check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise PermanentError(
+            f"run id {run_id!r} does not match {RUN_ID.pattern}", where="ledger.run"
+        )
+    return run_id
+
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _azure_errors(where: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Turn what azure-core raises into the service's error tree (after the SDK's own retries)."""
+
+    def decorate(fn: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            from azure.core.exceptions import AzureError, HttpResponseError
+
+            try:
+                return fn(*args, **kwargs)
+            except SyncError:
+                raise
+            except HttpResponseError as exc:
+                status = exc.status_code or 0
+                code = getattr(exc, "error_code", None) or "unknown"
+                message = f"storage answered HTTP {status} ({code})"
+                if status in (408, 429) or status >= 500:
+                    raise TransientError(message, where=where) from exc
+                raise PermanentError(message, where=where) from exc
+            except AzureError as exc:
+                raise TransientError(
+                    f"storage request failed: {type(exc).__name__}", where=where
+                ) from exc
+
+        return wrapper
+
+    return decorate
+
+
+class TableLedger:
+    """``sync.ports.Ledger`` on Azure Table Storage; one instance is safe to share across threads."""
+
+    def __init__(
+        self,
+        *,
+        connection_string: str | None = None,
+        table_endpoint: str | None = None,
+        blob_endpoint: str | None = None,
+        credential: Any = None,
+        table_name: str,
+        container: str,
+        credential_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        if not connection_string and not table_endpoint:
+            raise ConfigError(
+                "the ledger needs a storage connection string or a table endpoint",
+                path="SYNC_TABLE_ENDPOINT",
+            )
+        self._connection_string = connection_string
+        self._table_endpoint = table_endpoint
+        self._blob_endpoint = blob_endpoint
+        self._credential = credential
+        self._credential_factory = credential_factory
+        self.table_name = table_name
+        self.container = container
+        self._lock = threading.Lock()
+        self._table_client: Any = None
+        self._container_client: Any = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, credential_factory: Callable[[], Any] | None = None
+    ) -> TableLedger:
+        """Connection string when set (Azurite, local), else endpoints + a managed identity."""
+        if settings.storage_connection_string:
+            return cls(
+                connection_string=settings.storage_connection_string,
+                table_name=settings.ledger_table,
+                container=settings.ledger_container,
+            )
+        if not settings.table_endpoint:
+            raise ConfigError(
+                "set SYNC_TABLE_ENDPOINT (or SYNC_STORAGE_CONNECTION_STRING locally)",
+                path="SYNC_TABLE_ENDPOINT",
+            )
+        return cls(
+            table_endpoint=settings.table_endpoint,
+            blob_endpoint=settings.blob_endpoint,
+            table_name=settings.ledger_table,
+            container=settings.ledger_container,
+            credential_factory=credential_factory or default_credential,
+        )
+
+    # --- clients (lazy: the Azure SDK import and the table check cost cold-start time) ----------
+
+    def _get_credential(self) -> Any:
+        if self._credential is None and self._credential_factory is not None:
+            self._credential = self._credential_factory()
+        return self._credential
+
+    def _table(self) -> Any:
+        if self._table_client is not None:
+            return self._table_client
+        with self._lock:
+            if self._table_client is None:
+                from azure.data.tables import TableClient
+
+                if self._connection_string:
+                    client = TableClient.from_connection_string(
+                        self._connection_string, table_name=self.table_name
+                    )
+                else:
+                    client = TableClient(
+                        endpoint=str(self._table_endpoint),
+                        table_name=self.table_name,
+                        credential=self._get_credential(),
+                    )
+                key = ("table", client.url, self.table_name)
+                with _created_lock:
+                    if key not in _created:
+                        from azure.core.exceptions import ResourceExistsError
+
+                        with contextlib.suppress(ResourceExistsError):
+                            client.create_table()
+                        _created.add(key)
+                self._table_client = client
+        return self._table_client
+
+    def _blobs(self) -> Any:
+        if self._container_client is not None:
+            return self._container_client
+        with self._lock:
+            if self._container_client is None:
+                from azure.storage.blob import ContainerClient
+
+                if self._connection_string:
+                    client = ContainerClient.from_connection_string(
+                        self._connection_string, container_name=self.container
+                    )
+                elif self._blob_endpoint:
+                    client = ContainerClient(
+                        account_url=self._blob_endpoint,
+                        container_name=self.container,
+                        credential=self._get_credential(),
+                    )
+                else:
+                    raise ConfigError(
+                        "a definition pair too large for a table row needs SYNC_BLOB_ENDPOINT",
+                        path="SYNC_BLOB_ENDPOINT",
+                    )
+                key = ("blob", client.url, self.container)
+                with _created_lock:
+                    if key not in _created:
+                        from azure.core.exceptions import ResourceExistsError
+
+                        with contextlib.suppress(ResourceExistsError):
+                            client.create_container()
+                        _created.add(key)
+                self._container_client = client
+        return self._container_client
+
+    def _get(self, pk: str, rk: str, select: list[str] | None = None) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            if select:
+                return self._table().get_entity(pk, rk, select=select)
+            return self._table().get_entity(pk, rk)
+        except ResourceNotFoundError:
+            return None
+
+    # --- state ------------------------------------------------------------------------------------
+
+    @_azure_errors("ledger.state")
+    def state(self, api: str, target: str) -> TargetState:
+        entity = self._get(partition_key(api, target), STATE_ROW)
+        return self._state_from(entity) if entity is not None else TargetState()
+
+    @_azure_errors("ledger.save_state")
+    def save_state(self, api: str, target: str, state: TargetState) -> TargetState:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        entity = self._state_entity(partition_key(api, target), state)
+        where = f"ledger.save_state({api}/{target})"
+        try:
+            if state.etag is None:
+                meta = self._table().create_entity(entity)
+            else:
+                meta = self._table().update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=state.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except ResourceExistsError:
+            raise ConcurrencyError(
+                "state row already exists but the write expected none (etag None)", where=where
+            ) from None
+        except ResourceModifiedError:
+            raise ConcurrencyError(
+                "state row changed since it was read (stale ETag)", where=where
+            ) from None
+        return replace(state, etag=meta["etag"])
+
+    def _state_entity(self, pk: str, state: TargetState) -> dict[str, Any]:
+        entity: dict[str, Any] = {"PartitionKey": pk, "RowKey": STATE_ROW}
+        for f in fields(TargetState):
+            value = getattr(state, f.name)
+            if f.name == "etag" or value is None:
+                continue
+            if f.name == "hold":
+                value = json.dumps({"version": value.version, "until": value.until, "by": value.by})
+            elif f.name == "last_message":
+                value = value[:MAX_MESSAGE_CHARS]
+            elif isinstance(value, str) and len(value) > codec.MAX_STRING_CHARS:
+                raise PermanentError(
+                    f"state field {f.name} is {len(value)} characters, above {codec.MAX_STRING_CHARS}",
+                    where=f"ledger.save_state({pk})",
+                )
+            entity[_pascal(f.name)] = value
+        return entity
+
+    @staticmethod
+    def _state_from(entity: dict[str, Any]) -> TargetState:
+        values: dict[str, Any] = {}
+        for f in fields(TargetState):
+            if f.name == "etag":
+                continue
+            value = entity.get(_pascal(f.name))
+            if value is None:
+                continue
+            if f.name == "hold":
+                value = Hold(**json.loads(value))
+            elif f.name == "version":
+                value = int(value)
+            values[f.name] = value
+        return TargetState(**values, etag=entity.metadata["etag"])
+
+    # --- leases -----------------------------------------------------------------------------------
+
+    @_azure_errors("ledger.acquire_lease")
+    def acquire_lease(self, api: str, target: str, owner: str, seconds: float) -> TableLease:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        pk = partition_key(api, target)
+        where = f"ledger.lease({api}/{target})"
+        now = utcnow()
+        expires = iso(now + timedelta(seconds=seconds)) or ""
+        entity = {"PartitionKey": pk, "RowKey": LEASE_ROW, "Owner": owner, "Expires": expires}
+        try:
+            meta = self._table().create_entity(entity)
+            return TableLease(api, target, owner, expires, meta["etag"])
+        except ResourceExistsError:
+            pass
+        current = self._get(pk, LEASE_ROW)
+        if current is None:  # released between our create and read: try once more
+            try:
+                meta = self._table().create_entity(entity)
+                return TableLease(api, target, owner, expires, meta["etag"])
+            except ResourceExistsError:
+                current = self._get(pk, LEASE_ROW)
+        if current is None:
+            raise LeaseTakenError("lease row is being claimed by another worker", where=where)
+        holder, until = str(current.get("Owner")), _parse_time(current.get("Expires"))
+        if holder != owner and until > now:
+            raise LeaseTakenError(
+                f"held by {holder} until {iso(until)}",
+                where=where,
+                retry_after=max((until - now).total_seconds(), 0.0),
+            )
+        try:
+            meta = self._table().update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            raise LeaseTakenError(
+                "another worker claimed the expired lease first", where=where
+            ) from None
+        if holder != owner:
+            log.info("took over expired lease of %s on %s/%s", holder, api, target)
+        return TableLease(api, target, owner, expires, meta["etag"])
+
+    @_azure_errors("ledger.release_lease")
+    def release_lease(self, lease: Any) -> None:
+        """Delete the lease row only while it is still ours (the owner may have changed)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        pk = partition_key(lease.api, lease.target)
+        current = self._get(pk, LEASE_ROW)
+        if current is None or current.get("Owner") != lease.owner:
+            log.warning(
+                "lease on %s/%s is no longer held by %s; not releasing",
+                lease.api,
+                lease.target,
+                lease.owner,
+            )
+            return
+        try:
+            self._table().delete_entity(
+                pk,
+                LEASE_ROW,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            log.warning("lease on %s/%s changed while releasing it", lease.api, lease.target)
+
+    # --- events and versions ----------------------------------------------------------------------
+
+    @_azure_errors("ledger.seen_event")
+    def seen_event(self, api: str, target: str, event_id: str) -> bool:
+        return (
+            self._get(partition_key(api, target), event_row_key(event_id), select=["RowKey"])
+            is not None
+        )
+
+    @_azure_errors("ledger.record_version")
+    def record_version(
+        self, record: VersionRecord, state: TargetState, event_id: str | None
+    ) -> TargetState:
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        pk_api, pk_target = record.api, record.target
+        pk = partition_key(pk_api, pk_target)
+        where = f"ledger.record_version({record.api}/{record.target} v{record.version})"
+        version_entity = self._version_entity(pk, record, where)
+        state_entity = self._state_entity(pk, state)
+        ops: list[tuple[Any, ...]] = [("create", version_entity)]
+        if state.etag is None:
+            ops.append(("create", state_entity))
+        else:
+            ops.append(
+                (
+                    "update",
+                    state_entity,
+                    {
+                        "mode": UpdateMode.REPLACE,
+                        "etag": state.etag,
+                        "match_condition": MatchConditions.IfNotModified,
+                    },
+                )
+            )
+        if event_id:
+            marker = {
+                "PartitionKey": pk,
+                "RowKey": event_row_key(event_id),
+                "EventId": event_id[: codec.MAX_STRING_CHARS],
+                "Version": record.version,
+                "RunId": record.run_id,
+                "RecordedAt": iso(utcnow()),
+            }
+            ops.append(("create", marker))
+        try:
+            results = self._table().submit_transaction(ops)
+        except TableTransactionError as exc:
+            raise self._transaction_error(
+                exc, where, lambda: bool(event_id) and self.seen_event(pk_api, pk_target, event_id)
+            ) from exc
+        return replace(state, etag=results[1]["etag"])
+
+    @staticmethod
+    def _transaction_error(exc: Any, where: str, event_seen: Callable[[], bool]) -> SyncError:
+        """Name what failed; ``index`` is the failing operation (0 version, 1 state, 2 marker)."""
+        code = str(getattr(exc, "error_code", "") or "")
+        index = getattr(exc, "index", None)
+        if exc.status_code == 412:
+            return ConcurrencyError("state row changed since it was read (stale ETag)", where=where)
+        if exc.status_code == 409:
+            if index == 2 or (index == 0 and event_seen()):
+                return DuplicateEventError("event id already recorded for this target", where=where)
+            if index == 1:
+                return ConcurrencyError(
+                    "state row already exists but the write expected none (etag None)", where=where
+                )
+            return ConcurrencyError("this version number is already recorded", where=where)
+        if exc.status_code == 413 or code in ("EntityTooLarge", "RequestBodyTooLarge"):
+            return PermanentError(f"version row too large for Table Storage ({code})", where=where)
+        if exc.status_code and (exc.status_code >= 500 or exc.status_code in (408, 429)):
+            return TransientError(
+                f"transaction failed: HTTP {exc.status_code} ({code})", where=where
+            )
+        return PermanentError(f"transaction refused: HTTP {exc.status_code} ({code})", where=where)
+
+    def _version_entity(self, pk: str, record: VersionRecord, where: str) -> dict[str, Any]:
+        entity: dict[str, Any] = {
+            "PartitionKey": pk,
+            "RowKey": version_row_key(record.version),
+            "Number": record.version,
+            "Api": record.api,
+            "Target": record.target,
+            "Reason": record.reason,
+            "Outcome": record.outcome,
+            "RunId": record.run_id,
+            "CreatedAt": record.created_at,
+            "EventId": record.event_id,
+            "EventType": record.event_type,
+            "EventTime": record.event_time,
+            "Caller": record.caller,
+            "SourceUrl": record.source_url,
+            "InfoVersion": record.info_version,
+            "Commit": record.commit,
+            "UpstreamSha256": record.upstream_sha256,
+            "AppliedSha256": record.applied_sha256,
+        }
+        suffix, summary = codec.encode_json_property(record.summary or {})
+        entity["Summary" + suffix] = summary
+        pair = codec.pack_pair(record.upstream, record.applied)
+        entity.update(
+            DefUpstreamSha256=pair.upstream_sha256,
+            DefAppliedSha256=pair.applied_sha256,
+            DefUpstreamLen=pair.upstream_len,
+            DefAppliedLen=pair.applied_len,
+            DefBytes=len(pair.payload),
+        )
+        if pair.inline:
+            chunks = codec.chunk_properties(pair.payload)
+            entity["DefChunks"] = len(chunks)
+            entity.update(chunks)
+        else:
+            name = (
+                f"{record.api}/{record.target}/v{record.version:010d}-"
+                f"{hashlib.sha256(pair.payload).hexdigest()[:16]}.zlib"
+            )
+            self._blobs().upload_blob(name, pair.payload, overwrite=True)
+            log.info(
+                "definitions of %s v%d (%d bytes) stored in blob",
+                pk,
+                record.version,
+                len(pair.payload),
+            )
+            entity["DefChunks"] = 0
+            entity["DefBlob"] = name
+        return {k: v for k, v in entity.items() if v is not None}
+
+    LIST_FIELDS = (
+        "PartitionKey",
+        "RowKey",
+        "Number",
+        "Api",
+        "Target",
+        "Reason",
+        "Outcome",
+        "RunId",
+        "CreatedAt",
+        "EventId",
+        "EventType",
+        "EventTime",
+        "Caller",
+        "SourceUrl",
+        "InfoVersion",
+        "Commit",
+        "UpstreamSha256",
+        "AppliedSha256",
+        "Summary",
+        "SummaryZ",
+    )
+
+    def _record_from(self, entity: dict[str, Any], *, definitions: bool) -> VersionRecord:
+        where = f"ledger.version({entity['PartitionKey']} {entity['RowKey']})"
+        upstream = applied = None
+        if definitions:
+            upstream, applied = self._definitions(entity, where)
+        return VersionRecord(
+            api=entity["Api"],
+            target=entity["Target"],
+            version=int(entity["Number"]),
+            reason=entity.get("Reason", ""),
+            outcome=entity.get("Outcome", ""),
+            run_id=entity.get("RunId", ""),
+            created_at=entity.get("CreatedAt", ""),
+            event_id=entity.get("EventId"),
+            event_type=entity.get("EventType"),
+            event_time=entity.get("EventTime"),
+            caller=entity.get("Caller"),
+            source_url=entity.get("SourceUrl"),
+            info_version=entity.get("InfoVersion"),
+            commit=entity.get("Commit"),
+            summary=codec.decode_json_property(entity, "Summary", where=where) or {},
+            upstream_sha256=entity.get("UpstreamSha256"),
+            applied_sha256=entity.get("AppliedSha256"),
+            upstream=upstream,
+            applied=applied,
+        )
+
+    def _definitions(
+        self, entity: dict[str, Any], where: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        blob = entity.get("DefBlob")
+        if blob:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            try:
+                payload = self._blobs().download_blob(blob).readall()
+            except ResourceNotFoundError:
+                raise codec.LedgerCorruptError(f"blob {blob} is missing", where=where) from None
+        else:
+            payload = codec.join_chunks(entity, int(entity.get("DefChunks", 0)), where=where)
+        if len(payload) != int(entity.get("DefBytes", -1)):
+            raise codec.LedgerCorruptError(
+                f"stored definitions are {len(payload)} bytes compressed, the row records "
+                f"{entity.get('DefBytes')}",
+                where=where,
+            )
+        return codec.unpack_pair(
+            payload,
+            upstream_len=int(entity.get("DefUpstreamLen", -1)),
+            applied_len=int(entity.get("DefAppliedLen", -1)),
+            upstream_sha256=entity.get("DefUpstreamSha256"),
+            applied_sha256=entity.get("DefAppliedSha256"),
+            where=where,
+        )
+
+    @_azure_errors("ledger.version")
+    def version(
+        self, api: str, target: str, number: int, *, include_definitions: bool = False
+    ) -> VersionRecord | None:
+        pk, rk = partition_key(api, target), version_row_key(number)
+        entity = (
+            self._get(pk, rk) if include_definitions else self._get(pk, rk, list(self.LIST_FIELDS))
+        )
+        return self._record_from(entity, definitions=include_definitions) if entity else None
+
+    @_azure_errors("ledger.versions")
+    def versions(
+        self, api: str, target: str | None = None, *, limit: int = 20, before: int | None = None
+    ) -> list[VersionRecord]:
+        """Newest first. Without a target, each target's newest ``limit`` are merged by time."""
+        if limit <= 0:
+            return []
+        if target is not None:
+            return self._target_versions(api, target, limit, before)
+        records: list[VersionRecord] = []
+        for name in self._targets_of(api):
+            records.extend(self._target_versions(api, name, limit, before))
+        records.sort(key=lambda r: (r.created_at, r.version), reverse=True)
+        return records[:limit]
+
+    def _target_versions(
+        self, api: str, target: str, limit: int, before: int | None
+    ) -> list[VersionRecord]:
+        pk = partition_key(api, target)
+        low = "v~" if before is None else version_row_key(before)
+        # "v~:" sorts right after every "v~<digits>" key; "gt" skips version `before` itself.
+        query = "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high"
+        pages = self._table().query_entities(
+            query,
+            parameters={"pk": pk, "low": low, "high": "v~:"},
+            select=list(self.LIST_FIELDS),
+            results_per_page=min(limit, 1000),
+        )
+        out: list[VersionRecord] = []
+        for entity in pages:
+            out.append(self._record_from(entity, definitions=False))
+            if len(out) >= limit:
+                break
+        return out
+
+    def _targets_of(self, api: str) -> list[str]:
+        partition_key(api, "x")  # validates the api name
+        rows = self._table().query_entities(
+            "PartitionKey gt @low and PartitionKey lt @high and RowKey eq @state",
+            parameters={"low": f"{api}~", "high": f"{api}~~", "state": STATE_ROW},
+            select=["PartitionKey"],
+        )
+        return sorted(row["PartitionKey"].split("~", 1)[1] for row in rows)
+
+    # --- runs (fan-in) ----------------------------------------------------------------------------
+
+    @_azure_errors("ledger.start_run")
+    def start_run(self, run: RunSummary) -> None:
+        """Create the run row; a second start of the same run id (redelivery) keeps the first."""
+        from azure.core.exceptions import ResourceExistsError
+
+        entity = self._run_entity(run)
+        try:
+            self._table().create_entity(entity)
+        except ResourceExistsError:
+            log.info("run %s already started; keeping the existing row", run.run_id)
+
+    @_azure_errors("ledger.get_run")
+    def get_run(self, run_id: str) -> RunSummary | None:
+        entity = self._get(RUNS_PARTITION, _check_run_id(run_id))
+        return self._run_from(entity) if entity is not None else None
+
+    @_azure_errors("ledger.finish_item")
+    def finish_item(self, run_id: str, outcome: TargetOutcome) -> RunSummary | None:
+        """Add the outcome under the row's ETag; only the update that completes the run returns it.
+
+        The loop is optimistic concurrency on one row (each round re-reads), not a network retry:
+        azure-core already retries transport errors underneath.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        where = f"ledger.finish_item({run_id}, {outcome.target})"
+        rk = _check_run_id(run_id)
+        for attempt in range(CAS_ATTEMPTS):
+            entity = self._get(RUNS_PARTITION, rk)
+            if entity is None:
+                raise PermanentError("run was never started (no run row)", where=where)
+            run = self._run_from(entity)
+            if any(o.target == outcome.target for o in run.outcomes):
+                log.info(
+                    "run %s already has an outcome for %s; keeping the first",
+                    run_id,
+                    outcome.target,
+                )
+                return None
+            if outcome.target not in run.targets:
+                log.warning(
+                    "run %s does not list target %s; recording it anyway", run_id, outcome.target
+                )
+            was_complete = run.complete
+            updated = replace(run, outcomes=(*run.outcomes, outcome))
+            try:
+                self._table().update_entity(
+                    self._run_entity(updated),
+                    mode=UpdateMode.REPLACE,
+                    etag=entity.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError:
+                time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
+                continue
+            return updated if updated.complete and not was_complete else None
+        raise ConcurrencyError(f"run row kept changing over {CAS_ATTEMPTS} attempts", where=where)
+
+    @_azure_errors("ledger.mark_notified")
+    def mark_notified(self, run_id: str, status: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        entity = {
+            "PartitionKey": RUNS_PARTITION,
+            "RowKey": _check_run_id(run_id),
+            "Notified": status[:MAX_MESSAGE_CHARS],
+            "NotifiedAt": iso(utcnow()),
+        }
+        try:  # MERGE touches only these two properties, so no ETag race with finish_item
+            self._table().update_entity(entity, mode=UpdateMode.MERGE)
+        except ResourceNotFoundError:
+            raise PermanentError(
+                "run was never started (no run row)", where=f"ledger.mark_notified({run_id})"
+            ) from None
+
+    def _run_entity(self, run: RunSummary) -> dict[str, Any]:
+        outcomes = json.dumps([o.to_dict() for o in run.outcomes], separators=(",", ":")).encode()
+        packed = codec.zlib_compress(outcomes)
+        if len(packed) > codec.INLINE_LIMIT:
+            raise PermanentError(
+                f"run outcomes are {len(packed)} bytes compressed, above {codec.INLINE_LIMIT}",
+                where=f"ledger.run({run.run_id})",
+            )
+        suffix, request = codec.encode_json_property(run.request.to_dict())
+        chunks = codec.chunk_properties(packed, prefix="Out")
+        entity: dict[str, Any] = {
+            "PartitionKey": RUNS_PARTITION,
+            "RowKey": _check_run_id(run.run_id),
+            "Api": run.api,
+            "Request" + suffix: request,
+            "Targets": json.dumps(list(run.targets)),
+            "CreatedAt": run.created_at or iso(utcnow()),
+            "Notified": run.notified,
+            "Complete": run.complete,
+            "OutChunks": len(chunks),
+            "OutBytes": len(packed),
+            **chunks,
+        }
+        return {k: v for k, v in entity.items() if v is not None}
+
+    @staticmethod
+    def _run_from(entity: dict[str, Any]) -> RunSummary:
+        where = f"ledger.run({entity['RowKey']})"
+        packed = codec.join_chunks(
+            entity, int(entity.get("OutChunks", 0)), where=where, prefix="Out"
+        )
+        outcomes = json.loads(codec.zlib_decompress(packed, where=where))
+        return RunSummary(
+            run_id=entity["RowKey"],
+            api=entity["Api"],
+            request=SyncRequest.from_dict(
+                codec.decode_json_property(entity, "Request", where=where)
+            ),
+            targets=tuple(json.loads(entity["Targets"])),
+            outcomes=tuple(TargetOutcome.from_dict(o) for o in outcomes),
+            created_at=entity.get("CreatedAt"),
+            notified=entity.get("Notified"),
+        )
+
+    # --- debounce ---------------------------------------------------------------------------------
+
+    @_azure_errors("ledger.debounce")
+    def debounce(self, key: str, seconds: float) -> bool:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        now = utcnow()
+        entity = {
+            "PartitionKey": DEBOUNCE_PARTITION,
+            "RowKey": hashlib.sha256(key.encode()).hexdigest(),
+            "Key": key[:MAX_MESSAGE_CHARS],
+            "Until": iso(now + timedelta(seconds=seconds)),
+        }
+        try:
+            self._table().create_entity(entity)
+            return True
+        except ResourceExistsError:
+            pass
+        current = self._get(DEBOUNCE_PARTITION, entity["RowKey"])
+        if current is None or _parse_time(current["Until"]) > now:
+            return False  # inside the window (or someone is re-creating it right now)
+        try:
+            self._table().update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            return False
+        return True
+
+
+def default_credential() -> Any:
+    """The app's managed identity (AZURE_CLIENT_ID picks a user-assigned one), else dev logins."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)

@@ -1,0 +1,266 @@
+"""The work queue on Azure Queue Storage: what the planner sends and the worker trigger consumes.
+
+Message text is base64 of the WorkItem JSON because the Functions queue trigger decodes base64 by
+default (host.json ``extensions.queues.messageEncoding``). ``receive``/``delete``/``peek_poison``
+exist for the local CLI worker loop, which runs items without a Functions host and mimics the
+host's poison handling (after ``max_dequeue_count`` deliveries a message moves to
+``<queue>-poison``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sync.errors import ConfigError, PermanentError, SyncError, TransientError
+from sync.models import WorkItem
+
+if TYPE_CHECKING:
+    from sync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024  # Queue Storage limit on the message text
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
+HOST_MAX_DEQUEUE_COUNT = 5  # the Functions host default (host.json queues.maxDequeueCount)
+
+
+def encode_item(item: WorkItem) -> str:
+    """base64(JSON) as the trigger expects; refuses anything the queue would reject."""
+    text = base64.b64encode(
+        json.dumps(item.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+    ).decode("ascii")
+    if len(text) >= MAX_MESSAGE_BYTES:
+        raise PermanentError(
+            f"work item for {item.api}/{item.target} (run {item.run_id}) is {len(text)} bytes "
+            f"encoded, the queue limit is {MAX_MESSAGE_BYTES}",
+            where="queue.send",
+        )
+    return text
+
+
+def decode_item(text: str) -> WorkItem:
+    """The inverse of ``encode_item``; a message no one here wrote is a ``PermanentError``."""
+    try:
+        data = json.loads(base64.b64decode(text, validate=True))
+        return WorkItem.from_dict(data)
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PermanentError(
+            f"queue message is not a base64 JSON work item ({type(exc).__name__})",
+            where="queue.receive",
+        ) from None
+
+
+@dataclass(frozen=True)
+class PoisonMessage:
+    """A message the host (or the local loop) gave up on; ``item`` is None if it did not decode."""
+
+    id: str
+    text: str
+    dequeue_count: int
+    inserted_on: str | None
+    item: WorkItem | None
+
+
+def _storage_errors(where: str, call: Callable[[], Any]) -> Any:
+    """Map azure-core errors (already retried by the SDK pipeline) onto the service's errors."""
+    from azure.core.exceptions import AzureError, HttpResponseError
+
+    try:
+        return call()
+    except SyncError:
+        raise
+    except HttpResponseError as exc:
+        status = exc.status_code or 0
+        code = getattr(exc, "error_code", None) or "unknown"
+        if status in (408, 429) or status >= 500:
+            raise TransientError(f"queue answered HTTP {status} ({code})", where=where) from exc
+        raise PermanentError(f"queue answered HTTP {status} ({code})", where=where) from exc
+    except AzureError as exc:
+        raise TransientError(f"queue request failed: {type(exc).__name__}", where=where) from exc
+
+
+class StorageWorkQueue:
+    """``sync.ports.WorkQueue`` on Azure Queue Storage (plus the local worker-loop operations)."""
+
+    def __init__(
+        self,
+        *,
+        connection_string: str | None = None,
+        queue_endpoint: str | None = None,
+        credential: Any = None,
+        queue_name: str,
+        poison_queue_name: str | None = None,
+        credential_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        if not connection_string and not queue_endpoint:
+            raise ConfigError(
+                "the work queue needs a storage connection string or a queue endpoint",
+                path="SYNC_QUEUE_ENDPOINT",
+            )
+        self._connection_string = connection_string
+        self._queue_endpoint = queue_endpoint
+        self._credential = credential
+        self._credential_factory = credential_factory
+        self.queue_name = queue_name
+        self.poison_queue_name = poison_queue_name or f"{queue_name}-poison"
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, credential_factory: Callable[[], Any] | None = None
+    ) -> StorageWorkQueue:
+        if settings.storage_connection_string:
+            return cls(
+                connection_string=settings.storage_connection_string,
+                queue_name=settings.work_queue,
+                poison_queue_name=settings.poison_queue,
+            )
+        if not settings.queue_endpoint:
+            raise ConfigError(
+                "set SYNC_QUEUE_ENDPOINT (or SYNC_STORAGE_CONNECTION_STRING locally)",
+                path="SYNC_QUEUE_ENDPOINT",
+            )
+        from sync.adapters.ledger_tables import default_credential
+
+        return cls(
+            queue_endpoint=settings.queue_endpoint,
+            queue_name=settings.work_queue,
+            poison_queue_name=settings.poison_queue,
+            credential_factory=credential_factory or default_credential,
+        )
+
+    def _client(self, name: str) -> Any:
+        """One client per queue, the queue created on first use (not at import or construction)."""
+        client = self._clients.get(name)
+        if client is not None:
+            return client
+        with self._lock:
+            if name not in self._clients:
+                from azure.core.exceptions import ResourceExistsError
+                from azure.storage.queue import QueueClient
+
+                if self._connection_string:
+                    client = QueueClient.from_connection_string(
+                        self._connection_string, queue_name=name
+                    )
+                else:
+                    if self._credential is None and self._credential_factory is not None:
+                        self._credential = self._credential_factory()
+                    client = QueueClient(
+                        account_url=str(self._queue_endpoint),
+                        queue_name=name,
+                        credential=self._credential,
+                    )
+                try:
+                    _storage_errors(f"queue.create({name})", client.create_queue)
+                except PermanentError as exc:
+                    if not isinstance(exc.__cause__, ResourceExistsError):
+                        raise
+                self._clients[name] = client
+        return self._clients[name]
+
+    def send(self, item: WorkItem, *, visibility_timeout: int | None = None) -> None:
+        """Enqueue one item; ``visibility_timeout`` (seconds) delays it, e.g. to wait out a hold."""
+        if visibility_timeout is not None and not 0 <= visibility_timeout <= MAX_VISIBILITY_SECONDS:
+            raise PermanentError(
+                f"visibility_timeout {visibility_timeout!r} is outside 0..{MAX_VISIBILITY_SECONDS}",
+                where="queue.send",
+            )
+        text = encode_item(item)
+        client = self._client(self.queue_name)
+        _storage_errors(
+            f"queue.send({self.queue_name})",
+            lambda: client.send_message(text, visibility_timeout=visibility_timeout),
+        )
+        log.info("queued %s/%s for run %s", item.api, item.target, item.run_id)
+
+    def receive(
+        self,
+        max_messages: int = 1,
+        visibility_timeout: int = 300,
+        *,
+        max_dequeue_count: int = HOST_MAX_DEQUEUE_COUNT,
+    ) -> list[tuple[WorkItem, Any]]:
+        """Take up to ``max_messages`` (hidden for ``visibility_timeout`` s) as (item, handle).
+
+        Like the Functions host, a message delivered more than ``max_dequeue_count`` times, or one
+        that does not decode, goes to the poison queue instead of being returned.
+        """
+        client = self._client(self.queue_name)
+        messages = _storage_errors(
+            f"queue.receive({self.queue_name})",
+            lambda: list(
+                client.receive_messages(
+                    messages_per_page=max(1, min(max_messages, 32)),
+                    visibility_timeout=visibility_timeout,
+                    max_messages=max_messages,
+                )
+            ),
+        )
+        out: list[tuple[WorkItem, Any]] = []
+        for message in messages:
+            try:
+                item = decode_item(message.content)
+            except PermanentError as exc:
+                log.warning(
+                    "message %s is not a work item (%s); moving it to poison", message.id, exc
+                )
+                self._to_poison(message)
+                continue
+            if message.dequeue_count > max_dequeue_count:
+                log.warning(
+                    "message %s for %s/%s was delivered %d times; moving it to poison",
+                    message.id,
+                    item.api,
+                    item.target,
+                    message.dequeue_count,
+                )
+                self._to_poison(message)
+                continue
+            out.append((item, message))
+        return out
+
+    def delete(self, handle: Any) -> None:
+        """Acknowledge a received message (its pop receipt proves we still hold it)."""
+        client = self._client(self.queue_name)
+        _storage_errors(f"queue.delete({self.queue_name})", lambda: client.delete_message(handle))
+
+    def _to_poison(self, message: Any) -> None:
+        poison = self._client(self.poison_queue_name)
+        _storage_errors(
+            f"queue.send({self.poison_queue_name})", lambda: poison.send_message(message.content)
+        )
+        self.delete(message)
+
+    def peek_poison(self, max_messages: int = 32) -> list[PoisonMessage]:
+        """Look at the poison queue without taking anything (for the CLI and the demo)."""
+        poison = self._client(self.poison_queue_name)
+        peeked = _storage_errors(
+            f"queue.peek({self.poison_queue_name})",
+            lambda: poison.peek_messages(max_messages=max(1, min(max_messages, 32))),
+        )
+        out = []
+        for message in peeked:
+            try:
+                item: WorkItem | None = decode_item(message.content)
+            except PermanentError:
+                item = None
+            inserted = message.inserted_on.isoformat() if message.inserted_on else None
+            out.append(
+                PoisonMessage(
+                    id=message.id,
+                    text=message.content,
+                    dequeue_count=message.dequeue_count or 0,
+                    inserted_on=inserted,
+                    item=item,
+                )
+            )
+        return out

@@ -1,0 +1,98 @@
+"""The pure packing rules: round trip, chunk sizes, and corruption never passing silently."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+
+from sync.adapters import ledger_codec as codec
+from sync.errors import PermanentError
+from sync.spec.canonical import sha256_hex
+from tests.ledger.docs import noisy_spec, small_spec
+
+
+def _unpack(pair: codec.PackedPair, payload: bytes | None = None, **overrides):
+    args = {
+        "upstream_len": pair.upstream_len,
+        "applied_len": pair.applied_len,
+        "upstream_sha256": pair.upstream_sha256,
+        "applied_sha256": pair.applied_sha256,
+        "where": "test",
+        **overrides,
+    }
+    return codec.unpack_pair(pair.payload if payload is None else payload, **args)
+
+
+def test_pair_round_trips_and_hashes_match_canonical():
+    up, ap = small_spec(), small_spec(title="Invoicing (edited)")
+    pair = codec.pack_pair(up, ap)
+    assert pair.upstream_sha256 == sha256_hex(up)
+    assert pair.applied_sha256 == sha256_hex(ap)
+    assert _unpack(pair) == (up, ap)
+
+
+@pytest.mark.parametrize(("up", "ap"), [(None, small_spec()), (small_spec(), None), (None, None)])
+def test_absent_documents_stay_absent(up, ap):
+    pair = codec.pack_pair(up, ap)
+    assert _unpack(pair) == (up, ap)
+
+
+def test_flipped_byte_is_detected():
+    pair = codec.pack_pair(small_spec(), small_spec("B"))
+    raw = bytearray(zlib.decompress(pair.payload))
+    raw[20] ^= 0x01
+    with pytest.raises(codec.LedgerCorruptError, match="sha256"):
+        _unpack(pair, zlib.compress(bytes(raw)))
+
+
+def test_garbage_payload_is_detected():
+    pair = codec.pack_pair(small_spec(), None)
+    with pytest.raises(codec.LedgerCorruptError, match="decompress"):
+        _unpack(pair, b"not zlib at all")
+
+
+def test_length_mismatch_is_detected():
+    pair = codec.pack_pair(small_spec(), small_spec("B"))
+    with pytest.raises(codec.LedgerCorruptError, match="bytes"):
+        _unpack(pair, upstream_len=pair.upstream_len + 1)
+
+
+def test_missing_hash_is_corruption_not_a_pass():
+    pair = codec.pack_pair(small_spec(), None)
+    with pytest.raises(codec.LedgerCorruptError):
+        _unpack(pair, upstream_sha256=None)
+
+
+def test_chunks_respect_the_property_limit_and_rejoin():
+    payload = codec.pack_pair(noisy_spec(200_000, 1), None).payload
+    chunks = codec.chunk_properties(payload)
+    assert len(chunks) == -(-len(payload) // codec.CHUNK_BYTES) > 1
+    assert all(len(c) <= codec.CHUNK_BYTES < 64 * 1024 for c in chunks.values())
+    assert codec.join_chunks(chunks, len(chunks), where="t") == payload
+    missing = dict(chunks)
+    missing.pop("Def01")
+    with pytest.raises(codec.LedgerCorruptError, match="Def01"):
+        codec.join_chunks(missing, len(chunks), where="t")
+
+
+def test_json_property_switches_to_compressed_form_when_too_long():
+    suffix, value = codec.encode_json_property({"a": 1})
+    assert (suffix, value) == ("", '{"a":1}')
+    big = {"ops": ["x" * 40 for _ in range(2000)]}
+    suffix, value = codec.encode_json_property(big)
+    assert suffix == "Z"
+    assert isinstance(value, bytes)
+    assert codec.decode_json_property({"SummaryZ": value}, "Summary", where="t") == big
+
+
+def test_json_property_too_big_even_compressed_is_refused():
+    with pytest.raises(PermanentError, match="property limit"):
+        codec.encode_json_property(noisy_spec(120_000, 3))
+
+
+def test_unreadable_json_property_is_corruption():
+    with pytest.raises(codec.LedgerCorruptError, match="SummaryZ"):
+        codec.decode_json_property({"SummaryZ": b"\x00\x01"}, "Summary", where="t")
+    with pytest.raises(codec.LedgerCorruptError, match="Summary"):
+        codec.decode_json_property({"Summary": "{nope"}, "Summary", where="t")
