@@ -42,7 +42,7 @@ def _response(resp: triggers.ApiResponse) -> func.HttpResponse:
 @app.event_grid_trigger(arg_name="event")
 def plan_event(event: func.EventGridEvent) -> None:
     """An API was (maybe) deployed: match the event and enqueue work within Event Grid's 30 s."""
-    triggers.on_event(triggers.event_to_dict(event))
+    triggers.on_event(event)
 
 
 @app.function_name("work_item")

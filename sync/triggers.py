@@ -23,40 +23,17 @@ log = logging.getLogger(__name__)
 __all__ = ["ApiRequest", "ApiResponse"]
 
 
-def event_to_dict(event: Any) -> dict[str, Any]:
-    """func.CloudEvent or func.EventGridEvent -> the plain dict the event parser takes."""
+def plan(event: Any, svc: Service) -> list[str]:
+    """Event (dict or parsed) -> runs. Unmatched or malformed events are acknowledged and logged,
+    with no side effect."""
     from sync import events
 
-    if hasattr(event, "specversion"):
-        return events.cloud_event_dict(
-            id=event.id,
-            source=event.source,
-            type=event.type,
-            specversion=event.specversion,
-            time=event.time,
-            subject=event.subject,
-            data=event.get_json(),
-        )
-    return events.event_grid_dict(
-        id=event.id,
-        topic=event.topic,
-        subject=event.subject,
-        event_type=event.event_type,
-        event_time=event.event_time,
-        data=event.get_json(),
-        data_version=event.data_version,
-    )
-
-
-def plan(raw_event: dict[str, Any], svc: Service) -> list[str]:
-    """Event -> runs. Unmatched or malformed events are acknowledged (logged) with no side effect."""
-    from sync import events
-
-    try:
-        event = events.normalize_event(raw_event)
-    except events.MalformedEvent as exc:
-        log.warning("malformed event acknowledged and ignored: %s", exc)
-        return []
+    if isinstance(event, dict):
+        try:
+            event = events.normalize_event(event)
+        except events.MalformedEvent as exc:
+            log.warning("malformed event acknowledged and ignored: %s", exc)
+            return []
     decision = events.plan_requests(event, svc.map)
     if decision.ignored or not decision.requests:
         log.info("event %s (%s) ignored: %s", event.id, event.type, decision.ignored or "no match")
@@ -69,9 +46,17 @@ def plan(raw_event: dict[str, Any], svc: Service) -> list[str]:
     return [submit(request, svc.map, svc.ports).run_id for request in decision.requests]
 
 
-def on_event(raw_event: dict[str, Any]) -> list[str]:
-    """Event Grid trigger: configuration errors raise, so Event Grid retries and dead-letters."""
-    return plan(raw_event, service())
+def on_event(host_event: Any) -> list[str]:
+    """Event Grid trigger body. Configuration errors raise, so Event Grid retries and then
+    dead-letters the event instead of losing it; a malformed event is acknowledged."""
+    from sync import events
+
+    try:
+        raw = events.host_event_dict(host_event)
+    except events.MalformedEvent as exc:
+        log.warning("malformed event acknowledged and ignored: %s", exc)
+        return []
+    return plan(raw, service())
 
 
 def parse_work_item(body: bytes | str) -> WorkItem | None:
@@ -151,13 +136,9 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
             if answer is None:
                 return error(400, "BadRequest", "no subscription validation event in the body")
             return ApiResponse(200, answer)
-        runs = [run for ev in delivered for run in plan(_event_dict(ev), svc)]
+        runs = [run for ev in delivered for run in plan(ev, svc)]
         return ApiResponse(200, {"runs": runs})
     return http_api.post_sync(req, svc, caller=None)
-
-
-def _event_dict(ev: Any) -> dict[str, Any]:
-    return ev if isinstance(ev, dict) else dict(ev.raw) if hasattr(ev, "raw") else ev.__dict__
 
 
 def get_run_route(req: ApiRequest, svc: Service) -> ApiResponse:
