@@ -1,0 +1,58 @@
+"""Debounce: the first caller inside a window wins; after the window the next one does."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.azurite
+
+
+def test_first_caller_wins_the_window(ledger):
+    key = "appservice:/subscriptions/x/sites/contoso#restart?"  # any text, even RowKey-hostile
+    assert ledger.debounce(key, 60) is True
+    assert ledger.debounce(key, 60) is False
+    assert ledger.debounce(key + "-other", 60) is True
+
+
+def test_after_the_window_the_next_caller_wins(ledger):
+    assert ledger.debounce("k", 0.2) is True
+    time.sleep(0.3)
+    assert ledger.debounce("k", 60) is True
+    assert ledger.debounce("k", 60) is False
+
+
+def test_concurrent_callers_only_one_wins(ledger):
+    barrier = threading.Barrier(6)
+    answers: list[bool] = []
+
+    def call() -> None:
+        barrier.wait()
+        answers.append(ledger.debounce("burst", 60))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [False] * 5 + [True]
+
+
+def test_concurrent_callers_after_expiry_only_one_wins(ledger):
+    assert ledger.debounce("burst2", 0.2) is True
+    time.sleep(0.3)
+    barrier = threading.Barrier(6)
+    answers: list[bool] = []
+
+    def call() -> None:
+        barrier.wait()
+        answers.append(ledger.debounce("burst2", 60))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [False] * 5 + [True]

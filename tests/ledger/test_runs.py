@@ -1,0 +1,123 @@
+"""Run fan-in: concurrent finishers, exactly one gets the completed run."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from sync.adapters.ledger_tables import TableLedger
+from sync.errors import PermanentError
+from sync.models import RunSummary, SyncRequest, TargetOutcome, new_run_id
+
+pytestmark = pytest.mark.azurite
+
+API = "contoso-invoicing"
+
+
+def _run(targets: list[str]) -> RunSummary:
+    return RunSummary(
+        run_id=new_run_id(),
+        api=API,
+        request=SyncRequest(api=API, reason="event", event_id="evt-1", targets=tuple(targets)),
+        targets=tuple(targets),
+        created_at="2026-01-01T00:00:00Z",
+    )
+
+
+def _outcome(target: str, result: str = "updated", **kw) -> TargetOutcome:
+    return TargetOutcome(api=API, target=target, result=result, message=f"{target} done", **kw)
+
+
+def test_start_and_get_round_trip(ledger):
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    assert ledger.get_run(run.run_id) == run
+    assert ledger.get_run(new_run_id()) is None
+
+
+def test_second_start_keeps_the_first(ledger):
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    assert ledger.finish_item(run.run_id, _outcome("a")) is None
+    ledger.start_run(run)  # the planner's event was redelivered
+    assert [o.target for o in ledger.get_run(run.run_id).outcomes] == ["a"]
+
+
+def test_concurrent_finishers_exactly_one_gets_the_summary(ledger, azurite):
+    targets = [f"t{i}" for i in range(8)]
+    run = _run(targets)
+    ledger.start_run(run)
+    other = TableLedger(
+        connection_string=azurite.connection_string,
+        table_name=ledger.table_name,
+        container=ledger.container,
+    )
+    barrier = threading.Barrier(len(targets))
+    results: list[RunSummary | None] = []
+    errors: list[BaseException] = []
+
+    def finish(i: int, target: str) -> None:
+        store = ledger if i % 2 else other
+        barrier.wait()
+        try:
+            results.append(store.finish_item(run.run_id, _outcome(target, warnings=("w",))))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish, args=(i, t)) for i, t in enumerate(targets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    done = [r for r in results if r is not None]
+    assert len(done) == 1
+    assert done[0].complete
+    assert sorted(o.target for o in done[0].outcomes) == targets
+    assert ledger.get_run(run.run_id).outcomes == done[0].outcomes
+
+
+def test_redelivered_item_after_completion_gets_nothing(ledger):
+    run = _run(["a"])
+    ledger.start_run(run)
+    summary = ledger.finish_item(run.run_id, _outcome("a", "failed"))
+    assert summary is not None
+    assert summary.failed_targets == ["a"]
+    assert ledger.finish_item(run.run_id, _outcome("a", "unchanged")) is None
+    assert ledger.get_run(run.run_id).outcomes[0].result == "failed"
+
+
+def test_large_outcomes_span_chunks(ledger):
+    targets = [f"t{i}" for i in range(3)]
+    run = _run(targets)
+    ledger.start_run(run)
+    diff = {"changes": [{"op": f"Op{i}", "detail": f"{i:08x}" * 40} for i in range(3000)]}
+    for t in targets[:-1]:
+        assert ledger.finish_item(run.run_id, _outcome(t, diff=diff)) is None
+    summary = ledger.finish_item(run.run_id, _outcome(targets[-1], diff=diff))
+    assert summary is not None
+    assert all(o.diff == diff for o in summary.outcomes)
+
+
+def test_mark_notified_survives_later_reads(ledger):
+    run = _run(["a"])
+    ledger.start_run(run)
+    ledger.finish_item(run.run_id, _outcome("a"))
+    ledger.mark_notified(run.run_id, "accepted")
+    got = ledger.get_run(run.run_id)
+    assert got.notified == "accepted"
+    assert got.complete
+
+
+def test_unknown_run_is_a_permanent_error(ledger):
+    with pytest.raises(PermanentError, match="never started"):
+        ledger.finish_item(new_run_id(), _outcome("a"))
+    with pytest.raises(PermanentError, match="never started"):
+        ledger.mark_notified(new_run_id(), "written")
+
+
+@pytest.mark.parametrize("run_id", ["", "a/b", "x#y", "q?", "a" * 200])
+def test_bad_run_ids_are_refused(ledger, run_id):
+    with pytest.raises(PermanentError, match="run id"):
+        ledger.get_run(run_id)
