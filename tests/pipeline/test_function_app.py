@@ -1,0 +1,318 @@
+"""The Functions surface: bindings checked once through ``app.get_functions()``, and every trigger
+invoked through real azure-functions objects against the local stack."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import json
+
+import azure.functions as func
+import pytest
+
+import function_app
+from sync import settings as names
+from sync.models import RunSummary, SyncRequest, WorkItem
+from tests.pipeline.conftest import ci_event
+
+pytestmark = pytest.mark.azurite
+
+
+@functools.cache
+def functions() -> dict[str, func.Function]:
+    # get_functions() may be called only once per FunctionApp (azure-functions-python-worker #1867)
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def bindings(name: str) -> list[dict]:
+    return json.loads(functions()[name].get_function_json())["bindings"]
+
+
+def call(name: str, *args):
+    return functions()[name].get_user_function()(*args)
+
+
+def test_the_app_exposes_exactly_these_triggers_with_these_bindings():
+    assert set(functions()) == {
+        "plan_event",
+        "work_item",
+        "poison_item",
+        "drift_check",
+        "sync_api",
+        "run_status",
+        "api_versions",
+        "api_version",
+    }
+    assert bindings("plan_event") == [
+        {"direction": "IN", "type": "eventGridTrigger", "name": "event"}
+    ]
+    work = bindings("work_item")[0]
+    assert work["type"] == "queueTrigger"
+    assert work["queueName"] == f"%{names.WORK_QUEUE}%"
+    assert work["connection"] == "AzureWebJobsStorage"
+    assert bindings("poison_item")[0]["queueName"] == f"%{names.WORK_QUEUE}%-poison"
+    timer = bindings("drift_check")[0]
+    assert timer["type"] == "timerTrigger"
+    assert timer["schedule"] == f"%{names.DRIFT_SCHEDULE}%"
+    for name, route in (
+        ("sync_api", "sync"),
+        ("run_status", "runs/{id}"),
+        ("api_versions", "apis/{api}/versions"),
+        ("api_version", "apis/{api}/versions/{n}"),
+    ):
+        http = bindings(name)[0]
+        assert http["route"] == route
+        assert http["authLevel"] == "FUNCTION"  # function key on every route
+
+
+def test_function_app_imports_no_azure_sdk_and_reads_no_setting(monkeypatch):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, function_app; "
+        "print(sorted(m for m in sys.modules if m.startswith(('azure.identity', "
+        "'azure.data', 'azure.keyvault', 'azure.storage', 'jsonschema', 'openapi_spec_validator'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."},
+    )
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def env(stack, monkeypatch):
+    monkeypatch.setenv(names.SYNC_CONFIG, stack.settings.config_path)
+    monkeypatch.setenv(names.STORAGE_CONNECTION_STRING, stack.settings.storage_connection_string)
+    monkeypatch.setenv(names.LEDGER_TABLE, stack.settings.ledger_table)
+    monkeypatch.setenv(names.LEDGER_CONTAINER, stack.settings.ledger_container)
+    monkeypatch.setenv(names.WORK_QUEUE, stack.settings.work_queue)
+    monkeypatch.setenv(names.ALLOW_PRIVATE_HOSTS, "127.0.0.1")
+    monkeypatch.setenv(names.FETCH_BUDGET_SECONDS, "3")
+    return stack
+
+
+def http(name, method, url, body=b"", route=None, params=None, headers=None):
+    req = func.HttpRequest(
+        method=method,
+        url=url,
+        body=body,
+        route_params=route or {},
+        params=params or {},
+        headers=headers or {},
+    )
+    return call(name, req)
+
+
+def received(svc):
+    return svc.ports.queue.receive(max_messages=32, visibility_timeout=30)
+
+
+def test_event_grid_trigger_plans_onto_the_queue_and_queue_trigger_runs_it(env):
+    env.serve("openapi-v1.yaml")
+    ce = ci_event()
+    event = func.CloudEvent(
+        id=ce["id"],
+        source=ce["source"],
+        type=ce["type"],
+        specversion="1.0",
+        data=ce["data"],
+        time=dt.datetime.now(dt.UTC),
+    )
+    assert call("plan_event", event) is None
+    svc = env.service()
+    messages = received(svc)
+    assert sorted(item.target for item, _ in messages) == ["dev", "prod"]
+    for item, handle in messages:
+        text = base64.b64encode(json.dumps(item.to_dict()).encode())  # as the host stores it
+        msg = func.QueueMessage(id="m", body=base64.b64decode(text), dequeue_count=1)
+        call("work_item", msg)
+        svc.ports.queue.delete(handle)
+    assert env.folder("dev").exists()
+    assert env.folder("prod").exists()
+    versions = svc.ports.ledger.versions("contoso-invoicing", "dev")
+    assert [v.version for v in versions] == [1]
+
+
+def test_event_grid_schema_event_is_planned_too(env):
+    event = func.EventGridEvent(
+        id="eg-1",
+        topic="/subscriptions/x/resourceGroups/rg/providers/Microsoft.EventGrid/topics/ci",
+        subject="contoso-invoicing",
+        event_type="ConnectorSync.ApiDeployed",
+        event_time=dt.datetime.now(dt.UTC),
+        data_version="1.0",
+        data={"api": "contoso-invoicing"},
+    )
+    call("plan_event", event)
+    assert len(received(env.service())) == 2
+
+
+def test_malformed_work_item_is_acknowledged_without_side_effect(env):
+    call("work_item", func.QueueMessage(id="m", body=b"{not json", dequeue_count=1))
+    call("work_item", func.QueueMessage(id="m", body=b'{"runId": "x"}', dequeue_count=1))
+    assert not env.folder("dev").exists()
+
+
+def test_poison_trigger_records_failure_and_notifies(env):
+    item = WorkItem(
+        run_id="r" * 32,
+        api="contoso-invoicing",
+        target="dev",
+        request=__import__("sync.models", fromlist=["SyncRequest"]).SyncRequest(
+            api="contoso-invoicing", reason="manual", targets=("dev",)
+        ),
+    )
+    svc = env.service()
+
+    svc.ports.ledger.start_run(
+        RunSummary(run_id=item.run_id, api=item.api, request=item.request, targets=("dev",))
+    )
+    call(
+        "poison_item",
+        func.QueueMessage(id="p", body=json.dumps(item.to_dict()).encode(), dequeue_count=1),
+    )
+    state = svc.ports.ledger.state("contoso-invoicing", "dev")
+    assert state.last_outcome == "failed"
+    run = svc.ports.ledger.get_run(item.run_id)
+    assert run.complete
+    assert run.outcomes[0].result == "failed"
+    assert len(env.cards()) == 1
+
+
+def test_http_dry_run_answers_what_would_change_and_writes_nothing(env):
+    env.serve("openapi-v1.yaml")
+    resp = http(
+        "sync_api",
+        "POST",
+        "http://localhost/api/sync",
+        json.dumps({"api": "contoso-invoicing", "dryRun": True}).encode(),
+    )
+    assert resp.status_code == 200, resp.get_body()
+    body = json.loads(resp.get_body())
+    assert {t["result"] for t in body["targets"]} == {"dry-run"}
+    assert "ListInvoices" in body["targets"][0]["diff"]["added"]
+    assert not env.folder("dev").exists()
+
+
+def test_http_sync_enqueues_and_answers_202_with_a_run_id(env):
+    resp = http(
+        "sync_api",
+        "POST",
+        "http://localhost/api/sync",
+        json.dumps({"api": "contoso-invoicing", "targets": ["dev"]}).encode(),
+    )
+    assert resp.status_code == 202
+    run_id = json.loads(resp.get_body())["runId"]
+    assert resp.headers["Location"] == f"/api/runs/{run_id}"
+    status = http("run_status", "GET", f"http://localhost/api/runs/{run_id}", route={"id": run_id})
+    assert status.status_code == 200
+    assert json.loads(status.get_body())["targets"] == ["dev"]
+    assert [i.target for i, _ in received(env.service())] == ["dev"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (b"", 400, None),
+        (b"not json", 400, None),
+        (b"[1]", 400, None),
+        (b'{"api": "Bad Name"}', 400, "api"),
+        (b'{"api": "contoso-invoicing", "extra": 1}', 400, None),
+        (b'{"api": "contoso-invoicing", "targets": ["nope"]}', 400, "targets"),
+        (b'{"api": "unknown-api"}', 404, "api"),
+        (b'{"api": "contoso-invoicing", "specUrl": "http://169.254.169.254/x"}', 400, "specUrl"),
+        (b'{"api": "contoso-invoicing", "dryRun": "yes"}', 400, "dryRun"),
+        (b"\xff\xfe", 400, None),
+        (b'{"api": "' + b"a" * 70000 + b'"}', 413, None),
+    ],
+)
+def test_http_sync_rejects_bad_input_naming_the_field(env, body, status, field):
+    resp = http("sync_api", "POST", "http://localhost/api/sync", body)
+    assert resp.status_code == status, resp.get_body()
+    error = json.loads(resp.get_body())["error"]
+    if field:
+        assert field in (error.get("field") or "") + error["message"]
+    assert not env.folder("dev").exists()
+
+
+def test_broken_config_answers_500_with_the_key_path_and_planner_raises(env, monkeypatch):
+    broken = env.root / "broken.yaml"
+    broken.write_text(
+        "apis:\n  contoso-invoicing:\n    spec: {url: 'ftp://nope'}\n    targets: []\n"
+    )
+    monkeypatch.setenv(names.SYNC_CONFIG, str(broken))
+    resp = http("sync_api", "POST", "http://localhost/api/sync", b'{"api": "contoso-invoicing"}')
+    assert resp.status_code == 500
+    error = json.loads(resp.get_body())["error"]
+    assert error["code"] == "ConfigError"
+    assert "apis.contoso-invoicing" in error["path"]
+    from sync.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        call(
+            "plan_event",
+            func.CloudEvent(
+                id="1",
+                source="/x",
+                type="ConnectorSync.ApiDeployed",
+                specversion="1.0",
+                data={"api": "contoso-invoicing"},
+            ),
+        )
+
+
+def test_versions_routes_page_newest_first(env):
+    env.serve("openapi-v1.yaml")
+    from sync.runs import run_inline
+
+    svc = env.service()
+    run_inline(SyncRequest(api="contoso-invoicing", reason="cli"), svc.map, svc.ports, svc.pipeline)
+    env.serve("openapi-v2.yaml")
+    run_inline(
+        SyncRequest(api="contoso-invoicing", reason="cli", targets=("dev",)),
+        svc.map,
+        svc.ports,
+        svc.pipeline,
+    )
+    resp = http(
+        "api_versions",
+        "GET",
+        "http://localhost/api/apis/contoso-invoicing/versions",
+        route={"api": "contoso-invoicing"},
+        params={"target": "dev", "limit": "1"},
+    )
+    body = json.loads(resp.get_body())
+    assert [v["version"] for v in body["versions"]] == [2]
+    assert "before=2" in body["next"]
+    one = http(
+        "api_version",
+        "GET",
+        "http://localhost/x",
+        route={"api": "contoso-invoicing", "n": "1"},
+        params={"target": "dev", "include": "definition"},
+    )
+    detail = json.loads(one.get_body())
+    assert detail["version"] == 1
+    assert detail["applied"]["swagger"] == "2.0"
+    missing = http(
+        "api_version",
+        "GET",
+        "http://localhost/x",
+        route={"api": "contoso-invoicing", "n": "9"},
+        params={"target": "dev"},
+    )
+    assert missing.status_code == 404
+    bad = http(
+        "api_versions",
+        "GET",
+        "http://localhost/x",
+        route={"api": "contoso-invoicing"},
+        params={"limit": "zero"},
+    )
+    assert bad.status_code == 400
