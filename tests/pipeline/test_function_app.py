@@ -130,7 +130,7 @@ def test_event_grid_trigger_plans_onto_the_queue_and_queue_trigger_runs_it(env):
     assert sorted(item.target for item, _ in messages) == ["dev", "prod"]
     for item, handle in messages:
         text = base64.b64encode(json.dumps(item.to_dict()).encode())  # as the host stores it
-        msg = func.QueueMessage(id="m", body=base64.b64decode(text), dequeue_count=1)
+        msg = func.QueueMessage(id="m", body=base64.b64decode(text))
         call("work_item", msg)
         svc.ports.queue.delete(handle)
     assert env.folder("dev").exists()
@@ -154,8 +154,8 @@ def test_event_grid_schema_event_is_planned_too(env):
 
 
 def test_malformed_work_item_is_acknowledged_without_side_effect(env):
-    call("work_item", func.QueueMessage(id="m", body=b"{not json", dequeue_count=1))
-    call("work_item", func.QueueMessage(id="m", body=b'{"runId": "x"}', dequeue_count=1))
+    call("work_item", func.QueueMessage(id="m", body=b"{not json"))
+    call("work_item", func.QueueMessage(id="m", body=b'{"runId": "x"}'))
     assert not env.folder("dev").exists()
 
 
@@ -175,7 +175,7 @@ def test_poison_trigger_records_failure_and_notifies(env):
     )
     call(
         "poison_item",
-        func.QueueMessage(id="p", body=json.dumps(item.to_dict()).encode(), dequeue_count=1),
+        func.QueueMessage(id="p", body=json.dumps(item.to_dict()).encode()),
     )
     state = svc.ports.ledger.state("contoso-invoicing", "dev")
     assert state.last_outcome == "failed"
