@@ -11,14 +11,12 @@ import logging
 import time
 from typing import Any
 
+from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
 from sync.errors import SyncError
 from sync.models import TargetOutcome
 from sync.runs import execute, give_up
 
 log = logging.getLogger(__name__)
-
-MAX_DEQUEUE = 5  # mirrors host.json extensions.queues.maxDequeueCount
-
 
 def drain(
     svc: Any, *, max_items: int = 100, wait_seconds: float = 2.0, visibility_timeout: int = 60
@@ -51,7 +49,7 @@ def drain(
                     dequeues,
                     exc,
                 )
-                if dequeues >= MAX_DEQUEUE:
+                if dequeues >= HOST_MAX_DEQUEUE_COUNT:  # the host would poison it now
                     outcomes.append(give_up(item, svc.ports, attempts=dequeues))
                     queue.delete(handle)
                 continue  # left on the queue: visible again after the timeout, like the host
