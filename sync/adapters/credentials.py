@@ -1,0 +1,551 @@
+"""Token providers for the sync map's ``credentials:`` block, built on azure-identity.
+
+Why a wrapper around azure-identity instead of handing its credentials around:
+
+* one cache in front of every kind (5-minute margin, per scope, thread-safe), so a second call in
+  the same run costs no request and no MSAL work, whatever the kind;
+* the delegated kind (a user's refresh token kept in Key Vault) is not an azure-identity
+  credential at all: it is a plain refresh-token grant, and it must write the rotated refresh
+  token back to the vault or the stored one eventually expires;
+* errors come out as ``PermanentError`` / ``TransientError`` naming the credential and its kind,
+  with every secret we loaded scrubbed from the message, so the pipeline's retry rules apply and
+  nothing secret reaches a log or a Teams card.
+
+azure-identity costs ~300 ms to import (msal + azure.core): it is imported inside the factories,
+on the first ``token()`` call, never at module import.
+
+The returned provider also implements azure-core's ``TokenCredential.get_token`` so the Key Vault
+and Storage SDK clients can use it directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from sync.adapters.http import (
+    TRANSIENT_STATUSES,
+    as_transient,
+    check_transient,
+    default_timeout,
+    with_retries,
+)
+from sync.adapters.keyvault import secret_name_of
+from sync.clouds import CLOUDS, Cloud
+from sync.errors import ConfigError, PermanentError, SecretError, SyncError, TransientError
+from sync.ports import SecretStore, TokenProvider
+
+log = logging.getLogger(__name__)
+
+KINDS = ("managedIdentity", "federated", "servicePrincipal", "delegated", "default")
+TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope
+REFRESH_MARGIN_SECONDS = 300.0
+KNOWN_AUTHORITY_HOSTS = frozenset(c.authority_host.rstrip("/") for c in CLOUDS.values())
+_AADSTS = re.compile(r"AADSTS\d+")
+_HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})\b")
+
+# (token, expires_on epoch seconds)
+Fetch = Callable[[str], tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class AccessTokenInfo:
+    token: str
+    expires_on: float
+
+
+class _Scrubber:
+    """Remembers every secret value this credential loaded, to cut them out of error text."""
+
+    def __init__(self) -> None:
+        self._values: list[str] = []
+
+    def remember(self, value: str) -> str:
+        if value and len(value) >= 4 and value not in self._values:
+            self._values.append(value)
+        return value
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, "***")
+        return text
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _status_of(exc: Exception) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None and getattr(exc, "response", None) is not None:
+        status = getattr(exc.response, "status_code", None)
+    if isinstance(status, int):
+        return status
+    # MSAL-backed credentials raise without a response; the status is only in the text.
+    found = _HTTP_STATUS.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
+def translate_error(
+    exc: Exception, *, name: str, kind: str, scrub: Callable[[str], str]
+) -> SyncError:
+    """An azure-identity / azure-core failure as the service's error tree (message scrubbed)."""
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    where = f"credential {name!r} ({kind})"
+    detail = scrub(_first_line(str(exc)))
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return TransientError(
+            f"cannot reach the token endpoint: {type(exc).__name__}: {detail}", where=where
+        )
+    status = _status_of(exc)
+    if status is not None and status in TRANSIENT_STATUSES:
+        return TransientError(f"token endpoint answered HTTP {status}: {detail}", where=where)
+    if isinstance(exc, ClientAuthenticationError):
+        from azure.identity import CredentialUnavailableError
+
+        if isinstance(exc, CredentialUnavailableError):
+            return PermanentError(f"credential unavailable: {detail}", where=where)
+        codes = ", ".join(dict.fromkeys(_AADSTS.findall(str(exc)))) or "no AADSTS code"
+        return PermanentError(f"the tenant refused the credential ({codes}): {detail}", where=where)
+    if isinstance(exc, AzureError):
+        return TransientError(f"{type(exc).__name__}: {detail}", where=where)
+    return PermanentError(f"{type(exc).__name__}: {detail}", where=where)
+
+
+class CachedTokenProvider:
+    """``TokenProvider`` (+ azure-core ``get_token``) caching each scope until near expiry."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        fetch: Fetch,
+        *,
+        scrub: Callable[[str], str] = lambda text: text,
+        clock: Callable[[], float] = time.time,
+        margin: float = REFRESH_MARGIN_SECONDS,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self._fetch = fetch
+        self._scrub = scrub
+        self._clock = clock
+        self._margin = margin
+        self._cache: dict[str, tuple[AccessTokenInfo, float]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:  # never show a token
+        return f"CachedTokenProvider(name={self.name!r}, kind={self.kind!r})"
+
+    def _lock_for(self, scope: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(scope, threading.Lock())
+
+    def _fresh(self, scope: str) -> AccessTokenInfo | None:
+        hit = self._cache.get(scope)
+        if hit and self._clock() < hit[1]:
+            return hit[0]
+        return None
+
+    def access_token(self, scope: str) -> AccessTokenInfo:
+        if not scope or not isinstance(scope, str):
+            raise ConfigError(f"credential {self.name!r}: empty token scope")
+        cached = self._fresh(scope)
+        if cached:
+            return cached
+        with self._lock_for(scope):  # one fetch per scope at a time; others wait and reuse it
+            cached = self._fresh(scope)
+            if cached:
+                return cached
+            try:
+                token, expires_on = self._fetch(scope)
+            except SyncError:
+                raise
+            except Exception as exc:
+                raise translate_error(
+                    exc, name=self.name, kind=self.kind, scrub=self._scrub
+                ) from None
+            now = self._clock()
+            # Refresh 5 minutes early, or half-way for tokens that live less than 10 minutes.
+            refresh_at = expires_on - min(self._margin, max(expires_on - now, 0.0) / 2)
+            info = AccessTokenInfo(token, float(expires_on))
+            self._cache[scope] = (info, refresh_at)
+            log.debug("credential %s (%s): new token for %s", self.name, self.kind, scope)
+            return info
+
+    def token(self, scope: str) -> str:
+        return self.access_token(scope).token
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """azure-core ``TokenCredential``: the SDK clients call this (tenant hints are ignored:
+        a credential is bound to its configured tenant)."""
+        from azure.core.credentials import AccessToken
+
+        if len(scopes) != 1:
+            raise ConfigError(f"credential {self.name!r}: expected exactly one scope, got {scopes}")
+        info = self.access_token(scopes[0])
+        return AccessToken(info.token, int(info.expires_on))
+
+
+# --- kinds ---------------------------------------------------------------------------------------
+
+
+def _authority_kwargs(cloud: Cloud) -> dict[str, Any]:
+    host = cloud.authority_host.rstrip("/")
+    kwargs: dict[str, Any] = {"authority": host}
+    if host not in KNOWN_AUTHORITY_HOSTS:
+        kwargs["disable_instance_discovery"] = True  # MSAL would ask login.microsoftonline.com
+    return kwargs
+
+
+def _transport(connection_verify: str | None, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(options or {})
+    if connection_verify:
+        kwargs["connection_verify"] = connection_verify
+    return kwargs
+
+
+def _from_credential(factory: Callable[[], Any]) -> Fetch:
+    """Build the azure-identity credential on first use (lazy import), then reuse it."""
+    holder: list[Any] = []
+    lock = threading.Lock()
+
+    def fetch(scope: str) -> tuple[str, float]:
+        with lock:
+            if not holder:
+                holder.append(factory())
+        access = holder[0].get_token(scope)
+        return access.token, float(access.expires_on)
+
+    return fetch
+
+
+def _certificate_bytes(value: str, *, where: str) -> bytes:
+    """PEM (key + cert) as text, or a base64 PKCS#12 blob as Key Vault serves certificates."""
+    if "-----BEGIN" in value:
+        return value.encode("utf-8")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise SecretError(
+            "certificate secret is neither PEM nor base64 PKCS#12", where=where
+        ) from None
+
+
+class RefreshTokenGrant:
+    """The delegated kind: a user's refresh token from the vault, redeemed with a plain form POST.
+
+    httpx rather than MSAL's ``acquire_token_by_refresh_token`` because: MSAL documents that call
+    for migrating tokens only, keeps the rotated refresh token inside its own cache where we would
+    have to dig it out, needs the OIDC metadata round-trip first, and its requests transport would
+    bypass the shared retry policy (``sync.adapters.http``). The grant itself is one documented
+    POST; rotation is then explicit: when the answer carries a new refresh token it is written back
+    to the vault. Entra keeps the previous refresh token valid after redemption, so two instances
+    racing on rotation both succeed; the last write wins and either token works.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        tenant: str,
+        client_id: str,
+        secret_name: str,
+        cloud: Cloud,
+        secrets: SecretStore,
+        scrubber: _Scrubber,
+        connection_verify: str | None = None,
+        timeout_seconds: float = 15.0,
+        budget_seconds: float = 30.0,
+        attempts: int = 3,
+        wait_initial: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.tenant = tenant
+        self.client_id = client_id
+        self.secret_name = secret_name
+        self.endpoint = f"{cloud.authority_host.rstrip('/')}/{tenant}/oauth2/v2.0/token"
+        self._secrets = secrets
+        self._scrub = scrubber
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=connection_verify) if connection_verify else True
+        )
+        self._attempts = attempts
+        self._wait_initial = wait_initial
+        self._timeout = default_timeout(timeout_seconds)
+        self._budget = budget_seconds
+        self._clock = clock
+        self._current: str | None = None
+        self._lock = threading.Lock()
+        self._warned_readonly = False
+
+    @property
+    def where(self) -> str:
+        return f"credential {self.name!r} (delegated)"
+
+    def __call__(self, scope: str) -> tuple[str, float]:
+        with self._lock:
+            from_store = False
+            if self._current is None:
+                self._current = self._scrub.remember(self._secrets.get(self.secret_name))
+                from_store = True
+            try:
+                body = self._redeem(self._current, scope)
+            except PermanentError:
+                if from_store:
+                    raise
+                # Our in-memory token may be older than the vault's (another instance rotated
+                # it and ours was revoked): try the stored one once before giving up.
+                stored = self._scrub.remember(self._secrets.get(self.secret_name))
+                if stored == self._current:
+                    raise
+                self._current = stored
+                body = self._redeem(stored, scope)
+            self._rotate(body.get("refresh_token"))
+            expires_in = float(body.get("expires_in") or 0)
+            return body["access_token"], self._clock() + expires_in
+
+    def _redeem(self, refresh_token: str, scope: str) -> dict[str, Any]:
+        form = {
+            "client_id": self.client_id,
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "scope": f"{scope} offline_access",
+        }
+
+        def call() -> httpx.Response:
+            with httpx.Client(verify=self._verify, timeout=self._timeout) as client:
+                response = client.post(self.endpoint, data=form)
+            return check_transient(response, where=self.where, describe=self._describe)
+
+        try:
+            response = with_retries(
+                call,
+                budget_seconds=self._budget,
+                attempts=self._attempts,
+                wait_initial=self._wait_initial,
+            )
+        except httpx.HTTPError as exc:
+            raise as_transient(exc, where=self.where) from None
+        if response.status_code != 200:
+            raise PermanentError(
+                f"the tenant refused the refresh token from kv:{self.secret_name} "
+                f"({self._describe(response)}); sign in again with "
+                f"`credential init --credential {self.name} --device-code`",
+                where=self.where,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise PermanentError(
+                f"token endpoint {self.endpoint} answered 200 without an access_token",
+                where=self.where,
+            )
+        self._scrub.remember(body["access_token"])
+        return body
+
+    def _describe(self, response: httpx.Response) -> str:
+        """Status, OAuth error and AADSTS codes only: the description text is not ours to log."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        error = body.get("error") if isinstance(body, dict) else None
+        codes = ""
+        if isinstance(body, dict):
+            found = _AADSTS.findall(str(body.get("error_description") or ""))
+            codes = ", ".join(dict.fromkeys(found))
+        parts = [f"HTTP {response.status_code}"]
+        if isinstance(error, str):
+            parts.append(error)
+        if codes:
+            parts.append(codes)
+        return self._scrub(" ".join(parts))
+
+    def _rotate(self, new_token: Any) -> None:
+        if not isinstance(new_token, str) or not new_token or new_token == self._current:
+            return
+        self._current = self._scrub.remember(new_token)
+        setter = getattr(self._secrets, "set", None)
+        if setter is None:
+            if not self._warned_readonly:
+                self._warned_readonly = True
+                log.warning(
+                    "%s: rotated refresh token kept in memory only; secret store %s is read-only",
+                    self.where,
+                    type(self._secrets).__name__,
+                )
+            return
+        try:
+            setter(self.secret_name, new_token)
+        except SyncError as exc:
+            # The new access token is good and the old refresh token stays valid: carry on.
+            log.warning("%s: could not store the rotated refresh token: %s", self.where, exc)
+        else:
+            log.info("%s: rotated refresh token stored in secret %s", self.where, self.secret_name)
+
+
+def _kind_of(name: str, spec: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    where = f"credentials.{name}"
+    if not isinstance(spec, Mapping) or len(spec) != 1:
+        raise ConfigError(f"a credential has exactly one kind of {list(KINDS)}", path=where)
+    kind, params = next(iter(spec.items()))
+    if kind not in KINDS:
+        raise ConfigError(
+            f"unknown credential kind {kind!r}; expected one of {list(KINDS)}", path=where
+        )
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"credential kind {kind!r} needs an object", path=f"{where}.{kind}")
+    return kind, params
+
+
+def _required(params: Mapping[str, Any], key: str, *, where: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"missing {key!r}", path=f"{where}.{key}")
+    return value
+
+
+def _secret_name(ref: Any, *, where: str) -> str:
+    try:
+        return secret_name_of(ref)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=where) from None
+
+
+def build_token_provider(
+    name: str,
+    spec: Mapping[str, Any],
+    *,
+    cloud: Cloud,
+    secrets: SecretStore,
+    connection_verify: str | None = None,
+    transport_options: Mapping[str, Any] | None = None,
+) -> TokenProvider:
+    """A cached ``TokenProvider`` for one entry of the map's ``credentials:`` block.
+
+    ``spec`` is the entry itself (``{"federated": {...}}``). Nothing is fetched and azure-identity
+    is not imported until the first ``token()`` call. ``connection_verify`` (a CA bundle path) and
+    ``transport_options`` (e.g. ``{"retry_total": 0}``) go to every azure-core pipeline; they
+    exist for local simulators and tests.
+    """
+    kind, params = _kind_of(name, spec)
+    where = f"credentials.{name}.{kind}"
+    scrubber = _Scrubber()
+    transport = _transport(connection_verify, transport_options)
+    authority = _authority_kwargs(cloud)
+
+    def managed_identity(client_id: str | None) -> Any:
+        from azure.identity import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=client_id, **transport)
+
+    if kind == "managedIdentity":
+        client_id = params.get("clientId")
+        fetch = _from_credential(lambda: managed_identity(client_id))
+    elif kind == "federated":
+        tenant = _required(params, "tenant", where=where)
+        app_id = _required(params, "clientId", where=where)
+        mi_client_id = params.get("managedIdentityClientId")
+
+        def federated() -> Any:
+            from azure.identity import ClientAssertionCredential
+
+            mi = managed_identity(mi_client_id)
+
+            def assertion() -> str:
+                # The managed identity's token for the exchange audience IS the client assertion:
+                # no secret exists anywhere, and the app may live in another tenant.
+                return str(mi.get_token(TOKEN_EXCHANGE_SCOPE).token)
+
+            # AadClient (not MSAL) underneath: no instance discovery to switch off.
+            return ClientAssertionCredential(
+                tenant, app_id, assertion, authority=authority["authority"], **transport
+            )
+
+        fetch = _from_credential(federated)
+    elif kind == "servicePrincipal":
+        tenant = _required(params, "tenant", where=where)
+        app_id = _required(params, "clientId", where=where)
+        if ("secret" in params) == ("certificate" in params):
+            raise ConfigError("give exactly one of 'secret' or 'certificate'", path=where)
+        if "secret" in params:
+            secret_name = _secret_name(params["secret"], where=f"{where}.secret")
+
+            def client_secret() -> Any:
+                from azure.identity import ClientSecretCredential
+
+                value = scrubber.remember(secrets.get(secret_name))
+                return ClientSecretCredential(tenant, app_id, value, **authority, **transport)
+
+            fetch = _from_credential(client_secret)
+        else:
+            cert_name = _secret_name(params["certificate"], where=f"{where}.certificate")
+
+            def certificate() -> Any:
+                from azure.identity import CertificateCredential
+
+                value = scrubber.remember(secrets.get(cert_name))
+                data = _certificate_bytes(value, where=f"{where} (kv:{cert_name})")
+                try:
+                    return CertificateCredential(
+                        tenant, app_id, certificate_data=data, **authority, **transport
+                    )
+                except ValueError:
+                    raise SecretError(
+                        "certificate secret could not be loaded (expected PEM with a private key "
+                        "or PKCS#12 without a password)",
+                        where=f"{where} (kv:{cert_name})",
+                    ) from None
+
+            fetch = _from_credential(certificate)
+    elif kind == "delegated":
+        fetch = RefreshTokenGrant(
+            name,
+            tenant=_required(params, "tenant", where=where),
+            client_id=_required(params, "clientId", where=where),
+            secret_name=_secret_name(params.get("refreshToken"), where=f"{where}.refreshToken"),
+            cloud=cloud,
+            secrets=secrets,
+            scrubber=scrubber,
+            connection_verify=connection_verify,
+            # the azure-core retry knobs, so tests can make the grant's retries small too
+            attempts=int(transport.get("retry_total", 2)) + 1,
+            wait_initial=float(transport.get("retry_backoff_factor", 0.5)),
+        )
+    else:  # default
+
+        def default() -> Any:
+            from azure.identity import DefaultAzureCredential
+
+            return DefaultAzureCredential(**authority, **transport)
+
+        fetch = _from_credential(default)
+    return CachedTokenProvider(name, kind, fetch, scrub=scrubber)
