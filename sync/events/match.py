@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from sync.config import ApiConfig, SyncMap
 from sync.events.custom import API_DEPLOYED, parse_api_deployed
 from sync.events.handshake import SUBSCRIPTION_VALIDATION
-from sync.events.model import Event
+from sync.events.model import Event, MalformedEvent
 from sync.models import SyncRequest
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,11 @@ def redact_url(url: str) -> str:
 
 
 def _custom(event: Event, sync_map: SyncMap) -> Decision:
-    deployed = parse_api_deployed(event)
+    try:
+        deployed = parse_api_deployed(event)
+    except MalformedEvent as exc:
+        log.warning("event %s: malformed %s data: %s", event.id, API_DEPLOYED, exc.message)
+        return _ignore(event, f"malformed data: {exc.message}")
     apis = _matching_apis(sync_map, "custom", lambda name: name == deployed.api)
     if not apis:
         if deployed.api in sync_map.apis:
@@ -323,8 +327,12 @@ def _blob(event: Event, sync_map: SyncMap) -> Decision:
 
 
 def plan_requests(event: Event, sync_map: SyncMap) -> Decision:
-    """Requests for the APIs whose ``on:`` triggers match; raises ``MalformedEvent`` only for a
-    custom ApiDeployed event whose data is invalid (a pipeline bug worth failing loudly)."""
+    """Requests for the APIs whose ``on:`` triggers match, or the reason nothing matched.
+
+    Never raises for event content: a custom ApiDeployed event with invalid data is ignored with a
+    reason naming the field (``malformed data: data.api: ...``) and a warning, since redelivering
+    the same event cannot fix it; ``parse_api_deployed`` raises if a caller wants the error.
+    """
     if event.is_type(API_DEPLOYED):
         decision = _custom(event, sync_map)
     elif event.is_type(SLOT_SWAP_COMPLETED):

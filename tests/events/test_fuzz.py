@@ -1,8 +1,8 @@
-"""Whatever bytes arrive, events_from_body either returns events or raises MalformedEvent."""
+"""Whatever bytes arrive, events_from_body returns events or raises MalformedEvent, and
+plan_requests answers every event it returns with requests or a reason, never an exception."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
@@ -54,8 +54,8 @@ def _run(payload: bytes, sync_map: SyncMap) -> None:
     except MalformedEvent:
         return
     for event in events:
-        with contextlib.suppress(MalformedEvent):
-            plan_requests(event, sync_map)
+        decision = plan_requests(event, sync_map)  # never raises for event content
+        assert bool(decision.requests) != bool(decision.ignored)
 
 
 @_SETTINGS
