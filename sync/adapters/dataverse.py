@@ -1,0 +1,345 @@
+"""A custom connector stored as a row of the Dataverse ``connector`` table (Web API v9.2).
+
+This is the solution-aware route (what ``pac connector`` writes). Dataverse application users can
+call it, so unlike the PowerApps API it works with a service principal or a managed identity.
+
+Only ``openapidefinition`` is written on update (plus ``displayname`` when configured): connection
+parameters, policies, script and icon columns are left exactly as they are. Dataverse stores no
+secrets for custom connectors (it blanks them), so there is nothing to re-inject here; OAuth client
+secrets of a Dataverse connector are managed through environment variables / the portal.
+
+The column holds at most 500,000 characters, counted by Dataverse as UTF-16 code units of the
+compact JSON string; ``size_problem`` checks that before any write.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from sync.adapters.powerapps import marker, verify
+from sync.adapters.pp_errors import send
+from sync.clouds import Cloud
+from sync.errors import ConfigError, TargetError
+from sync.models import CurrentConnector
+from sync.ports import TokenProvider
+
+log = logging.getLogger(__name__)
+
+SERVICE = "Dataverse Web API"
+API_PATH = "api/data/v9.2"
+LIMIT_CHARS = 500_000
+CUSTOM_CONNECTOR = 1  # connectortype picklist
+READ_COLUMNS = (
+    "connectorid",
+    "name",
+    "displayname",
+    "description",
+    "openapidefinition",
+    "connectionparameters",
+    "policytemplateinstances",
+    "scriptoperations",
+    "iconbrandcolor",
+    "capabilities",
+    "connectortype",
+)
+_ENTITY_ID = re.compile(r"connectors\(([0-9a-fA-F-]{36})\)")
+_ID_NAMESPACE = uuid.UUID("6f1c7a52-2a8e-4f4e-9a53-5b0b8c1d7e11")
+
+
+def compact_string(definition: dict[str, Any]) -> str:
+    return json.dumps(definition, separators=(",", ":"), ensure_ascii=False)
+
+
+def utf16_length(text: str) -> int:
+    """Characters as Dataverse (.NET) counts them: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _odata_literal(text: str) -> str:
+    return text.replace("'", "''")
+
+
+class DataverseTarget:
+    """One row of the ``connector`` table in one Dataverse organisation."""
+
+    kind = "dataverse"
+
+    def __init__(
+        self,
+        *,
+        api: str,
+        name: str,
+        params: dict[str, Any],
+        cloud: Cloud,
+        tokens: TokenProvider,
+        client: httpx.Client,
+        get_state_connector_id: Callable[[], str | None] | None = None,
+        budget_seconds: float = 60,
+        verify_seconds: float = 30,
+    ) -> None:
+        org = str(params.get("org") or "").rstrip("/")
+        if not org.startswith(("https://", "http://")):
+            raise ConfigError(
+                f"dataverse.org must be an https URL, not {org!r}", path=f"{api}/{name}"
+            )
+        self.api = api
+        self.name = name
+        self.org = org
+        self.environment: str | None = org
+        self.limit_bytes: int | None = None  # the limit is in characters: see limit_chars
+        self.limit_chars = LIMIT_CHARS
+        self._params = params
+        self._cloud = cloud
+        self._tokens = tokens
+        self._client = client
+        self._state_id = get_state_connector_id
+        self._budget = budget_seconds
+        self._verify_seconds = verify_seconds
+        self._connector_id: str | None = None
+        self._id_source: str | None = None
+        self._where = f"{api}/{name} (dataverse {org})"
+        self.marker = marker(api, name)
+
+    # --- Target port ---------------------------------------------------------------------------
+
+    @property
+    def connector_label(self) -> str | None:  # type: ignore[override]
+        return (
+            self._params.get("displayName") or self._connector_id or self._params.get("connector")
+        )
+
+    def read(self) -> CurrentConnector:
+        cid = self._resolve_id()
+        row = self._row(cid, READ_COLUMNS) if cid else None
+        if row is None:
+            return CurrentConnector(definition=None)
+        return CurrentConnector(
+            definition=self._definition(row),
+            properties={k: v for k, v in row.items() if not k.startswith("@")},
+            connector_id=self._connector_id,
+        )
+
+    def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:
+        problem = self.size_problem(definition)
+        if problem:
+            raise TargetError(problem, where=self._where)
+        text = compact_string(definition)
+        cid = current.connector_id or self._resolve_id()
+        if cid and current.connector_id is None and self._row(cid, ("connectorid",)) is None:
+            cid = self._connector_id
+        if cid:
+            body: dict[str, Any] = {"openapidefinition": text}
+            if self._params.get("displayName"):
+                body["displayname"] = self._params["displayName"]
+            send(
+                self._client,
+                "PATCH",
+                self._url(f"connectors({cid})"),
+                service=SERVICE,
+                where=self._where,
+                budget_seconds=self._budget,
+                headers=lambda: self._headers({"If-Match": "*"}),  # update only, never upsert
+                json_body=body,
+            )
+            log.info("updated Dataverse connector %s for %s", cid, self._where)
+            return cid
+        return self._create(definition, text)
+
+    def read_back(self) -> dict[str, Any] | None:
+        cid = self._resolve_id()
+        row = self._row(cid, ("connectorid", "openapidefinition")) if cid else None
+        return self._definition(row) if row else None
+
+    def portal_url(self) -> str | None:
+        """The connector row in the organisation's model-driven UI (no environment id is known
+        from an org URL, so the maker-portal link cannot be built here)."""
+        if not self._connector_id:
+            return None
+        return f"{self.org}/main.aspx?pagetype=entityrecord&etn=connector&id={self._connector_id}"
+
+    # --- extras -------------------------------------------------------------------------------
+
+    def size_problem(self, definition: dict[str, Any]) -> str | None:
+        size = utf16_length(compact_string(definition))
+        if size > LIMIT_CHARS:
+            return (
+                f"definition is {size:,} characters (compact JSON); target {self.name} (dataverse "
+                f"openapidefinition column) holds at most {LIMIT_CHARS:,} characters"
+            )
+        return None
+
+    def verify(self, definition: dict[str, Any]) -> None:
+        verify(self.read_back, definition, seconds=self._verify_seconds, where=self._where)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _url(self, path: str, query: dict[str, str] | None = None) -> str:
+        url = f"{self.org}/{API_PATH}/{path}"
+        return f"{url}?{urlencode(query, quote_via=quote, safe=',')}" if query else url
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self._tokens.token(self._cloud.dataverse_scope(self.org))}",
+            "Accept": "application/json",
+            "OData-MaxVersion": "4.0",
+            "OData-Version": "4.0",
+        }
+        headers.update(extra or {})
+        return headers
+
+    def _resolve_id(self) -> str | None:
+        if self._connector_id:
+            return self._connector_id
+        configured = self._params.get("connector")
+        from_state = None if configured else (self._state_id() if self._state_id else None)
+        if configured or from_state:
+            self._connector_id = str(configured or from_state)
+            self._id_source = "config" if configured else "state"
+            return self._connector_id
+        adopted = self._find_marked()
+        if adopted:
+            self._connector_id, self._id_source = adopted, "adopted"
+            log.info(
+                "adopted Dataverse connector %s (description marker) for %s", adopted, self._where
+            )
+        return adopted
+
+    def _find_marked(self) -> str | None:
+        url: str | None = self._url(
+            "connectors",
+            {
+                "$select": "connectorid,name,description",
+                "$filter": f"contains(description,'{_odata_literal(self.marker)}')",
+            },
+        )
+        found: list[str] = []
+        while url:
+            page = send(
+                self._client,
+                "GET",
+                url,
+                service=SERVICE,
+                where=self._where,
+                budget_seconds=self._budget,
+                headers=self._headers,
+            ).json()
+            found += [
+                str(r["connectorid"])
+                for r in page.get("value") or []
+                if self.marker in str(r.get("description") or "")
+            ]
+            url = page.get("@odata.nextLink")
+        if len(found) > 1:
+            raise TargetError(
+                f"{len(found)} connectors carry the marker {self.marker}: {', '.join(found)}; "
+                "set dataverse.connector to the one to keep",
+                where=self._where,
+            )
+        return found[0] if found else None
+
+    def _row(self, cid: str, columns: tuple[str, ...]) -> dict[str, Any] | None:
+        try:
+            response = send(
+                self._client,
+                "GET",
+                self._url(f"connectors({cid})", {"$select": ",".join(columns)}),
+                service=SERVICE,
+                where=self._where,
+                budget_seconds=self._budget,
+                headers=self._headers,
+            )
+        except TargetError as exc:
+            if exc.status != 404:
+                raise
+            if self._id_source == "config":
+                raise TargetError(
+                    f"connector {cid} was not found in {self.org} (dataverse.connector): {exc.message}",
+                    where=self._where,
+                    status=404,
+                    code=exc.code,
+                    tracking_id=exc.tracking_id,
+                ) from None
+            log.warning(
+                "connector %s (from %s) no longer exists; looking for the marker",
+                cid,
+                self._id_source,
+            )
+            self._connector_id = self._id_source = None
+            adopted = self._find_marked()
+            if adopted is None:
+                return None
+            self._connector_id, self._id_source = adopted, "adopted"
+            return self._row(adopted, columns)
+        return response.json()
+
+    def _definition(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        text = row.get("openapidefinition")
+        if not text:
+            return None
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise TargetError(
+                f"connector {row.get('connectorid')}: openapidefinition is not JSON ({exc})",
+                where=self._where,
+            ) from None
+        if not isinstance(document, dict):
+            raise TargetError(
+                f"connector {row.get('connectorid')}: openapidefinition is not a JSON object",
+                where=self._where,
+            )
+        return document
+
+    def _create(self, definition: dict[str, Any], text: str) -> str:
+        info = definition.get("info") or {}
+        display = str(self._params.get("displayName") or info.get("title") or self.api)[:200]
+        base = str(info.get("description") or "")
+        description = f"{base[: 1000 - len(self.marker) - 1]} {self.marker}".strip()
+        # A stable id per (org, api, target): a retried create collides instead of duplicating.
+        cid = str(uuid.uuid5(_ID_NAMESPACE, f"{self.org}|{self.api}|{self.name}"))
+        slug = re.sub(r"[^A-Za-z0-9]", "", f"{self.api}{self.name}")[:60] or "connector"
+        body = {
+            "connectorid": cid,
+            "name": f"cs_{slug}",
+            "displayname": display,
+            "description": description,
+            "connectortype": CUSTOM_CONNECTOR,
+            "openapidefinition": text,
+        }
+        extra = (
+            {"MSCRM.SolutionUniqueName": self._params["solution"]}
+            if self._params.get("solution")
+            else {}
+        )
+        try:
+            response = send(
+                self._client,
+                "POST",
+                self._url("connectors"),
+                service=SERVICE,
+                where=self._where,
+                budget_seconds=self._budget,
+                headers=lambda: self._headers(extra),
+                json_body=body,
+            )
+        except TargetError as exc:
+            if exc.status != 412:
+                raise
+            log.info("connector %s already exists (earlier create); adopting it", cid)
+            self._connector_id, self._id_source = cid, "adopted"
+            return (
+                self.write(definition, CurrentConnector(definition=None, connector_id=cid)) or cid
+            )
+        found = _ENTITY_ID.search(response.headers.get("OData-EntityId", ""))
+        new_id = found.group(1) if found else cid
+        self._connector_id, self._id_source = new_id, "created"
+        log.info("created Dataverse connector %s for %s", new_id, self._where)
+        return new_id

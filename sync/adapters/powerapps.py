@@ -1,0 +1,536 @@
+"""A custom connector in one Power Platform environment, written through the PowerApps API.
+
+This is the resource provider paconn talks to (``{powerAppsUrl}/providers/Microsoft.PowerApps``,
+api-version 2016-11-01, ``$filter=environment eq '<env>'``). What paconn gets wrong and this adapter
+does differently (docs/targets.md has the long form):
+
+- an update keeps what belongs to the connector (connection parameters, policies, icon, colour,
+  script and its operations) instead of replacing it with a local file, and never sends
+  ``scriptDefinitionUrl: ""`` (which deletes custom code);
+- ``stackOwner`` is never sent: the RP refuses it (paconn issue #614);
+- an OAuth connector gets its client secret from the secret store on every update, or the update is
+  refused, because an update without it leaves a connector whose sign-in is broken;
+- create is idempotent: the description carries ``[connector-sync:<api>/<target>]`` and a run that
+  died between create and ledger write adopts that connector instead of creating a second one;
+- the definition is read back through ``apiDefinitions.originalSwaggerUrl`` (never
+  ``properties.swagger``, which is the RP's rewritten runtime copy), with a bounded wait because
+  updates propagate with delay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunparse
+
+import httpx
+import jwt
+
+from sync.adapters.http import with_retries
+from sync.adapters.pp_errors import raise_for_status, send
+from sync.clouds import Cloud
+from sync.errors import ConfigError, TargetError
+from sync.models import CurrentConnector
+from sync.ports import SecretStore, TokenProvider
+from sync.spec.canonical import canonical_bytes, compact_size
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2016-11-01"
+BASE_PATH = "providers/Microsoft.PowerApps"
+SERVICE = "PowerApps API"
+LIMIT_BYTES = 1_000_000 - 1  # "must be less than 1 MB", on the compact UTF-8 JSON
+DEFAULT_BRAND_COLOR = "#007ee5"
+
+# Members of ``properties`` that belong to the connector, not to the definition: sent back as read.
+KEPT_PROPERTIES = (
+    "connectionParameters",
+    "connectionParameterSets",
+    "policyTemplateInstances",
+    "iconBrandColor",
+    "iconUri",
+    "capabilities",
+    "scriptOperations",
+    "publisher",
+)
+# Certification-only metadata the RP refuses on create/update (InvalidRequestContent).
+NEVER_SENT = frozenset({"stackOwner"})
+
+
+def marker(api: str, target: str) -> str:
+    """The tag in the connector description that says which (api, target) created it."""
+    return f"[connector-sync:{api}/{target}]"
+
+
+def service_url(definition: dict[str, Any]) -> str:
+    """backendService.serviceUrl as paconn builds it: first scheme, host, basePath."""
+    schemes = definition.get("schemes") or [""]
+    return urlunparse(
+        (
+            str(schemes[0] or ""),
+            str(definition.get("host") or ""),
+            str(definition.get("basePath") or ""),
+            "",
+            "",
+            "",
+        )
+    )
+
+
+def oauth_settings(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ``oAuthSettings`` object of the connection parameters (plain and parameter sets)."""
+    found: list[dict[str, Any]] = []
+
+    def scan(params: Any) -> None:
+        if isinstance(params, dict):
+            for value in params.values():
+                if isinstance(value, dict) and isinstance(value.get("oAuthSettings"), dict):
+                    found.append(value["oAuthSettings"])
+
+    scan(properties.get("connectionParameters"))
+    sets = properties.get("connectionParameterSets")
+    if isinstance(sets, dict):
+        for item in sets.get("values") or []:
+            if isinstance(item, dict):
+                scan(item.get("parameters"))
+    return found
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The access token's claims, unverified: only used to pick the oid and explain refusals."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """JSON pointer of the first place two documents differ (for read-back messages)."""
+    if type(a) is not type(b):
+        return path or "/"
+    if isinstance(a, dict):
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                return f"{path}/{key}"
+            found = first_difference(a[key], b[key], f"{path}/{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return path or "/"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = first_difference(x, y, f"{path}/{i}")
+            if found:
+                return found
+        return None
+    return None if a == b else (path or "/")
+
+
+def _strip_marker(text: str, tag: str) -> str:
+    return text.replace(tag, "").strip()
+
+
+class PowerAppsTarget:
+    """One custom connector in one environment, through the PowerApps resource provider."""
+
+    kind = "powerapps"
+
+    def __init__(
+        self,
+        *,
+        api: str,
+        name: str,
+        params: dict[str, Any],
+        cloud: Cloud,
+        tokens: TokenProvider,
+        secrets: SecretStore,
+        client: httpx.Client,
+        get_state_connector_id: Callable[[], str | None] | None = None,
+        budget_seconds: float = 60,
+        verify_seconds: float = 30,
+    ) -> None:
+        if not params.get("environment"):
+            raise ConfigError("powerapps target needs 'environment'", path=f"{api}/{name}")
+        self.api = api
+        self.name = name
+        self.environment: str | None = str(params["environment"])
+        self.limit_bytes: int | None = LIMIT_BYTES
+        self._params = params
+        self._cloud = cloud
+        self._tokens = tokens
+        self._secrets = secrets
+        self._client = client
+        self._state_id = get_state_connector_id
+        self._budget = budget_seconds
+        self._verify_seconds = verify_seconds
+        self._connector_id: str | None = None
+        self._id_source: str | None = None  # "config" | "state" | "adopted" | "created"
+        self._where = f"{api}/{name} (powerapps {self.environment})"
+        self.marker = marker(api, name)
+
+    # --- Target port ---------------------------------------------------------------------------
+
+    @property
+    def connector_label(self) -> str | None:  # type: ignore[override]
+        return (
+            self._params.get("displayName") or self._connector_id or self._params.get("connector")
+        )
+
+    def read(self) -> CurrentConnector:
+        cid = self._resolve_id()
+        if cid is None:
+            return CurrentConnector(definition=None)
+        registration = self._get_registration(cid)
+        if registration is None:
+            return CurrentConnector(definition=None)
+        cid = self._connector_id or cid
+        properties = registration.get("properties") or {}
+        return CurrentConnector(
+            definition=self._download_definition(properties, cid),
+            properties=properties,
+            connector_id=cid,
+        )
+
+    def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:
+        problem = self.size_problem(definition)
+        if problem:
+            raise TargetError(problem, where=self._where)
+        cid = current.connector_id or self._resolve_id()
+        existing = current.properties if cid else None
+        if cid and existing is None:
+            registration = self._get_registration(cid)
+            existing = (registration or {}).get("properties")
+            cid = self._connector_id
+        properties = self._properties(definition, existing, creating=cid is None)
+        self._validate(definition)
+        body = {"properties": properties}
+        if cid is None:
+            response = send(
+                self._client,
+                "POST",
+                self._url("apis"),
+                service=SERVICE,
+                where=self._where,
+                budget_seconds=self._budget,
+                headers=self._headers,
+                json_body=body,
+                hint=self._hint,
+            )
+            cid = self._new_id(response)
+            self._connector_id, self._id_source = cid, "created"
+            log.info("created connector %s for %s", cid, self._where)
+        else:
+            send(
+                self._client,
+                "PATCH",
+                self._url(f"apis/{cid}"),
+                service=SERVICE,
+                where=self._where,
+                budget_seconds=self._budget,
+                headers=self._headers,
+                json_body=body,
+                hint=self._hint,
+            )
+            log.info("updated connector %s for %s", cid, self._where)
+        return cid
+
+    def read_back(self) -> dict[str, Any] | None:
+        cid = self._resolve_id()
+        if cid is None:
+            return None
+        registration = self._get_registration(cid)
+        if registration is None:
+            return None
+        return self._download_definition(registration.get("properties") or {}, cid)
+
+    def portal_url(self) -> str | None:
+        """The maker portal's custom-connector list of the environment (per-cloud host)."""
+        return f"{self._cloud.maker_portal}/environments/{self.environment}/customconnectors"
+
+    # --- extras other code may call -----------------------------------------------------------
+
+    def size_problem(self, definition: dict[str, Any]) -> str | None:
+        size = compact_size(definition)
+        if size > LIMIT_BYTES:
+            return (
+                f"definition is {size:,} bytes (compact UTF-8 JSON); target {self.name} "
+                f"(powerapps) accepts less than {LIMIT_BYTES + 1:,} bytes"
+            )
+        return None
+
+    def verify(self, definition: dict[str, Any]) -> None:
+        """Read back until the platform serves ``definition`` or ``verify_seconds`` pass."""
+        verify(self.read_back, definition, seconds=self._verify_seconds, where=self._where)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _url(self, path: str, *, env_filter: bool = True) -> str:
+        query: dict[str, str] = {"api-version": API_VERSION}
+        if env_filter:
+            query["$filter"] = f"environment eq '{self.environment}'"
+        return (
+            f"{self._cloud.powerapps_url.rstrip('/')}/{BASE_PATH}/{path}?"
+            f"{urlencode(query, quote_via=quote)}"
+        )
+
+    def _token(self) -> str:
+        return self._tokens.token(self._cloud.powerapps_scope)
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._token()}",
+            "Accept": "application/json",
+            "x-ms-origin": "connector-sync",
+        }
+
+    def _hint(self, status: int, code: str | None) -> str | None:
+        if status not in (401, 403):
+            return None
+        claims = token_claims(self._token())
+        if claims.get("idtyp") == "app" or ("scp" not in claims and "roles" in claims):
+            return (
+                "The token is app-only (service principal or managed identity); the PowerApps API "
+                "accepts delegated (user) tokens for custom connectors. Use a 'delegated' "
+                "credential for this target, or a Dataverse target with an application user"
+            )
+        if code == "InvalidAuthenticationToken":
+            return f"Check that the credential requests {self._cloud.powerapps_scope}"
+        return None
+
+    def _resolve_id(self) -> str | None:
+        if self._connector_id:
+            return self._connector_id
+        configured = self._params.get("connector")
+        if configured:
+            self._connector_id, self._id_source = str(configured), "config"
+            return self._connector_id
+        from_state = self._state_id() if self._state_id else None
+        if from_state:
+            self._connector_id, self._id_source = from_state, "state"
+            return from_state
+        adopted = self._find_marked()
+        if adopted:
+            self._connector_id, self._id_source = adopted, "adopted"
+            log.info("adopted connector %s (description marker) for %s", adopted, self._where)
+        return adopted
+
+    def _find_marked(self) -> str | None:
+        url: str | None = self._url("apis")
+        matches: list[str] = []
+        while url:
+            page = send(
+                self._client,
+                "GET",
+                url,
+                service=SERVICE,
+                where=self._where,
+                budget_seconds=self._budget,
+                headers=self._headers,
+                hint=self._hint,
+            ).json()
+            for item in page.get("value") or []:
+                props = item.get("properties") or {}
+                if self.marker in str(props.get("description") or ""):
+                    matches.append(str(item.get("name")))
+            url = page.get("nextLink") or page.get("@odata.nextLink")
+        if len(matches) > 1:
+            raise TargetError(
+                f"{len(matches)} connectors carry the marker {self.marker}: {', '.join(matches)}; "
+                "set powerapps.connector to the one to keep",
+                where=self._where,
+            )
+        return matches[0] if matches else None
+
+    def _get_registration(self, cid: str) -> dict[str, Any] | None:
+        try:
+            response = send(
+                self._client,
+                "GET",
+                self._url(f"apis/{cid}"),
+                service=SERVICE,
+                where=self._where,
+                budget_seconds=self._budget,
+                headers=self._headers,
+                hint=self._hint,
+            )
+        except TargetError as exc:
+            if exc.status != 404:
+                raise
+            if self._id_source == "config":
+                raise TargetError(
+                    f"connector {cid} was not found in environment {self.environment} "
+                    f"(powerapps.connector): {exc.message}",
+                    where=self._where,
+                    status=404,
+                    code=exc.code,
+                    tracking_id=exc.tracking_id,
+                ) from None
+            log.warning(
+                "connector %s (from %s) no longer exists; looking for the marker",
+                cid,
+                self._id_source,
+            )
+            self._connector_id = self._id_source = None
+            adopted = self._find_marked()
+            if adopted is None:
+                return None
+            self._connector_id, self._id_source = adopted, "adopted"
+            return self._get_registration(adopted)
+        body = response.json()
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            raise TargetError(
+                f"connector {cid}: the answer has no 'properties' object", where=self._where
+            )
+        return body
+
+    def _download_definition(self, properties: dict[str, Any], cid: str) -> dict[str, Any] | None:
+        """GET the SAS URL of the original definition, without our token (it is a blob URL)."""
+        url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
+        if not url:
+            return None
+        shown = urlsplit(url)._replace(query="").geturl()  # the SAS signature is a credential
+
+        def attempt() -> httpx.Response:
+            request = self._client.build_request("GET", url)
+            request.headers.pop("Authorization", None)
+            return raise_for_status(
+                self._client.send(request, follow_redirects=True),
+                service="connector definition blob",
+                where=f"{self._where} {shown}",
+            )
+
+        response = with_retries(attempt, budget_seconds=self._budget)
+        try:
+            document = json.loads(response.content.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise TargetError(
+                f"connector {cid}: the stored definition at {shown} is not JSON ({exc})",
+                where=self._where,
+            ) from None
+        if not isinstance(document, dict):
+            raise TargetError(
+                f"connector {cid}: the stored definition at {shown} is not a JSON object",
+                where=self._where,
+            )
+        return document
+
+    def _properties(
+        self, definition: dict[str, Any], existing: dict[str, Any] | None, *, creating: bool
+    ) -> dict[str, Any]:
+        existing = existing or {}
+        props: dict[str, Any] = {k: existing[k] for k in KEPT_PROPERTIES if k in existing}
+        props = json.loads(json.dumps(props))  # never mutate the caller's CurrentConnector
+        script = existing.get("scriptDefinitionUrl")
+        if isinstance(script, str) and script:
+            props["scriptDefinitionUrl"] = script  # keep custom code; "" would delete it
+        props.setdefault("connectionParameters", {})
+        props.setdefault("iconBrandColor", DEFAULT_BRAND_COLOR)
+        props.setdefault("capabilities", [])
+        self._inject_oauth_secret(props)
+
+        info = definition.get("info") or {}
+        props["openApiDefinition"] = definition
+        props["backendService"] = {"serviceUrl": service_url(definition)}
+        props["environment"] = {"name": self.environment}
+        old_description = str(existing.get("description") or "")
+        ours = creating or self.marker in old_description
+        base = str(info.get("description") or _strip_marker(old_description, self.marker))
+        props["description"] = f"{base} {self.marker}".strip() if ours else base
+        display = self._params.get("displayName")
+        if creating:
+            props["displayName"] = display or info.get("title") or self.api
+        elif display:
+            props["displayName"] = display
+        for key in NEVER_SENT:
+            props.pop(key, None)
+        return props
+
+    def _inject_oauth_secret(self, props: dict[str, Any]) -> None:
+        settings = oauth_settings(props)
+        if not settings:
+            return
+        ref = self._params.get("oauthSecret")
+        if ref == "none":
+            return
+        if not ref:
+            raise TargetError(
+                "the connector uses OAuth but the target has no oauthSecret: an update without the "
+                "client secret breaks sign-in. Set powerapps.oauthSecret to 'kv:<secret-name>', or "
+                "to 'none' if the identity provider needs no client secret",
+                where=self._where,
+            )
+        if not str(ref).startswith("kv:") or len(str(ref)) <= 3:
+            raise ConfigError(
+                f"powerapps.oauthSecret must be 'kv:<name>' or 'none', not {ref!r}",
+                path=f"{self.api}/{self.name}.powerapps.oauthSecret",
+            )
+        secret = self._secrets.get(str(ref)[3:])
+        for item in settings:
+            item["clientSecret"] = secret
+
+    def _validate(self, definition: dict[str, Any]) -> None:
+        oid = token_claims(self._token()).get("oid")
+        if not oid:
+            raise TargetError(
+                "the PowerApps token has no 'oid' claim, needed for validateApiSwagger; "
+                "use a user (delegated) credential",
+                where=self._where,
+            )
+        send(
+            self._client,
+            "POST",
+            self._url(f"objectIds/{oid}/validateApiSwagger", env_filter=False),
+            service=SERVICE,
+            where=f"{self._where} validateApiSwagger",
+            budget_seconds=self._budget,
+            headers=self._headers,
+            json_body=definition,
+            hint=self._hint,
+        )
+
+    def _new_id(self, response: httpx.Response) -> str:
+        try:
+            cid = response.json().get("name")
+        except (ValueError, AttributeError):
+            cid = None
+        if not cid:
+            raise TargetError(
+                f"create answered HTTP {response.status_code} without a connector 'name'",
+                where=self._where,
+            )
+        return str(cid)
+
+
+def verify(
+    read_back: Callable[[], dict[str, Any] | None],
+    definition: dict[str, Any],
+    *,
+    seconds: float,
+    where: str,
+) -> None:
+    """Poll ``read_back`` until it equals ``definition`` (canonical JSON) or time runs out."""
+    expected = canonical_bytes(definition)
+    deadline = time.monotonic() + seconds
+    pause = 0.2
+    while True:
+        got = read_back()
+        if got is not None and canonical_bytes(got) == expected:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            where_diff = (
+                "the connector has no definition"
+                if got is None
+                else (f"first difference at {first_difference(definition, got)}")
+            )
+            raise TargetError(
+                f"read-back does not match the written definition after {seconds:g}s ({where_diff})",
+                where=where,
+            )
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, 5.0)

@@ -1,0 +1,150 @@
+"""One way to call a Power Platform endpoint and to turn its failures into our error tree.
+
+The PowerApps resource provider and the Dataverse Web API both answer errors as
+``{"error": {"code", "message"}}``, but gateways in front of them also send ASP.NET routing bodies
+(``{"message": ...}``), HTML or nothing at all (paconn crashes on those, issue #289). Operators need
+status, code and the service's tracking id to open a support case, so every message carries them;
+none carries a request body, header value or token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx
+
+from sync.adapters.http import (
+    TRANSIENT_STATUSES,
+    RetryableStatus,
+    retry_after_seconds,
+    with_retries,
+)
+from sync.errors import TargetError, TransientError
+
+log = logging.getLogger(__name__)
+
+TRACKING_HEADERS = (
+    "x-ms-correlation-request-id",
+    "x-ms-request-id",
+    "x-ms-service-request-id",
+    "request-id",
+    "x-ms-client-request-id",
+)
+_TRACKING_IN_MESSAGE = re.compile(r"tracking id is '([0-9a-fA-F-]{8,})'", re.IGNORECASE)
+MAX_SNIPPET = 200
+
+
+def parse_error(response: httpx.Response) -> tuple[str | None, str]:
+    """(code, message) from an error body, whatever shape it has."""
+    text = response.text.strip() if response.content else ""
+    if not text:
+        return None, "empty body"
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        kind = response.headers.get("content-type", "unknown content type").split(";")[0]
+        snippet = " ".join(text.split())[:MAX_SNIPPET]
+        return None, f"non-JSON body ({kind}): {snippet}"
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            message = error.get("message")
+            return (str(code) if code is not None else None), str(message or "no message")
+        if isinstance(body.get("message"), str):  # ASP.NET routing answer (paconn issue #58)
+            return None, body["message"]
+    return None, " ".join(text.split())[:MAX_SNIPPET]
+
+
+def tracking_id(response: httpx.Response, message: str = "") -> str | None:
+    for header in TRACKING_HEADERS:
+        value = response.headers.get(header)
+        if value:
+            return value
+    found = _TRACKING_IN_MESSAGE.search(message)
+    return found.group(1) if found else None
+
+
+def describe(response: httpx.Response, *, service: str) -> tuple[str, str | None, str | None]:
+    """A one-line description: status, code, message, tracking id."""
+    code, message = parse_error(response)
+    tid = tracking_id(response, message)
+    parts = [f"{service} answered HTTP {response.status_code}"]
+    if code:
+        parts.append(code)
+    text = ": ".join([" ".join(parts), message])
+    if tid:
+        text += f" (tracking id {tid})"
+    return text, code, tid
+
+
+def raise_for_status(
+    response: httpx.Response,
+    *,
+    service: str,
+    where: str,
+    transient: Iterable[int] = (),
+    hint: Callable[[int, str | None], str | None] | None = None,
+) -> httpx.Response:
+    """Return a 2xx response; raise RetryableStatus for retryable statuses, TargetError otherwise."""
+    if response.is_success:
+        return response
+    text, code, tid = describe(response, service=service)
+    status = response.status_code
+    if status in TRANSIENT_STATUSES or status in set(transient):
+        raise RetryableStatus(
+            text,
+            status=status,
+            where=where,
+            retry_after=retry_after_seconds(response),
+            tracking_id=tid,
+        )
+    extra = hint(status, code) if hint else None
+    if extra:
+        text = f"{text}. {extra}"
+    raise TargetError(text, where=where, status=status, code=code, tracking_id=tid)
+
+
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    where: str,
+    budget_seconds: float,
+    headers: Callable[[], dict[str, str]] | None = None,
+    json_body: Any = None,
+    transient: Iterable[int] = (),
+    hint: Callable[[int, str | None], str | None] | None = None,
+    wait_initial: float = 0.5,
+) -> httpx.Response:
+    """One logical call with the shared retry policy; ``headers`` is re-evaluated per attempt so a
+    token refreshed by the provider is used on the retry."""
+    statuses = tuple(transient)
+
+    def attempt() -> httpx.Response:
+        response = client.request(
+            method, url, headers=headers() if headers else None, json=json_body
+        )
+        return raise_for_status(
+            response, service=service, where=where, transient=statuses, hint=hint
+        )
+
+    try:
+        return with_retries(attempt, budget_seconds=budget_seconds, wait_initial=wait_initial)
+    except RetryableStatus as exc:
+        log.warning("%s %s gave up: %s", method, where, exc.message)
+        raise
+    except httpx.TimeoutException as exc:
+        raise TransientError(
+            f"{service} did not answer {method} in time ({type(exc).__name__})", where=where
+        ) from None
+    except httpx.TransportError as exc:
+        raise TransientError(
+            f"{service} could not be reached for {method} ({type(exc).__name__})", where=where
+        ) from None

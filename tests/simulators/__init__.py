@@ -1,0 +1,1 @@
+"""Strict local stand-ins for cloud services that have no official emulator."""
