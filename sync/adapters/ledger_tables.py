@@ -181,7 +181,9 @@ class TableLedger:
         table_name: str,
         container: str,
         credential_factory: Callable[[], Any] | None = None,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
+        """``client_options`` go to the azure SDK clients (e.g. ``retry_total``, timeouts)."""
         if not connection_string and not table_endpoint:
             raise ConfigError(
                 "the ledger needs a storage connection string or a table endpoint",
@@ -192,6 +194,7 @@ class TableLedger:
         self._blob_endpoint = blob_endpoint
         self._credential = credential
         self._credential_factory = credential_factory
+        self._options = dict(client_options or {})
         self.table_name = table_name
         self.container = container
         self._lock = threading.Lock()
@@ -238,13 +241,14 @@ class TableLedger:
 
                 if self._connection_string:
                     client = TableClient.from_connection_string(
-                        self._connection_string, table_name=self.table_name
+                        self._connection_string, table_name=self.table_name, **self._options
                     )
                 else:
                     client = TableClient(
                         endpoint=str(self._table_endpoint),
                         table_name=self.table_name,
                         credential=self._get_credential(),
+                        **self._options,
                     )
                 key = ("table", client.url, self.table_name)
                 with _created_lock:
@@ -266,13 +270,14 @@ class TableLedger:
 
                 if self._connection_string:
                     client = ContainerClient.from_connection_string(
-                        self._connection_string, container_name=self.container
+                        self._connection_string, container_name=self.container, **self._options
                     )
                 elif self._blob_endpoint:
                     client = ContainerClient(
                         account_url=self._blob_endpoint,
                         container_name=self.container,
                         credential=self._get_credential(),
+                        **self._options,
                     )
                 else:
                     raise ConfigError(

@@ -98,7 +98,9 @@ class StorageWorkQueue:
         queue_name: str,
         poison_queue_name: str | None = None,
         credential_factory: Callable[[], Any] | None = None,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
+        """``client_options`` go to the azure SDK clients (e.g. ``retry_total``, timeouts)."""
         if not connection_string and not queue_endpoint:
             raise ConfigError(
                 "the work queue needs a storage connection string or a queue endpoint",
@@ -108,6 +110,7 @@ class StorageWorkQueue:
         self._queue_endpoint = queue_endpoint
         self._credential = credential
         self._credential_factory = credential_factory
+        self._options = dict(client_options or {})
         self.queue_name = queue_name
         self.poison_queue_name = poison_queue_name or f"{queue_name}-poison"
         self._clients: dict[str, Any] = {}
@@ -149,7 +152,7 @@ class StorageWorkQueue:
 
                 if self._connection_string:
                     client = QueueClient.from_connection_string(
-                        self._connection_string, queue_name=name
+                        self._connection_string, queue_name=name, **self._options
                     )
                 else:
                     if self._credential is None and self._credential_factory is not None:
@@ -158,6 +161,7 @@ class StorageWorkQueue:
                         account_url=str(self._queue_endpoint),
                         queue_name=name,
                         credential=self._credential,
+                        **self._options,
                     )
                 try:
                     _storage_errors(f"queue.create({name})", client.create_queue)
@@ -194,6 +198,11 @@ class StorageWorkQueue:
         Like the Functions host, a message delivered more than ``max_dequeue_count`` times, or one
         that does not decode, goes to the poison queue instead of being returned.
         """
+        if not 1 <= visibility_timeout <= MAX_VISIBILITY_SECONDS:
+            raise PermanentError(
+                f"visibility_timeout {visibility_timeout!r} is outside 1..{MAX_VISIBILITY_SECONDS}",
+                where="queue.receive",
+            )
         client = self._client(self.queue_name)
         messages = _storage_errors(
             f"queue.receive({self.queue_name})",
@@ -232,6 +241,22 @@ class StorageWorkQueue:
         """Acknowledge a received message (its pop receipt proves we still hold it)."""
         client = self._client(self.queue_name)
         _storage_errors(f"queue.delete({self.queue_name})", lambda: client.delete_message(handle))
+
+    def release(self, handle: Any, delay_seconds: int = 0) -> None:
+        """Give a received message back (visible again after ``delay_seconds``), like a host retry.
+
+        The dequeue count is kept, so a message released too often still ends in poison.
+        """
+        if not 0 <= delay_seconds <= MAX_VISIBILITY_SECONDS:
+            raise PermanentError(
+                f"delay_seconds {delay_seconds!r} is outside 0..{MAX_VISIBILITY_SECONDS}",
+                where="queue.release",
+            )
+        client = self._client(self.queue_name)
+        _storage_errors(
+            f"queue.release({self.queue_name})",
+            lambda: client.update_message(handle, visibility_timeout=delay_seconds),
+        )
 
     def _to_poison(self, message: Any) -> None:
         poison = self._client(self.poison_queue_name)
