@@ -80,22 +80,18 @@ _URL_QUERY = re.compile(r"(?i)\b(https?://[^\s?#\"'<>]+)[?#][^\s\"'<>)]*")
 
 @dataclass(frozen=True)
 class _Detail:
-    """How much of a run one trimming level shows."""
+    """How much of a run one trimming step shows."""
 
     items: int  # entries listed per list (operations, warnings, ...)
     targets: int  # targets shown in detail; the rest are counted
     text: int  # characters kept of one free-text string
 
 
-_LEVELS: tuple[_Detail, ...] = (
-    _Detail(items=15, targets=50, text=400),
-    _Detail(items=8, targets=30, text=240),
-    _Detail(items=5, targets=20, text=160),
-    _Detail(items=3, targets=12, text=120),
-    _Detail(items=0, targets=8, text=100),
-    _Detail(items=0, targets=4, text=80),
-    _Detail(items=0, targets=0, text=80),
-)
+# (items, text) per step, most detail first; within a step the number of targets shown in detail
+# is searched, so a big run keeps as many targets as fit rather than dropping to a fixed few.
+_STEPS: tuple[tuple[int, int], ...] = ((15, 400), (8, 240), (5, 160), (3, 120), (0, 100), (0, 80))
+MAX_DETAILED_TARGETS = 50
+MIN_DETAILED_TARGETS = 5  # below this, list less per target before showing fewer targets
 
 
 def plain(value: object, limit: int) -> str:
@@ -150,12 +146,30 @@ def build_card(
     run: RunSummary, *, maker_portal: str | None = None, max_bytes: int = MAX_MESSAGE_BYTES
 ) -> dict[str, Any]:
     """The Adaptive Card for a run, trimmed until its webhook message fits ``max_bytes``."""
-    card: dict[str, Any] = {}
-    for detail in _LEVELS:
-        card = _card(run, detail, maker_portal)
-        if len(encode_message(_envelope(card))) <= max_bytes:
-            return card
-    return card  # the last level lists no target in detail; it cannot outgrow the limit
+    cap = min(len(run.outcomes), MAX_DETAILED_TARGETS)
+    cards: dict[_Detail, dict[str, Any]] = {}
+
+    def fits(detail: _Detail) -> bool:
+        cards[detail] = _card(run, detail, maker_portal)
+        return len(encode_message(_envelope(cards[detail]))) <= max_bytes
+
+    for step, (items, text) in enumerate(_STEPS):
+        last = step == len(_STEPS) - 1
+        if fits(_Detail(items, cap, text)):
+            return cards[_Detail(items, cap, text)]
+        low = 0 if last else min(cap, MIN_DETAILED_TARGETS)
+        if not last and not fits(_Detail(items, low, text)):
+            continue
+        while low < cap - 1:  # invariant: ``low`` fits, ``cap`` does not
+            mid = (low + cap) // 2
+            if fits(_Detail(items, mid, text)):
+                low = mid
+            else:
+                cap = mid
+        return cards.get(_Detail(items, low, text)) or _card(
+            run, _Detail(items, low, text), maker_portal
+        )
+    raise AssertionError("unreachable: the last step always returns")  # pragma: no cover
 
 
 def build_message(

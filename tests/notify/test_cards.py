@@ -233,10 +233,14 @@ def test_huge_run_is_trimmed_under_the_limit_and_says_how_much_is_left_out() -> 
     assert all(len(t) <= 2000 for t in body)
 
 
-def test_tight_limit_falls_back_to_counts_only() -> None:
-    message = build_message(runs.huge_run(200, 300), max_bytes=6000)
-    assert len(encode_message(message)) <= 6000
-    assert any("and 200 more targets" in t for t in texts(message["attachments"][0]["content"]))
+def test_tight_limits_show_fewer_targets_then_counts_only() -> None:
+    for limit, detailed in ((6000, True), (2000, False)):
+        message = build_message(runs.huge_run(200, 300), max_bytes=limit)
+        assert len(encode_message(message)) <= limit
+        card = message["attachments"][0]["content"]
+        shown = [c for c in card["body"] if c.get("type") == "Container" and c.get("separator")]
+        assert bool(shown) is detailed, limit
+        assert any(f"and {200 - len(shown)} more targets" in t for t in texts(card))
 
 
 def test_long_operation_lists_end_with_and_n_more() -> None:
