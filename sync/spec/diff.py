@@ -1,0 +1,282 @@
+"""What changed between two Swagger 2.0 definitions, per operation, and whether it breaks callers.
+
+Why keyed by operationId: flows and apps bind to a connector action by its operationId, not by its
+URL, so an operation that moved to a new path is *the same action* (changed), while a renamed
+operationId is a removal plus an addition. Without an operationId the key is ``METHOD /path``.
+
+Breaking means "an existing flow or app may fail or misbehave": a removed operation or input, a new
+required input, an input that became required or changed type or moved in/out of the body, a
+response field removed or retyped, changed security. Additions of optional inputs, response fields
+and whole operations are not breaking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.spec.refs import resolve
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+MAX_FIELD_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    message: str
+    breaking: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "breaking": self.breaking}
+
+
+@dataclass
+class OperationChange:
+    operation_id: str
+    changes: list[Change] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"operationId": self.operation_id, "changes": [c.to_dict() for c in self.changes]}
+
+
+@dataclass
+class Diff:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[OperationChange] = field(default_factory=list)
+
+    @property
+    def breaking(self) -> bool:
+        return bool(self.removed) or any(c.breaking for oc in self.changed for c in oc.changes)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changed": [oc.to_dict() for oc in self.changed],
+            "breaking": self.breaking,
+        }
+
+
+@dataclass
+class _Op:
+    key: str
+    method: str
+    path: str
+    op: dict[str, Any]
+    params: dict[str, dict[str, Any]]  # name -> resolved parameter (body fields as "body.x")
+    response: dict[str, str]  # dotted field -> type
+    security: Any
+
+
+def operation_key(method: str, path: str, op: dict[str, Any]) -> str:
+    op_id = op.get("operationId")
+    return op_id if isinstance(op_id, str) and op_id else f"{method.upper()} {path}"
+
+
+def index_operations(doc: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """key -> (method, path, operation); a duplicate operationId falls back to ``METHOD /path``."""
+    out: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    paths = doc.get("paths") if isinstance(doc, dict) else None
+    for path, item in (paths or {}).items():
+        if not isinstance(item, dict):
+            continue
+        for method in METHODS:
+            op = item.get(method)
+            if not isinstance(op, dict):
+                continue
+            key = operation_key(method, path, op)
+            if key in out:
+                key = f"{method.upper()} {path}"
+            out[key] = (method, path, op)
+    return out
+
+
+def diff(old: dict[str, Any] | None, new: dict[str, Any]) -> Diff:
+    new_ops = index_operations(new)
+    if old is None:
+        return Diff(added=sorted(new_ops))
+    old_ops = index_operations(old)
+    result = Diff(
+        added=sorted(set(new_ops) - set(old_ops)),
+        removed=sorted(set(old_ops) - set(new_ops)),
+    )
+    for key in sorted(set(old_ops) & set(new_ops)):
+        a = _describe(old, key, *old_ops[key])
+        b = _describe(new, key, *new_ops[key])
+        changes = _compare(a, b)
+        if changes:
+            result.changed.append(OperationChange(key, changes))
+    return result
+
+
+def _deref(doc: dict[str, Any], node: Any) -> Any:
+    hops = 0
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and hops < 32:
+        try:
+            node = resolve(doc, node["$ref"])
+        except KeyError:
+            return {}
+        hops += 1
+    return node
+
+
+def _describe(doc: dict[str, Any], key: str, method: str, path: str, op: dict[str, Any]) -> _Op:
+    item = doc["paths"][path]
+    params: dict[str, dict[str, Any]] = {}
+    for holder in (item.get("parameters"), op.get("parameters")):
+        for raw in holder if isinstance(holder, list) else []:
+            param = _deref(doc, raw)
+            if not isinstance(param, dict):
+                continue
+            if param.get("in") == "body":
+                fields = _fields(doc, param.get("schema"), "body", set(), 0, with_required=True)
+                body_required = bool(param.get("required"))
+                for name, (ftype, required) in fields.items():
+                    params[name] = {
+                        "name": name,
+                        "in": "body",
+                        "type": ftype,
+                        "required": body_required and required,
+                    }
+                params["body"] = {
+                    "name": "body",
+                    "in": "body",
+                    "type": "object",
+                    "required": body_required,
+                }
+            else:
+                params[str(param.get("name"))] = param
+    response: dict[str, str] = {}
+    for code, resp in (op.get("responses") or {}).items():
+        if str(code).startswith("2"):
+            resp = _deref(doc, resp)
+            if isinstance(resp, dict) and resp.get("schema") is not None:
+                response = {k: v[0] for k, v in _fields(doc, resp["schema"], "", set(), 0).items()}
+            break
+    security = op.get("security", doc.get("security"))
+    return _Op(key, method, path, op, params, response, security)
+
+
+def _fields(
+    doc: dict[str, Any],
+    schema: Any,
+    prefix: str,
+    seen: set[str],
+    depth: int,
+    *,
+    with_required: bool = False,
+    required: bool = True,
+) -> dict[str, tuple[str, bool]]:
+    """Dotted field -> (type, required along the whole chain), refs followed once per chain."""
+    out: dict[str, tuple[str, bool]] = {}
+    if not isinstance(schema, dict) or depth > MAX_FIELD_DEPTH:
+        return out
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        if ref in seen:
+            return out
+        seen = seen | {ref}
+        schema = _deref(doc, schema)
+        if not isinstance(schema, dict):
+            return out
+    parts = [schema, *(s for s in schema.get("allOf") or [] if isinstance(s, dict))]
+    for part in parts[1:]:
+        out.update(
+            _fields(
+                doc, part, prefix, seen, depth + 1, with_required=with_required, required=required
+            )
+        )
+    schema_type = schema.get("type") or ("object" if "properties" in schema else "any")
+    if prefix:
+        out[prefix] = (str(schema_type), required)
+    req = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
+    for name, prop in (schema.get("properties") or {}).items():
+        child = f"{prefix}.{name}" if prefix else str(name)
+        out.update(
+            _fields(
+                doc,
+                prop,
+                child,
+                seen,
+                depth + 1,
+                with_required=with_required,
+                required=required and name in req,
+            )
+        )
+    if schema_type == "array" and isinstance(schema.get("items"), dict):
+        out.update(_fields(doc, schema["items"], f"{prefix}[]", seen, depth + 1, required=False))
+    return out
+
+
+def _ptype(param: dict[str, Any]) -> str:
+    if param.get("in") == "body" and "schema" in param:
+        return "object"
+    kind = str(param.get("type", "any"))
+    if param.get("format"):
+        kind += f"/{param['format']}"
+    if kind.startswith("array") and isinstance(param.get("items"), dict):
+        kind += f"<{param['items'].get('type', 'any')}>"
+    return kind
+
+
+def _compare(a: _Op, b: _Op) -> list[Change]:
+    changes: list[Change] = []
+    if (a.method, a.path) != (b.method, b.path):
+        changes.append(
+            Change(
+                "moved",
+                f"moved from {a.method.upper()} {a.path} to {b.method.upper()} {b.path}",
+                False,
+            )
+        )
+    for name in sorted(set(b.params) - set(a.params)):
+        param = b.params[name]
+        req = bool(param.get("required"))
+        kind = "input-added-required" if req else "input-added"
+        what = "new required input" if req else "new optional input"
+        changes.append(Change(kind, f"{what} {name!r} ({param.get('in')})", req))
+    for name in sorted(set(a.params) - set(b.params)):
+        changes.append(
+            Change("input-removed", f"input {name!r} ({a.params[name].get('in')}) removed", True)
+        )
+    for name in sorted(set(a.params) & set(b.params)):
+        pa, pb = a.params[name], b.params[name]
+        if pa.get("in") != pb.get("in"):
+            body_involved = "body" in (pa.get("in"), pb.get("in")) or "formData" in (
+                pa.get("in"),
+                pb.get("in"),
+            )
+            changes.append(
+                Change(
+                    "input-moved",
+                    f"input {name!r} moved from {pa.get('in')} to {pb.get('in')}",
+                    body_involved,
+                )
+            )
+        ta, tb = _ptype(pa), _ptype(pb)
+        if ta != tb:
+            changes.append(Change("input-retyped", f"input {name!r} type {ta} -> {tb}", True))
+        if not pa.get("required") and pb.get("required"):
+            changes.append(Change("input-now-required", f"input {name!r} is now required", True))
+    for name in sorted(set(a.response) - set(b.response)):
+        changes.append(Change("output-removed", f"response field {name!r} removed", True))
+    for name in sorted(set(b.response) - set(a.response)):
+        changes.append(Change("output-added", f"response field {name!r} added", False))
+    for name in sorted(set(a.response) & set(b.response)):
+        if a.response[name] != b.response[name]:
+            changes.append(
+                Change(
+                    "output-retyped",
+                    f"response field {name!r} type {a.response[name]} -> {b.response[name]}",
+                    True,
+                )
+            )
+    if a.security != b.security:
+        changes.append(Change("security-changed", "security requirements changed", True))
+    return changes

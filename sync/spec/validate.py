@@ -1,0 +1,300 @@
+"""Validation in two tiers: errors for what the platform refuses, warnings for everything else.
+
+Why two tiers: a sync that stops on every style finding would never ship; a sync that writes a
+definition the platform will refuse wastes a lease and a PATCH. *Errors* are only the rules the
+platform enforces on create/update (2.0 only, size, unique operationIds, resolvable refs, path
+parameters, one body, <= 256 operations). The JSON Schema / openapi-spec-validator findings and the
+certification rules are *warnings* unless ``strict=True``.
+
+Speed: openapi-spec-validator walks the whole document through jsonschema-path and takes ~1 s for
+1 MB. The hot path is a fastjsonschema-compiled check of the same Swagger 2.0 JSON Schema; only when
+that finds something (or ``strict``) does the full validator run, to list every finding, and its
+result is cached by the document's canonical SHA-256. ``validator_name()`` says which one ran last.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.spec.canonical import compact_size, sha256_hex
+from sync.spec.refs import is_local, iter_refs, json_path, resolve
+
+log = logging.getLogger(__name__)
+
+MAX_OPERATIONS = 256
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+VISIBILITY = ("important", "advanced", "internal")
+TRIGGER = ("batch", "single")
+_DRAFT4_URL = "http://json-schema.org/draft-04/schema"
+_CACHE_SIZE = 32
+
+_lock = threading.Lock()
+_compiled: Any = None
+_full_cache: OrderedDict[str, list[str]] = OrderedDict()
+_last_validator = "none"
+
+
+@dataclass
+class ValidationReport:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+            "info": list(self.info),
+        }
+
+
+def validator_name() -> str:
+    """Which structural validator ran in the last ``validate`` call (for logs and bench output)."""
+    return _last_validator
+
+
+def validate(
+    doc: dict[str, Any], *, limit_bytes: int | None = None, strict: bool = False
+) -> ValidationReport:
+    """Check a Swagger 2.0 definition; every message starts with the JSON path it is about."""
+    report = ValidationReport()
+    size = compact_size(doc)
+    report.info.append(f"(root): {size} bytes compact JSON")
+    if limit_bytes is not None and size > limit_bytes:
+        report.errors.append(
+            f"(root): definition is {size} bytes as compact JSON, over the limit of {limit_bytes} bytes"
+        )
+    if not isinstance(doc, dict) or doc.get("swagger") != "2.0":
+        found = doc.get("swagger", doc.get("openapi")) if isinstance(doc, dict) else None
+        report.errors.append(
+            f'swagger: must be "2.0" (the platform accepts nothing else), got {found!r}'
+        )
+        return report
+    external = _ref_errors(doc, report)
+    _operation_errors(doc, report)
+    if not external:
+        report.warnings.extend(_structural(doc, full=strict))
+    _certification_warnings(doc, report)
+    if strict and report.warnings:
+        report.errors.extend(f"{w} (strict)" for w in report.warnings)
+        report.warnings = []
+    return report
+
+
+# -- platform errors ------------------------------------------------------------------------------
+
+
+def _ref_errors(doc: dict[str, Any], report: ValidationReport) -> bool:
+    """Unresolved local refs are errors; external ones too (and keep the library away)."""
+    external = False
+    for path, ref in iter_refs(doc):
+        where = json_path(path)
+        if not is_local(ref):
+            report.errors.append(f"{where}: non-local $ref {ref[:200]!r} is not allowed")
+            external = True
+            continue
+        try:
+            resolve(doc, ref)
+        except KeyError:
+            report.errors.append(f"{where}: $ref {ref!r} does not resolve")
+    return external
+
+
+def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    paths = doc.get("paths")
+    out = []
+    if not isinstance(paths, dict):
+        return out
+    for path, item in paths.items():
+        if not isinstance(item, dict):
+            continue
+        for method in METHODS:
+            op = item.get(method)
+            if isinstance(op, dict):
+                out.append((path, method, op, item))
+    return out
+
+
+def _param(doc: dict[str, Any], param: Any) -> Any:
+    if isinstance(param, dict) and isinstance(param.get("$ref"), str):
+        try:
+            return resolve(doc, param["$ref"])
+        except KeyError:
+            return None
+    return param
+
+
+def _operation_errors(doc: dict[str, Any], report: ValidationReport) -> None:
+    ops = _operations(doc)
+    if len(ops) > MAX_OPERATIONS:
+        report.errors.append(
+            f"paths: {len(ops)} operations, over the platform maximum of {MAX_OPERATIONS}"
+        )
+    seen: dict[str, str] = {}
+    for path, method, op, item in ops:
+        where = json_path(("paths", path, method))
+        op_id = op.get("operationId")
+        if isinstance(op_id, str) and op_id:
+            if op_id in seen:
+                report.errors.append(
+                    f"{where}.operationId: duplicate operationId {op_id!r} (also at {seen[op_id]})"
+                )
+            else:
+                seen[op_id] = where
+        params: dict[tuple[str, str], Any] = {}
+        for holder in (item.get("parameters"), op.get("parameters")):
+            for raw in holder if isinstance(holder, list) else []:
+                param = _param(doc, raw)
+                if isinstance(param, dict):
+                    params[(str(param.get("name")), str(param.get("in")))] = param
+        template = set(re.findall(r"{([^}/]+)}", path))
+        declared = {name for name, where_in in params if where_in == "path"}
+        for name in sorted(template - declared):
+            report.errors.append(
+                f"{where}: path template {{{name}}} has no path parameter {name!r}"
+            )
+        for name in sorted(declared - template):
+            report.errors.append(
+                f"{where}.parameters: path parameter {name!r} is not in the path template"
+            )
+        bodies = [n for n, i in params if i == "body"]
+        if len(bodies) > 1:
+            report.errors.append(f"{where}.parameters: {len(bodies)} body parameters (max one)")
+        if bodies and any(i == "formData" for _, i in params):
+            report.errors.append(f"{where}.parameters: body and formData parameters mixed")
+
+
+# -- structural findings --------------------------------------------------------------------------
+
+
+def _swagger2_schema() -> dict[str, Any]:
+    import json
+    from importlib import resources
+
+    text = (
+        resources.files("openapi_spec_validator")
+        .joinpath("resources/schemas/v2.0/schema.json")
+        .read_text(encoding="utf-8")
+    )
+    return json.loads(text)
+
+
+def _draft4_metaschema(uri: str) -> dict[str, Any]:
+    """The only remote schema the Swagger 2.0 schema names; served locally, never fetched."""
+    import json
+    from importlib import resources
+
+    if uri.rstrip("#") != _DRAFT4_URL:
+        raise ValueError(f"refusing to fetch schema {uri!r}")
+    text = (
+        resources.files("jsonschema_specifications")
+        .joinpath("schemas/draft4/metaschema.json")
+        .read_text(encoding="utf-8")
+    )
+    return json.loads(text)
+
+
+def _fast_validator() -> Any:
+    global _compiled
+    with _lock:
+        if _compiled is None:
+            import fastjsonschema
+
+            _compiled = fastjsonschema.compile(
+                _swagger2_schema(), handlers={"http": _draft4_metaschema}, use_default=False
+            )
+        return _compiled
+
+
+def _structural(doc: dict[str, Any], *, full: bool) -> list[str]:
+    global _last_validator
+    import fastjsonschema
+
+    if not full:
+        try:
+            _fast_validator()(doc)
+            _last_validator = "fastjsonschema"
+            return []
+        except fastjsonschema.JsonSchemaException:
+            pass  # list every finding with the full validator below
+    key = sha256_hex(doc)
+    with _lock:
+        cached = _full_cache.get(key)
+        if cached is not None:
+            _full_cache.move_to_end(key)
+    _last_validator = "openapi-spec-validator"
+    if cached is not None:
+        return list(cached)
+    findings = _full_findings(doc)
+    with _lock:
+        _full_cache[key] = findings
+        while len(_full_cache) > _CACHE_SIZE:
+            _full_cache.popitem(last=False)
+    return list(findings)
+
+
+def _full_findings(doc: dict[str, Any]) -> list[str]:
+    import copy
+
+    from openapi_spec_validator import OpenAPIV2SpecValidator
+
+    findings = []
+    # The validator writes into the document it is given (seen with 0.9.0); hand it a copy.
+    for err in OpenAPIV2SpecValidator(copy.deepcopy(doc)).iter_errors():
+        path = list(getattr(err, "absolute_path", None) or getattr(err, "path", None) or [])
+        message = str(getattr(err, "message", err)).split("\n")[0][:300]
+        findings.append(f"{json_path(path)}: {message}")
+    return sorted(set(findings))
+
+
+# -- certification rules --------------------------------------------------------------------------
+
+
+def _certification_warnings(doc: dict[str, Any], report: ValidationReport) -> None:
+    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    title = info.get("title")
+    if isinstance(title, str) and len(title) > 30:
+        report.warnings.append(f"info.title: {len(title)} characters, certification allows 30")
+    desc = info.get("description")
+    if not isinstance(desc, str) or not 30 <= len(desc) <= 500:
+        length = len(desc) if isinstance(desc, str) else 0
+        report.warnings.append(
+            f"info.description: {length} characters, certification wants 30 to 500"
+        )
+    if "x-ms-connector-metadata" not in doc:
+        report.warnings.append(
+            "x-ms-connector-metadata: missing (Website, Privacy policy, Categories)"
+        )
+    for path, method, op, _item in _operations(doc):
+        where = json_path(("paths", path, method, "summary"))
+        summary = op.get("summary")
+        if not isinstance(summary, str) or not summary.strip():
+            report.warnings.append(f"{where}: missing operation summary")
+        elif len(summary) > 80:
+            report.warnings.append(f"{where}: {len(summary)} characters, certification allows 80")
+    _extension_values(doc, report)
+
+
+def _extension_values(doc: dict[str, Any], report: ValidationReport) -> None:
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, allowed in (("x-ms-visibility", VISIBILITY), ("x-ms-trigger", TRIGGER)):
+                if key in node and node[key] not in allowed:
+                    report.warnings.append(
+                        f"{json_path((*path, key))}: {node[key]!r} is not one of {list(allowed)}"
+                    )
+            stack.extend((v, (*path, k)) for k, v in node.items() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(node) if isinstance(v, (dict, list)))
