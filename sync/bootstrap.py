@@ -91,6 +91,9 @@ def build_queue(settings: Settings) -> Any:
 
 
 def build_notifier(settings: Settings, sync_map: SyncMap, secrets: SecretStore) -> Any:
+    from sync.clouds import cloud_for
+
+    portal = cloud_for(sync_map.cloud, sync_map.endpoints).maker_portal
     teams = sync_map.notify.get("teams")
     if teams:
         from sync.adapters.keyvault import resolve_ref
@@ -101,11 +104,12 @@ def build_notifier(settings: Settings, sync_map: SyncMap, secrets: SecretStore) 
         return TeamsWebhookNotifier(
             webhook_url_provider=lambda: resolve_ref(ref, secrets),
             client=guarded_client(settings),
+            maker_portal=portal,
         )
     from sync.adapters.file_notifier import FileNotifier
 
     path = settings.notify_file or sync_map.notify.get("file")
-    return FileNotifier(str(sync_map.resolve(path)) if path else None)
+    return FileNotifier(str(sync_map.resolve(path)) if path else None, maker_portal=portal)
 
 
 class TargetFactory:
