@@ -65,6 +65,8 @@ T = TypeVar("T")
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 MAX_VERSION = 9_999_999_999
 RUNS_PARTITION = "runs"
 DEBOUNCE_PARTITION = "debounce"
@@ -154,7 +156,8 @@ def _azure_errors(where: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
             except HttpResponseError as exc:
                 status = exc.status_code or 0
                 code = getattr(exc, "error_code", None) or "unknown"
-                message = f"storage answered HTTP {status} ({code})"
+                detail = str(getattr(exc, "reason", "") or "")
+                message = f"storage answered HTTP {status} ({code}) {detail}".strip()
                 if status in (408, 429) or status >= 500:
                     raise TransientError(message, where=where) from exc
                 raise PermanentError(message, where=where) from exc
@@ -188,6 +191,16 @@ class TableLedger:
             raise ConfigError(
                 "the ledger needs a storage connection string or a table endpoint",
                 path="SYNC_TABLE_ENDPOINT",
+            )
+        if not TABLE_NAME.match(table_name or ""):
+            raise ConfigError(
+                f"table name {table_name!r} does not match {TABLE_NAME.pattern}",
+                path="SYNC_LEDGER_TABLE",
+            )
+        if not CONTAINER_NAME.match(container or ""):
+            raise ConfigError(
+                f"container name {container!r} does not match {CONTAINER_NAME.pattern}",
+                path="SYNC_LEDGER_CONTAINER",
             )
         self._connection_string = connection_string
         self._table_endpoint = table_endpoint

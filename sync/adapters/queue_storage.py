@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,10 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024  # Queue Storage limit on the message text
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
-HOST_MAX_DEQUEUE_COUNT = 5  # the Functions host default (host.json queues.maxDequeueCount)
+HOST_MAX_DEQUEUE_COUNT = 5
+QUEUE_NAME = re.compile(
+    r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
+)  # the Functions host default (host.json queues.maxDequeueCount)
 
 
 def encode_item(item: WorkItem) -> str:
@@ -106,6 +110,12 @@ class StorageWorkQueue:
                 "the work queue needs a storage connection string or a queue endpoint",
                 path="SYNC_QUEUE_ENDPOINT",
             )
+        for name in (queue_name, poison_queue_name or f"{queue_name}-poison"):
+            if not QUEUE_NAME.match(name or ""):
+                raise ConfigError(
+                    f"queue name {name!r} does not match {QUEUE_NAME.pattern}",
+                    path="SYNC_WORK_QUEUE",
+                )
         self._connection_string = connection_string
         self._queue_endpoint = queue_endpoint
         self._credential = credential

@@ -132,9 +132,9 @@ def test_encode_decode_are_inverse():
 
 def test_from_settings_picks_connection_string_or_endpoint(azurite):
     local = StorageWorkQueue.from_settings(
-        Settings(storage_connection_string=azurite.connection_string, work_queue="w1")
+        Settings(storage_connection_string=azurite.connection_string, work_queue="work-one")
     )
-    assert (local.queue_name, local.poison_queue_name) == ("w1", "w1-poison")
+    assert (local.queue_name, local.poison_queue_name) == ("work-one", "work-one-poison")
     made: list[str] = []
     remote = StorageWorkQueue.from_settings(
         Settings(queue_endpoint="https://acct.queue.core.windows.net"),
