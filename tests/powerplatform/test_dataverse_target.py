@@ -180,7 +180,7 @@ def test_empty_definition_reads_as_none(sim: Simulator, make_dataverse: Make) ->
 
 
 def test_org_must_be_a_url(cloud, http) -> None:
-    with pytest.raises(ConfigError, match="dataverse.org"):
+    with pytest.raises(ConfigError, match=r"dataverse\.org"):
         DataverseTarget(
             api="a",
             name="b",
