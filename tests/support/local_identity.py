@@ -62,7 +62,7 @@ GRANT_FIELDS = {
         "client_assertion",
         "client_assertion_type",
     },
-    DEVICE_GRANT: {"device_code"},
+    DEVICE_GRANT: {"device_code", "code"},  # MSAL sends both (ADFS compatibility)
 }
 
 
@@ -507,7 +507,7 @@ class _AuthorityHandler(_Base):
         unknown = set(form) - COMMON_FIELDS - GRANT_FIELDS[grant]
         if unknown:
             raise _OAuthError(400, "invalid_request", 900144, f"unknown fields {sorted(unknown)}.")
-        if not form.get("scope"):
+        if grant != DEVICE_GRANT and not form.get("scope"):
             raise _OAuthError(400, "invalid_request", 900144, "'scope' is required.")
         app = self.idp.apps.get(form.get("client_id", ""))
         if app is None or app.tenant != tenant:

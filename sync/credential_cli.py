@@ -1,0 +1,345 @@
+"""``credential init`` and ``doctor``: set up and check the identities the sync map names.
+
+Why these two commands: the delegated kind needs a refresh token that only an interactive sign-in
+can produce (device code, so it works over SSH and in a container), and "which identity does the
+tenant actually see, and does the platform accept it" is the first question whenever a target
+answers 401/403. Neither command ever prints a token or a secret: ``doctor`` decodes the access
+token's payload locally (no signature check, it is only displayed) and prints a few claims.
+
+``register(subparsers)`` is wired into ``sync/cli.py`` by the CLI owner; the composition root may
+pass ``CliDeps`` (probe, secret store, CA bundle) to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from sync.adapters.credentials import build_token_provider
+from sync.adapters.keyvault import secret_name_of
+from sync.adapters.secrets_env import EnvSecretStore, secret_store_for
+from sync.clouds import Cloud, cloud_for
+from sync.config import SyncMap, TargetConfig, load_map_file
+from sync.errors import ConfigError, SyncError
+from sync.ports import SecretStore
+from sync.settings import Settings
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+SHOWN_CLAIMS = ("aud", "oid", "idtyp", "tid", "appid")
+
+Probe = Callable[[str, str], str]  # (api, target) -> what it read, e.g. "connector found, 12 ops"
+
+
+@dataclass
+class CliDeps:
+    """What the commands need from outside; defaults suit a developer's machine."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    probe: Probe | None = None
+    secret_store: Callable[[Settings, Cloud], SecretStore] | None = None
+    connection_verify: str | None = None
+    transport_options: Mapping[str, Any] | None = None
+    out: TextIO | None = None
+    err: TextIO | None = None
+
+    def stdout(self) -> TextIO:
+        return self.out or sys.stdout
+
+    def stderr(self) -> TextIO:
+        return self.err or sys.stderr
+
+    def store(self, settings: Settings, cloud: Cloud) -> SecretStore:
+        if self.secret_store is not None:
+            return self.secret_store(settings, cloud)
+        # A developer runs these commands: their az login (or the host's MI) reads the vault.
+        vault_identity = build_token_provider(
+            "cli-vault",
+            {"default": {}},
+            cloud=cloud,
+            secrets=EnvSecretStore(self.env),
+            connection_verify=self.connection_verify,
+            transport_options=self.transport_options,
+        )
+        return secret_store_for(
+            settings, self.env, vault_identity, connection_verify=self.connection_verify
+        )
+
+
+def token_claims(token: str) -> dict[str, Any] | None:
+    """The payload of a JWT access token, unverified (for display only); None if not a JWT."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def scope_for(target: TargetConfig, cloud: Cloud) -> str | None:
+    """The token scope a target's platform expects; None for targets that need no token."""
+    if target.kind == "powerapps":
+        return cloud.powerapps_scope
+    if target.kind == "dataverse":
+        return cloud.dataverse_scope(str(target.params["org"]))
+    return None
+
+
+def doctor(
+    sync_map: SyncMap,
+    api: str,
+    target: str,
+    *,
+    secrets: SecretStore,
+    probe: Probe | None = None,
+    connection_verify: str | None = None,
+    transport_options: Mapping[str, Any] | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Acquire the target's token, show who it is, then call the read-only probe.
+
+    0 = the tenant issued a token and the probe (when wired) succeeded; 1 = refused; 2 = the
+    map does not name this API / target / credential.
+    """
+    out = out or sys.stdout
+    try:
+        target_config = sync_map.api(api).target(target)
+        cloud = cloud_for(sync_map.cloud, sync_map.endpoints)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=out)
+        return EXIT_USAGE
+    params = target_config.params if isinstance(target_config.params, dict) else {}
+    credential = params.get("credential")
+    scope = scope_for(target_config, cloud)
+    print(f"target: {api}/{target} ({target_config.kind})", file=out)
+    if credential and scope:
+        spec = sync_map.credentials.get(credential)
+        if spec is None:
+            print(f"error: credential {credential!r} is not defined under 'credentials'", file=out)
+            return EXIT_USAGE
+        print(f"credential: {credential} ({next(iter(spec), '?')})", file=out)
+        print(f"scope: {scope}", file=out)
+        try:
+            tokens = build_token_provider(
+                credential,
+                spec,
+                cloud=cloud,
+                secrets=secrets,
+                connection_verify=connection_verify,
+                transport_options=transport_options,
+            )
+            token = tokens.token(scope)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=out)
+            return EXIT_USAGE
+        except SyncError as exc:
+            print(f"token: REFUSED - {exc}", file=out)
+            return EXIT_REFUSED
+        claims = token_claims(token)
+        if claims is None:
+            print("token: acquired (not a JWT; claims not shown)", file=out)
+        else:
+            print("token: acquired", file=out)
+            for name in SHOWN_CLAIMS:
+                print(f"  {name}: {claims.get(name, '(absent)')}", file=out)
+            expected = scope.removesuffix("/.default")
+            if claims.get("aud") not in (expected, expected + "/"):
+                print(f"  warning: aud is not {expected}; the platform will answer 401", file=out)
+            if target_config.kind == "powerapps" and claims.get("idtyp") == "app":
+                print(
+                    "  warning: an app-only token; the PowerApps API may refuse it "
+                    "(use a delegated credential or a dataverse target)",
+                    file=out,
+                )
+    else:
+        print("credential: none (this target needs no token)", file=out)
+    if probe is None:
+        print("probe: skipped (no probe wired)", file=out)
+        return EXIT_OK
+    try:
+        result = probe(api, target)
+    except SyncError as exc:
+        print(f"probe: REFUSED - {exc}", file=out)
+        return EXIT_REFUSED
+    print(f"probe: ok - {result}", file=out)
+    return EXIT_OK
+
+
+def credential_init(
+    sync_map: SyncMap,
+    credential: str,
+    *,
+    store: SecretStore,
+    scope: str | None = None,
+    connection_verify: str | None = None,
+    timeout_seconds: float = 15.0,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Device-code sign-in for a delegated credential; the refresh token goes into the vault.
+
+    MSAL's public client does the device flow (initiate, show the code, poll). The refresh token
+    is written with ``store.set`` and only the secret's name is printed.
+    """
+    out, err = out or sys.stdout, err or sys.stderr
+    spec = sync_map.credentials.get(credential)
+    if spec is None:
+        print(f"error: credential {credential!r} is not defined under 'credentials'", file=err)
+        return EXIT_USAGE
+    kind, params = next(iter(spec.items()))
+    if kind != "delegated":
+        print(
+            f"error: credential {credential!r} is {kind}; only delegated credentials sign in "
+            "with a device code",
+            file=err,
+        )
+        return EXIT_USAGE
+    setter = getattr(store, "set", None)
+    if setter is None:
+        print(
+            f"error: the secret store ({type(store).__name__}) is read-only; "
+            "set SYNC_KEY_VAULT_URL to the vault that holds the refresh token",
+            file=err,
+        )
+        return EXIT_USAGE
+    secret_name = secret_name_of(params["refreshToken"])
+    cloud = cloud_for(sync_map.cloud, sync_map.endpoints)
+    from msal import PublicClientApplication
+
+    from sync.adapters.credentials import KNOWN_AUTHORITY_HOSTS
+
+    host = cloud.authority_host.rstrip("/")
+    app = PublicClientApplication(
+        params["clientId"],
+        authority=f"{host}/{params['tenant']}",
+        instance_discovery=host in KNOWN_AUTHORITY_HOSTS,
+        http_client=_http_client(connection_verify, timeout_seconds),
+    )
+    flow = app.initiate_device_flow(scopes=[scope or cloud.powerapps_scope])
+    if "user_code" not in flow:
+        print(
+            f"error: the tenant refused the device-code request: {_oauth_error(flow)}",
+            file=err,
+        )
+        return EXIT_REFUSED
+    print(flow.get("message") or f"Open {flow['verification_uri']} and enter the code.", file=err)
+    result = app.acquire_token_by_device_flow(flow)
+    refresh_token = result.get("refresh_token")
+    if not refresh_token:
+        print(f"error: sign-in did not complete: {_oauth_error(result)}", file=err)
+        return EXIT_REFUSED
+    try:
+        setter(secret_name, refresh_token)
+    except SyncError as exc:
+        print(f"error: could not store the refresh token: {exc}", file=err)
+        return EXIT_REFUSED
+    print(
+        f"stored the refresh token for credential {credential!r} in secret {secret_name!r}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _oauth_error(answer: dict[str, Any]) -> str:
+    """The OAuth error code and the first line of Entra's description (no tokens in either)."""
+    description = str(answer.get("error_description") or "").strip().splitlines()
+    first = description[0][:300] if description else ""
+    return f"{answer.get('error', 'unknown')} {first}".strip()
+
+
+def _http_client(connection_verify: str | None, timeout_seconds: float) -> Any:
+    """A requests session for MSAL that really uses ``connection_verify``.
+
+    MSAL's own ``verify=`` sets ``Session.verify``, which requests silently replaces with
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` when those are set; a per-request ``verify`` wins.
+    """
+    import functools
+
+    import requests
+
+    session = requests.Session()
+    session.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
+    session.request = functools.partial(  # type: ignore[method-assign]
+        session.request, timeout=timeout_seconds, verify=connection_verify or True
+    )
+    return session
+
+
+def _load(path: str, err: TextIO) -> SyncMap | None:
+    try:
+        return load_map_file(path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=err)
+        return None
+
+
+def register(subparsers: Any, *, deps: CliDeps | None = None) -> None:
+    """Add ``credential init`` and ``doctor``; each sets ``func(args) -> int`` (the exit code)."""
+    deps = deps or CliDeps()
+
+    credential = subparsers.add_parser("credential", help="set up credentials from the sync map")
+    actions = credential.add_subparsers(dest="credential_command", required=True)
+    init = actions.add_parser("init", help="sign in a delegated credential with a device code")
+    init.add_argument("--credential", required=True, help="name under 'credentials:'")
+    init.add_argument("--config", required=True, help="the sync map (YAML/JSON)")
+    init.add_argument("--device-code", action="store_true", help="use the device-code flow")
+    init.add_argument("--scope", help="token scope (default: the cloud's PowerApps scope)")
+
+    def run_init(args: argparse.Namespace) -> int:
+        if not args.device_code:
+            print("error: --device-code is the only sign-in flow; pass it", file=deps.stderr())
+            return EXIT_USAGE
+        sync_map = _load(args.config, deps.stderr())
+        if sync_map is None:
+            return EXIT_USAGE
+        try:
+            store = deps.store(
+                Settings.from_env(deps.env), cloud_for(sync_map.cloud, sync_map.endpoints)
+            )
+        except ConfigError as exc:
+            print(f"error: {exc}", file=deps.stderr())
+            return EXIT_USAGE
+        return credential_init(
+            sync_map,
+            args.credential,
+            store=store,
+            scope=args.scope,
+            connection_verify=deps.connection_verify,
+            out=deps.stdout(),
+            err=deps.stderr(),
+        )
+
+    init.set_defaults(func=run_init)
+
+    check = subparsers.add_parser("doctor", help="acquire a target's token and probe the target")
+    check.add_argument("--config", required=True, help="the sync map (YAML/JSON)")
+    check.add_argument("--api", required=True)
+    check.add_argument("--target", required=True)
+
+    def run_doctor(args: argparse.Namespace) -> int:
+        sync_map = _load(args.config, deps.stdout())
+        if sync_map is None:
+            return EXIT_USAGE
+        try:
+            store = deps.store(
+                Settings.from_env(deps.env), cloud_for(sync_map.cloud, sync_map.endpoints)
+            )
+        except ConfigError as exc:
+            print(f"error: {exc}", file=deps.stdout())
+            return EXIT_USAGE
+        return doctor(
+            sync_map,
+            args.api,
+            args.target,
+            secrets=store,
+            probe=deps.probe,
+            connection_verify=deps.connection_verify,
+            transport_options=deps.transport_options,
+            out=deps.stdout(),
+        )
+
+    check.set_defaults(func=run_doctor)

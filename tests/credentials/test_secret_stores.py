@@ -1,0 +1,245 @@
+"""The real SecretClient against the local vault; the env store; ``kv:`` references."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from sync.adapters.credentials import build_token_provider
+from sync.adapters.keyvault import KeyVaultSecretStore, resolve_ref, secret_name_of
+from sync.adapters.secrets_env import EnvSecretStore, secret_store_for
+from sync.clouds import Cloud
+from sync.errors import ConfigError, SecretError, TransientError
+from sync.settings import Settings
+from tests.support.local_identity import LocalIdentity
+from tests.support.local_vault import LocalVault
+
+CANARY = "CANARY-vault-value-91d2e4"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def store_for(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud, **kwargs
+) -> KeyVaultSecretStore:
+    tokens = build_token_provider(
+        "vault",
+        {"managedIdentity": {}},
+        cloud=cloud,
+        secrets=EnvSecretStore({}),
+        connection_verify=identity.ca_pem_path,
+        transport_options={"retry_total": 0},
+    )
+    return KeyVaultSecretStore(
+        vault.url,
+        tokens,
+        connection_verify=identity.ca_pem_path,
+        verify_challenge_resource=False,
+        client_options={"retry_total": 0},
+        **kwargs,
+    )
+
+
+def test_get_follows_the_bearer_challenge(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud
+) -> None:
+    vault.put("db-password", CANARY)
+    store = store_for(identity, vault, cloud)
+    assert store.get("db-password") == CANARY
+    first, second = vault.requests[:2]
+    assert first.status == 401 and first.authorization is None
+    assert second.status == 200 and second.authorization.startswith("Bearer ")
+    assert second.path == "/secrets/db-password/"
+    # the token was minted for the vault audience by the managed identity and verified by the vault
+    mi = [r for r in identity.requests if r.path == "/msi/token"]
+    assert [r.query["resource"] for r in mi] == ["https://vault.azure.net"]
+
+
+def test_ttl_cache(identity: LocalIdentity, vault: LocalVault, cloud: Cloud) -> None:
+    vault.put("webhook", "v1")
+    clock = Clock()
+    store = store_for(identity, vault, cloud, cache_ttl=300, clock=clock)
+    assert store.get("webhook") == "v1"
+    vault.put("webhook", "v2")
+    clock.now += 299
+    assert store.get("webhook") == "v1"
+    assert len(vault.secret_requests("GET")) == 1
+    clock.now += 2
+    assert store.get("webhook") == "v2"
+    assert len(vault.secret_requests("GET")) == 2
+
+
+def test_set_writes_a_new_version_and_updates_the_cache(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud
+) -> None:
+    vault.put("rt", "old")
+    store = store_for(identity, vault, cloud)
+    assert store.get("rt") == "old"
+    store.set("rt", "new")
+    assert [v.value for v in vault.secrets["rt"]] == ["old", "new"]
+    (put,) = vault.secret_requests("PUT")
+    assert put.body == {"value": "new"}
+    assert put.path == "/secrets/rt"
+    assert store.get("rt") == "new"
+    assert len(vault.secret_requests("GET")) == 1
+
+
+def test_missing_secret_names_vault_and_secret(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud
+) -> None:
+    with pytest.raises(SecretError) as caught:
+        store_for(identity, vault, cloud).get("nope")
+    assert "'nope'" in str(caught.value)
+    assert vault.url in str(caught.value)
+    assert "SecretNotFound" in str(caught.value)
+
+
+def test_forbidden_secret_names_vault_and_secret_never_value(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    vault.put("locked", CANARY)
+    vault.forbidden.add("locked")
+    store = store_for(identity, vault, cloud)
+    with pytest.raises(SecretError) as caught:
+        store.get("locked")
+    assert "403" in str(caught.value)
+    assert "'locked'" in str(caught.value)
+    assert vault.url in str(caught.value)
+    with pytest.raises(SecretError, match="Officer"):
+        store.set("locked", CANARY)
+    assert CANARY not in str(caught.value)
+    assert CANARY not in caplog.text
+
+
+def test_canary_never_logged_on_success(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    vault.put("teams-webhook-url", CANARY)
+    store = store_for(identity, vault, cloud)
+    assert store.get("teams-webhook-url") == CANARY
+    store.set("teams-webhook-url", CANARY + "-2")
+    assert CANARY not in caplog.text
+    assert CANARY not in repr(store)
+
+
+def test_service_unavailable_is_transient(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud
+) -> None:
+    vault.put("x", "y")
+    store = store_for(identity, vault, cloud)
+    store.get("x")  # authenticate first, so the failure hits the secret call
+    store.forget()
+    vault.fail_next(503)
+    with pytest.raises(TransientError, match="503"):
+        store.get("x")
+
+
+def test_unreachable_vault_is_transient(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud
+) -> None:
+    store = store_for(identity, vault, cloud)
+    vault.stop()
+    with pytest.raises(TransientError, match="unreachable"):
+        store.get("x")
+
+
+def test_untrusted_certificate_is_transient_not_a_crash(
+    identity: LocalIdentity, vault: LocalVault
+) -> None:
+    # no connection_verify: the local CA is not trusted, the TLS handshake fails
+    store = KeyVaultSecretStore(
+        vault.url,
+        _StaticCredential(),
+        verify_challenge_resource=False,
+        client_options={"retry_total": 0},
+    )
+    with pytest.raises(TransientError):
+        store.get("x")
+
+
+class _StaticCredential:
+    def get_token(self, *scopes, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("not-a-jwt", 2_000_000_000)
+
+
+def test_vault_rejects_a_token_it_did_not_issue(identity: LocalIdentity, vault: LocalVault) -> None:
+    store = KeyVaultSecretStore(
+        vault.url,
+        _StaticCredential(),
+        connection_verify=identity.ca_pem_path,
+        verify_challenge_resource=False,
+        client_options={"retry_total": 0},
+    )
+    with pytest.raises(SecretError, match="authentication failed"):
+        store.get("x")
+
+
+def test_challenge_resource_is_verified_by_default(
+    identity: LocalIdentity, vault: LocalVault
+) -> None:
+    store = KeyVaultSecretStore(
+        vault.url,
+        _StaticCredential(),
+        connection_verify=identity.ca_pem_path,
+        client_options={"retry_total": 0},
+    )
+    with pytest.raises(SecretError, match="'x'"):
+        store.get("x")
+
+
+@pytest.mark.parametrize("name", ["", "has space", "under_score", "x" * 128, "kv:x"])
+def test_invalid_secret_names(name: str) -> None:
+    store = KeyVaultSecretStore("https://example.vault.azure.net", _StaticCredential())
+    with pytest.raises(SecretError, match="invalid secret name"):
+        store.get(name)
+    with pytest.raises(SecretError, match="invalid secret name"):
+        EnvSecretStore({}).get(name)
+
+
+@pytest.mark.parametrize(
+    "url", ["", "http://example.vault.azure.net", "example.vault.azure.net", "https://"]
+)
+def test_vault_url_must_be_https(url: str) -> None:
+    with pytest.raises(ConfigError, match="https"):
+        KeyVaultSecretStore(url, _StaticCredential())
+
+
+def test_env_store() -> None:
+    store = EnvSecretStore({"SYNC_SECRET_TEAMS_WEBHOOK_URL": "https://hooks.example/x"})
+    assert store.get("teams-webhook-url") == "https://hooks.example/x"
+    with pytest.raises(SecretError, match="SYNC_SECRET_PP_USER_REFRESH"):
+        store.get("pp-user-refresh")
+    with pytest.raises(SecretError, match="SYNC_SECRET_EMPTY"):
+        EnvSecretStore({"SYNC_SECRET_EMPTY": ""}).get("empty")
+    assert "hooks" not in repr(store)
+
+
+def test_resolve_ref() -> None:
+    store = EnvSecretStore({"SYNC_SECRET_A_B": "value"})
+    assert resolve_ref("kv:a-b", store) == "value"
+    for bad in ["a-b", "kv:", "kv:a b", "vault:a", None]:
+        with pytest.raises(ConfigError, match="kv:<secret-name>"):
+            resolve_ref(bad, store)  # type: ignore[arg-type]
+    assert secret_name_of("kv:pp-user-refresh") == "pp-user-refresh"
+
+
+def test_secret_store_for_settings() -> None:
+    env = {"SYNC_SECRETS_FROM_ENV": "1", "SYNC_SECRET_X": "1"}
+    assert isinstance(secret_store_for(Settings.from_env(env), env, None), EnvSecretStore)
+    kv_env = {"SYNC_KEY_VAULT_URL": "https://kv1.vault.azure.net/"}
+    store = secret_store_for(Settings.from_env(kv_env), kv_env, _StaticCredential())
+    assert isinstance(store, KeyVaultSecretStore)
+    assert store.vault_url == "https://kv1.vault.azure.net"
+    with pytest.raises(ConfigError, match="SYNC_KEY_VAULT_URL"):
+        secret_store_for(Settings.from_env({}), {}, None)
