@@ -3,7 +3,8 @@
 Rules (shared by specs, overlays and the sync map):
 - UTF-8 only, a leading BOM tolerated; invalid UTF-8 is an error naming the byte offset.
 - JSON first when the text looks like JSON, YAML otherwise, with a safe loader that has no YAML 1.1
-  timestamp resolver (dates stay strings, as OpenAPI expects), turns scalar keys into strings
+  timestamp resolver (dates stay strings, as OpenAPI expects) and YAML 1.2 booleans only
+  (``on``/``yes``/``no`` stay strings), turns scalar keys into strings
   (``200:`` -> ``"200"``), rejects duplicate keys and refuses alias graphs that would expand past a
   node budget (YAML bombs).
 - Nesting deeper than ``MAX_DEPTH`` is refused rather than left to blow the stack later.
@@ -12,6 +13,7 @@ Rules (shared by specs, overlays and the sync map):
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -28,10 +30,16 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """SafeLoader without timestamps, with string keys and without duplicate keys."""
 
 
+_DROPPED = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool"}
 _StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _DROPPED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# YAML 1.2 booleans only: "on", "off", "yes", "no" stay strings (a sync map's ``on:`` key, an
+# enum value "yes" in a spec), as JSON Schema and OpenAPI readers expect.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict[str, Any]:

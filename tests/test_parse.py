@@ -1,0 +1,79 @@
+"""The shared JSON/YAML reader refuses what a hostile or sloppy server could send."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync.errors import SpecError
+from sync.spec.parse import MAX_DEPTH, load_document, load_object
+
+
+def test_yaml_dates_stay_strings_and_keys_become_strings():
+    doc = load_document("d: 2024-01-31\nt: 2024-01-31T10:00:00Z\n200: ok\n1.5: x\nnull: y\n")
+    assert doc == {
+        "d": "2024-01-31",
+        "t": "2024-01-31T10:00:00Z",
+        "200": "ok",
+        "1.5": "x",
+        "null": "y",
+    }
+
+
+def test_yaml_12_booleans_only():
+    doc = load_document("on: [custom: x]\nyes: no\nflag: true\noff: FALSE\n")
+    assert doc == {"on": [{"custom": "x"}], "yes": "no", "flag": True, "off": False}
+
+
+@pytest.mark.parametrize("text", ["a: 1\na: 2\n", '{"a": 1, "a": 2}'])
+def test_duplicate_keys_are_refused(text):
+    with pytest.raises(SpecError, match="duplicate key 'a'"):
+        load_document(text)
+
+
+def test_bom_is_tolerated_and_invalid_utf8_names_the_offset():
+    assert load_document(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+    with pytest.raises(SpecError, match="byte 5"):
+        load_document(b"a: b\n\xff")
+
+
+def test_yaml_bomb_is_refused_without_expanding_it():
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 10):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    with pytest.raises(SpecError, match="expands to more than"):
+        load_document("\n".join(lines))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5),
+        '{"a":' * 5000 + "1" + "}" * 5000,
+        "a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 400)),
+    ],
+)
+def test_deep_nesting_is_refused(text):
+    with pytest.raises(SpecError, match="nested deeper"):
+        load_document(text)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "empty document"),
+        (b"   \n", "empty document"),
+        (b"[1, 2", "not valid JSON"),
+        (b"a: [unclosed", "not valid JSON or YAML"),
+        (b"? [a, b]\n: c\n", "mapping key must be a scalar"),
+    ],
+)
+def test_broken_documents_name_the_problem_and_the_source(raw, message):
+    with pytest.raises(SpecError, match=message) as info:
+        load_document(raw, source="https://api.example/spec.yaml")
+    assert "https://api.example/spec.yaml" in str(info.value)
+
+
+def test_top_level_must_be_an_object():
+    with pytest.raises(SpecError, match="top level must be an object, got list"):
+        load_object(b"[1]")
