@@ -397,6 +397,8 @@ class TableLedger:
 
         pk = partition_key(api, target)
         where = f"ledger.lease({api}/{target})"
+        if not seconds > 0:
+            raise PermanentError(f"lease length {seconds!r} s must be greater than 0", where=where)
         now = utcnow()
         expires = iso(now + timedelta(seconds=seconds)) or ""
         entity = {"PartitionKey": pk, "RowKey": LEASE_ROW, "Owner": owner, "Expires": expires}
@@ -437,7 +439,7 @@ class TableLedger:
         return TableLease(api, target, owner, expires, meta["etag"])
 
     @_azure_errors("ledger.release_lease")
-    def release_lease(self, lease: Any) -> None:
+    def release_lease(self, lease: TableLease) -> None:
         """Delete the lease row only while it is still ours (the owner may have changed)."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -682,7 +684,11 @@ class TableLedger:
     def versions(
         self, api: str, target: str | None = None, *, limit: int = 20, before: int | None = None
     ) -> list[VersionRecord]:
-        """Newest first. Without a target, each target's newest ``limit`` are merged by time."""
+        """Newest first, without definitions. ``before`` pages by version number.
+
+        Without a target, each target's newest ``limit`` (below ``before``, numbers being per
+        target) are merged by ``created_at``; page a single target for exact paging.
+        """
         if limit <= 0:
             return []
         if target is not None:
@@ -854,6 +860,10 @@ class TableLedger:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
 
+        if not seconds > 0:
+            raise PermanentError(
+                f"debounce window {seconds!r} s must be greater than 0", where="ledger.debounce"
+            )
         now = utcnow()
         entity = {
             "PartitionKey": DEBOUNCE_PARTITION,

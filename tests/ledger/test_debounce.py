@@ -56,3 +56,10 @@ def test_concurrent_callers_after_expiry_only_one_wins(ledger):
     for t in threads:
         t.join()
     assert sorted(answers) == [False] * 5 + [True]
+
+
+def test_non_positive_window_is_refused(ledger):
+    from sync.errors import PermanentError
+
+    with pytest.raises(PermanentError, match="debounce window"):
+        ledger.debounce("k", 0)

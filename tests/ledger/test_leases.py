@@ -90,3 +90,11 @@ def test_release_of_a_missing_lease_is_quiet(ledger):
     lease = ledger.acquire_lease(API, TARGET, "worker-a", 60)
     ledger.release_lease(lease)
     ledger.release_lease(lease)
+
+
+@pytest.mark.parametrize("seconds", [0, -5])
+def test_non_positive_lease_length_is_refused(ledger, seconds):
+    from sync.errors import PermanentError
+
+    with pytest.raises(PermanentError, match="lease length"):
+        ledger.acquire_lease(API, TARGET, "worker-a", seconds)
