@@ -51,7 +51,9 @@ TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a s
 REFRESH_MARGIN_SECONDS = 300.0
 KNOWN_AUTHORITY_HOSTS = frozenset(c.authority_host.rstrip("/") for c in CLOUDS.values())
 _AADSTS = re.compile(r"AADSTS\d+")
-_HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})\b")
+# MSAL-backed errors carry the status only in text: "HTTP Error: 503" (token endpoint) or
+# "Token request error: (invalid_scope) 503, ..." (App Service managed identity).
+_HTTP_STATUS = re.compile(r"(?:HTTP Error: |Token request error: \(\w+\) )(\d{3})\b")
 
 # (token, expires_on epoch seconds)
 Fetch = Callable[[str], tuple[str, float]]

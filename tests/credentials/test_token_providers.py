@@ -237,15 +237,42 @@ def test_unreachable_authority_is_transient(identity: LocalIdentity, cloud: Clou
         provider("sp", spec, cloud, identity, MemoryStore(s="x-secret-value")).token(PP_SCOPE)
 
 
-def test_managed_identity_unavailable_is_permanent(
+def test_managed_identity_wrong_header_is_permanent(
     identity: LocalIdentity, cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("IDENTITY_HEADER", "wrong-header")
-    with pytest.raises(SyncErrorTypes):
+    with pytest.raises(PermanentError, match=r"'mi' \(managedIdentity\)"):
         provider("mi", {"managedIdentity": {}}, cloud, identity).token(PP_SCOPE)
 
 
-SyncErrorTypes = (PermanentError, TransientError)
+def test_managed_identity_endpoint_down_is_transient(identity: LocalIdentity, cloud: Cloud) -> None:
+    identity.fail_next(503, times=3, path_contains="/msi/")
+    with pytest.raises(TransientError, match=r"'mi' \(managedIdentity\)"):
+        provider("mi", {"managedIdentity": {}}, cloud, identity).token(PP_SCOPE)
+
+
+def test_jwks_verifies_minted_tokens(identity: LocalIdentity, cloud: Cloud) -> None:
+    import httpx
+
+    token = provider("mi", {"managedIdentity": {}}, cloud, identity).token(PP_SCOPE)
+    tenant = identity.mi_tenant
+    meta = httpx.get(
+        f"{identity.authority}/{tenant}/v2.0/.well-known/openid-configuration",
+        verify=__import__("ssl").create_default_context(cafile=identity.ca_pem_path),
+    ).json()
+    client = jwt.PyJWKClient(
+        meta["jwks_uri"],
+        ssl_context=__import__("ssl").create_default_context(cafile=identity.ca_pem_path),
+    )
+    key = client.get_signing_key_from_jwt(token)
+    body = jwt.decode(
+        token,
+        key.key,
+        algorithms=["RS256"],
+        audience="https://service.powerapps.com",
+        issuer=meta["issuer"],
+    )
+    assert body["tid"] == tenant
 
 
 def test_missing_secret_is_secret_error(identity: LocalIdentity, cloud: Cloud) -> None:
