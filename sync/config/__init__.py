@@ -57,8 +57,36 @@ class ApiConfig:
         return self.spec if isinstance(self.spec, str) else None
 
     def allows_spec_url(self, url: str) -> bool:
-        """A URL from an event or HTTP body is honoured only under a configured prefix."""
-        return any(url.startswith(prefix) for prefix in self.allowed_spec_urls)
+        """A URL from an event or HTTP body is honoured only under a configured prefix.
+
+        Compared by parts, not as strings: same scheme and host:port, path under the prefix's path
+        at a segment boundary, no user info and no dot segments (``https://host`` must not admit
+        ``https://host.evil.example`` nor ``https://host/../admin``).
+        """
+        return any(_under(url, prefix) for prefix in self.allowed_spec_urls)
+
+
+def _under(url: str, prefix: str) -> bool:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        got, allowed = urlsplit(url), urlsplit(prefix)
+        got_port, allowed_port = got.port, allowed.port
+    except ValueError:
+        return False
+    if got.scheme.lower() not in ("http", "https") or got.username or got.password:
+        return False
+    if (got.scheme.lower(), (got.hostname or "").lower(), got_port) != (
+        allowed.scheme.lower(), (allowed.hostname or "").lower(), allowed_port
+    ):
+        return False
+    path = unquote(got.path) or "/"
+    if any(part in (".", "..") for part in path.split("/")) or "\\" in path:
+        return False
+    base = allowed.path or "/"
+    if base.endswith("/"):
+        return path.startswith(base)
+    return path == base or path.startswith(base + "/")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,141 @@
+"""The sync map: schema errors name the key path; references are checked; URLs compared safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from sync.cli import main
+from sync.config import load_map, load_map_file
+from sync.errors import ConfigError
+
+GOOD = """
+apis:
+  contoso-invoicing:
+    spec: {url: "https://invoicing.contoso.example/swagger/v1/swagger.json"}
+    allowedSpecUrls: ["https://invoicing.contoso.example/swagger/"]
+    on:
+      - custom: contoso-invoicing
+    targets:
+      - {name: dev, folder: connectors/dev}
+      - name: prod
+        powerapps: {environment: Default-11111111-2222-3333-4444-555555555555, credential: pp}
+credentials:
+  pp: {managedIdentity: {}}
+"""
+
+
+def write(tmp_path, text, name="map.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_valid_map_loads_with_typed_views(tmp_path):
+    sync_map = load_map_file(write(tmp_path, GOOD))
+    api = sync_map.api("contoso-invoicing")
+    assert [t.name for t in api.targets] == ["dev", "prod"]
+    assert api.targets[1].kind == "powerapps"
+    assert api.on == ({"custom": "contoso-invoicing"},)  # a bare YAML `on:` key works
+    assert sync_map.resolve("connectors/dev") == tmp_path / "connectors" / "dev"
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        (("connectors/dev", "''"), "apis.contoso-invoicing.targets[0].folder", "non-empty"),
+        (
+            ('{url: "https://invoicing', '{url: "ftp://invoicing'),
+            "apis.contoso-invoicing.spec.url",
+            "does not match",
+        ),
+        (
+            ("credential: pp}", "credential: nope}"),
+            "targets[1].powerapps.credential",
+            "not defined",
+        ),
+        (("name: prod", "name: dev"), "targets[1].name", "duplicate target name"),
+        (
+            ("contoso-invoicing:\n    spec", "Contoso_Invoicing:\n    spec"),
+            "apis",
+            "does not match",
+        ),
+        (("{name: dev, folder", "{name: dev, colour: red, folder"), "targets[0]", "colour"),
+        (
+            ("Default-11111111-2222-3333-4444-555555555555", "'bad env!'"),
+            "powerapps.environment",
+            "does not match",
+        ),
+    ],
+)
+def test_errors_name_the_key_path(tmp_path, change, path, message):
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    with pytest.raises(ConfigError) as info:
+        load_map_file(write(tmp_path, text))
+    assert path in str(info.value)
+    assert message in str(info.value)
+
+
+def test_missing_overlay_file_is_named(tmp_path):
+    text = GOOD.replace("    on:", "    overlay: overlays/missing.yaml\n    on:")
+    with pytest.raises(ConfigError, match=r"apis\.contoso-invoicing\.overlay.*missing\.yaml"):
+        load_map_file(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("text", ["", "apis: [1, 2]", "a: 1\na: 2", "{{{", "- just\n- a list"])
+def test_unreadable_maps_are_config_errors(tmp_path, text):
+    with pytest.raises(ConfigError):
+        load_map_file(write(tmp_path, text))
+
+
+def test_load_map_needs_the_setting_and_reloads_when_the_file_changes(tmp_path):
+    with pytest.raises(ConfigError, match="SYNC_CONFIG is not set"):
+        load_map(None)
+    with pytest.raises(ConfigError, match="not found"):
+        load_map(str(tmp_path / "absent.yaml"))
+    path = write(tmp_path, GOOD)
+    first = load_map(str(path))
+    assert load_map(str(path)) is first  # validated once per process and file version
+    path.write_text(GOOD.replace("name: prod", "name: test"))
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert [t.name for t in load_map(str(path)).api("contoso-invoicing").targets] == ["dev", "test"]
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://invoicing.contoso.example/swagger/v2/swagger.json", True),
+        ("https://invoicing.contoso.example/swagger/", True),
+        ("https://invoicing.contoso.example/swaggerx/v2.json", False),
+        ("https://invoicing.contoso.example.evil.example/swagger/x", False),
+        ("https://invoicing.contoso.example/swagger/../admin", False),
+        ("https://invoicing.contoso.example/swagger/%2e%2e/admin", False),
+        ("https://user@invoicing.contoso.example/swagger/x", False),
+        ("http://invoicing.contoso.example/swagger/x", False),
+        ("https://invoicing.contoso.example:8443/swagger/x", False),
+        ("https://169.254.169.254/swagger/x", False),
+        ("not a url", False),
+    ],
+)
+def test_spec_urls_from_events_are_compared_by_parts(tmp_path, url, allowed):
+    api = load_map_file(write(tmp_path, GOOD)).api("contoso-invoicing")
+    assert api.allows_spec_url(url) is allowed
+
+
+def test_cli_config_validate_exit_codes(tmp_path, capsys):
+    assert main(["config", "validate", str(write(tmp_path, GOOD))]) == 0
+    assert "valid (1 APIs, 2 targets)" in capsys.readouterr().out
+    assert main(["config", "validate", str(write(tmp_path, "apis: {}", "bad.yaml"))]) == 2
+    assert "bad.yaml" in capsys.readouterr().err
+
+
+def test_schema_file_is_valid_json_schema_for_editors():
+    from jsonschema import Draft202012Validator
+
+    from sync.config import SCHEMA_PATH
+
+    Draft202012Validator.check_schema(json.loads(SCHEMA_PATH.read_text()))
