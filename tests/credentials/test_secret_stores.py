@@ -243,3 +243,29 @@ def test_secret_store_for_settings() -> None:
     assert store.vault_url == "https://kv1.vault.azure.net"
     with pytest.raises(ConfigError, match="SYNC_KEY_VAULT_URL"):
         secret_store_for(Settings.from_env({}), {}, None)
+
+
+def test_a_bare_token_provider_is_enough_for_the_vault(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud
+) -> None:
+    inner = build_token_provider(
+        "vault",
+        {"managedIdentity": {}},
+        cloud=cloud,
+        secrets=EnvSecretStore({}),
+        transport_options={"retry_total": 0},
+    )
+
+    class OnlyToken:  # the TokenProvider port, nothing else
+        def token(self, scope: str) -> str:
+            return inner.token(scope)
+
+    vault.put("s", "v")
+    store = KeyVaultSecretStore(
+        vault.url,
+        lambda: OnlyToken(),  # a factory, resolved on first use
+        connection_verify=identity.ca_pem_path,
+        verify_challenge_resource=False,
+        client_options={"retry_total": 0},
+    )
+    assert store.get("s") == "v"

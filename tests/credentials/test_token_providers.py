@@ -423,3 +423,30 @@ def test_delegated_with_read_only_store_keeps_rotation_in_memory(
     assert "read-only" in caplog.text
     tokens.token("https://management.azure.com/.default")
     assert identity.token_requests("refresh_token")[-1].form["refresh_token"] != first
+
+
+def test_service_principal_pkcs12_certificate(identity: LocalIdentity, cloud: Cloud) -> None:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import NoEncryption, load_pem_private_key
+    from cryptography.hazmat.primitives.serialization.pkcs12 import serialize_key_and_certificates
+
+    pem, cert = make_client_certificate()
+    key = load_pem_private_key(pem.encode(), password=None)
+    pfx = serialize_key_and_certificates(
+        b"c", key, x509.load_pem_x509_certificate(cert), None, NoEncryption()
+    )
+    app = identity.add_app(TENANT_B, certificate_pem=cert)
+    store = MemoryStore(sp_cert=base64.b64encode(pfx).decode())
+    spec = {
+        "servicePrincipal": {
+            "tenant": TENANT_B,
+            "clientId": app.client_id,
+            "certificate": "kv:sp-cert",
+        }
+    }
+    assert (
+        claims(provider("sp", spec, cloud, identity, store).token(PP_SCOPE))["appid"]
+        == app.client_id
+    )
