@@ -105,6 +105,7 @@ class DataverseTarget:
         self._verify_seconds = verify_seconds
         self._connector_id: str | None = None
         self._id_source: str | None = None
+        self._state_stale = False  # the ledger's id points at a deleted connector
         self._where = f"{api}/{name} (dataverse {org})"
         self.marker = marker(api, name)
 
@@ -199,7 +200,9 @@ class DataverseTarget:
         if self._connector_id:
             return self._connector_id
         configured = self._params.get("connector")
-        from_state = None if configured else (self._state_id() if self._state_id else None)
+        from_state = None
+        if not configured and self._state_id and not self._state_stale:
+            from_state = self._state_id()
         if configured or from_state:
             self._connector_id = str(configured or from_state)
             self._id_source = "config" if configured else "state"
@@ -273,6 +276,7 @@ class DataverseTarget:
                 self._id_source,
             )
             self._connector_id = self._id_source = None
+            self._state_stale = True
             adopted = self._find_marked()
             if adopted is None:
                 return None

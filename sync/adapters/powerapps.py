@@ -170,6 +170,7 @@ class PowerAppsTarget:
         self._verify_seconds = verify_seconds
         self._connector_id: str | None = None
         self._id_source: str | None = None  # "config" | "state" | "adopted" | "created"
+        self._state_stale = False  # the ledger's id points at a deleted connector
         self._where = f"{api}/{name} (powerapps {self.environment})"
         self.marker = marker(api, name)
 
@@ -309,7 +310,7 @@ class PowerAppsTarget:
         if configured:
             self._connector_id, self._id_source = str(configured), "config"
             return self._connector_id
-        from_state = self._state_id() if self._state_id else None
+        from_state = self._state_id() if self._state_id and not self._state_stale else None
         if from_state:
             self._connector_id, self._id_source = from_state, "state"
             return from_state
@@ -347,6 +348,9 @@ class PowerAppsTarget:
         return matches[0] if matches else None
 
     def _get_registration(self, cid: str) -> dict[str, Any] | None:
+        """The ApiRegistration; None when a remembered (ledger) id is gone and no marked connector
+        exists, so the caller creates one. A configured id that is gone is an error: the map is
+        wrong and creating a second connector would hide that."""
         try:
             response = send(
                 self._client,
@@ -376,6 +380,7 @@ class PowerAppsTarget:
                 self._id_source,
             )
             self._connector_id = self._id_source = None
+            self._state_stale = True
             adopted = self._find_marked()
             if adopted is None:
                 return None

@@ -216,3 +216,14 @@ def test_simulator_refuses_unknown_columns(sim: Simulator, http) -> None:
     )
     assert response.status_code == 400
     assert "Invalid property 'openApiDefinition'" in response.json()["error"]["message"]
+
+
+def test_stale_state_id_falls_back_to_create(sim: Simulator, make_dataverse: Make) -> None:
+    gone = new_guid()
+    target = make_dataverse(state_id=gone)
+    assert target.read().definition is None
+    created = target.write(DEFINITION, target.read())
+    assert created != gone
+    assert sim.dataverse_ids() == [created]
+    assert len(sim.requests_to("GET", rf"connectors\({gone}\)")) == 1
+    assert sim.requests_to("PATCH") == []

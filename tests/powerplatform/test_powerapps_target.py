@@ -214,6 +214,8 @@ def test_state_id_of_a_deleted_connector_falls_back_to_create(
     assert target.read().definition is None
     new_id = target.write(DEFINITION, target.read())
     assert new_id != "shared_gone"
+    assert len(sim.requests_to("GET", r"/apis/shared_gone$")) == 1
+    assert sim.requests_to("PATCH") == []
 
 
 def test_configured_connector_not_found_names_it(sim: Simulator, make_powerapps: Make) -> None:
