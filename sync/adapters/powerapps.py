@@ -471,7 +471,8 @@ class PowerAppsTarget:
             )
         if not str(ref).startswith("kv:") or len(str(ref)) <= 3:
             raise ConfigError(
-                f"powerapps.oauthSecret must be 'kv:<name>' or 'none', not {ref!r}",
+                "powerapps.oauthSecret must be 'kv:<name>' or 'none' (the value is not shown: it "
+                "may be a secret pasted in by mistake)",
                 path=f"{self.api}/{self.name}.powerapps.oauthSecret",
             )
         secret = self._secrets.get(str(ref)[3:])
