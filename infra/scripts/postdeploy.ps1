@@ -1,0 +1,100 @@
+# azd postdeploy hook (Windows): same steps as postdeploy.sh.
+# Subscribes the planner function (plan_event) to every Event Grid topic. Idempotent: each
+# subscription is looked up first, then created or updated, so re-running never duplicates.
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+
+$PlannerFunction = 'plan_event'
+$PollAttempts = if ($env:POLL_ATTEMPTS) { [int]$env:POLL_ATTEMPTS } else { 60 }
+$PollIntervalSeconds = if ($env:POLL_INTERVAL_SECONDS) { [int]$env:POLL_INTERVAL_SECONDS } else { 10 }
+$SubscriptionName = if ($env:EVENTGRID_SUBSCRIPTION_NAME) { $env:EVENTGRID_SUBSCRIPTION_NAME } else { 'connector-sync' }
+$MaxDeliveryAttempts = if ($env:EVENTGRID_MAX_DELIVERY_ATTEMPTS) { $env:EVENTGRID_MAX_DELIVERY_ATTEMPTS } else { '30' }
+$EventTtlMinutes = if ($env:EVENTGRID_EVENT_TTL_MINUTES) { $env:EVENTGRID_EVENT_TTL_MINUTES } else { '1440' }
+$CiEventType = 'ConnectorSync.ApiDeployed'
+
+function Fail([string]$Message) {
+    Write-Error "postdeploy: $Message"
+    exit 1
+}
+
+if (-not (Get-Command az -ErrorAction SilentlyContinue)) { Fail "the Azure CLI (az) is not on PATH; install it and run 'azd hooks run postdeploy'" }
+if (-not (Get-Command azd -ErrorAction SilentlyContinue)) { Fail 'azd is not on PATH' }
+
+# Values from `azd env get-values` (KEY="value" lines); never evaluated as code.
+$values = @{}
+foreach ($line in (azd env get-values)) {
+    if ($line -match '^([A-Za-z_][A-Za-z0-9_]*)="(.*)"$') { $values[$Matches[1]] = $Matches[2] }
+}
+function Require([string]$Name) {
+    if (-not $values[$Name]) { Fail "$Name is missing from the azd environment (run 'azd provision' first)" }
+    return $values[$Name]
+}
+
+$ResourceGroup = Require 'AZURE_RESOURCE_GROUP'
+$FunctionAppName = Require 'AZURE_FUNCTION_APP_NAME'
+$FunctionAppId = Require 'AZURE_FUNCTION_APP_ID'
+$DeadLetterContainerId = Require 'EVENTGRID_DEADLETTER_CONTAINER_ID'
+$SystemTopics = $values['EVENTGRID_SYSTEM_TOPICS']
+$CiTopicId = $values['EVENTGRID_CI_TOPIC_ID']
+$PlannerId = "$FunctionAppId/functions/$PlannerFunction"
+
+# 1. Wait until the host has indexed plan_event (Event Grid validates the endpoint on create).
+$attempt = 1
+while ($true) {
+    az functionapp function show --resource-group $ResourceGroup --name $FunctionAppName --function-name $PlannerFunction --query name --output tsv *> $null
+    if ($LASTEXITCODE -eq 0) { break }
+    if ($attempt -ge $PollAttempts) { Fail "function $PlannerFunction did not appear in $FunctionAppName after $PollAttempts checks; see the deployment logs" }
+    Write-Host "postdeploy: waiting for $PlannerFunction to be indexed ($attempt/$PollAttempts)"
+    $attempt++
+    Start-Sleep -Seconds $PollIntervalSeconds
+}
+Write-Host "postdeploy: $PlannerFunction is indexed"
+
+$EventTypes = @{
+    appService = @('Microsoft.Web.SlotSwapCompleted', 'Microsoft.Web.AppUpdated')
+    apim       = @('Microsoft.ApiManagement.APICreated', 'Microsoft.ApiManagement.APIUpdated', 'Microsoft.ApiManagement.APIReleaseCreated')
+    apiCenter  = @('Microsoft.ApiCenter.ApiDefinitionAdded', 'Microsoft.ApiCenter.ApiDefinitionUpdated')
+    blob       = @('Microsoft.Storage.BlobCreated')
+}
+
+# 2. One subscription per system topic: "kind|subscription|resourceGroup|topic|subject,subject".
+if ($SystemTopics) {
+    foreach ($entry in $SystemTopics.Split(';')) {
+        $fields = $entry.Split('|')
+        if ($fields.Count -lt 4) { Fail "malformed EVENTGRID_SYSTEM_TOPICS entry '$entry' (expected kind|subscription|resourceGroup|topic|subjects)" }
+        $kind, $sub, $rg, $topic = $fields[0..3]
+        $subjects = if ($fields.Count -ge 5 -and $fields[4]) { $fields[4].Split(',') } else { @() }
+        if (-not $EventTypes.ContainsKey($kind)) { Fail "unknown event source kind '$kind' in EVENTGRID_SYSTEM_TOPICS (expected appService, apim, apiCenter or blob)" }
+
+        $ids = @('--name', $SubscriptionName, '--resource-group', $rg, '--system-topic-name', $topic, '--subscription', $sub)
+        az eventgrid system-topic event-subscription show @ids --output none *> $null
+        $action = if ($LASTEXITCODE -eq 0) { 'update' } else { 'create' }
+        $azArgs = $ids + @('--endpoint', $PlannerId, '--endpoint-type', 'azurefunction', '--included-event-types') + $EventTypes[$kind] +
+            @('--deadletter-identity', 'systemassigned', '--deadletter-identity-endpoint', $DeadLetterContainerId)
+        if ($subjects.Count -gt 1) { $azArgs += @('--advanced-filter', 'subject', 'StringBeginsWith') + $subjects }
+        elseif ($subjects.Count -eq 1) { $azArgs += @('--subject-begins-with', $subjects[0]) }
+        if ($action -eq 'create') {
+            $azArgs += @('--event-delivery-schema', 'eventgridschema', '--max-delivery-attempts', $MaxDeliveryAttempts, '--event-ttl', $EventTtlMinutes)
+        }
+        Write-Host "postdeploy: $action subscription $SubscriptionName on system topic $topic ($kind)"
+        az eventgrid system-topic event-subscription $action @azArgs --output none
+        if ($LASTEXITCODE -ne 0) { Fail "az eventgrid system-topic event-subscription $action failed for $topic" }
+    }
+}
+
+# 3. The CI custom topic takes CloudEvents 1.0, so its subscription delivers CloudEvents too.
+if ($CiTopicId) {
+    $ids = @('--name', $SubscriptionName, '--source-resource-id', $CiTopicId)
+    az eventgrid event-subscription show @ids --output none *> $null
+    $action = if ($LASTEXITCODE -eq 0) { 'update' } else { 'create' }
+    $azArgs = $ids + @('--endpoint', $PlannerId, '--endpoint-type', 'azurefunction', '--included-event-types', $CiEventType,
+        '--deadletter-identity', 'systemassigned', '--deadletter-identity-endpoint', $DeadLetterContainerId)
+    if ($action -eq 'create') {
+        $azArgs += @('--event-delivery-schema', 'cloudeventschemav1_0', '--max-delivery-attempts', $MaxDeliveryAttempts, '--event-ttl', $EventTtlMinutes)
+    }
+    Write-Host "postdeploy: $action subscription $SubscriptionName on the CI topic"
+    az eventgrid event-subscription $action @azArgs --output none
+    if ($LASTEXITCODE -ne 0) { Fail "az eventgrid event-subscription $action failed for the CI topic" }
+}
+
+Write-Host 'postdeploy: Event Grid subscriptions are in place'
