@@ -1,0 +1,98 @@
+"""Properties over generated small swagger-like documents (hypothesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sync.spec import diff, merge3
+
+NAMES = st.sampled_from(["a", "b", "c", "id", "limit"])
+TEXT = st.text(alphabet="abcXYZ ", max_size=6)
+
+param = st.fixed_dictionaries(
+    {
+        "name": NAMES,
+        "in": st.sampled_from(["query", "header", "path"]),
+        "type": st.sampled_from(["string", "integer", "boolean"]),
+    },
+    optional={
+        "required": st.booleans(),
+        "x-ms-summary": TEXT,
+        "x-ms-visibility": st.sampled_from(["important", "advanced", "internal"]),
+    },
+)
+operation = st.fixed_dictionaries(
+    {
+        "parameters": st.lists(param, max_size=3, unique_by=lambda p: (p["name"], p["in"])),
+        "responses": st.fixed_dictionaries({"200": st.fixed_dictionaries({"description": TEXT})}),
+    },
+    optional={
+        "operationId": st.sampled_from(["GetA", "GetB", "ListC", "MakeD"]),
+        "summary": TEXT,
+        "x-ms-trigger": st.just("single"),
+    },
+)
+path_item = st.dictionaries(
+    st.sampled_from(["get", "post", "put", "delete"]), operation, min_size=1, max_size=2
+)
+document = st.builds(
+    lambda paths, title, tags: {
+        "swagger": "2.0",
+        "info": {"title": title, "version": "1"},
+        "paths": paths,
+        "tags": tags,
+    },
+    st.dictionaries(st.sampled_from(["/a", "/b", "/c/{id}", "/d"]), path_item, max_size=3),
+    TEXT,
+    st.lists(st.sampled_from(["x", "y", "z"]), max_size=3, unique=True),
+)
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(document)
+def test_diff_of_a_document_with_itself_is_empty(doc: dict[str, Any]) -> None:
+    assert diff(doc, doc).is_empty
+
+
+@FAST
+@given(document, document)
+def test_merge_without_connector_edits_is_theirs(
+    base: dict[str, Any], theirs: dict[str, Any]
+) -> None:
+    assert merge3(base, base, theirs)[0] == theirs
+
+
+@FAST
+@given(document, document)
+def test_merge_without_upstream_change_is_ours(base: dict[str, Any], ours: dict[str, Any]) -> None:
+    assert merge3(base, ours, base)[0] == ours
+
+
+@FAST
+@given(document)
+def test_merge_of_three_equal_documents_is_that_document(doc: dict[str, Any]) -> None:
+    assert merge3(doc, doc, doc) == (doc, [])
+
+
+@FAST
+@given(document, document)
+def test_diff_added_removed_are_symmetric(a: dict[str, Any], b: dict[str, Any]) -> None:
+    forward, backward = diff(a, b), diff(b, a)
+    assert forward.added == backward.removed and forward.removed == backward.added
+
+
+@FAST
+@given(document, document, document)
+def test_merge_keeps_upstream_operations_ours_did_not_touch(
+    base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]
+) -> None:
+    """Any path ours left as base ends up exactly as theirs has it."""
+    merged, _ = merge3(base, ours, theirs)
+    for path, item in theirs["paths"].items():
+        if base["paths"].get(path) == ours["paths"].get(path) and path in ours["paths"]:
+            assert merged["paths"][path] == item
