@@ -58,14 +58,29 @@ class _Lazy:
         return getattr(self._value, name)
 
 
-def build_secrets(settings: Settings) -> SecretStore:
-    if settings.key_vault_url:
-        from sync.adapters.keyvault import KeyVaultSecretStore
-
-        return KeyVaultSecretStore(settings.key_vault_url)  # type: ignore[return-value]
+def function_identity(cloud: Any) -> TokenProvider:
+    """The Function App's own identity (Key Vault, storage, ARM): the user-assigned managed
+    identity named by AZURE_CLIENT_ID in Azure; developer credentials (az login...) locally."""
+    from sync.adapters.credentials import build_token_provider
     from sync.adapters.secrets_env import EnvSecretStore
 
-    return EnvSecretStore(os.environ)  # type: ignore[return-value]
+    if os.environ.get("IDENTITY_ENDPOINT") or os.environ.get("MSI_ENDPOINT"):
+        client_id = os.environ.get("AZURE_CLIENT_ID")
+        spec: dict[str, Any] = {"managedIdentity": {"clientId": client_id} if client_id else {}}
+    else:
+        spec = {"default": {}}
+    return build_token_provider(
+        "function-identity", spec, cloud=cloud, secrets=EnvSecretStore(os.environ)
+    )
+
+
+def build_secrets(settings: Settings, sync_map: SyncMap) -> SecretStore:
+    """Env vars locally (SYNC_SECRETS_FROM_ENV=1), else Key Vault with the function identity."""
+    from sync.adapters.secrets_env import secret_store_for
+    from sync.clouds import cloud_for
+
+    cloud = cloud_for(sync_map.cloud, sync_map.endpoints)
+    return secret_store_for(settings, os.environ, lambda: function_identity(cloud))
 
 
 def build_ledger(settings: Settings) -> Any:
@@ -195,7 +210,7 @@ class TargetFactory:
 def build(settings: Settings, sync_map: SyncMap | None = None, **overrides: Any) -> Service:
     """Wire every port for these settings; ``overrides`` replaces single ports (tests, bench)."""
     sync_map = sync_map or load_map(settings.config_path)
-    secrets = overrides.pop("secrets", None) or _Lazy(lambda: build_secrets(settings))
+    secrets = overrides.pop("secrets", None) or _Lazy(lambda: build_secrets(settings, sync_map))
     ledger = overrides.pop("ledger", None) or _Lazy(lambda: build_ledger(settings))
 
     def specs() -> Any:

@@ -9,7 +9,7 @@ def test_azurite_serves_tables_and_queues(azurite):
 
     tables = TableServiceClient.from_connection_string(azurite.connection_string)
     tables.create_table("probe")
-    assert [t.name for t in tables.list_tables()] == ["probe"]
+    assert "probe" in [t.name for t in tables.list_tables()]
     queues = QueueServiceClient.from_connection_string(azurite.connection_string)
     queues.create_queue("probe")
     queues.get_queue_client("probe").send_message("x")
