@@ -286,8 +286,12 @@ class Pipeline:
             merged, conflicts = spec.merge3(merge_base, ours, prepared.upstream)
         report = spec.validate(merged, limit_bytes=target.limit_bytes, strict=api.strict)
         warnings = [*prepared.warnings, *report.warnings]
-        if not report.ok:
-            raise SpecError("; ".join(report.errors[:10]), where=f"{item.api}/{item.target}")
+        errors = list(report.errors)
+        size_problem = getattr(target, "size_problem", None)  # limits not in bytes (Dataverse)
+        if callable(size_problem) and (problem := size_problem(merged)):
+            errors.append(problem)
+        if errors:
+            raise SpecError("; ".join(errors[:10]), where=f"{item.api}/{item.target}")
         change = spec.diff(ours, merged)
         merged_sha = sha256_hex(merged)
         common = {
