@@ -392,15 +392,15 @@ class Pipeline:
         pending = json.dumps({"run": item.run_id, "sha256": merged_sha, "at": iso(utcnow())})
         ledger.save_state(item.api, item.target, state.evolve(pending=pending))
         connector_id = target.write(merged, current)
-        self._verify(target, merged_sha, item)
+        self._verify(target, merged, merged_sha, item)
         return connector_id
 
-    def _verify(self, target: Target, expected_sha: str, item: WorkItem) -> None:
+    def _verify(
+        self, target: Target, merged: dict[str, Any], expected_sha: str, item: WorkItem
+    ) -> None:
         verify = getattr(target, "verify", None)
-        if callable(verify):  # remote targets wait out propagation delay themselves
-            verify_result = verify(expected_sha)
-            if verify_result is not None and verify_result is not True:
-                raise TargetError(str(verify_result), where=f"{item.api}/{item.target}")
+        if callable(verify):  # remote targets wait out propagation delay; raise TargetError
+            verify(merged)
             return
         stored = target.read_back()
         if stored is None or sha256_hex(stored) != expected_sha:
