@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sync.adapters.http import RetryableStatus, as_transient, check_transient, with_retries
+from sync.adapters.urlguard import install_httpx_log_redaction
 from sync.errors import SyncError
 from sync.models import RunSummary
 from sync.notify.cards import build_message, encode_message, plain
@@ -30,12 +31,16 @@ _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _SIG = re.compile(r"(?i)([?&](?:sig|sv|sp|code|token|signature)=)[^&\s\"']*")
 
 
-def redact(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
-    """``text`` without any of ``secrets`` and without signature-like query values."""
+def _without(text: str, secrets: set[str] | frozenset[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         if secret:
             text = text.replace(secret, "<webhook-url>")
-    return _SIG.sub(r"\1***", text)
+    return text
+
+
+def redact(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
+    """``text`` without any of ``secrets`` and without signature-like query values."""
+    return _SIG.sub(r"\1***", _without(text, secrets))
 
 
 class _RedactFilter(logging.Filter):
@@ -61,7 +66,9 @@ class _RedactFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):
             return True
-        cleaned = redact(message, secrets)
+        # Only the whole webhook URL here; query signatures of every other URL are redacted by
+        # the URL guard's filter on the same logger (one mechanism, not two).
+        cleaned = _without(message, secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
@@ -76,6 +83,7 @@ def _guard_httpx_logs(url: str) -> None:
         logger = logging.getLogger("httpx")
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    install_httpx_log_redaction()
     _FILTER.add(url)
 
 
