@@ -214,9 +214,9 @@ def build(settings: Settings, sync_map: SyncMap | None = None, **overrides: Any)
     ledger = overrides.pop("ledger", None) or _Lazy(lambda: build_ledger(settings))
 
     def specs() -> Any:
-        from sync.adapters.spec_http import HttpSpecSource
+        from sync.adapters.spec_sources import SpecSources
 
-        return HttpSpecSource(settings)
+        return SpecSources(settings, sync_map, secrets=secrets)
 
     ports = Ports(
         specs=overrides.pop("specs", None) or _Lazy(specs),

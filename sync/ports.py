@@ -14,6 +14,7 @@ from sync.models import (
     CurrentConnector,
     FetchedSpec,
     RunSummary,
+    SyncRequest,
     TargetOutcome,
     TargetState,
     VersionRecord,
@@ -44,6 +45,22 @@ class SpecSource(Protocol):
         self, location: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> FetchedSpec:
         """Download a spec (conditional GET); ``FetchedSpec.content`` is None on 304."""
+        ...
+
+
+class ApiSpecSource(SpecSource, Protocol):
+    """A spec source that picks the API's configured kind (url, apimExport, apiCenterExport, blob);
+    the pipeline prefers ``fetch_for`` when the port has it (``sync.adapters.spec_sources``)."""
+
+    def fetch_for(
+        self,
+        api: Any,  # sync.config.ApiConfig
+        request: SyncRequest,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchedSpec:
+        """``FetchedSpec.url`` is what the ledger records as the source (never a SAS link)."""
         ...
 
 

@@ -240,6 +240,10 @@ def load_map(path: str | None) -> SyncMap:
     """The map named by ``SYNC_CONFIG``, validated once per process and file version."""
     if not path:
         raise ConfigError("app setting SYNC_CONFIG is not set", path="SYNC_CONFIG")
+    if path.lower().startswith(("https://", "http://")):  # a blob: see sync.config.remote
+        from sync.config.remote import load_remote_map
+
+        return load_remote_map(path)
     try:
         mtime = Path(path).stat().st_mtime
     except OSError:

@@ -1,0 +1,181 @@
+"""The ``apiCenterExport`` spec source: API Center's ``exportSpecification`` long-running action.
+
+Why the ARM (control-plane) action and not the data plane: only ``exportSpecification`` returns
+the definition's bytes; the data-plane API lists metadata. The action is a POST that may answer
+200 with the result at once, or 202 with ``Location`` (and usually ``Azure-AsyncOperation``) plus
+``Retry-After``: we poll until done, inside the fetch budget, honouring Retry-After.
+
+The result is ``{"format": "inline", "value": "<spec text>"}`` or ``{"format": "link", "value":
+"<blob URL with SAS>"}``; a link goes through the URL source (guard, cap, redaction) and an expired
+one (403) is re-exported once, like the APIM export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from sync.adapters.http import retry_after_seconds
+from sync.adapters.spec_sources import is_forbidden
+from sync.errors import PermanentError, SpecError, TransientError
+from sync.models import FetchedSpec
+
+if TYPE_CHECKING:
+    from sync.adapters.spec_sources import ArmCaller
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2024-03-01"
+TERMINAL_FAILURES = ("failed", "canceled", "cancelled")
+
+
+class ApiCenterExportSource:
+    def __init__(
+        self,
+        arm: ArmCaller,
+        links: Any,
+        *,
+        poll_interval: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.arm = arm
+        self.links = links
+        self.poll_interval = poll_interval
+        self.sleep = sleep
+        self.clock = clock
+
+    def definition_id(self, params: dict[str, Any]) -> str:
+        return (
+            f"{params['service']}/workspaces/{params.get('workspace', 'default')}"
+            f"/apis/{params['api']}/versions/{params['version']}"
+            f"/definitions/{params['definition']}"
+        )
+
+    def fetch(self, params: dict[str, Any], *, where: str) -> FetchedSpec:
+        source = self.arm.url(self.definition_id(params))
+        for attempt in (1, 2):
+            result = self.export(params)
+            fmt, value = self._result(result, source)
+            if fmt == "inline":
+                content = value.encode("utf-8")
+                if not content.strip():
+                    raise SpecError("API Center exported an empty specification", where=source)
+                if len(content) > self.arm.settings.fetch_max_bytes:
+                    raise SpecError(
+                        f"exported specification of {len(content):,} bytes exceeds the download "
+                        f"cap of {self.arm.settings.fetch_max_bytes:,} bytes (SYNC_FETCH_MAX_BYTES)",
+                        where=source,
+                    )
+                log.info("exported %s from API Center inline (%d bytes)", source, len(content))
+                return FetchedSpec(url=source, content=content)
+            try:
+                fetched = self.links.fetch(value)
+            except PermanentError as exc:
+                if not is_forbidden(exc):
+                    raise
+                log.warning("API Center export link refused with 403 (attempt %d)", attempt)
+                if attempt == 1:
+                    continue
+                raise PermanentError(
+                    "the export link was refused twice with HTTP 403 (SAS expired before the "
+                    "download started?); re-exported once, giving up",
+                    where=source,
+                ) from None
+            log.info("exported %s from API Center via link", source)
+            return FetchedSpec(
+                url=source, content=fetched.content, content_type=fetched.content_type
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _result(result: Any, source: str) -> tuple[str, str]:
+        if not isinstance(result, dict):
+            raise SpecError("the export result is not a JSON object", where=source)
+        fmt, value = result.get("format"), result.get("value")
+        if fmt not in ("inline", "link") or not isinstance(value, str):
+            raise SpecError(
+                f"the export result has format {fmt!r} and a {type(value).__name__} value; "
+                "expected format 'inline' or 'link' with a string value",
+                where=source,
+            )
+        return fmt, value
+
+    def export(self, params: dict[str, Any]) -> Any:
+        """POST the action, then poll a 202 until the result is there (inside the budget)."""
+        url = self.arm.url(self.definition_id(params), "/exportSpecification")
+        response, body = self.arm.call("POST", url, params={"api-version": API_VERSION}, where=url)
+        deadline = self.clock() + self.arm.settings.fetch_budget_seconds
+        status_url = self._same_origin(response.headers.get("azure-asyncoperation"), url)
+        location = self._same_origin(response.headers.get("location"), url)
+        polls = 0
+        while response.status_code == 202:
+            if not (status_url or location):
+                raise SpecError("HTTP 202 without Location or Azure-AsyncOperation", where=url)
+            wait = retry_after_seconds(response)
+            wait = self.poll_interval if wait is None else wait
+            if self.clock() + wait > deadline:
+                raise TransientError(
+                    f"export still running after {polls} polls (budget "
+                    f"{self.arm.settings.fetch_budget_seconds:g}s, SYNC_FETCH_BUDGET_SECONDS)",
+                    where=url,
+                    retry_after=wait,
+                )
+            self.sleep(wait)
+            polls += 1
+            if status_url:
+                response, body = self._poll_status(status_url, url)
+                if response.status_code == 200:
+                    status_url = None
+                    if location:  # done: the result is at Location (final-state-via location)
+                        response, body = self.arm.call("GET", location, where=url)
+                    else:  # no Location: the operation status carries the result
+                        body = json.dumps(_json(body, url).get("properties")).encode()
+                continue
+            response, body = self.arm.call("GET", location or "", where=url)
+        if response.status_code not in (200, 201):
+            raise SpecError(f"unexpected HTTP {response.status_code} from the export", where=url)
+        return _json(body, url)
+
+    def _same_origin(self, link: str | None, where: str) -> str | None:
+        """Polling URLs come from the answer; the ARM token must not travel to another host."""
+        if not link:
+            return None
+        base = httpx.URL(self.arm.cloud.resource_manager)
+        target = httpx.URL(link)
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            raise PermanentError(
+                f"polling URL host {target.host!r} is not the Resource Manager host "
+                f"{base.host!r}; refusing to send the token there",
+                where=where,
+            )
+        return link
+
+    def _poll_status(self, status_url: str, where: str) -> tuple[httpx.Response, bytes]:
+        """Read Azure-AsyncOperation; answer a synthetic 202 while it runs."""
+        response, body = self.arm.call("GET", status_url, where=where)
+        data = _json(body, where)
+        status = str(data.get("status", "")).casefold() if isinstance(data, dict) else ""
+        if status in TERMINAL_FAILURES:
+            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            raise PermanentError(
+                f"API Center export {status}: {error.get('code', 'no code')}: "
+                f"{str(error.get('message', ''))[:300]}",
+                where=where,
+            )
+        if status == "succeeded":
+            return response, body
+        # still running: behave like a 202 carrying the operation's Retry-After
+        return httpx.Response(202, headers=response.headers), body
+
+
+def _json(body: bytes, where: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise SpecError("the export answer is not JSON", where=where) from None

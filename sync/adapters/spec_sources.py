@@ -1,0 +1,322 @@
+"""Picks the spec source per API (``url``, ``apimExport``, ``apiCenterExport``, ``blob``).
+
+Why one dispatcher instead of one port per kind: the pipeline should not know where a spec lives,
+only that it gets bytes (or a 304). Every kind goes out through the same guarded client (the
+outbound-URL guard, the download cap, the retry policy of ``sync.adapters.http``) so an export
+link or a blob URL cannot reach what a plain URL could not.
+
+``url`` keeps its exact behaviour: the event's or caller's ``spec_url`` (already checked against
+``allowedSpecUrls``) wins over the configured URL, for every kind.
+
+The ARM helper lives here because APIM and API Center share it: bearer token for the cloud's
+Resource Manager (``Cloud.arm_scope()``), 429/5xx retried with Retry-After, ARM error bodies
+(``{"error": {"code", "message"}}``) turned into errors that name the resource and the code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from sync.adapters.http import as_transient, check_transient, default_timeout, with_retries
+from sync.errors import ConfigError, PermanentError, SpecError
+from sync.models import FetchedSpec, SyncRequest
+
+if TYPE_CHECKING:
+    from sync.clouds import Cloud
+    from sync.config import ApiConfig, SyncMap
+    from sync.ports import SecretStore, TokenProvider
+    from sync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FUNCTION_IDENTITY = "(function identity)"
+ARM_ROLE_HINTS = {
+    "apimExport": "API Management Service Reader Role on the APIM service",
+    "apiCenterExport": "a role with Microsoft.ApiCenter/services/workspaces/apis/versions/"
+    "definitions/exportSpecification/action (e.g. Azure API Center Service Reader)",
+}
+
+
+def function_identity_spec(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The function's own managed identity; AZURE_CLIENT_ID picks a user-assigned one."""
+    env = dict(os.environ) if env is None else env
+    client_id = (env.get("AZURE_CLIENT_ID") or "").strip()
+    return {"managedIdentity": {"clientId": client_id} if client_id else {}}
+
+
+def read_capped(response: httpx.Response, *, cap: int, where: str) -> bytes:
+    """The body of a streamed response, refused past ``cap`` bytes (SYNC_FETCH_MAX_BYTES)."""
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > cap:
+        raise SpecError(
+            f"Content-Length {int(declared):,} bytes exceeds the download cap of {cap:,} bytes "
+            "(SYNC_FETCH_MAX_BYTES); not downloaded",
+            where=where,
+        )
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > cap:
+            raise SpecError(
+                f"body exceeds the download cap of {cap:,} bytes (SYNC_FETCH_MAX_BYTES)",
+                where=where,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def arm_error(response: httpx.Response, body: bytes) -> tuple[str, str]:
+    """(code, message) from an ARM error body; the status text when the body is not ARM's."""
+    import json
+
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        data = {}
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code") or response.status_code), str(error.get("message") or "")[:300]
+    return str(response.status_code), response.reason_phrase
+
+
+class ArmCaller:
+    """Resource Manager requests through the guarded client, with one token provider."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        tokens: TokenProvider,
+        cloud: Cloud,
+        settings: Settings,
+        *,
+        kind: str,
+        attempts: int = 6,
+        wait_initial: float = 1.0,
+        wait_max: float = 15.0,
+    ) -> None:
+        self.client = client
+        self.tokens = tokens
+        self.cloud = cloud
+        self.settings = settings
+        self.kind = kind
+        self._attempts = attempts
+        self._wait_initial = wait_initial
+        self._wait_max = wait_max
+
+    def url(self, resource_id: str, suffix: str = "") -> str:
+        return self.cloud.resource_manager.rstrip("/") + resource_id + suffix
+
+    def call(
+        self, method: str, url: str, *, params: dict[str, str] | None = None, where: str
+    ) -> tuple[httpx.Response, bytes]:
+        """One logical ARM call (retried while transient); 4xx raise ``PermanentError``."""
+
+        def attempt() -> tuple[httpx.Response, bytes]:
+            headers = {
+                "Authorization": "Bearer " + self.tokens.token(self.cloud.arm_scope()),
+                "Accept": "application/json",
+            }
+            if method == "POST":
+                headers["Content-Type"] = "application/json"
+            request = self.client.build_request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                content=b"" if method == "POST" else None,
+                timeout=default_timeout(self.settings.fetch_timeout_seconds),
+            )
+            response = self.client.send(request, stream=True)
+            try:
+                check_transient(response, where=where)
+                body = read_capped(response, cap=self.settings.fetch_max_bytes, where=where)
+            finally:
+                response.close()
+            return response, body
+
+        try:
+            response, body = with_retries(
+                attempt,
+                budget_seconds=self.settings.fetch_budget_seconds,
+                attempts=self._attempts,
+                wait_initial=self._wait_initial,
+                wait_max=self._wait_max,
+            )
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise as_transient(exc, where=where) from None
+        if response.status_code >= 400:
+            code, message = arm_error(response, body)
+            hint = ""
+            if response.status_code in (401, 403):
+                hint = f" (the identity needs {ARM_ROLE_HINTS.get(self.kind, 'read access')})"
+            raise PermanentError(
+                f"Resource Manager answered HTTP {response.status_code} {code}: {message}{hint}",
+                where=where,
+            )
+        return response, body
+
+
+def is_forbidden(exc: PermanentError) -> bool:
+    """True when a link download was refused with 403 (an expired or revoked SAS)."""
+    return exc.message.startswith("HTTP 403")
+
+
+class SpecSources:
+    """The ``SpecSource`` port for every kind: ``fetch_for(api, request)`` picks the adapter."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sync_map: SyncMap,
+        *,
+        secrets: SecretStore | None = None,
+        client: httpx.Client | None = None,
+        url_source: Any = None,
+        token_factory: Callable[[str | None], TokenProvider] | None = None,
+        poll_interval: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from sync.adapters.spec_http import HttpSpecSource
+        from sync.adapters.urlguard import UrlGuard, guarded_client
+
+        self.settings = settings
+        self.map = sync_map
+        self._secrets = secrets
+        self._guard = UrlGuard(settings.allow_private_hosts)
+        self._owns_client = client is None
+        self.client = client or guarded_client(settings, guard=self._guard)
+        self.urls = url_source or HttpSpecSource(settings, client=self.client, guard=self._guard)
+        self._token_factory = token_factory
+        self._tokens: dict[str | None, TokenProvider] = {}
+        self._lock = threading.Lock()
+        self.poll_interval = poll_interval
+        self.sleep = sleep
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    @property
+    def cloud(self) -> Cloud:
+        from sync.clouds import cloud_for
+
+        return cloud_for(self.map.cloud, self.map.endpoints)
+
+    def tokens(self, credential: str | None) -> TokenProvider:
+        """The named credential of the map, or the function's managed identity when None."""
+        with self._lock:
+            if credential not in self._tokens:
+                if self._token_factory is not None:
+                    self._tokens[credential] = self._token_factory(credential)
+                else:
+                    from sync.adapters.credentials import build_token_provider
+
+                    if credential is not None and credential not in self.map.credentials:
+                        raise ConfigError(
+                            f"credential {credential!r} is not defined under 'credentials'",
+                            path="credentials",
+                        )
+                    spec = (
+                        self.map.credentials[credential]
+                        if credential is not None
+                        else function_identity_spec()
+                    )
+                    self._tokens[credential] = build_token_provider(
+                        credential or FUNCTION_IDENTITY,
+                        spec,
+                        cloud=self.cloud,
+                        secrets=self._secrets or _NoSecrets(),
+                    )
+            return self._tokens[credential]
+
+    def arm(self, kind: str, credential: str | None) -> ArmCaller:
+        return ArmCaller(self.client, self.tokens(credential), self.cloud, self.settings, kind=kind)
+
+    # -- the port ----------------------------------------------------------------------------
+    def fetch(
+        self, location: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchedSpec:
+        """A plain URL (the original port, kept for callers that only have a location)."""
+        return self.urls.fetch(location, etag=etag, last_modified=last_modified)  # type: ignore[no-any-return]
+
+    def fetch_for(
+        self,
+        api: ApiConfig,
+        request: SyncRequest,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchedSpec:
+        """The API's spec through its configured source; ``content`` is None on 304."""
+        where = f"apis.{api.name}.spec.{api.spec_kind}"
+        if api.spec_kind == "url" or (request.spec_url and api.spec_kind != "blob"):
+            location = request.spec_url or api.spec_url
+            if not location:
+                raise PermanentError("no spec URL to fetch", where=where)
+            return self.fetch(location, etag=etag, last_modified=last_modified)
+        params = dict(api.spec) if isinstance(api.spec, dict) else {}
+        if api.spec_kind == "apimExport":
+            from sync.adapters.apim_export import ApimExportSource
+
+            return ApimExportSource(
+                self.arm("apimExport", params.get("credential")), self.urls
+            ).fetch(params, where=where)
+        if api.spec_kind == "apiCenterExport":
+            from sync.adapters.apicenter_export import ApiCenterExportSource
+
+            return ApiCenterExportSource(
+                self.arm("apiCenterExport", params.get("credential")),
+                self.urls,
+                poll_interval=self.poll_interval,
+                sleep=self.sleep,
+            ).fetch(params, where=where)
+        if api.spec_kind == "blob":
+            from sync.adapters.blob_spec import BlobReader, blob_location
+
+            url = blob_location(
+                params, request, default_account=self.default_blob_account(), where=where
+            )
+            reader = BlobReader(
+                self.settings,
+                self.client,
+                tokens=lambda: self.tokens(params.get("credential")),
+            )
+            return reader.get(url, etag=etag, last_modified=last_modified)
+        raise ConfigError(f"unknown spec source kind {api.spec_kind!r}", path=where)
+
+    def default_blob_account(self) -> str | None:
+        """SYNC_BLOB_ENDPOINT, else the connection string's blob endpoint (local)."""
+        if self.settings.blob_endpoint:
+            return self.settings.blob_endpoint
+        if self.settings.storage_connection_string:
+            from sync.adapters.blob_spec import connection_string_parts
+
+            return connection_string_parts(self.settings.storage_connection_string).get(
+                "blobendpoint"
+            )
+        return None
+
+
+class _NoSecrets:
+    """The function identity needs no secret; a named credential without a store is a bug."""
+
+    def get(self, name: str) -> str:
+        raise ConfigError(f"no secret store to read {name!r} from", path="credentials")
+
+
+__all__ = [
+    "ArmCaller",
+    "SpecSources",
+    "arm_error",
+    "function_identity_spec",
+    "is_forbidden",
+    "read_capped",
+]
