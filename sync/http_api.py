@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.auth import AuthError
 from sync.errors import ConfigError, PermanentError, SyncError, TransientError
 from sync.models import SyncRequest, TargetOutcome
 from sync.runs import run_inline, submit
@@ -83,6 +84,10 @@ def guarded(handler: Callable[[ApiRequest], ApiResponse]) -> Callable[[ApiReques
     def wrapper(req: ApiRequest) -> ApiResponse:
         try:
             return handler(req)
+        except AuthError as exc:  # 401 / 403 with the RFC 6750 challenge
+            refused = error(exc.status, exc.code, exc.message)
+            refused.headers["WWW-Authenticate"] = exc.www_authenticate
+            return refused
         except BadRequest as exc:
             return error(exc.status, "BadRequest", str(exc), field=exc.field)
         except ConfigError as exc:

@@ -39,6 +39,7 @@ ALLOW_PRIVATE_HOSTS = (
 SECRETS_FROM_ENV = "SYNC_SECRETS_FROM_ENV"  # "1": secret "x-y" comes from env SYNC_SECRET_X_Y
 NOTIFY_FILE = "SYNC_NOTIFY_FILE"  # cards are appended here when no webhook is configured
 AUTH_METADATA_URL = "SYNC_AUTH_METADATA_URL"  # override of the OIDC metadata URL (tests)
+AUTH_DISABLED = "SYNC_AUTH_DISABLED"  # "1": no token check on writes (never in Azure)
 
 APP_SETTINGS: tuple[str, ...] = (
     SYNC_CONFIG,
@@ -64,6 +65,7 @@ LOCAL_SETTINGS: tuple[str, ...] = (
     SECRETS_FROM_ENV,
     NOTIFY_FILE,
     AUTH_METADATA_URL,
+    AUTH_DISABLED,
 )
 
 DEFAULT_FETCH_MAX_BYTES = 10 * 1024 * 1024
@@ -102,6 +104,7 @@ class Settings:
     auth_tenant_id: str | None = None
     auth_audience: str | None = None
     auth_metadata_url: str | None = None
+    auth_disabled: bool = False
     allow_private_hosts: frozenset[str] = field(default_factory=frozenset)
     secrets_from_env: bool = False
     notify_file: str | None = None
@@ -139,6 +142,7 @@ class Settings:
             auth_tenant_id=text(AUTH_TENANT_ID),
             auth_audience=text(AUTH_AUDIENCE),
             auth_metadata_url=text(AUTH_METADATA_URL),
+            auth_disabled=text(AUTH_DISABLED) == "1",
             allow_private_hosts=hosts,
             secrets_from_env=text(SECRETS_FROM_ENV) in {"1", "true", "True", "yes"},
             notify_file=text(NOTIFY_FILE),

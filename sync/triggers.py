@@ -138,7 +138,14 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
             return ApiResponse(200, answer)
         runs = [run for ev in delivered for run in plan(ev, svc)]
         return ApiResponse(200, {"runs": runs})
-    return http_api.post_sync(req, svc, caller=None)
+    from sync import auth
+    from sync.clouds import cloud_for
+
+    caller = None
+    if not auth.is_dry_run_body(req.body):  # dry runs write nothing: the function key suffices
+        cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
+        caller = auth.authenticate(req.headers, svc.settings, cloud=cloud).label
+    return http_api.post_sync(req, svc, caller=caller)
 
 
 def get_run_route(req: ApiRequest, svc: Service) -> ApiResponse:
