@@ -157,6 +157,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sync.credential_cli import CliDeps
+
+    doctor_deps = CliDeps()  # its probe is set once --config is known (see main)
     parser = argparse.ArgumentParser(
         prog="python -m sync",
         description="Keep Power Platform custom connectors in sync with the APIs they wrap.",
@@ -199,15 +202,36 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--wait", type=float, default=2.0, help="seconds to wait for more items")
     worker.set_defaults(func=cmd_worker)
 
-    for module in ("sync.spec.cli", "sync.credential_cli", "sync.ops_cli"):
+    from sync.credential_cli import register as register_credentials
+
+    register_credentials(sub, deps=doctor_deps)
+    parser.set_defaults(doctor_deps=doctor_deps)
+    for module in ("sync.spec.cli", "sync.ops_cli"):
         if importlib.util.find_spec(module) is not None:  # optional command groups
             importlib.import_module(module).register(sub)
     return parser
 
 
+def target_probe(config: str | None) -> Any:
+    """``doctor``'s read-only probe: the real target adapter from the composition root."""
+
+    def probe(api: str, target: str) -> str:
+        svc = _service(argparse.Namespace(config=config))
+        adapter = svc.ports.targets(api, target)
+        check = getattr(adapter, "probe", None)
+        if callable(check):
+            return str(check())
+        current = adapter.read()
+        return "readable" + (" (no definition yet)" if current.definition is None else "")
+
+    return probe
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "doctor" and args.doctor_deps.probe is None:
+        args.doctor_deps.probe = target_probe(args.config)
     from sync.logs import configure_logging
 
     configure_logging(

@@ -154,6 +154,13 @@ class DataverseTarget:
             return cid
         return self._create(definition, text)
 
+    def probe(self) -> str:
+        """Read-only check for ``doctor``: the connectors row is readable with this token."""
+        current = self.read()
+        if current.definition is None:
+            return "no connector row yet (created on first sync)"
+        return f"connector row {current.connector_id}: readable"
+
     def read_back(self) -> dict[str, Any] | None:
         cid = self._resolve_id()
         row = self._row(cid, ("connectorid", "openapidefinition")) if cid else None

@@ -255,6 +255,20 @@ class PowerAppsTarget:
 
     # --- extras other code may call -----------------------------------------------------------
 
+    def probe(self) -> str:
+        """Read-only check for ``doctor``: read the connector and ask the platform to validate
+        its current definition (validateApiSwagger writes nothing)."""
+        current = self.read()
+        if current.definition is None:
+            return f"environment {self.environment}: no connector yet (created on first sync)"
+        self._validate(current.definition)
+        operations = sum(
+            1 for item in (current.definition.get("paths") or {}).values()
+            for key in (item or {}) if key in {"get", "put", "post", "delete", "patch", "head", "options"}
+        )
+        return (f"connector {current.connector_id}: readable, {operations} operations, "
+                "validateApiSwagger accepted its definition")
+
     def size_problem(self, definition: dict[str, Any]) -> str | None:
         size = compact_size(definition)
         if size > LIMIT_BYTES:

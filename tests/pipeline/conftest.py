@@ -13,10 +13,13 @@ import pytest
 
 from sync.bootstrap import Service, build
 from sync.settings import Settings
+from tests.simulators.powerplatform import Simulator, start_simulator
+from tests.support.local_identity import LocalIdentity, start_local_identity
 from tests.support.spec_server import SpecServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "demo"
 SPEC_PATH = "/openapi.yaml"
+ENV = "Default-11111111-2222-3333-4444-555555555555"
 
 
 @dataclass
@@ -87,3 +90,23 @@ def ci_event(event_id: str | None = None, **data: Any) -> dict[str, Any]:
         "time": "2026-11-28T10:00:00Z",
         "data": {"api": "contoso-invoicing", **data},
     }
+
+
+@pytest.fixture
+def identity(monkeypatch) -> Iterator[LocalIdentity]:
+    idp = start_local_identity()
+    for key, value in idp.managed_identity_env().items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield idp
+    finally:
+        idp.stop()
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = start_simulator()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -13,12 +12,10 @@ import pytest
 from sync.bootstrap import build
 from sync.triggers import plan
 from sync.worker_loop import drain
-from tests.pipeline.conftest import SPEC_PATH, Stack, ci_event
-from tests.simulators.powerplatform import Simulator, start_simulator
-from tests.support.local_identity import LocalIdentity, start_local_identity
+from tests.pipeline.conftest import ENV, SPEC_PATH, Stack, ci_event
+from tests.simulators.powerplatform import Simulator
 
 pytestmark = pytest.mark.azurite
-ENV = "Default-11111111-2222-3333-4444-555555555555"
 OAUTH_PROPS = {
     "properties": {
         "connectionParameters": {
@@ -48,26 +45,6 @@ OAUTH_PROPS = {
         ],
     }
 }
-
-
-@pytest.fixture
-def identity(monkeypatch) -> Iterator[LocalIdentity]:
-    idp = start_local_identity()
-    for key, value in idp.managed_identity_env().items():
-        monkeypatch.setenv(key, value)
-    try:
-        yield idp
-    finally:
-        idp.stop()
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = start_simulator()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
 
 
 def powerapps_map(stack: Stack, sim: Simulator, **target) -> None:
