@@ -90,7 +90,9 @@ def show_card(cards: Path) -> None:
     lines = cards.read_text().strip().splitlines()
     message = json.loads(lines[-1])
     card = message["attachments"][0]["content"]
-    print(f"\nTeams card for the last run ({len(lines[-1])} bytes, Adaptive Card {card['version']}):")
+    print(
+        f"\nTeams card for the last run ({len(lines[-1])} bytes, Adaptive Card {card['version']}):"
+    )
 
     def walk(node: object, depth: int = 0) -> None:
         if isinstance(node, dict):
@@ -148,8 +150,10 @@ def main() -> int:
         cli(env, "worker", "--wait", "1")
         definition = DEMO / "connectors" / "contoso-invoicing" / "apiDefinition.swagger.json"
         doc = json.loads(definition.read_text())
-        print(f"\nFolder connector: {definition.relative_to(ROOT)} "
-              f"(swagger {doc['swagger']}, {len(doc['paths'])} paths, host {doc.get('host')})")
+        print(
+            f"\nFolder connector: {definition.relative_to(ROOT)} "
+            f"(swagger {doc['swagger']}, {len(doc['paths'])} paths, host {doc.get('host')})"
+        )
 
         print("\n== 2. A maker improves the connector by hand ==")
         doc["paths"]["/invoices/{invoiceId}"]["get"]["summary"] = "Get invoice by ID"
@@ -163,14 +167,20 @@ def main() -> int:
         cli(env, "worker", "--wait", "1")
         doc = json.loads(definition.read_text())
         kept = doc["paths"]["/invoices/{invoiceId}"]["get"]
-        print(f"\nMaker's edit kept by the three-way merge: summary={kept.get('summary')!r}, "
-              f"x-ms-visibility={kept.get('x-ms-visibility')!r}")
-        print(f"Operations now: {sorted(op['operationId'] for p in doc['paths'].values() for op in p.values() if isinstance(op, dict) and 'operationId' in op)}")
+        print(
+            f"\nMaker's edit kept by the three-way merge: summary={kept.get('summary')!r}, "
+            f"x-ms-visibility={kept.get('x-ms-visibility')!r}"
+        )
+        print(
+            f"Operations now: {sorted(op['operationId'] for p in doc['paths'].values() for op in p.values() if isinstance(op, dict) and 'operationId' in op)}"
+        )
 
         print("\n== 4. The ledger ==")
         cli(env, "history", "--api", "contoso-invoicing")
         show_card(DEMO / "cards.jsonl")
-        print("\nDemo finished: the folder connector, the ledger (Azurite) and the cards changed as shown.")
+        print(
+            "\nDemo finished: the folder connector, the ledger (Azurite) and the cards changed as shown."
+        )
         return 0
     finally:
         server.shutdown()

@@ -18,6 +18,7 @@ from sync.runs import execute, give_up
 
 log = logging.getLogger(__name__)
 
+
 def drain(
     svc: Any, *, max_items: int = 100, wait_seconds: float = 2.0, visibility_timeout: int = 60
 ) -> list[TargetOutcome]:

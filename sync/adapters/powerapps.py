@@ -263,11 +263,15 @@ class PowerAppsTarget:
             return f"environment {self.environment}: no connector yet (created on first sync)"
         self._validate(current.definition)
         operations = sum(
-            1 for item in (current.definition.get("paths") or {}).values()
-            for key in (item or {}) if key in {"get", "put", "post", "delete", "patch", "head", "options"}
+            1
+            for item in (current.definition.get("paths") or {}).values()
+            for key in (item or {})
+            if key in {"get", "put", "post", "delete", "patch", "head", "options"}
         )
-        return (f"connector {current.connector_id}: readable, {operations} operations, "
-                "validateApiSwagger accepted its definition")
+        return (
+            f"connector {current.connector_id}: readable, {operations} operations, "
+            "validateApiSwagger accepted its definition"
+        )
 
     def size_problem(self, definition: dict[str, Any]) -> str | None:
         size = compact_size(definition)

@@ -77,7 +77,9 @@ def _under(url: str, prefix: str) -> bool:
     if got.scheme.lower() not in ("http", "https") or got.username or got.password:
         return False
     if (got.scheme.lower(), (got.hostname or "").lower(), got_port) != (
-        allowed.scheme.lower(), (allowed.hostname or "").lower(), allowed_port
+        allowed.scheme.lower(),
+        (allowed.hostname or "").lower(),
+        allowed_port,
     ):
         return False
     path = unquote(got.path) or "/"
