@@ -15,13 +15,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sync import drift, spec
+from sync import spec
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import BlockedError, PermanentError, SpecError, SyncError, TargetError
-from sync.logs import set_stage
 from sync.models import (
     CurrentConnector,
     Hold,
@@ -50,7 +48,6 @@ class Prepared:
     last_modified: str | None = None
     losses: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    desired: dict[str, Any] | None = None  # rollback: the recorded applied definition, as is
 
 
 class Unchanged(Exception):
@@ -119,13 +116,11 @@ class Pipeline:
             "connector_id": None,
             "portal_url": None,
         }
-        tracking_id = None
         try:
             outcome = self._run(item, api, tcfg, target, base)
         except SyncError as exc:
             if exc.transient:
                 raise
-            tracking_id = getattr(exc, "tracking_id", None)  # Power Platform's request id
             result = "blocked" if isinstance(exc, BlockedError) else "failed"
             outcome = TargetOutcome(**base, result=result, message=str(exc))
             if not item.request.dry_run:
@@ -140,7 +135,6 @@ class Pipeline:
                 "stage": "done",
                 "outcome": outcome.result,
                 "duration_ms": duration,
-                "tracking_id": tracking_id,
             },
         )
         return _with(outcome, duration_ms=duration)
@@ -198,10 +192,6 @@ class Pipeline:
         lease = ledger.acquire_lease(item.api, item.target, self.owner, self.lease_seconds)
         try:
             state = ledger.state(item.api, item.target)  # fresh, under the lease
-            if stale := _superseded(request, state):
-                return TargetOutcome(
-                    **base, result="unchanged", message=stale, version=state.version or None
-                )
             return self._stages(item, api, tcfg, target, state, base)
         finally:
             ledger.release_lease(lease)
@@ -220,15 +210,11 @@ class Pipeline:
                     f"version {request.rollback_to} is not recorded for this target",
                     where=f"{item.api}/{item.target}",
                 )
-            # The desired definition IS the recorded applied one; its recorded upstream stays the
-            # merge base for later syncs (the spec ETag is dropped, so the next fetch is full).
             return Prepared(
                 upstream=record.upstream or record.applied,
                 info_version=record.info_version,
                 source_url=f"ledger:v{request.rollback_to}",
-                desired=record.applied,
             )
-        set_stage("fetch")
         conditional = state.version > 0 and state.last_outcome in (None, "updated", "unchanged")
         fetch_for = getattr(self.ports.specs, "fetch_for", None)
         if callable(fetch_for):  # the per-kind dispatcher (sync.adapters.spec_sources)
@@ -254,7 +240,6 @@ class Pipeline:
         if fetched.not_modified:
             raise Unchanged("spec not modified (HTTP 304)")
         assert fetched.content is not None
-        set_stage("normalize")
         upstream, losses, warnings = prepare_upstream(api, tcfg, fetched.content, source=location)
         info = upstream.get("info") if isinstance(upstream.get("info"), dict) else {}
         return Prepared(
@@ -277,27 +262,17 @@ class Pipeline:
         base: dict[str, Any],
     ) -> TargetOutcome:
         request = item.request
-        prepared: Prepared | None
         try:
             prepared = self._prepare(item, api, tcfg, state)
         except Unchanged as stop:
-            if request.reason != drift.DRIFT_REASON or state.version <= 0:
-                return TargetOutcome(
-                    **base, result="unchanged", message=stop.message, version=state.version or None
-                )
-            prepared, not_modified = None, stop.message  # a drift run still checks the connector
+            return TargetOutcome(
+                **base, result="unchanged", message=stop.message, version=state.version or None
+            )
+        upstream_sha = sha256_hex(prepared.upstream)
         current = target.read()
         base = {**base, "connector_id": current.connector_id or state.connector_id}
         ours = current.definition
         ours_sha = sha256_hex(ours) if ours is not None else None
-        drifted = drift.detected(state, ours_sha)
-        if prepared is None:
-            if not drifted:
-                return TargetOutcome(
-                    **base, result="unchanged", message=not_modified, version=state.version
-                )
-            prepared = self._recorded_upstream(item, state)
-        upstream_sha = sha256_hex(prepared.upstream)
         if (
             request.rollback_to is None
             and upstream_sha == state.upstream_sha256
@@ -311,17 +286,15 @@ class Pipeline:
                 version=state.version,
                 info_version=prepared.info_version,
             )
-        mode = drift.mode_for(tcfg.drift, request) if drifted and prepared.desired is None else None
-        if mode == "report":
-            return self._report_drift(item, state, base, prepared, ours_sha, upstream_sha)
-        set_stage("merge")
-        if prepared.desired is not None:  # rollback: the recorded definition, not a merge
-            merged, conflicts = prepared.desired, []
-        else:  # overwrite: upstream wins over connector-side edits (ours=None)
-            merge_base = self._merge_base(item, state)
-            ours_side = None if mode == "overwrite" else ours
-            merged, conflicts = spec.merge3(merge_base, ours_side, prepared.upstream)
-        set_stage("validate")
+        merge_base = self._merge_base(item, state)
+        if request.rollback_to is not None:
+            merged, conflicts = prepared.upstream, []
+            desired = self.ports.ledger.version(
+                item.api, item.target, request.rollback_to, include_definitions=True
+            )
+            merged = desired.applied if desired and desired.applied else merged
+        else:
+            merged, conflicts = spec.merge3(merge_base, ours, prepared.upstream)
         report = spec.validate(merged, limit_bytes=target.limit_bytes, strict=api.strict)
         warnings = [*prepared.warnings, *report.warnings]
         errors = list(report.errors)
@@ -330,7 +303,6 @@ class Pipeline:
             errors.append(problem)
         if errors:
             raise SpecError("; ".join(errors[:10]), where=f"{item.api}/{item.target}")
-        set_stage("diff")
         change = spec.diff(ours, merged)
         merged_sha = sha256_hex(merged)
         common = {
@@ -343,11 +315,8 @@ class Pipeline:
             "losses": tuple(prepared.losses[:200]),
             "conflicts": tuple(conflicts[:200]),
             "portal_url": target.portal_url(),
-            "drift": drifted,
         }
-        # A rollback and an adopted drift record a version even when the connector already holds
-        # the definition (``_apply`` then writes nothing): the hold and the new sha must be recorded.
-        if merged_sha == ours_sha and not (state.pending or prepared.desired is not None or drifted):
+        if merged_sha == ours_sha and not (state.pending and request.rollback_to is None):
             return TargetOutcome(**common, result="unchanged", message="connector already current")
         policy = tcfg.breaking
         if change.breaking and policy == "block" and request.rollback_to is None:
@@ -357,14 +326,12 @@ class Pipeline:
             )
         if request.dry_run:
             return TargetOutcome(**common, result="dry-run", message="dry run: nothing written")
-        set_stage("apply")
         connector_id = self._apply(item, target, current, merged, merged_sha, state)
-        set_stage("record")
         record = VersionRecord(
             api=item.api,
             target=item.target,
             version=state.version + 1,
-            reason=drift.reason_for(request, mode) or _reason(request),
+            reason=_reason(request),
             outcome="updated",
             run_id=item.run_id,
             created_at=iso(utcnow()) or "",
@@ -397,79 +364,17 @@ class Pipeline:
             last_event_time=request.event_time or latest.last_event_time,
             pending=None,
             hold=_hold_after(request, latest, record.version),
-            drift_sha256=None,
         )
         self.ports.ledger.record_version(record, new_state, request.event_id)
         message = f"v{record.version} applied"
         if change.breaking:
             message += " (breaking changes " + ("allowed)" if policy == "allow" else "warned)")
-        if request.rollback_to is not None:
-            message += f" (rollback to v{request.rollback_to}, held until {request.hold_until})"
-        if mode is not None:
-            message += drift.handled_note(mode)
         return TargetOutcome(
             **{**common, "connector_id": connector_id or common["connector_id"]},
             result="updated",
             version=record.version,
             message=message,
         )
-
-    def _recorded_upstream(self, item: WorkItem, state: TargetState) -> Prepared:
-        """A drift run whose spec answered 304: upstream is what we recorded for the current
-        version (the conditional GET proved it has not changed), so only the connector moved."""
-        record = self.ports.ledger.version(
-            item.api, item.target, state.version, include_definitions=True
-        )
-        if record is None or record.upstream is None:
-            raise PermanentError(
-                f"version {state.version} is on the state row but not in the ledger",
-                where=f"{item.api}/{item.target}",
-            )
-        return Prepared(
-            upstream=record.upstream,
-            info_version=state.spec_info_version or record.info_version,
-            source_url=record.source_url,
-            etag=state.spec_etag,
-            last_modified=state.spec_last_modified,
-        )
-
-    def _report_drift(
-        self,
-        item: WorkItem,
-        state: TargetState,
-        base: dict[str, Any],
-        prepared: Prepared,
-        ours_sha: str | None,
-        upstream_sha: str,
-    ) -> TargetOutcome:
-        """Drift mode ``report``: the state row and the card say so; the connector is not written.
-        The same edit is reported once (``drift_known`` on later runs keeps the timer quiet)."""
-        known = ours_sha is not None and state.drift_sha256 == ours_sha
-        message = drift.report_message(
-            state, ours_sha, upstream_changed=upstream_sha != state.upstream_sha256
-        )
-        outcome = TargetOutcome(
-            **base,
-            result="unchanged",
-            message=message,
-            version=state.version,
-            info_version=prepared.info_version,
-            drift=True,
-            drift_known=known,
-        )
-        if not known and not item.request.dry_run:
-            log.warning("drift on %s/%s reported: %s", item.api, item.target, message)
-            self.ports.ledger.save_state(
-                item.api,
-                item.target,
-                state.evolve(
-                    drift_sha256=ours_sha,
-                    last_outcome="unchanged",
-                    last_message=message[:1000],
-                    last_run_id=item.run_id,
-                ),
-            )
-        return outcome
 
     def _merge_base(self, item: WorkItem, state: TargetState) -> dict[str, Any] | None:
         if state.version <= 0:
@@ -498,7 +403,6 @@ class Pipeline:
         pending = json.dumps({"run": item.run_id, "sha256": merged_sha, "at": iso(utcnow())})
         ledger.save_state(item.api, item.target, state.evolve(pending=pending))
         connector_id = target.write(merged, current)
-        set_stage("verify")
         self._verify(target, merged, merged_sha, item)
         return connector_id
 
@@ -522,32 +426,6 @@ def _with(outcome: TargetOutcome, **changes: Any) -> TargetOutcome:
     return replace(outcome, **changes)
 
 
-def _event_moment(value: str | None) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=moment.tzinfo or UTC) if moment else None
-
-
-def _superseded(request: Any, state: TargetState) -> str | None:
-    """Why an event is older than what the target already holds, else None.
-
-    Only events that name a spec (a URL or a version) are ordered: Event Grid does not deliver in
-    order, and applying an older deployment's spec after a newer one would roll the connector
-    back. Events without a location fetch whatever is live now, so the content hash decides.
-    """
-    if request.reason != "event" or not (request.spec_url or request.version):
-        return None
-    ours, last = _event_moment(request.event_time), _event_moment(state.last_event_time)
-    if ours is None or last is None or ours >= last:
-        return None
-    return (
-        f"event {request.event_id} of {request.event_time} is older than the event already "
-        f"applied ({state.last_event_time}); the newer spec stays"
-    )
-
-
 def _info_version(doc: dict[str, Any] | None) -> str | None:
     info = (doc or {}).get("info")
     if isinstance(info, dict) and info.get("version") is not None:
@@ -566,7 +444,7 @@ def _hold_after(request: Any, state: TargetState, version: int) -> Hold | None:
     hold_until = getattr(request, "hold_until", None)
     if request.rollback_to is not None and hold_until:
         return Hold(version=version, until=hold_until, by=request.caller or "unknown")
-    return state.hold if state.hold and state.hold.active() else None  # expired holds go
+    return state.hold
 
 
 def _breaking_summary(diff: dict[str, Any]) -> str:
