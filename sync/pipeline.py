@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from datetime import UTC, datetime
 
 from sync import spec
 from sync.config import ApiConfig, SyncMap, TargetConfig
@@ -202,6 +203,10 @@ class Pipeline:
     ) -> Prepared:
         request = item.request
         if request.rollback_to is not None:
+            if stale := _superseded(request, state):
+                return TargetOutcome(
+                    **base, result="unchanged", message=stale, version=state.version or None
+                )
             record = self.ports.ledger.version(
                 item.api, item.target, request.rollback_to, include_definitions=True
             )
@@ -454,3 +459,29 @@ def _breaking_summary(diff: dict[str, Any]) -> str:
             if change.get("breaking"):
                 parts.append(f"{entry.get('operationId')}: {change.get('message')}")
     return "; ".join(parts[:8]) or "breaking changes"
+def _event_moment(value: str | None) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=moment.tzinfo or UTC) if moment else None
+
+
+def _superseded(request: Any, state: TargetState) -> str | None:
+    """Why an event is older than what the target already holds, else None.
+
+    Only events that name a spec (a URL or a version) are ordered: Event Grid does not deliver in
+    order, and applying an older deployment's spec after a newer one would roll the connector
+    back. Events without a location fetch whatever is live now, so the content hash decides.
+    """
+    if request.reason != "event" or not (request.spec_url or request.version):
+        return None
+    ours, last = _event_moment(request.event_time), _event_moment(state.last_event_time)
+    if ours is None or last is None or ours >= last:
+        return None
+    return (
+        f"event {request.event_id} of {request.event_time} is older than the event already "
+        f"applied ({state.last_event_time}); the newer spec stays"
+    )
+
+
