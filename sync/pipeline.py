@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from datetime import UTC, datetime
@@ -190,7 +191,10 @@ class Pipeline:
             return outcome
         if request.dry_run:
             return self._stages(item, api, tcfg, target, state, base)
-        lease = ledger.acquire_lease(item.api, item.target, self.owner, self.lease_seconds)
+        # One owner per attempt, not per process: the host runs queue invocations in threads of
+        # one process, and a process-wide owner would let two of them take the same lease.
+        owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
+        lease = ledger.acquire_lease(item.api, item.target, owner, self.lease_seconds)
         try:
             state = ledger.state(item.api, item.target)  # fresh, under the lease
             return self._stages(item, api, tcfg, target, state, base)
