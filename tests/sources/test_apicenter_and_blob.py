@@ -1,0 +1,234 @@
+"""API Center export (200, 202 polling, inline/link, failures) and Blob reads (Azurite, bearer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sync.adapters.apicenter_export import ApiCenterExportSource
+from sync.adapters.blob_spec import BlobReader, blob_location
+from sync.adapters.spec_sources import SpecSources
+from sync.config import parse_map
+from sync.errors import ConfigError, PermanentError, SpecError, TransientError
+from sync.models import SyncRequest
+from sync.settings import Settings
+from tests.sources.conftest import (
+    CENTER_SERVICE,
+    blob_container,
+    blob_endpoint,
+    demo_spec,
+    local_settings,
+)
+
+SETTINGS = Settings(
+    allow_private_hosts=frozenset({"127.0.0.1"}),
+    fetch_budget_seconds=3.0,
+    fetch_timeout_seconds=2.0,
+)
+DEFINITION = f"{CENTER_SERVICE}/workspaces/default/apis/orders/versions/v1/definitions/openapi"
+REQUEST = SyncRequest(api="orders", reason="manual")
+
+
+def center(arm, tmp_path: Path, settings: Settings = SETTINGS):
+    raw = {
+        "endpoints": {"resourceManager": arm.url},
+        "apis": {
+            "orders": {
+                "spec": {
+                    "apiCenterExport": {
+                        "service": CENTER_SERVICE,
+                        "api": "orders",
+                        "version": "v1",
+                        "definition": "openapi",
+                    }
+                },
+                "targets": [{"name": "dev", "folder": "out"}],
+            }
+        },
+    }
+    sync_map = parse_map(raw, source="t", base_dir=tmp_path)
+    waits: list[float] = []
+    return SpecSources(settings, sync_map, sleep=waits.append), sync_map.api("orders"), waits
+
+
+def test_inline_export_answers_at_once(arm, tmp_path):
+    arm.add_definition(DEFINITION, demo_spec())
+    src, api, _ = center(arm, tmp_path)
+    fetched = src.fetch_for(api, REQUEST)
+    assert fetched.content == demo_spec() and fetched.url == arm.url + DEFINITION
+    (call,) = arm.calls("/exportSpecification")
+    assert call.method == "POST" and call.query == {"api-version": "2024-03-01"}
+
+
+def test_202_is_polled_with_retry_after_then_the_link_is_read(arm, tmp_path):
+    arm.add_definition(DEFINITION, demo_spec(), mode="link", polls=3)
+    src, api, waits = center(arm, tmp_path)
+    assert src.fetch_for(api, REQUEST).content == demo_spec()
+    assert waits == [0.0, 0.0, 0.0, 0.0]  # Retry-After: 0 honoured on every poll
+    assert [c.path.rsplit("/", 1)[1] for c in arm.calls("/operations/")] == [
+        "status",
+        "status",
+        "status",
+        "status",
+        "result",
+    ]
+
+
+def test_failed_operation_names_the_error(arm, tmp_path):
+    arm.add_definition(DEFINITION, demo_spec(), polls=1, fail=True)
+    src, api, _ = center(arm, tmp_path)
+    with pytest.raises(PermanentError, match="export failed: ExportFailed"):
+        src.fetch_for(api, REQUEST)
+
+
+def test_polling_past_the_budget_is_transient(arm, tmp_path):
+    arm.add_definition(DEFINITION, demo_spec(), polls=50)
+    src, _, _ = center(arm, tmp_path)
+    ticks = iter(range(0, 1000, 2))
+    source = ApiCenterExportSource(
+        src.arm("apiCenterExport", None), src.urls, sleep=lambda s: None, clock=lambda: next(ticks)
+    )
+    source.poll_interval = 1.0
+    arm.state.centers[DEFINITION.lower()].polls = 50
+    with pytest.raises(TransientError, match="export still running"):
+        source.fetch(
+            {"service": CENTER_SERVICE, "api": "orders", "version": "v1", "definition": "openapi"},
+            where="t",
+        )
+
+
+def test_polling_url_on_another_host_is_refused(arm, tmp_path):
+    src, _, _ = center(arm, tmp_path)
+    source = ApiCenterExportSource(src.arm("apiCenterExport", None), src.urls)
+    with pytest.raises(PermanentError, match="refusing to send the token"):
+        source._same_origin("http://203.0.113.9/operations/x", "t")
+
+
+def test_empty_inline_spec_and_unknown_format_are_spec_errors(arm, tmp_path):
+    arm.add_definition(DEFINITION, b"  ")
+    src, api, _ = center(arm, tmp_path)
+    with pytest.raises(SpecError, match="empty specification"):
+        src.fetch_for(api, REQUEST)
+    with pytest.raises(SpecError, match="expected format 'inline' or 'link'"):
+        ApiCenterExportSource._result({"format": "zip", "value": "x"}, "t")
+
+
+def test_inline_spec_over_the_cap_is_refused(arm, tmp_path):
+    arm.add_definition(DEFINITION, demo_spec())
+    settings = Settings(allow_private_hosts=frozenset({"127.0.0.1"}), fetch_max_bytes=200)
+    src, api, _ = center(arm, tmp_path, settings)
+    with pytest.raises(SpecError, match="download cap"):
+        src.fetch_for(api, REQUEST)
+
+
+# --- blob ----------------------------------------------------------------------------------
+
+
+def blob_params(**extra):
+    return {"account": "https://acct.blob.core.windows.net", "container": "specs", **extra}
+
+
+def event(subject: str) -> SyncRequest:
+    return SyncRequest(
+        api="a", reason="event", event_type="Microsoft.Storage.BlobCreated", subject=subject
+    )
+
+
+def test_blob_location_rules():
+    subject = "/blobServices/default/containers/specs/blobs/v1/orders api.yaml"
+    assert (
+        blob_location(blob_params(prefix="v1/"), event(subject), default_account=None, where="w")
+        == "https://acct.blob.core.windows.net/specs/v1/orders%20api.yaml"
+    )
+    with pytest.raises(PermanentError, match="container 'other'"):
+        blob_location(
+            blob_params(),
+            event("/blobServices/default/containers/other/blobs/x.yaml"),
+            default_account=None,
+            where="w",
+        )
+    with pytest.raises(PermanentError, match=r"blobName is 'v1/a\.yaml'"):
+        blob_location(
+            blob_params(blobName="v1/a.yaml"), event(subject), default_account=None, where="w"
+        )
+    with pytest.raises(PermanentError, match="not a blob of the configured account"):
+        blob_location(
+            blob_params(),
+            SyncRequest(
+                api="a", reason="manual", spec_url="https://evil.example/specs/x.yaml?sig=s"
+            ),
+            default_account=None,
+            where="w",
+        )
+    with pytest.raises(PermanentError, match="no blob to read"):
+        blob_location(
+            blob_params(), SyncRequest(api="a", reason="drift"), default_account=None, where="w"
+        )
+    with pytest.raises(ConfigError, match="no storage account"):
+        blob_location({"container": "specs"}, REQUEST, default_account=None, where="w")
+    assert (
+        blob_location(
+            {"container": "specs", "blobName": "a.json"},
+            REQUEST,
+            default_account="http://h/acct",
+            where="w",
+        )
+        == "http://h/acct/specs/a.json"
+    )
+
+
+@pytest.mark.azurite
+def test_blob_read_from_azurite_with_a_local_sas_and_etag(azurite):
+    container = blob_container(azurite)
+    container.upload_blob("orders.yaml", demo_spec())
+    settings = local_settings(azurite)
+    from sync.adapters.urlguard import guarded_client
+
+    reader = BlobReader(settings, guarded_client(settings), tokens=None)
+    url = f"{blob_endpoint(azurite)}/{container.container_name}/orders.yaml"
+    first = reader.get(url)
+    assert first.content == demo_spec() and first.etag and first.url == url
+    assert reader.get(url, etag=first.etag).not_modified
+    container.upload_blob("orders.yaml", demo_spec("openapi-v2.yaml"), overwrite=True)
+    assert reader.get(url, etag=first.etag).content == demo_spec("openapi-v2.yaml")
+    with pytest.raises(PermanentError, match="HTTP 404 BlobNotFound"):
+        reader.get(f"{blob_endpoint(azurite)}/{container.container_name}/missing.yaml")
+    container.upload_blob("empty.yaml", b"")
+    with pytest.raises(SpecError, match="blob is empty"):
+        reader.get(f"{blob_endpoint(azurite)}/{container.container_name}/empty.yaml")
+    small = local_settings(azurite, fetch_max_bytes=100)
+    with pytest.raises(SpecError, match="download cap"):
+        BlobReader(small, guarded_client(small), tokens=None).get(url)
+
+
+def test_blob_read_with_a_storage_token(arm, identity, tmp_path):
+    url = arm.put_blob("specs", "orders.yaml", demo_spec())
+    raw = {
+        "apis": {
+            "orders": {
+                "spec": {
+                    "blob": {
+                        "account": f"{arm.url}/blobstore",
+                        "container": "specs",
+                        "blobName": "orders.yaml",
+                    }
+                },
+                "targets": [{"name": "dev", "folder": "out"}],
+            }
+        }
+    }
+    sync_map = parse_map(raw, source="t", base_dir=tmp_path)
+    src = SpecSources(SETTINGS, sync_map)
+    fetched = src.fetch_for(sync_map.api("orders"), REQUEST)
+    assert fetched.content == demo_spec() and fetched.url == url
+    (call,) = arm.calls("/blobstore/")
+    assert call.headers["x-ms-version"]
+    claims = identity.decode(
+        call.headers["authorization"][7:], audience="https://storage.azure.com"
+    )
+    assert claims["idtyp"] == "app"
+    assert src.fetch_for(sync_map.api("orders"), REQUEST, etag=fetched.etag).not_modified
+    arm.state.authorized = set()
+    with pytest.raises(PermanentError, match="Storage Blob Data Reader"):
+        src.fetch_for(sync_map.api("orders"), REQUEST)
