@@ -145,6 +145,7 @@ class TargetState:
     last_event_time: str | None = None
     hold: Hold | None = None
     pending: str | None = None  # JSON of a write in flight (crash detection)
+    drift_sha256: str | None = None  # connector-side edit last reported (report once, not per run)
     etag: str | None = None  # the row's ETag, for the conditional write
 
     def evolve(self, **changes: Any) -> TargetState:
@@ -197,6 +198,8 @@ class TargetOutcome:
     losses: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
     duration_ms: int = 0
+    drift: bool = False  # the connector had been edited outside the service (sync.drift)
+    drift_known: bool = False  # ...and an earlier run already reported that same edit (no card)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

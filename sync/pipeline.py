@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from datetime import UTC, datetime
 
-from sync import spec
+from sync import drift, spec
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import BlockedError, PermanentError, SpecError, SyncError, TargetError
 from sync.models import (
@@ -50,6 +50,7 @@ class Prepared:
     last_modified: str | None = None
     losses: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    desired: dict[str, Any] | None = None  # rollback: the recorded applied definition, as is
 
 
 class Unchanged(Exception):
@@ -219,10 +220,13 @@ class Pipeline:
                     f"version {request.rollback_to} is not recorded for this target",
                     where=f"{item.api}/{item.target}",
                 )
+            # The desired definition IS the recorded applied one; its recorded upstream stays the
+            # merge base for later syncs (the spec ETag is dropped, so the next fetch is full).
             return Prepared(
                 upstream=record.upstream or record.applied,
                 info_version=record.info_version,
                 source_url=f"ledger:v{request.rollback_to}",
+                desired=record.applied,
             )
         conditional = state.version > 0 and state.last_outcome in (None, "updated", "unchanged")
         fetch_for = getattr(self.ports.specs, "fetch_for", None)
@@ -271,17 +275,27 @@ class Pipeline:
         base: dict[str, Any],
     ) -> TargetOutcome:
         request = item.request
+        prepared: Prepared | None
         try:
             prepared = self._prepare(item, api, tcfg, state)
         except Unchanged as stop:
-            return TargetOutcome(
-                **base, result="unchanged", message=stop.message, version=state.version or None
-            )
-        upstream_sha = sha256_hex(prepared.upstream)
+            if request.reason != drift.DRIFT_REASON or state.version <= 0:
+                return TargetOutcome(
+                    **base, result="unchanged", message=stop.message, version=state.version or None
+                )
+            prepared, not_modified = None, stop.message  # a drift run still checks the connector
         current = target.read()
         base = {**base, "connector_id": current.connector_id or state.connector_id}
         ours = current.definition
         ours_sha = sha256_hex(ours) if ours is not None else None
+        drifted = drift.detected(state, ours_sha)
+        if prepared is None:
+            if not drifted:
+                return TargetOutcome(
+                    **base, result="unchanged", message=not_modified, version=state.version
+                )
+            prepared = self._recorded_upstream(item, state)
+        upstream_sha = sha256_hex(prepared.upstream)
         if (
             request.rollback_to is None
             and upstream_sha == state.upstream_sha256
@@ -295,15 +309,15 @@ class Pipeline:
                 version=state.version,
                 info_version=prepared.info_version,
             )
-        merge_base = self._merge_base(item, state)
-        if request.rollback_to is not None:
-            merged, conflicts = prepared.upstream, []
-            desired = self.ports.ledger.version(
-                item.api, item.target, request.rollback_to, include_definitions=True
-            )
-            merged = desired.applied if desired and desired.applied else merged
-        else:
-            merged, conflicts = spec.merge3(merge_base, ours, prepared.upstream)
+        mode = drift.mode_for(tcfg.drift, request) if drifted and prepared.desired is None else None
+        if mode == "report":
+            return self._report_drift(item, state, base, prepared, ours_sha, upstream_sha)
+        if prepared.desired is not None:  # rollback: the recorded definition, not a merge
+            merged, conflicts = prepared.desired, []
+        else:  # overwrite: upstream wins over connector-side edits (ours=None)
+            merge_base = self._merge_base(item, state)
+            ours_side = None if mode == "overwrite" else ours
+            merged, conflicts = spec.merge3(merge_base, ours_side, prepared.upstream)
         report = spec.validate(merged, limit_bytes=target.limit_bytes, strict=api.strict)
         warnings = [*prepared.warnings, *report.warnings]
         errors = list(report.errors)
@@ -324,8 +338,13 @@ class Pipeline:
             "losses": tuple(prepared.losses[:200]),
             "conflicts": tuple(conflicts[:200]),
             "portal_url": target.portal_url(),
+            "drift": drifted,
         }
-        if merged_sha == ours_sha and not (state.pending and request.rollback_to is None):
+        # A rollback and an adopted drift record a version even when the connector already holds
+        # the definition (``_apply`` then writes nothing): the hold and the new sha must be recorded.
+        if merged_sha == ours_sha and not (
+            state.pending or prepared.desired is not None or drifted
+        ):
             return TargetOutcome(**common, result="unchanged", message="connector already current")
         policy = tcfg.breaking
         if change.breaking and policy == "block" and request.rollback_to is None:
@@ -340,7 +359,7 @@ class Pipeline:
             api=item.api,
             target=item.target,
             version=state.version + 1,
-            reason=_reason(request),
+            reason=drift.reason_for(request, mode) or _reason(request),
             outcome="updated",
             run_id=item.run_id,
             created_at=iso(utcnow()) or "",
@@ -373,17 +392,79 @@ class Pipeline:
             last_event_time=request.event_time or latest.last_event_time,
             pending=None,
             hold=_hold_after(request, latest, record.version),
+            drift_sha256=None,
         )
         self.ports.ledger.record_version(record, new_state, request.event_id)
         message = f"v{record.version} applied"
         if change.breaking:
             message += " (breaking changes " + ("allowed)" if policy == "allow" else "warned)")
+        if request.rollback_to is not None:
+            message += f" (rollback to v{request.rollback_to}, held until {request.hold_until})"
+        if mode is not None:
+            message += drift.handled_note(mode)
         return TargetOutcome(
             **{**common, "connector_id": connector_id or common["connector_id"]},
             result="updated",
             version=record.version,
             message=message,
         )
+
+    def _recorded_upstream(self, item: WorkItem, state: TargetState) -> Prepared:
+        """A drift run whose spec answered 304: upstream is what we recorded for the current
+        version (the conditional GET proved it has not changed), so only the connector moved."""
+        record = self.ports.ledger.version(
+            item.api, item.target, state.version, include_definitions=True
+        )
+        if record is None or record.upstream is None:
+            raise PermanentError(
+                f"version {state.version} is on the state row but not in the ledger",
+                where=f"{item.api}/{item.target}",
+            )
+        return Prepared(
+            upstream=record.upstream,
+            info_version=state.spec_info_version or record.info_version,
+            source_url=record.source_url,
+            etag=state.spec_etag,
+            last_modified=state.spec_last_modified,
+        )
+
+    def _report_drift(
+        self,
+        item: WorkItem,
+        state: TargetState,
+        base: dict[str, Any],
+        prepared: Prepared,
+        ours_sha: str | None,
+        upstream_sha: str,
+    ) -> TargetOutcome:
+        """Drift mode ``report``: the state row and the card say so; the connector is not written.
+        The same edit is reported once (``drift_known`` on later runs keeps the timer quiet)."""
+        known = ours_sha is not None and state.drift_sha256 == ours_sha
+        message = drift.report_message(
+            state, ours_sha, upstream_changed=upstream_sha != state.upstream_sha256
+        )
+        outcome = TargetOutcome(
+            **base,
+            result="unchanged",
+            message=message,
+            version=state.version,
+            info_version=prepared.info_version,
+            drift=True,
+            drift_known=known,
+        )
+        if not known and not item.request.dry_run:
+            log.warning("drift on %s/%s reported: %s", item.api, item.target, message)
+            self.ports.ledger.save_state(
+                item.api,
+                item.target,
+                state.evolve(
+                    drift_sha256=ours_sha,
+                    last_outcome="unchanged",
+                    last_message=message[:1000],
+                    last_run_id=item.run_id,
+                ),
+            )
+        return outcome
 
     def _merge_base(self, item: WorkItem, state: TargetState) -> dict[str, Any] | None:
         if state.version <= 0:
@@ -453,7 +534,7 @@ def _hold_after(request: Any, state: TargetState, version: int) -> Hold | None:
     hold_until = getattr(request, "hold_until", None)
     if request.rollback_to is not None and hold_until:
         return Hold(version=version, until=hold_until, by=request.caller or "unknown")
-    return state.hold
+    return state.hold if state.hold and state.hold.active() else None  # expired holds go
 
 
 def _breaking_summary(diff: dict[str, Any]) -> str:
