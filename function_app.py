@@ -74,6 +74,12 @@ def sync_api(req: func.HttpRequest) -> func.HttpResponse:
     return _response(triggers.http(triggers.post_sync_route, _request(req)))
 
 
+@app.function_name("health")
+@app.route(route="health", methods=["GET"])
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return _response(triggers.health_route(_request(req)))
+
+
 @app.function_name("run_status")
 @app.route(route="runs/{id}", methods=["GET"])
 def run_status(req: func.HttpRequest) -> func.HttpResponse:

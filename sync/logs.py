@@ -1,18 +1,284 @@
-"""Logging set-up for the CLI (the Functions worker installs its own handlers)."""
+"""Structured logs: one JSON object per record, with the run's correlation fields on every line.
+
+Why the message itself is JSON: the Functions Python worker forwards only the formatted message
+to the host (``extra={...}`` never becomes custom dimensions, and the host even drops the logger
+name), so anything an operator wants to query in Application Insights must be inside the text.
+
+Why a log-record factory and not a handler filter: the worker installs its own root handlers
+(and pytest, the CLI or an OpenTelemetry handler may add more later); a factory sees every
+record once, whoever handles it. The factory does not render at creation time: ``extra=`` is
+applied by ``Logger.makeRecord`` *after* the factory runs, so the record's ``msg`` becomes a small
+object that renders the JSON when a handler first asks for the message, and every handler then
+gets the same string. Only ``sync.*`` and ``function_app`` records are touched; the Azure SDK's
+and the worker's own lines pass unchanged.
+
+Context (run_id, event_id, api, target, stage, trace_id) lives in a ``ContextVar`` set by
+``log_context``; it follows the code path, not the thread, and is reset on exit so a reused
+worker thread never leaks one invocation's ids into the next.
+
+Installed by ``install()`` on first invocation (``sync.triggers``) or by ``configure_logging`` (CLI);
+never at import time.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import secrets
 import sys
+import threading
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
 
 QUIET = ("azure", "azure.core.pipeline.policies.http_logging_policy", "httpx", "httpcore", "msal")
 
+JSON_LOGGERS = ("sync", "function_app")
+CONTEXT_FIELDS = ("run_id", "event_id", "api", "target", "stage", "trace_id")
+# Always present (null when unknown), so a KQL query never has to guess whether a column exists.
+REQUIRED_FIELDS = (*CONTEXT_FIELDS, "outcome", "duration_ms", "tracking_id")
+
+_context: ContextVar[Mapping[str, Any]] = ContextVar("sync_log_context", default={})  # noqa: B039
+
+# --- correlation context ------------------------------------------------------------------------
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add fields to every ``sync`` log record inside the block (None values are ignored)."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def set_stage(stage: str) -> None:
+    """Mark the pipeline stage for the records that follow, up to the end of the enclosing
+    ``log_context`` (which restores the previous value); a one-line call keeps the stage code
+    free of extra nesting."""
+    _context.set({**_context.get(), "stage": stage})
+
+
+def current_context() -> dict[str, Any]:
+    return dict(_context.get())
+
+
+# --- W3C trace context ----------------------------------------------------------------------------
+
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id of a valid W3C ``traceparent`` (version 00..fe, non-zero ids), else None.
+
+    An invalid header is ignored rather than refused: a publisher's bad tracing header must never
+    cost a sync, it only costs the correlation.
+    """
+    if not isinstance(traceparent, str) or len(traceparent) > 256:
+        return None
+    match = _TRACEPARENT.match(traceparent.strip().lower())
+    if not match:
+        return None
+    version, trace_id, parent_id, _ = match.groups()
+    if version == "ff" or trace_id == "0" * 32 or parent_id == "0" * 16:
+        return None
+    return trace_id
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def ensure_traceparent(traceparent: str | None) -> str:
+    """The given traceparent when valid (lower-cased), else a fresh one (a new trace starts here)."""
+    if trace_id_of(traceparent) is not None:
+        return str(traceparent).strip().lower()
+    return new_traceparent()
+
+
+# --- redaction ------------------------------------------------------------------------------------
+
+_URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]+)\?[^\s'\"<>#]*")
+_KEY_VALUE = re.compile(
+    r"(?i)\b(accountkey|sharedaccesskey|sharedaccesssignature|sig|client_secret|password|"
+    r"refresh_token|access_token)=([^;&\s'\"]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[a-z0-9._~+/=-]{8,}")
+_SECRET_ENV = re.compile(r"(?i)^SYNC_SECRET_|SECRET|PASSWORD|TOKEN|ACCOUNTKEY|_KEY$")
+_registered: set[str] = set()
+_registered_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Adapters that fetch a secret at run time (vault, token endpoints) may register its value so
+    it is masked even if some message or exception text ever carries it."""
+    if value and len(value) >= 6:
+        with _registered_lock:
+            _registered.add(value)
+
+
+def _secret_values() -> list[str]:
+    values = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6}
+    with _registered_lock:
+        values |= _registered
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """Mask what must never reach a log: secret values, URL query strings (SAS signatures,
+    webhook ``sig``), key=value credentials and bearer tokens."""
+    for value in _secret_values():
+        if value in text:
+            text = text.replace(value, "<redacted>")
+    text = _URL_QUERY.sub(r"\1?<redacted>", text)
+    text = _KEY_VALUE.sub(r"\1=<redacted>", text)
+    return _BEARER.sub(r"\1 <redacted>", text)
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return redact(str(value))
+
+
+def _tracking_id(exc: BaseException | None) -> str | None:
+    """Power Platform's request id (``TargetError.tracking_id``), also through ``__cause__``."""
+    seen = 0
+    while exc is not None and seen < 5:
+        tracking = getattr(exc, "tracking_id", None)
+        if tracking:
+            return str(tracking)
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def render(record: logging.LogRecord, msg: Any, args: Any, context: Mapping[str, Any]) -> str:
+    """The one JSON line for a record (extras on the record win over the context)."""
+    try:
+        message = str(msg) % args if args else str(msg)
+    except (TypeError, ValueError):
+        message = f"{msg} {args!r}"
+    data: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": redact(message),
+    }
+    data.update({name: None for name in REQUIRED_FIELDS})
+    data.update({k: _jsonable(v) for k, v in context.items()})
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD and not key.startswith("_"):
+            data[key] = _jsonable(value)
+    exc_info = getattr(record, "_sync_exc_info", None)
+    if exc_info and exc_info[1] is not None:
+        exc = exc_info[1]
+        data["error"] = type(exc).__name__
+        data["tracking_id"] = data.get("tracking_id") or _tracking_id(exc)
+        data["exception"] = redact("".join(traceback.format_exception(*exc_info))[-8000:])
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class _JsonMessage:
+    """Stands in for ``record.msg``; renders (once) when a handler formats the record."""
+
+    __slots__ = ("_args", "_context", "_msg", "_record", "_text")
+
+    def __init__(self, record: logging.LogRecord, msg: Any, args: Any) -> None:
+        self._record = record
+        self._msg = msg
+        self._args = args
+        self._context = _context.get()
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = render(self._record, self._msg, self._args, self._context)
+        return self._text
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+
+def wants_json(name: str) -> bool:
+    return any(name == root or name.startswith(root + ".") for root in JSON_LOGGERS)
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install() -> None:
+    """Make every ``sync.*``/``function_app`` record a JSON message (idempotent, thread-safe)."""
+    global _installed
+    if _installed:
+        return
+    with _install_lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if wants_json(record.name) and not isinstance(record.msg, _JsonMessage):
+                record.msg = _JsonMessage(record, record.msg, record.args)
+                record.args = ()
+                if record.exc_info:
+                    # folded into the JSON, so a formatter does not append a traceback after it
+                    record._sync_exc_info = record.exc_info  # type: ignore[attr-defined]
+                    record.exc_info = None
+                    record.exc_text = None
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _installed = True
+
 
 def configure_logging(level: str = "WARNING") -> None:
+    """CLI set-up: one stderr handler, message only (each ``sync`` line is already JSON)."""
+    install()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def traced(request: Any) -> Any:
+    """A ``SyncRequest`` carrying a valid traceparent (its own, or a new trace started here)."""
+    from dataclasses import replace
+
+    traceparent = ensure_traceparent(request.traceparent)
+    return (
+        request if traceparent == request.traceparent else replace(request, traceparent=traceparent)
+    )
+
+
+def work_context(item: Any) -> dict[str, Any]:
+    """The correlation fields of a ``WorkItem`` (what every worker record carries)."""
+    return {
+        "run_id": item.run_id,
+        "api": item.api,
+        "target": item.target,
+        "event_id": item.request.event_id,
+        "trace_id": trace_id_of(item.request.traceparent),
+    }

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from sync import drift, spec
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import BlockedError, PermanentError, SpecError, SyncError, TargetError
+from sync.logs import set_stage
 from sync.models import (
     CurrentConnector,
     Hold,
@@ -119,11 +120,13 @@ class Pipeline:
             "connector_id": None,
             "portal_url": None,
         }
+        tracking_id = None
         try:
             outcome = self._run(item, api, tcfg, target, base)
         except SyncError as exc:
             if exc.transient:
                 raise
+            tracking_id = getattr(exc, "tracking_id", None)  # Power Platform's request id
             result = "blocked" if isinstance(exc, BlockedError) else "failed"
             outcome = TargetOutcome(**base, result=result, message=str(exc))
             if not item.request.dry_run:
@@ -138,6 +141,8 @@ class Pipeline:
                 "stage": "done",
                 "outcome": outcome.result,
                 "duration_ms": duration,
+                "tracking_id": tracking_id,
+                "reason": outcome.message[:1000],
             },
         )
         return _with(outcome, duration_ms=duration)
@@ -228,6 +233,7 @@ class Pipeline:
                 source_url=f"ledger:v{request.rollback_to}",
                 desired=record.applied,
             )
+        set_stage("fetch")
         conditional = state.version > 0 and state.last_outcome in (None, "updated", "unchanged")
         fetch_for = getattr(self.ports.specs, "fetch_for", None)
         if callable(fetch_for):  # the per-kind dispatcher (sync.adapters.spec_sources)
@@ -253,6 +259,7 @@ class Pipeline:
         if fetched.not_modified:
             raise Unchanged("spec not modified (HTTP 304)")
         assert fetched.content is not None
+        set_stage("normalize")
         upstream, losses, warnings = prepare_upstream(api, tcfg, fetched.content, source=location)
         info = upstream.get("info") if isinstance(upstream.get("info"), dict) else {}
         return Prepared(
@@ -312,12 +319,14 @@ class Pipeline:
         mode = drift.mode_for(tcfg.drift, request) if drifted and prepared.desired is None else None
         if mode == "report":
             return self._report_drift(item, state, base, prepared, ours_sha, upstream_sha)
+        set_stage("merge")
         if prepared.desired is not None:  # rollback: the recorded definition, not a merge
             merged, conflicts = prepared.desired, []
         else:  # overwrite: upstream wins over connector-side edits (ours=None)
             merge_base = self._merge_base(item, state)
             ours_side = None if mode == "overwrite" else ours
             merged, conflicts = spec.merge3(merge_base, ours_side, prepared.upstream)
+        set_stage("validate")
         report = spec.validate(merged, limit_bytes=target.limit_bytes, strict=api.strict)
         warnings = [*prepared.warnings, *report.warnings]
         errors = list(report.errors)
@@ -326,6 +335,7 @@ class Pipeline:
             errors.append(problem)
         if errors:
             raise SpecError("; ".join(errors[:10]), where=f"{item.api}/{item.target}")
+        set_stage("diff")
         change = spec.diff(ours, merged)
         merged_sha = sha256_hex(merged)
         common = {
@@ -354,7 +364,9 @@ class Pipeline:
             )
         if request.dry_run:
             return TargetOutcome(**common, result="dry-run", message="dry run: nothing written")
+        set_stage("apply")
         connector_id = self._apply(item, target, current, merged, merged_sha, state)
+        set_stage("record")
         record = VersionRecord(
             api=item.api,
             target=item.target,
@@ -493,6 +505,7 @@ class Pipeline:
         pending = json.dumps({"run": item.run_id, "sha256": merged_sha, "at": iso(utcnow())})
         ledger.save_state(item.api, item.target, state.evolve(pending=pending))
         connector_id = target.write(merged, current)
+        set_stage("verify")
         self._verify(target, merged, merged_sha, item)
         return connector_id
 

@@ -12,8 +12,10 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
+from sync import drift
 from sync.config import SyncMap
 from sync.errors import PermanentError, SyncError
+from sync.logs import log_context, set_stage, trace_id_of, traced, work_context
 from sync.models import (
     RunSummary,
     SyncRequest,
@@ -55,6 +57,7 @@ def target_names(request: SyncRequest, sync_map: SyncMap) -> tuple[str, ...]:
 
 def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
     """Record the run and enqueue one item per target (the queue does the rest)."""
+    request = traced(request)
     targets = target_names(request, sync_map)
     run = RunSummary(
         run_id=run_id_for(request),
@@ -63,21 +66,29 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
         targets=targets,
         created_at=iso(utcnow()),
     )
-    ports.ledger.start_run(run)
-    for target in targets:
-        ports.queue.send(
-            WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
+    trace_id = trace_id_of(request.traceparent)
+    with log_context(
+        run_id=run.run_id, api=request.api, event_id=request.event_id, trace_id=trace_id
+    ):
+        ports.ledger.start_run(run)
+        for target in targets:
+            ports.queue.send(
+                WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
+            )
+        log.info(
+            "run planned",
+            extra={
+                "run_id": run.run_id,
+                "api": request.api,
+                "event_id": request.event_id,
+                "stage": "plan",
+                "targets": len(targets),
+                "reason": request.reason,
+                "commit": request.commit,
+                "version": request.version,
+                "deployment_id": request.deployment_id,
+            },
         )
-    log.info(
-        "run planned",
-        extra={
-            "run_id": run.run_id,
-            "api": request.api,
-            "event_id": request.event_id,
-            "stage": "plan",
-            "targets": len(targets),
-        },
-    )
     return run
 
 
@@ -88,6 +99,9 @@ def complete(item: WorkItem, outcome: TargetOutcome, ports: Ports) -> RunSummary
     run = ports.ledger.finish_item(item.run_id, outcome)
     if run is None:
         return None
+    if not drift.worth_a_card(run):  # the drift timer found nothing new: no card, row completes
+        drift.record_quiet(run, ports.ledger)
+        return run
     notify(run, ports)
     return run
 
@@ -108,13 +122,25 @@ def notify(run: RunSummary, ports: Ports) -> str:
 
 def execute(item: WorkItem, pipeline: Pipeline, ports: Ports) -> TargetOutcome:
     """Queue-trigger body: transient errors propagate so the queue retries, then poisons."""
-    outcome = pipeline.run(item)
-    complete(item, outcome, ports)
+    with log_context(**work_context(item)):
+        try:
+            outcome = pipeline.run(item)
+        except SyncError as exc:
+            log.warning("work item failed: %s", exc, exc_info=exc, extra={"outcome": "retry"})
+            raise
+        set_stage("complete")
+        complete(item, outcome, ports)
     return outcome
 
 
 def give_up(item: WorkItem, ports: Ports, *, attempts: int | None = None) -> TargetOutcome:
     """Poison-queue body: the item failed every retry; record that and tell the humans."""
+    with log_context(**work_context(item), stage="poison"):
+        log.error("work item poisoned", extra={"outcome": "failed"})
+        return _give_up(item, ports, attempts=attempts)
+
+
+def _give_up(item: WorkItem, ports: Ports, *, attempts: int | None) -> TargetOutcome:
     suffix = f" after {attempts} attempts" if attempts else ""
     outcome = TargetOutcome(
         api=item.api,
@@ -155,6 +181,7 @@ def run_inline(
     A transient error that survives the adapters' own retries is reported as a failure of that
     target (there is no queue to retry it), and the other targets still run.
     """
+    request = traced(request)
     targets = target_names(request, sync_map)
     run = RunSummary(
         run_id=run_id_for(request),
@@ -168,14 +195,17 @@ def run_inline(
     result = InlineResult(run=run)
     for target in targets:
         item = WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
-        try:
-            outcome = pipeline.run(item)
-        except SyncError as exc:
-            outcome = TargetOutcome(
-                api=request.api, target=target, result="failed", message=str(exc)
-            )
-        result.outcomes.append(outcome)
-        finished = complete(item, outcome, ports)
+        with log_context(**work_context(item)):
+            try:
+                outcome = pipeline.run(item)
+            except SyncError as exc:
+                log.warning("target failed: %s", exc, exc_info=exc, extra={"outcome": "failed"})
+                outcome = TargetOutcome(
+                    api=request.api, target=target, result="failed", message=str(exc)
+                )
+            result.outcomes.append(outcome)
+            set_stage("complete")
+            finished = complete(item, outcome, ports)
         if finished is not None:
             result.run = finished
     if request.dry_run:

@@ -23,34 +23,49 @@ log = logging.getLogger(__name__)
 __all__ = ["ApiRequest", "ApiResponse"]
 
 
-def plan(event: Any, svc: Service) -> list[str]:
+def plan(event: Any, svc: Service, *, traceparent: str | None = None) -> list[str]:
     """Event (dict or parsed) -> runs. Unmatched or malformed events are acknowledged and logged,
-    with no side effect."""
-    from sync import events
+    with no side effect. The trace comes from the CloudEvents ``traceparent`` attribute (or the
+    delivering request's header), else a new one starts here."""
+    from dataclasses import replace
 
+    from sync import events
+    from sync.logs import ensure_traceparent, install, log_context, trace_id_of
+
+    install()
     if isinstance(event, dict):
+        traceparent = event.get("traceparent") or traceparent
         try:
             event = events.normalize_event(event)
         except events.MalformedEvent as exc:
             log.warning("malformed event acknowledged and ignored: %s", exc)
             return []
-    decision = events.plan_requests(event, svc.map)
-    if decision.ignored or not decision.requests:
-        log.info("event %s (%s) ignored: %s", event.id, event.type, decision.ignored or "no match")
-        return []
-    if decision.debounce_key and not svc.ports.ledger.debounce(
-        decision.debounce_key, decision.debounce_seconds
-    ):
-        log.info("event %s debounced (%s)", event.id, decision.debounce_key)
-        return []
-    return [submit(request, svc.map, svc.ports).run_id for request in decision.requests]
+    traceparent = ensure_traceparent(traceparent)
+    with log_context(event_id=event.id, trace_id=trace_id_of(traceparent), stage="plan"):
+        decision = events.plan_requests(event, svc.map)
+        if decision.ignored or not decision.requests:
+            log.info(
+                "event %s (%s) ignored: %s", event.id, event.type, decision.ignored or "no match"
+            )
+            return []
+        if decision.debounce_key and not svc.ports.ledger.debounce(
+            decision.debounce_key, decision.debounce_seconds
+        ):
+            log.info("event %s debounced (%s)", event.id, decision.debounce_key)
+            return []
+        return [
+            submit(replace(request, traceparent=traceparent), svc.map, svc.ports).run_id
+            for request in decision.requests
+        ]
 
 
 def on_event(host_event: Any) -> list[str]:
     """Event Grid trigger body. Configuration errors raise, so Event Grid retries and then
     dead-letters the event instead of losing it; a malformed event is acknowledged."""
     from sync import events
+    from sync.logs import install
 
+    install()
     try:
         raw = events.host_event_dict(host_event)
     except events.MalformedEvent as exc:
@@ -69,6 +84,9 @@ def parse_work_item(body: bytes | str) -> WorkItem | None:
 
 
 def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
+    from sync.logs import install
+
+    install()
     item = parse_work_item(body)
     if item is None:
         return
@@ -84,6 +102,9 @@ def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
 
 
 def on_poison_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
+    from sync.logs import install
+
+    install()
     item = parse_work_item(body)
     if item is None:
         return
@@ -93,6 +114,9 @@ def on_poison_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
 
 def on_drift_timer(*, past_due: bool = False) -> list[str]:
     """Re-check every API: a spec changed without an event, or a connector edited by hand."""
+    from sync.logs import install
+
+    install()
     svc = service()
     if past_due:
         log.info("drift timer is past due; running now")
@@ -112,6 +136,9 @@ def http(
     route: Route, req: ApiRequest, svc_factory: Callable[[], Service] = service
 ) -> ApiResponse:
     """Every HTTP route: wire the service (a broken map answers 500 naming the key path)."""
+    from sync.logs import install
+
+    install()
     try:
         svc = svc_factory()
     except ConfigError as exc:
@@ -136,7 +163,8 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
             if answer is None:
                 return error(400, "BadRequest", "no subscription validation event in the body")
             return ApiResponse(200, answer)
-        runs = [run for ev in delivered for run in plan(ev, svc)]
+        trace = req.headers.get("traceparent")
+        runs = [run for ev in delivered for run in plan(ev, svc, traceparent=trace)]
         return ApiResponse(200, {"runs": runs})
     from sync import auth
     from sync.clouds import cloud_for
@@ -146,6 +174,13 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
         cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
         caller = auth.authenticate(req.headers, svc.settings, cloud=cloud).label
     return http_api.post_sync(req, svc, caller=caller)
+
+
+def health_route(req: ApiRequest, svc_factory: Callable[[], Service] = service) -> ApiResponse:
+    """GET /api/health (function key); see ``sync.health`` for what is probed and why."""
+    from sync.health import health_response
+
+    return health_response(svc_factory)  # type: ignore[no-any-return]
 
 
 def get_run_route(req: ApiRequest, svc: Service) -> ApiResponse:

@@ -43,6 +43,7 @@ def test_the_app_exposes_exactly_these_triggers_with_these_bindings():
         "run_status",
         "api_versions",
         "api_version",
+        "health",
     }
     assert bindings("plan_event") == [
         {"direction": "IN", "type": "eventGridTrigger", "name": "event"}
@@ -60,6 +61,7 @@ def test_the_app_exposes_exactly_these_triggers_with_these_bindings():
         ("run_status", "runs/{id}"),
         ("api_versions", "apis/{api}/versions"),
         ("api_version", "apis/{api}/versions/{n}"),
+        ("health", "health"),
     ):
         http = bindings(name)[0]
         assert http["route"] == route
