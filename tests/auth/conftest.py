@@ -36,3 +36,27 @@ def settings(authority: Authority) -> Settings:
         auth_metadata_url=authority.metadata_url(),
         allow_private_hosts=frozenset({"127.0.0.1"}),
     )
+
+
+@pytest.fixture
+def secured(stack, authority: Authority, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    """The app settings of a deployed app (auth on) pointing at the local stack and authority."""
+    from sync import settings as names
+
+    values = {
+        names.SYNC_CONFIG: stack.settings.config_path,
+        names.STORAGE_CONNECTION_STRING: stack.settings.storage_connection_string,
+        names.LEDGER_TABLE: stack.settings.ledger_table,
+        names.LEDGER_CONTAINER: stack.settings.ledger_container,
+        names.WORK_QUEUE: stack.settings.work_queue,
+        names.ALLOW_PRIVATE_HOSTS: "127.0.0.1",
+        names.FETCH_BUDGET_SECONDS: "3",
+        names.AUTH_TENANT_ID: TENANT,
+        names.AUTH_AUDIENCE: f"{APP_ID_URI},{CLIENT_ID}",
+        names.AUTH_METADATA_URL: authority.metadata_url(),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(names.AUTH_DISABLED, raising=False)
+    monkeypatch.delenv("WEBSITE_INSTANCE_ID", raising=False)
+    return stack
