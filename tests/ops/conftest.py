@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from sync import settings as names
 from sync.logs import install, wants_json
-from tests.pipeline.conftest import stack  # noqa: F401  (re-exported fixture)
+from tests.pipeline.conftest import stack as stack  # re-exported fixture
 
 
 @dataclass
@@ -53,3 +54,16 @@ def json_logs() -> Iterator[Captured]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+@pytest.fixture
+def env(stack, monkeypatch):
+    monkeypatch.setenv(names.SYNC_CONFIG, stack.settings.config_path)
+    monkeypatch.setenv(names.STORAGE_CONNECTION_STRING, stack.settings.storage_connection_string)
+    monkeypatch.setenv(names.LEDGER_TABLE, stack.settings.ledger_table)
+    monkeypatch.setenv(names.LEDGER_CONTAINER, stack.settings.ledger_container)
+    monkeypatch.setenv(names.WORK_QUEUE, stack.settings.work_queue)
+    monkeypatch.setenv(names.ALLOW_PRIVATE_HOSTS, "127.0.0.1")
+    monkeypatch.delenv(names.KEY_VAULT_URL, raising=False)
+    monkeypatch.setenv("SYNC_AUTH_DISABLED", "1")  # local development switch of sync.auth
+    return stack
