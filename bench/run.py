@@ -1,0 +1,397 @@
+"""Connector Sync benchmark (issue 8): side by side with paconn, fan-out, 1 MB specs, cold start.
+
+    python bench/run.py [--quick] [--json FILE]
+
+Everything is measured in ONE run on this machine, against the same local servers (Azurite, spec
+server, Power Platform simulator, local managed-identity endpoint); runs are alternated and
+medians reported, because absolute times on a shared box drift while ratios hold.
+Not part of the test suite: speed targets live here, not in timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import engine, floor, tools  # noqa: E402
+from bench import stack as stack_mod  # noqa: E402
+
+TARGETS = {
+    "paconn_ratio": ("<=", 2.0),
+    "warm_vs_paconn_ratio": ("<=", 0.5),
+    "fanout_ratio": ("<=", 0.3),
+    "engine_100kb_ms": ("<=", 100),
+    "io_overhead_ratio": ("<=", 1.5),
+    "spec1mb_ms": ("<=", 500),
+    "spec1mb_rss_mb": ("<=", 150),
+    "cold_start_ms": ("<=", 100),
+    "unchanged_writes": ("==", 0),
+}
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# --- 1, 2, 5: one update ---------------------------------------------------------------------
+
+
+class EngineClock:
+    """Time spent in the spec engine during a warm sync (the pipeline's own calls, wrapped)."""
+
+    NAMES = ("check_refs", "normalize", "apply_overlay", "merge3", "validate", "diff")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._saved: dict[tuple[Any, str], Any] = {}
+
+    def __enter__(self) -> EngineClock:
+        import sync.pipeline as pipeline
+        from sync import spec
+
+        targets = [(spec, n) for n in self.NAMES] + [(pipeline, "load_object")]
+        for owner, name in targets:
+            fn = getattr(owner, name)
+            self._saved[(owner, name)] = fn
+            setattr(owner, name, self._timed(fn))
+        return self
+
+    def _timed(self, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+
+        return wrapper
+
+    def __exit__(self, *exc: object) -> None:
+        for (owner, name), fn in self._saved.items():
+            setattr(owner, name, fn)
+
+
+def warm_update(stack: stack_mod.Stack, svc: Any) -> tuple[float, float]:
+    """One in-process update of the 'warm' API: (wall seconds, engine seconds)."""
+    from sync.models import SyncRequest
+    from sync.runs import run_inline
+
+    stack.flip("warm")
+    request = SyncRequest(api="warm", reason="bench", caller="bench")
+    with EngineClock() as clock:
+        started = time.perf_counter()
+        result = run_inline(request, svc.map, svc.ports, svc.pipeline)
+        wall = time.perf_counter() - started
+    if [o.result for o in result.outcomes] != ["updated"]:
+        raise RuntimeError(f"warm update did not update: {result.outcomes}")
+    return wall, clock.seconds
+
+
+def one_update(stack: stack_mod.Stack, svc: Any, rounds: int) -> dict[str, Any]:
+    paconn = tools.Paconn(stack)
+    say("warming up (one run of each) ...")
+    paconn.update()
+    tools.sync_cli(stack)
+    warm_update(stack, svc)
+    warm_update(stack, svc)
+    cli, pac, warm, eng = [], [], [], []
+    patches_before = len(stack.sim.requests_to("PATCH"))
+    for i in range(rounds):
+        order = [("cli", tools.sync_cli), ("paconn", None), ("warm", None)]
+        if i % 2:
+            order.reverse()
+        for name, _ in order:
+            if name == "cli":
+                cli.append(tools.sync_cli(stack))
+            elif name == "paconn":
+                pac.append(paconn.update())
+            else:
+                wall, engine_s = warm_update(stack, svc)
+                warm.append(wall)
+                eng.append(engine_s)
+        say(
+            f"  round {i + 1}/{rounds}: cli {cli[-1]:.3f}s paconn {pac[-1]:.3f}s warm {warm[-1]:.3f}s"
+        )
+    patches = len(stack.sim.requests_to("PATCH")) - patches_before
+    if patches != 3 * rounds:
+        raise RuntimeError(f"expected {3 * rounds} PATCHes (one per update), saw {patches}")
+    return {"cli_s": cli, "paconn_s": pac, "warm_s": warm, "warm_engine_s": eng}
+
+
+def io_floor(stack: stack_mod.Stack, svc: Any, rounds: int) -> dict[str, Any]:
+    """Count the storage requests of a warm update, then time the minimal request set."""
+    with floor.count_storage_requests() as counts:
+        warm_update(stack, svc)
+    table_port = str(stack.azurite.table_port)
+    table_calls = sum(n for key, n in counts.items() if key.endswith(" " + table_port))
+    storage_calls = sum(counts.values())
+    sim_requests = stack.sim.requests
+    patch_body = next(
+        r.body
+        for r in reversed(sim_requests)
+        if r.method == "PATCH" and stack.connector_id("warm") in r.path
+    )
+    floor.seed_floor_connector(stack)
+    floors = [floor.network_floor(stack, storage_calls, patch_body, "warm") for _ in range(rounds)]
+    return {
+        "storage_requests": dict(counts),
+        "table_requests": table_calls,
+        "storage_requests_total": storage_calls,
+        "floor_s": floors,
+    }
+
+
+# --- 3: fan-out --------------------------------------------------------------------------------
+
+
+def fanout(stack: stack_mod.Stack, svc: Any, paconn_median: float, rounds: int) -> dict[str, Any]:
+    """One CI event -> 20 targets: planner + queue drain in-process (warm)."""
+    import uuid
+
+    from sync.triggers import plan
+    from sync.worker_loop import drain
+
+    def event() -> dict[str, Any]:
+        return {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "/bench/pipelines/fan",
+            "type": "ConnectorSync.ApiDeployed",
+            "time": datetime.now(UTC).isoformat(),
+            "data": {"api": "fan"},
+        }
+
+    def once() -> float:
+        stack.flip("fan")
+        started = time.perf_counter()
+        plan(event(), svc)
+        outcomes = drain(svc, max_items=stack_mod.FANOUT, wait_seconds=5.0)
+        wall = time.perf_counter() - started
+        results = [o.result for o in outcomes]
+        if results != ["updated"] * stack_mod.FANOUT:
+            raise RuntimeError(f"fan-out did not update every target: {results}")
+        return wall
+
+    once()  # warm-up: first use of 20 target adapters and their connections
+    walls = [once() for _ in range(rounds)]
+    return {"walls_s": walls, "paconn_20_s": 20 * paconn_median}
+
+
+# --- 4, 6: engine ------------------------------------------------------------------------------
+
+
+def spec1mb(stack: stack_mod.Stack, repeats: int) -> dict[str, Any]:
+    before, after = engine.write_scaled(stack.root)
+    done = subprocess.run(
+        [
+            tools.python_exe(),
+            str(ROOT / "bench" / "engine.py"),
+            "--one-mb",
+            str(before),
+            str(after),
+            str(repeats),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- 7: cold start -----------------------------------------------------------------------------
+
+
+def cold_start(runs: int) -> dict[str, Any]:
+    """Fresh processes, alternated: `import function_app` vs `import azure.functions`."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+
+    def wall(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([tools.python_exe(), "-c", code], cwd=ROOT, env=env, check=True)
+        return time.perf_counter() - started
+
+    wall("import function_app")  # byte-compile once, as a deployed package is
+    app, base = [], []
+    for _ in range(runs):
+        app.append(wall("import function_app"))
+        base.append(wall("import azure.functions"))
+    return {"app_s": app, "azure_functions_s": base}
+
+
+# --- 8: unchanged ------------------------------------------------------------------------------
+
+
+def unchanged(stack: stack_mod.Stack, svc: Any) -> dict[str, Any]:
+    """The spec did not change: a redelivered-looking event and a full re-fetch of identical
+    content must write nothing to the connector or to the target's ledger rows."""
+    from sync.models import SyncRequest
+    from sync.runs import run_inline
+
+    out: dict[str, Any] = {}
+    for label, refetch in (("304", False), ("same_content", True)):
+        if refetch:  # a new ETag and Last-Modified: the body has to be compared by hash
+            current = stack.server.state.specs["/warm.json"].body
+            stack.server.set_spec("/warm.json", current, "application/json", etag='"other"')
+        before = len(stack.sim.requests)
+        with floor.count_ledger_writes() as ledger_calls, floor.count_storage_requests() as storage:
+            result = run_inline(
+                SyncRequest(api="warm", reason="bench", caller="bench"),
+                svc.map,
+                svc.ports,
+                svc.pipeline,
+            )
+        sent = stack.sim.requests[before:]
+        out[label] = {
+            "result": [o.result for o in result.outcomes],
+            "connector_writes": sum(1 for r in sent if r.method in ("PATCH", "POST", "PUT")),
+            "ledger_target_writes": sum(ledger_calls[n] for n in floor.LEDGER_WRITES),
+            "run_bookkeeping_writes": sum(ledger_calls[n] for n in floor.RUN_WRITES),
+            "storage_write_requests": sum(
+                n for key, n in storage.items() if key.split()[0] in floor.WRITE_METHODS
+            ),
+            "ledger_calls": dict(ledger_calls),
+        }
+    out["writes"] = sum(
+        v["connector_writes"] + v["ledger_target_writes"]
+        for v in out.values()
+        if isinstance(v, dict)
+    )
+    return out
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def verdict(key: str, value: float) -> str:
+    op, limit = TARGETS[key]
+    ok = value <= limit if op == "<=" else value == limit
+    return "ok" if ok else "MISS"
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [
+        ("paconn_ratio", "CLI process update / paconn update (median)"),
+        ("warm_vs_paconn_ratio", "warm in-process update / paconn update"),
+        ("fanout_ratio", "1 event -> 20 targets / 20 x paconn"),
+        ("engine_100kb_ms", "engine on ~100 KB (convert..diff), warm"),
+        ("io_overhead_ratio", "(warm wall - engine) / network floor"),
+        ("spec1mb_ms", "1 MB definition, all stages, warm"),
+        ("spec1mb_rss_mb", "1 MB definition, peak memory"),
+        ("cold_start_ms", "import function_app - import azure.functions"),
+        ("unchanged_writes", "writes when the spec did not change"),
+    ]
+    lines = ["| metric | what | value | target | |", "|---|---|---:|---:|---|"]
+    for key, what in rows:
+        op, limit = TARGETS[key]
+        value = results[key]
+        lines.append(f"| `{key}` | {what} | {value:g} | {op} {limit:g} | {verdict(key, value)} |")
+    lines.append(
+        f"| `first_invocation_ms` | fresh process: import + first work item | "
+        f"{results['first_invocation_ms']:g} | - | |"
+    )
+    lines.append(f"| validator | hot-path structural validator | {results['validator']} | | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (well under a minute)")
+    parser.add_argument("--json", metavar="FILE", help="write the results here")
+    args = parser.parse_args(argv)
+    rounds = 3 if args.quick else 7
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}, "
+        f"Python {platform.python_version()}",
+        "quick": args.quick,
+    }
+    say("engine ...")
+    e100 = engine.engine_100kb(rounds)
+    stack = stack_mod.start()
+    try:
+        results["case"] = stack.case.name
+        svc = tools.in_process_service(stack)
+        say(f"one update ({stack.case.name}, {len(stack.case.after_bytes):,} bytes) ...")
+        upd = one_update(stack, svc, rounds)
+        pac = med(upd["paconn_s"])
+        from sync.spec import validator_name
+
+        results["validator"] = validator_name()  # what the warm updates' validate() ran
+        say("network floor ...")
+        flo = io_floor(stack, svc, rounds)
+        say("fan-out ...")
+        fan = fanout(stack, svc, pac, 1 if args.quick else 3)
+        say("unchanged spec ...")
+        unch = unchanged(stack, svc)
+        say("first invocation ...")
+        first = [tools.first_invocation(stack, svc) for _ in range(1 if args.quick else 3)]
+        say("1 MB definition ...")
+        big = spec1mb(stack, 3)
+    finally:
+        stack.stop()
+    say("cold start ...")
+    cold = cold_start(5 if args.quick else 9)
+    warm_wall, warm_engine = med(upd["warm_s"]), med(upd["warm_engine_s"])
+    results.update(
+        {
+            "paconn_ratio": round(med(upd["cli_s"]) / pac, 2),
+            "warm_vs_paconn_ratio": round(warm_wall / pac, 2),
+            "fanout_ratio": round(med(fan["walls_s"]) / fan["paconn_20_s"], 2),
+            "engine_100kb_ms": e100["engine_ms_without_parse"],
+            "io_overhead_ratio": round((warm_wall - warm_engine) / med(flo["floor_s"]), 2),
+            "spec1mb_ms": big["stages_ms"]["total"],
+            "spec1mb_rss_mb": big["rss_peak_mb"],
+            "cold_start_ms": round((med(cold["app_s"]) - med(cold["azure_functions_s"])) * 1000, 1),
+            "first_invocation_ms": round(med([f["handled_ms"] for f in first]), 1),
+            "unchanged_writes": unch["writes"],
+            "details": {
+                "medians_ms": {
+                    "paconn_update": round(pac * 1000, 1),
+                    "cli_update": round(med(upd["cli_s"]) * 1000, 1),
+                    "warm_update": round(warm_wall * 1000, 1),
+                    "warm_engine": round(warm_engine * 1000, 1),
+                    "network_floor": round(med(flo["floor_s"]) * 1000, 1),
+                    "fanout_20": round(med(fan["walls_s"]) * 1000, 1),
+                    "import_function_app": round(med(cold["app_s"]) * 1000, 1),
+                    "import_azure_functions": round(med(cold["azure_functions_s"]) * 1000, 1),
+                },
+                "raw": {"update": upd, "floor": flo, "fanout": fan, "cold_start": cold},
+                "engine_100kb": e100,
+                "spec1mb": big,
+                "spec1mb_rss_note": "peak RSS (VmHWM) of a fresh process that imported the "
+                "engine and ran one 1 MB update; rss_delta_mb is the growth caused by the update",
+                "unchanged": unch,
+                "first_invocation": first,
+                "bench_seconds": round(time.perf_counter() - started, 1),
+            },
+        }
+    )
+    print(table(results))
+    print(f"\n{results['date']} - {results['machine']} - case {results['case']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
