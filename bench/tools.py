@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stack import ENV, ROOT, Stack, user_token
+from bench.corpus import ROOT
+from bench.stack import ENV, Stack, user_token
 
 PACONN = ROOT / ".venv-paconn" / "bin" / "paconn"
 PYTHON = ROOT / ".venv" / "bin" / "python"
