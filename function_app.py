@@ -96,3 +96,17 @@ def api_versions(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="apis/{api}/versions/{n}", methods=["GET"])
 def api_version(req: func.HttpRequest) -> func.HttpResponse:
     return _response(triggers.http(triggers.get_version_route, _request(req)))
+
+
+@app.function_name("api_rollback")
+@app.route(route="apis/{api}/rollback", methods=["POST"])
+def api_rollback(req: func.HttpRequest) -> func.HttpResponse:
+    """Re-apply a recorded version and hold the targets (queued: 202 + run id)."""
+    return _response(triggers.http(triggers.rollback_route, _request(req)))
+
+
+@app.function_name("api_release")
+@app.route(route="apis/{api}/release", methods=["POST"])
+def api_release(req: func.HttpRequest) -> func.HttpResponse:
+    """Clear a rollback's hold so syncs apply again."""
+    return _response(triggers.http(triggers.release_route, _request(req)))

@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_credentials(sub, deps=doctor_deps)
     parser.set_defaults(doctor_deps=doctor_deps)
-    for module in ("sync.spec.cli", "sync.ops_cli"):
+    for module in ("sync.spec.cli", "sync.ops_cli", "sync.rollback"):
         if importlib.util.find_spec(module) is not None:  # optional command groups
             importlib.import_module(module).register(sub)
     return parser

@@ -274,8 +274,18 @@ def get_version(req: ApiRequest, svc: Any) -> ApiResponse:
         if not raw.isdigit():
             raise BadRequest("version must be a positive integer", field_name="n")
         number = int(raw)
-    include = req.query.get("include") == "definition"
+    wanted = {part for part in (req.query.get("include") or "").split(",") if part}
+    if wanted - {"definition", "diff"}:
+        raise BadRequest(
+            "include takes definition and/or diff (comma-separated)", field_name="include"
+        )
+    include = "definition" in wanted
     record = svc.ports.ledger.version(api, target, number, include_definitions=include)
     if record is None:
         return error(404, "NotFound", f"{api}/{target} has no version {number}")
-    return ApiResponse(200, version_json(record, definitions=include))
+    body = version_json(record, definitions=include)
+    if "diff" in wanted:  # against the previous recorded version (sync.rollback)
+        from sync.rollback import diff_to_previous
+
+        body["diff"] = diff_to_previous(svc.ports.ledger, api, target, number)
+    return ApiResponse(200, body)

@@ -176,6 +176,28 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
     return http_api.post_sync(req, svc, caller=caller)
 
 
+def _mutating_caller(req: ApiRequest, svc: Service) -> str:
+    """The authenticated caller of a mutating route (rollback, release): the same check as a real
+    POST /api/sync; its label goes on the hold and the version record."""
+    from sync import auth
+    from sync.clouds import cloud_for
+
+    cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
+    return auth.authenticate(req.headers, svc.settings, cloud=cloud).label
+
+
+def rollback_route(req: ApiRequest, svc: Service) -> ApiResponse:
+    from sync import rollback
+
+    return rollback.post_rollback(req, svc, caller=_mutating_caller(req, svc))
+
+
+def release_route(req: ApiRequest, svc: Service) -> ApiResponse:
+    from sync import rollback
+
+    return rollback.post_release(req, svc, caller=_mutating_caller(req, svc))
+
+
 def health_route(req: ApiRequest, svc_factory: Callable[[], Service] = service) -> ApiResponse:
     """GET /api/health (function key); see ``sync.health`` for what is probed and why."""
     from sync.health import health_response

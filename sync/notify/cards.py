@@ -344,6 +344,8 @@ def _target_block(outcome: TargetOutcome, detail: _Detail) -> dict[str, Any]:
         )
     if outcome.message:
         items.append(_text(plain(outcome.message, detail.text), isSubtle=True))
+    if outcome.drift:  # sync.drift: the connector had been edited outside the service
+        items.append(_text("Connector edited outside the service (drift)", color="warning"))
     items.extend(_diff_blocks(outcome.diff, detail))
     for heading, entries, color in (
         ("Merge conflicts", outcome.conflicts, "attention"),

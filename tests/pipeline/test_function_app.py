@@ -43,6 +43,8 @@ def test_the_app_exposes_exactly_these_triggers_with_these_bindings():
         "run_status",
         "api_versions",
         "api_version",
+        "api_rollback",
+        "api_release",
         "health",
     }
     assert bindings("plan_event") == [
@@ -61,6 +63,8 @@ def test_the_app_exposes_exactly_these_triggers_with_these_bindings():
         ("run_status", "runs/{id}"),
         ("api_versions", "apis/{api}/versions"),
         ("api_version", "apis/{api}/versions/{n}"),
+        ("api_rollback", "apis/{api}/rollback"),
+        ("api_release", "apis/{api}/release"),
         ("health", "health"),
     ):
         http = bindings(name)[0]
