@@ -197,6 +197,10 @@ class Pipeline:
             return outcome
         if request.dry_run:
             return self._stages(item, api, tcfg, target, state, base)
+        if stale := _superseded(request, state):  # last_event_time only grows: no lease needed
+            return TargetOutcome(
+                **base, result="unchanged", message=stale, version=state.version or None
+            )
         # One owner per attempt, not per process: the host runs queue invocations in threads of
         # one process, and a process-wide owner would let two of them take the same lease.
         owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
