@@ -3,15 +3,14 @@ with a conditional GET and each connector against the sha256 we recorded, on the
 
 from __future__ import annotations
 
-import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-import function_app
 from sync.spec.canonical import sha256_hex
 from sync.triggers import plan
 from sync.worker_loop import drain
 from tests.pipeline.conftest import ci_event
+from tests.pipeline.test_function_app import functions
 from tests.rollback.conftest import (
     API,
     card_texts,
@@ -24,14 +23,10 @@ from tests.rollback.conftest import (
 
 pytestmark = pytest.mark.azurite
 
-_FUNCS: dict[str, func.Function] = {}
-
 
 def drift_timer(svc) -> dict:
     """The timer trigger's body, then the queue drained as the queue trigger would."""
-    if not _FUNCS:
-        _FUNCS.update({f.get_function_name(): f for f in function_app.app.get_functions()})
-    _FUNCS["drift_check"].get_user_function()(TimerRequest(past_due=False))
+    functions()["drift_check"].get_user_function()(TimerRequest(past_due=False))
     return {o.target: o for o in drain(svc, wait_seconds=0.3)}
 
 

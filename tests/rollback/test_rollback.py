@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import azure.functions as func
 import pytest
 
-import function_app
 from sync.cli import main
 from sync.models import Hold, iso
 from sync.spec.canonical import sha256_hex
 from sync.triggers import plan
 from sync.worker_loop import drain
 from tests.pipeline.conftest import ci_event
+from tests.pipeline.test_function_app import functions
 from tests.rollback.conftest import (
     API,
     card_texts,
@@ -27,13 +27,10 @@ from tests.rollback.conftest import (
 
 pytestmark = pytest.mark.azurite
 
-_FUNCS: dict[str, func.Function] = {}
-
 
 def call(name: str, *args):
-    if not _FUNCS:  # get_functions() may be called once per FunctionApp
-        _FUNCS.update({f.get_function_name(): f for f in function_app.app.get_functions()})
-    return _FUNCS[name].get_user_function()(*args)
+    # get_functions() may be called once per FunctionApp and process: share the one cache
+    return functions()[name].get_user_function()(*args)
 
 
 def post(name: str, route: str, body: object, api: str = API) -> func.HttpResponse:
