@@ -109,6 +109,10 @@ def raise_for_status(
     raise TargetError(text, where=where, status=status, code=code, tracking_id=tid)
 
 
+class _Unanswered(Exception):
+    """A non-idempotent request went out and no answer came back (not retried in place)."""
+
+
 def send(
     client: httpx.Client,
     method: str,
@@ -122,15 +126,25 @@ def send(
     transient: Iterable[int] = (),
     hint: Callable[[int, str | None], str | None] | None = None,
     wait_initial: float = 0.5,
+    resend_unanswered: bool = True,
 ) -> httpx.Response:
     """One logical call with the shared retry policy; ``headers`` is re-evaluated per attempt so a
-    token refreshed by the provider is used on the retry."""
+    token refreshed by the provider is used on the retry.
+
+    ``resend_unanswered=False`` is for calls that are not idempotent (a create): when the request
+    was sent but no answer came, the platform may have acted on it, so it is not sent again here;
+    the caller's next attempt must look for the result first."""
     statuses = tuple(transient)
 
     def attempt() -> httpx.Response:
-        response = client.request(
-            method, url, headers=headers() if headers else None, json=json_body
-        )
+        try:
+            response = client.request(
+                method, url, headers=headers() if headers else None, json=json_body
+            )
+        except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            if resend_unanswered:
+                raise
+            raise _Unanswered(type(exc).__name__) from exc
         return raise_for_status(
             response, service=service, where=where, transient=statuses, hint=hint
         )
@@ -140,6 +154,12 @@ def send(
     except RetryableStatus as exc:
         log.warning("%s %s gave up: %s", method, where, exc.message)
         raise
+    except _Unanswered as exc:
+        raise TransientError(
+            f"{service} did not answer {method} ({exc}); not sent again since it may have been "
+            "carried out",
+            where=where,
+        ) from None
     except httpx.TimeoutException as exc:
         raise TransientError(
             f"{service} did not answer {method} in time ({type(exc).__name__})", where=where
