@@ -24,8 +24,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from sync.adapters.powerapps import marker, verify
-from sync.adapters.pp_errors import send
+from sync.adapters.pp_target import MarkedConnectorTarget
 from sync.clouds import Cloud
 from sync.errors import ConfigError, TargetError
 from sync.models import CurrentConnector
@@ -67,10 +66,12 @@ def _odata_literal(text: str) -> str:
     return text.replace("'", "''")
 
 
-class DataverseTarget:
+class DataverseTarget(MarkedConnectorTarget):
     """One row of the ``connector`` table in one Dataverse organisation."""
 
     kind = "dataverse"
+    service = SERVICE
+    adopted_noun = "Dataverse connector"
 
     def __init__(
         self,
@@ -90,32 +91,24 @@ class DataverseTarget:
             raise ConfigError(
                 f"dataverse.org must be an https URL, not {org!r}", path=f"{api}/{name}"
             )
-        self.api = api
-        self.name = name
         self.org = org
         self.environment: str | None = org
         self.limit_bytes: int | None = None  # the limit is in characters: see limit_chars
         self.limit_chars = LIMIT_CHARS
-        self._params = params
-        self._cloud = cloud
-        self._tokens = tokens
-        self._client = client
-        self._state_id = get_state_connector_id
-        self._budget = budget_seconds
-        self._verify_seconds = verify_seconds
-        self._connector_id: str | None = None
-        self._id_source: str | None = None
-        self._state_stale = False  # the ledger's id points at a deleted connector
-        self._where = f"{api}/{name} (dataverse {org})"
-        self.marker = marker(api, name)
+        super().__init__(
+            api=api,
+            name=name,
+            params=params,
+            cloud=cloud,
+            tokens=tokens,
+            client=client,
+            get_state_connector_id=get_state_connector_id,
+            budget_seconds=budget_seconds,
+            verify_seconds=verify_seconds,
+            where=f"{api}/{name} (dataverse {org})",
+        )
 
     # --- Target port ---------------------------------------------------------------------------
-
-    @property
-    def connector_label(self) -> str | None:  # type: ignore[override]
-        return (
-            self._params.get("displayName") or self._connector_id or self._params.get("connector")
-        )
 
     def read(self) -> CurrentConnector:
         cid = self._resolve_id()
@@ -129,9 +122,7 @@ class DataverseTarget:
         )
 
     def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:
-        problem = self.size_problem(definition)
-        if problem:
-            raise TargetError(problem, where=self._where)
+        self._refuse_oversize(definition)
         text = compact_string(definition)
         cid = current.connector_id or self._resolve_id()
         if cid and current.connector_id is None and self._row(cid, ("connectorid",)) is None:
@@ -140,13 +131,9 @@ class DataverseTarget:
             body: dict[str, Any] = {"openapidefinition": text}
             if self._params.get("displayName"):
                 body["displayname"] = self._params["displayName"]
-            send(
-                self._client,
+            self._send(
                 "PATCH",
                 self._url(f"connectors({cid})"),
-                service=SERVICE,
-                where=self._where,
-                budget_seconds=self._budget,
                 headers=lambda: self._headers({"If-Match": "*"}),  # update only, never upsert
                 json_body=body,
             )
@@ -184,9 +171,6 @@ class DataverseTarget:
             )
         return None
 
-    def verify(self, definition: dict[str, Any]) -> None:
-        verify(self.read_back, definition, seconds=self._verify_seconds, where=self._where)
-
     # --- internals ---------------------------------------------------------------------------
 
     def _url(self, path: str, query: dict[str, str] | None = None) -> str:
@@ -203,26 +187,10 @@ class DataverseTarget:
         headers.update(extra or {})
         return headers
 
-    def _resolve_id(self) -> str | None:
-        if self._connector_id:
-            return self._connector_id
-        configured = self._params.get("connector")
-        from_state = None
-        if not configured and self._state_id and not self._state_stale:
-            from_state = self._state_id()
-        if configured or from_state:
-            self._connector_id = str(configured or from_state)
-            self._id_source = "config" if configured else "state"
-            return self._connector_id
-        adopted = self._find_marked()
-        if adopted:
-            self._connector_id, self._id_source = adopted, "adopted"
-            log.info(
-                "adopted Dataverse connector %s (description marker) for %s", adopted, self._where
-            )
-        return adopted
+    def _scope(self) -> str:
+        return self.org
 
-    def _find_marked(self) -> str | None:
+    def _marked_ids(self) -> list[str]:
         url: str | None = self._url(
             "connectors",
             {
@@ -232,62 +200,26 @@ class DataverseTarget:
         )
         found: list[str] = []
         while url:
-            page = send(
-                self._client,
-                "GET",
-                url,
-                service=SERVICE,
-                where=self._where,
-                budget_seconds=self._budget,
-                headers=self._headers,
-            ).json()
+            page = self._send("GET", url).json()
             found += [
                 str(r["connectorid"])
                 for r in page.get("value") or []
                 if self.marker in str(r.get("description") or "")
             ]
             url = page.get("@odata.nextLink")
-        if len(found) > 1:
-            raise TargetError(
-                f"{len(found)} connectors carry the marker {self.marker}: {', '.join(found)}; "
-                "set dataverse.connector to the one to keep",
-                where=self._where,
-            )
-        return found[0] if found else None
+        return found
 
     def _row(self, cid: str, columns: tuple[str, ...]) -> dict[str, Any] | None:
         try:
-            response = send(
-                self._client,
-                "GET",
-                self._url(f"connectors({cid})", {"$select": ",".join(columns)}),
-                service=SERVICE,
-                where=self._where,
-                budget_seconds=self._budget,
-                headers=self._headers,
+            response = self._send(
+                "GET", self._url(f"connectors({cid})", {"$select": ",".join(columns)})
             )
         except TargetError as exc:
             if exc.status != 404:
                 raise
-            if self._id_source == "config":
-                raise TargetError(
-                    f"connector {cid} was not found in {self.org} (dataverse.connector): {exc.message}",
-                    where=self._where,
-                    status=404,
-                    code=exc.code,
-                    tracking_id=exc.tracking_id,
-                ) from None
-            log.warning(
-                "connector %s (from %s) no longer exists; looking for the marker",
-                cid,
-                self._id_source,
-            )
-            self._connector_id = self._id_source = None
-            self._state_stale = True
-            adopted = self._find_marked()
+            adopted = self._replace_missing(cid, exc)
             if adopted is None:
                 return None
-            self._connector_id, self._id_source = adopted, "adopted"
             return self._row(adopted, columns)
         return response.json()
 
@@ -331,15 +263,11 @@ class DataverseTarget:
             else {}
         )
         try:
-            response = send(
-                self._client,
+            response = self._send(
                 "POST",
                 self._url("connectors"),
-                service=SERVICE,
-                where=self._where,
-                budget_seconds=self._budget,
-                headers=lambda: self._headers(extra),
                 json_body=body,
+                headers=lambda: self._headers(extra),
             )
         except TargetError as exc:
             if exc.status != 412:

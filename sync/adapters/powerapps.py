@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunparse
@@ -30,12 +29,18 @@ import httpx
 import jwt
 
 from sync.adapters.http import with_retries
-from sync.adapters.pp_errors import raise_for_status, send
+from sync.adapters.pp_errors import raise_for_status
+from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_difference lived here
+    MarkedConnectorTarget,
+    first_difference,
+    marker,
+    verify,
+)
 from sync.clouds import Cloud
 from sync.errors import ConfigError, TargetError
 from sync.models import CurrentConnector
 from sync.ports import SecretStore, TokenProvider
-from sync.spec.canonical import canonical_bytes, compact_size
+from sync.spec.canonical import compact_size
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +63,6 @@ KEPT_PROPERTIES = (
 )
 # Certification-only metadata the RP refuses on create/update (InvalidRequestContent).
 NEVER_SENT = frozenset({"stackOwner"})
-
-
-def marker(api: str, target: str) -> str:
-    """The tag in the connector description that says which (api, target) created it."""
-    return f"[connector-sync:{api}/{target}]"
 
 
 def service_url(definition: dict[str, Any]) -> str:
@@ -108,37 +108,15 @@ def token_claims(token: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
-def first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """JSON pointer of the first place two documents differ (for read-back messages)."""
-    if type(a) is not type(b):
-        return path or "/"
-    if isinstance(a, dict):
-        for key in sorted(set(a) | set(b)):
-            if key not in a or key not in b:
-                return f"{path}/{key}"
-            found = first_difference(a[key], b[key], f"{path}/{key}")
-            if found:
-                return found
-        return None
-    if isinstance(a, list):
-        if len(a) != len(b):
-            return path or "/"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = first_difference(x, y, f"{path}/{i}")
-            if found:
-                return found
-        return None
-    return None if a == b else (path or "/")
-
-
 def _strip_marker(text: str, tag: str) -> str:
     return text.replace(tag, "").strip()
 
 
-class PowerAppsTarget:
+class PowerAppsTarget(MarkedConnectorTarget):
     """One custom connector in one environment, through the PowerApps resource provider."""
 
     kind = "powerapps"
+    service = SERVICE
 
     def __init__(
         self,
@@ -156,31 +134,23 @@ class PowerAppsTarget:
     ) -> None:
         if not params.get("environment"):
             raise ConfigError("powerapps target needs 'environment'", path=f"{api}/{name}")
-        self.api = api
-        self.name = name
         self.environment: str | None = str(params["environment"])
         self.limit_bytes: int | None = LIMIT_BYTES
-        self._params = params
-        self._cloud = cloud
-        self._tokens = tokens
         self._secrets = secrets
-        self._client = client
-        self._state_id = get_state_connector_id
-        self._budget = budget_seconds
-        self._verify_seconds = verify_seconds
-        self._connector_id: str | None = None
-        self._id_source: str | None = None  # "config" | "state" | "adopted" | "created"
-        self._state_stale = False  # the ledger's id points at a deleted connector
-        self._where = f"{api}/{name} (powerapps {self.environment})"
-        self.marker = marker(api, name)
+        super().__init__(
+            api=api,
+            name=name,
+            params=params,
+            cloud=cloud,
+            tokens=tokens,
+            client=client,
+            get_state_connector_id=get_state_connector_id,
+            budget_seconds=budget_seconds,
+            verify_seconds=verify_seconds,
+            where=f"{api}/{name} (powerapps {self.environment})",
+        )
 
     # --- Target port ---------------------------------------------------------------------------
-
-    @property
-    def connector_label(self) -> str | None:  # type: ignore[override]
-        return (
-            self._params.get("displayName") or self._connector_id or self._params.get("connector")
-        )
 
     def read(self) -> CurrentConnector:
         cid = self._resolve_id()
@@ -198,9 +168,7 @@ class PowerAppsTarget:
         )
 
     def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:
-        problem = self.size_problem(definition)
-        if problem:
-            raise TargetError(problem, where=self._where)
+        self._refuse_oversize(definition)
         cid = current.connector_id or self._resolve_id()
         existing = current.properties if cid else None
         if cid and existing is None:
@@ -211,32 +179,12 @@ class PowerAppsTarget:
         self._validate(definition)
         body = {"properties": properties}
         if cid is None:
-            response = send(
-                self._client,
-                "POST",
-                self._url("apis"),
-                service=SERVICE,
-                where=self._where,
-                budget_seconds=self._budget,
-                headers=self._headers,
-                json_body=body,
-                hint=self._hint,
-            )
+            response = self._send("POST", self._url("apis"), json_body=body)
             cid = self._new_id(response)
             self._connector_id, self._id_source = cid, "created"
             log.info("created connector %s for %s", cid, self._where)
         else:
-            send(
-                self._client,
-                "PATCH",
-                self._url(f"apis/{cid}"),
-                service=SERVICE,
-                where=self._where,
-                budget_seconds=self._budget,
-                headers=self._headers,
-                json_body=body,
-                hint=self._hint,
-            )
+            self._send("PATCH", self._url(f"apis/{cid}"), json_body=body)
             log.info("updated connector %s for %s", cid, self._where)
         return cid
 
@@ -282,10 +230,6 @@ class PowerAppsTarget:
             )
         return None
 
-    def verify(self, definition: dict[str, Any]) -> None:
-        """Read back until the platform serves ``definition`` or ``verify_seconds`` pass."""
-        verify(self.read_back, definition, seconds=self._verify_seconds, where=self._where)
-
     # --- internals ---------------------------------------------------------------------------
 
     def _url(self, path: str, *, env_filter: bool = True) -> str:
@@ -321,88 +265,33 @@ class PowerAppsTarget:
             return f"Check that the credential requests {self._cloud.powerapps_scope}"
         return None
 
-    def _resolve_id(self) -> str | None:
-        if self._connector_id:
-            return self._connector_id
-        configured = self._params.get("connector")
-        if configured:
-            self._connector_id, self._id_source = str(configured), "config"
-            return self._connector_id
-        from_state = self._state_id() if self._state_id and not self._state_stale else None
-        if from_state:
-            self._connector_id, self._id_source = from_state, "state"
-            return from_state
-        adopted = self._find_marked()
-        if adopted:
-            self._connector_id, self._id_source = adopted, "adopted"
-            log.info("adopted connector %s (description marker) for %s", adopted, self._where)
-        return adopted
+    def _scope(self) -> str:
+        return f"environment {self.environment}"
 
-    def _find_marked(self) -> str | None:
+    def _marked_ids(self) -> list[str]:
         url: str | None = self._url("apis")
         matches: list[str] = []
         while url:
-            page = send(
-                self._client,
-                "GET",
-                url,
-                service=SERVICE,
-                where=self._where,
-                budget_seconds=self._budget,
-                headers=self._headers,
-                hint=self._hint,
-            ).json()
+            page = self._send("GET", url).json()
             for item in page.get("value") or []:
                 props = item.get("properties") or {}
                 if self.marker in str(props.get("description") or ""):
                     matches.append(str(item.get("name")))
             url = page.get("nextLink") or page.get("@odata.nextLink")
-        if len(matches) > 1:
-            raise TargetError(
-                f"{len(matches)} connectors carry the marker {self.marker}: {', '.join(matches)}; "
-                "set powerapps.connector to the one to keep",
-                where=self._where,
-            )
-        return matches[0] if matches else None
+        return matches
 
     def _get_registration(self, cid: str) -> dict[str, Any] | None:
         """The ApiRegistration; None when a remembered (ledger) id is gone and no marked connector
         exists, so the caller creates one. A configured id that is gone is an error: the map is
         wrong and creating a second connector would hide that."""
         try:
-            response = send(
-                self._client,
-                "GET",
-                self._url(f"apis/{cid}"),
-                service=SERVICE,
-                where=self._where,
-                budget_seconds=self._budget,
-                headers=self._headers,
-                hint=self._hint,
-            )
+            response = self._send("GET", self._url(f"apis/{cid}"))
         except TargetError as exc:
             if exc.status != 404:
                 raise
-            if self._id_source == "config":
-                raise TargetError(
-                    f"connector {cid} was not found in environment {self.environment} "
-                    f"(powerapps.connector): {exc.message}",
-                    where=self._where,
-                    status=404,
-                    code=exc.code,
-                    tracking_id=exc.tracking_id,
-                ) from None
-            log.warning(
-                "connector %s (from %s) no longer exists; looking for the marker",
-                cid,
-                self._id_source,
-            )
-            self._connector_id = self._id_source = None
-            self._state_stale = True
-            adopted = self._find_marked()
+            adopted = self._replace_missing(cid, exc)
             if adopted is None:
                 return None
-            self._connector_id, self._id_source = adopted, "adopted"
             return self._get_registration(adopted)
         body = response.json()
         if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
@@ -505,16 +394,11 @@ class PowerAppsTarget:
                 "use a user (delegated) credential",
                 where=self._where,
             )
-        send(
-            self._client,
+        self._send(
             "POST",
             self._url(f"objectIds/{oid}/validateApiSwagger", env_filter=False),
-            service=SERVICE,
-            where=f"{self._where} validateApiSwagger",
-            budget_seconds=self._budget,
-            headers=self._headers,
             json_body=definition,
-            hint=self._hint,
+            where=f"{self._where} validateApiSwagger",
         )
 
     def _new_id(self, response: httpx.Response) -> str:
@@ -528,33 +412,3 @@ class PowerAppsTarget:
                 where=self._where,
             )
         return str(cid)
-
-
-def verify(
-    read_back: Callable[[], dict[str, Any] | None],
-    definition: dict[str, Any],
-    *,
-    seconds: float,
-    where: str,
-) -> None:
-    """Poll ``read_back`` until it equals ``definition`` (canonical JSON) or time runs out."""
-    expected = canonical_bytes(definition)
-    deadline = time.monotonic() + seconds
-    pause = 0.2
-    while True:
-        got = read_back()
-        if got is not None and canonical_bytes(got) == expected:
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            where_diff = (
-                "the connector has no definition"
-                if got is None
-                else (f"first difference at {first_difference(definition, got)}")
-            )
-            raise TargetError(
-                f"read-back does not match the written definition after {seconds:g}s ({where_diff})",
-                where=where,
-            )
-        time.sleep(min(pause, remaining))
-        pause = min(pause * 2, 5.0)
