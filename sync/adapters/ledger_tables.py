@@ -38,6 +38,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sync.adapters import ledger_codec as codec
+from sync.adapters.storage_clients import (
+    StorageAccount,
+    call_storage,
+    default_credential,
+)
 from sync.errors import (
     ConfigError,
     LeaseTakenError,
@@ -147,28 +152,23 @@ def _azure_errors(where: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     def decorate(fn: Callable[P, T]) -> Callable[P, T]:
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            from azure.core.exceptions import AzureError, HttpResponseError
-
-            try:
-                return fn(*args, **kwargs)
-            except SyncError:
-                raise
-            except HttpResponseError as exc:
-                status = exc.status_code or 0
-                code = getattr(exc, "error_code", None) or "unknown"
-                detail = str(getattr(exc, "reason", "") or "")
-                message = f"storage answered HTTP {status} ({code}) {detail}".strip()
-                if status in (408, 429) or status >= 500:
-                    raise TransientError(message, where=where) from exc
-                raise PermanentError(message, where=where) from exc
-            except AzureError as exc:
-                raise TransientError(
-                    f"storage request failed: {type(exc).__name__}", where=where
-                ) from exc
+            return call_storage(where, lambda: fn(*args, **kwargs))
 
         return wrapper
 
     return decorate
+
+
+def _create_once(kind: str, url: str, name: str, create: Callable[[], Any]) -> None:
+    """Make sure a table or container exists, once per process (the check costs a round trip)."""
+    key = (kind, url, name)
+    with _created_lock:
+        if key not in _created:
+            from azure.core.exceptions import ResourceExistsError
+
+            with contextlib.suppress(ResourceExistsError):
+                create()
+            _created.add(key)
 
 
 class TableLedger:
@@ -202,12 +202,14 @@ class TableLedger:
                 f"container name {container!r} does not match {CONTAINER_NAME.pattern}",
                 path="SYNC_LEDGER_CONTAINER",
             )
-        self._connection_string = connection_string
+        self._account = StorageAccount(
+            connection_string=connection_string,
+            credential=credential,
+            credential_factory=credential_factory,
+            client_options=client_options,
+        )
         self._table_endpoint = table_endpoint
         self._blob_endpoint = blob_endpoint
-        self._credential = credential
-        self._credential_factory = credential_factory
-        self._options = dict(client_options or {})
         self.table_name = table_name
         self.container = container
         self._lock = threading.Lock()
@@ -240,11 +242,6 @@ class TableLedger:
 
     # --- clients (lazy: the Azure SDK import and the table check cost cold-start time) ----------
 
-    def _get_credential(self) -> Any:
-        if self._credential is None and self._credential_factory is not None:
-            self._credential = self._credential_factory()
-        return self._credential
-
     def _table(self) -> Any:
         if self._table_client is not None:
             return self._table_client
@@ -252,25 +249,10 @@ class TableLedger:
             if self._table_client is None:
                 from azure.data.tables import TableClient
 
-                if self._connection_string:
-                    client = TableClient.from_connection_string(
-                        self._connection_string, table_name=self.table_name, **self._options
-                    )
-                else:
-                    client = TableClient(
-                        endpoint=str(self._table_endpoint),
-                        table_name=self.table_name,
-                        credential=self._get_credential(),
-                        **self._options,
-                    )
-                key = ("table", client.url, self.table_name)
-                with _created_lock:
-                    if key not in _created:
-                        from azure.core.exceptions import ResourceExistsError
-
-                        with contextlib.suppress(ResourceExistsError):
-                            client.create_table()
-                        _created.add(key)
+                client = self._account.client(
+                    TableClient, self._table_endpoint, table_name=self.table_name
+                )
+                _create_once("table", client.url, self.table_name, client.create_table)
                 self._table_client = client
         return self._table_client
 
@@ -281,30 +263,15 @@ class TableLedger:
             if self._container_client is None:
                 from azure.storage.blob import ContainerClient
 
-                if self._connection_string:
-                    client = ContainerClient.from_connection_string(
-                        self._connection_string, container_name=self.container, **self._options
-                    )
-                elif self._blob_endpoint:
-                    client = ContainerClient(
-                        account_url=self._blob_endpoint,
-                        container_name=self.container,
-                        credential=self._get_credential(),
-                        **self._options,
-                    )
-                else:
+                if not self._account.uses_connection_string and not self._blob_endpoint:
                     raise ConfigError(
                         "a definition pair too large for a table row needs SYNC_BLOB_ENDPOINT",
                         path="SYNC_BLOB_ENDPOINT",
                     )
-                key = ("blob", client.url, self.container)
-                with _created_lock:
-                    if key not in _created:
-                        from azure.core.exceptions import ResourceExistsError
-
-                        with contextlib.suppress(ResourceExistsError):
-                            client.create_container()
-                        _created.add(key)
+                client = self._account.client(
+                    ContainerClient, self._blob_endpoint, container_name=self.container
+                )
+                _create_once("blob", client.url, self.container, client.create_container)
                 self._container_client = client
         return self._container_client
 
@@ -889,10 +856,3 @@ class TableLedger:
         except ResourceModifiedError:
             return False
         return True
-
-
-def default_credential() -> Any:
-    """The app's managed identity (AZURE_CLIENT_ID picks a user-assigned one), else dev logins."""
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential(exclude_interactive_browser_credential=True)

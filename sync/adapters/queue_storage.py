@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sync.errors import ConfigError, PermanentError, SyncError, TransientError
+from sync.adapters.storage_clients import StorageAccount, call_storage, default_credential
+from sync.errors import ConfigError, PermanentError
 from sync.models import WorkItem
 
 if TYPE_CHECKING:
@@ -74,20 +75,7 @@ class PoisonMessage:
 
 def _storage_errors(where: str, call: Callable[[], Any]) -> Any:
     """Map azure-core errors (already retried by the SDK pipeline) onto the service's errors."""
-    from azure.core.exceptions import AzureError, HttpResponseError
-
-    try:
-        return call()
-    except SyncError:
-        raise
-    except HttpResponseError as exc:
-        status = exc.status_code or 0
-        code = getattr(exc, "error_code", None) or "unknown"
-        if status in (408, 429) or status >= 500:
-            raise TransientError(f"queue answered HTTP {status} ({code})", where=where) from exc
-        raise PermanentError(f"queue answered HTTP {status} ({code})", where=where) from exc
-    except AzureError as exc:
-        raise TransientError(f"queue request failed: {type(exc).__name__}", where=where) from exc
+    return call_storage(where, call, service="queue", with_reason=False)
 
 
 class StorageWorkQueue:
@@ -116,11 +104,13 @@ class StorageWorkQueue:
                     f"queue name {name!r} does not match {QUEUE_NAME.pattern}",
                     path="SYNC_WORK_QUEUE",
                 )
-        self._connection_string = connection_string
+        self._account = StorageAccount(
+            connection_string=connection_string,
+            credential=credential,
+            credential_factory=credential_factory,
+            client_options=client_options,
+        )
         self._queue_endpoint = queue_endpoint
-        self._credential = credential
-        self._credential_factory = credential_factory
-        self._options = dict(client_options or {})
         self.queue_name = queue_name
         self.poison_queue_name = poison_queue_name or f"{queue_name}-poison"
         self._clients: dict[str, Any] = {}
@@ -141,8 +131,6 @@ class StorageWorkQueue:
                 "set SYNC_QUEUE_ENDPOINT (or SYNC_STORAGE_CONNECTION_STRING locally)",
                 path="SYNC_QUEUE_ENDPOINT",
             )
-        from sync.adapters.ledger_tables import default_credential
-
         return cls(
             queue_endpoint=settings.queue_endpoint,
             queue_name=settings.work_queue,
@@ -160,19 +148,7 @@ class StorageWorkQueue:
                 from azure.core.exceptions import ResourceExistsError
                 from azure.storage.queue import QueueClient
 
-                if self._connection_string:
-                    client = QueueClient.from_connection_string(
-                        self._connection_string, queue_name=name, **self._options
-                    )
-                else:
-                    if self._credential is None and self._credential_factory is not None:
-                        self._credential = self._credential_factory()
-                    client = QueueClient(
-                        account_url=str(self._queue_endpoint),
-                        queue_name=name,
-                        credential=self._credential,
-                        **self._options,
-                    )
+                client = self._account.client(QueueClient, self._queue_endpoint, queue_name=name)
                 try:
                     _storage_errors(f"queue.create({name})", client.create_queue)
                 except PermanentError as exc:

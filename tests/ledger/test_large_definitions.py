@@ -44,7 +44,7 @@ def _row(ledger: TableLedger, number: int = 1) -> dict:
     return ledger._table().get_entity(partition_key(API, TARGET), version_row_key(number))
 
 
-def test_pair_just_under_the_inline_limit_is_chunked_in_the_row(ledger):
+def test_pair_just_under_the_inline_limit_is_chunked_in_the_row(azurite, ledger):
     up, ap = _pair_near(codec.INLINE_LIMIT - 20_000)
     packed = len(codec.pack_pair(up, ap).payload)
     assert codec.INLINE_LIMIT - 3 * codec.CHUNK_BYTES < packed <= codec.INLINE_LIMIT  # precondition
@@ -55,13 +55,13 @@ def test_pair_just_under_the_inline_limit_is_chunked_in_the_row(ledger):
     got = ledger.version(API, TARGET, 1, include_definitions=True)
     assert got.upstream == up
     assert got.applied == ap
-    assert not _container_exists(ledger)  # nothing went to blob storage
+    assert not _container_exists(azurite, ledger)  # nothing went to blob storage
 
 
-def _container_exists(ledger: TableLedger) -> bool:
+def _container_exists(azurite, ledger: TableLedger) -> bool:
     from azure.storage.blob import BlobServiceClient
 
-    svc = BlobServiceClient.from_connection_string(ledger._connection_string)
+    svc = BlobServiceClient.from_connection_string(azurite.connection_string)
     return any(c.name == ledger.container for c in svc.list_containers())
 
 

@@ -31,11 +31,11 @@ def _item(target: str = "prod", **request) -> WorkItem:
     )
 
 
-def _raw_client(queue: StorageWorkQueue, name: str | None = None):
+def _raw_client(azurite, queue: StorageWorkQueue, name: str | None = None):
     from azure.storage.queue import QueueClient
 
     client = QueueClient.from_connection_string(
-        queue._connection_string, queue_name=name or queue.queue_name
+        azurite.connection_string, queue_name=name or queue.queue_name
     )
     with contextlib.suppress(ResourceExistsError):
         client.create_queue()
@@ -51,10 +51,10 @@ def test_send_receive_round_trip(queue):
     assert queue.receive(max_messages=5, visibility_timeout=30) == []
 
 
-def test_message_text_is_base64_json_like_the_trigger_expects(queue):
+def test_message_text_is_base64_json_like_the_trigger_expects(azurite, queue):
     item = _item()
     queue.send(item)
-    raw = _raw_client(queue).receive_message(visibility_timeout=30)
+    raw = _raw_client(azurite, queue).receive_message(visibility_timeout=30)
     decoded = json.loads(base64.b64decode(raw.content, validate=True))
     assert decoded["runId"] == item.run_id
     assert decoded["target"] == "prod"
@@ -62,10 +62,10 @@ def test_message_text_is_base64_json_like_the_trigger_expects(queue):
     assert WorkItem.from_dict(decoded) == item
 
 
-def test_delayed_item_is_invisible_until_due(queue):
+def test_delayed_item_is_invisible_until_due(azurite, queue):
     queue.send(_item(), visibility_timeout=3600)
     assert queue.receive(max_messages=5, visibility_timeout=30) == []
-    assert _raw_client(queue).get_queue_properties().approximate_message_count == 1
+    assert _raw_client(azurite, queue).get_queue_properties().approximate_message_count == 1
 
 
 def test_bad_visibility_timeouts_are_refused(queue):
@@ -112,8 +112,8 @@ def test_too_many_deliveries_move_to_poison(queue):
         base64.b64encode(b'{"runId": "x"}').decode(),
     ],
 )
-def test_undecodable_message_goes_to_poison(queue, text):
-    _raw_client(queue).send_message(text)
+def test_undecodable_message_goes_to_poison(azurite, queue, text):
+    _raw_client(azurite, queue).send_message(text)
     assert queue.receive(max_messages=5, visibility_timeout=30) == []
     poison = queue.peek_poison()
     assert [(p.text, p.item) for p in poison] == [(text, None)]

@@ -1,0 +1,104 @@
+"""What the Table Storage ledger and the Queue Storage work queue share about talking to Storage.
+
+Both reach one storage account the same two ways -- a connection string (Azurite, local runs) or
+an endpoint plus a credential that is only created when a client is first needed (creating a
+managed-identity credential costs cold-start time) -- and both must sort the SDK's failures the
+same way once its own pipeline has retried: 408, 429 and 5xx (and any transport failure) are worth
+retrying later, every other refusal is not. Keeping that rule in one place stops the ledger and the
+queue from disagreeing about whether an outage is transient.
+
+The Azure SDKs are imported inside the functions, never at module level.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sync.errors import PermanentError, SyncError, TransientError
+
+T = TypeVar("T")
+
+
+def default_credential() -> Any:
+    """The app's managed identity (AZURE_CLIENT_ID picks a user-assigned one), else dev logins."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def is_transient_status(status: int) -> bool:
+    """Whether Storage refusing with ``status`` may succeed later (timeout, throttling, 5xx)."""
+    return status in (408, 429) or status >= 500
+
+
+def call_storage(
+    where: str, call: Callable[[], T], *, service: str = "storage", with_reason: bool = True
+) -> T:
+    """Run ``call`` and map azure-core errors onto the service's error tree.
+
+    ``service`` starts the message ("storage answered HTTP 409 ...", "queue request failed: ...");
+    ``with_reason`` appends the HTTP reason phrase. Errors of our own pass through unchanged.
+    """
+    from azure.core.exceptions import AzureError, HttpResponseError
+
+    try:
+        return call()
+    except SyncError:
+        raise
+    except HttpResponseError as exc:
+        status = exc.status_code or 0
+        code = getattr(exc, "error_code", None) or "unknown"
+        message = f"{service} answered HTTP {status} ({code})"
+        if with_reason:
+            message = f"{message} {getattr(exc, 'reason', '') or ''}".strip()
+        if is_transient_status(status):
+            raise TransientError(message, where=where) from exc
+        raise PermanentError(message, where=where) from exc
+    except AzureError as exc:
+        raise TransientError(
+            f"{service} request failed: {type(exc).__name__}", where=where
+        ) from exc
+
+
+class StorageAccount:
+    """How to build SDK clients for one account: connection string, or endpoint + credential.
+
+    The credential (given, or made by ``credential_factory`` on first use) is shared by every
+    client built here. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection_string: str | None,
+        credential: Any = None,
+        credential_factory: Callable[[], Any] | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._connection_string = connection_string
+        self._credential = credential
+        self._credential_factory = credential_factory
+        self._options = dict(client_options or {})
+        self._lock = threading.Lock()
+
+    @property
+    def uses_connection_string(self) -> bool:
+        return bool(self._connection_string)
+
+    def credential(self) -> Any:
+        with self._lock:
+            if self._credential is None and self._credential_factory is not None:
+                self._credential = self._credential_factory()
+            return self._credential
+
+    def client(self, client_class: Any, endpoint: str | None, **names: str) -> Any:
+        """``client_class`` (TableClient, QueueClient, ContainerClient) for the resource ``names``
+        (``table_name=...``, ``queue_name=...``, ``container_name=...``); ``endpoint`` is only
+        used without a connection string."""
+        if self._connection_string:
+            return client_class.from_connection_string(
+                self._connection_string, **names, **self._options
+            )
+        return client_class(str(endpoint), credential=self.credential(), **names, **self._options)
