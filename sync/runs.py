@@ -133,20 +133,31 @@ def execute(item: WorkItem, pipeline: Pipeline, ports: Ports) -> TargetOutcome:
     return outcome
 
 
-def give_up(item: WorkItem, ports: Ports, *, attempts: int | None = None) -> TargetOutcome:
-    """Poison-queue body: the item failed every retry; record that and tell the humans."""
+def give_up(
+    item: WorkItem, ports: Ports, *, attempts: int | None = None, reason: str | None = None
+) -> TargetOutcome:
+    """Poison-queue body: the item failed every retry; record that and tell the humans.
+    ``reason`` is the last error when the caller knows it (the local loop does; the host's poison
+    trigger does not), so the card says why instead of "see logs"."""
     with log_context(**work_context(item), stage="poison"):
         log.error("work item poisoned", extra={"outcome": "failed"})
-        return _give_up(item, ports, attempts=attempts)
+        return _give_up(item, ports, attempts=attempts, reason=reason)
 
 
-def _give_up(item: WorkItem, ports: Ports, *, attempts: int | None) -> TargetOutcome:
+def _give_up(
+    item: WorkItem, ports: Ports, *, attempts: int | None, reason: str | None = None
+) -> TargetOutcome:
     suffix = f" after {attempts} attempts" if attempts else ""
     outcome = TargetOutcome(
         api=item.api,
         target=item.target,
         result="failed",
-        message=f"gave up{suffix}: transient errors persisted (see logs for run {item.run_id})",
+        message=f"gave up{suffix}: "
+        + (
+            reason[:500]
+            if reason
+            else f"transient errors persisted (see logs for run {item.run_id})"
+        ),
     )
     try:
         state = ports.ledger.state(item.api, item.target)

@@ -51,7 +51,7 @@ def drain(
                     exc,
                 )
                 if dequeues >= HOST_MAX_DEQUEUE_COUNT:  # the host would poison it now
-                    outcomes.append(give_up(item, svc.ports, attempts=dequeues))
+                    outcomes.append(give_up(item, svc.ports, attempts=dequeues, reason=str(exc)))
                     queue.delete(handle)
                 continue  # left on the queue: visible again after the timeout, like the host
             queue.delete(handle)
