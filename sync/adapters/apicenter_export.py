@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from sync.adapters.http import retry_after_seconds
-from sync.adapters.spec_sources import is_forbidden
+from sync.adapters.spec_sources import fetch_export_link
 from sync.errors import PermanentError, SpecError, TransientError
 from sync.models import FetchedSpec
 
@@ -74,19 +74,9 @@ class ApiCenterExportSource:
                     )
                 log.info("exported %s from API Center inline (%d bytes)", source, len(content))
                 return FetchedSpec(url=source, content=content)
-            try:
-                fetched = self.links.fetch(value)
-            except PermanentError as exc:
-                if not is_forbidden(exc):
-                    raise
-                log.warning("API Center export link refused with 403 (attempt %d)", attempt)
-                if attempt == 1:
-                    continue
-                raise PermanentError(
-                    "the export link was refused twice with HTTP 403 (SAS expired before the "
-                    "download started?); re-exported once, giving up",
-                    where=source,
-                ) from None
+            fetched = fetch_export_link(self.links, value, attempt=attempt, source=source)
+            if fetched is None:
+                continue
             log.info("exported %s from API Center via link", source)
             return FetchedSpec(
                 url=source, content=fetched.content, content_type=fetched.content_type

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from sync.adapters.spec_sources import is_forbidden
+from sync.adapters.spec_sources import fetch_export_link
 from sync.errors import PermanentError, SpecError
 from sync.models import FetchedSpec
 
@@ -96,19 +96,9 @@ class ApimExportSource:
                     "of this host and of the API Management service",
                     where=source,
                 )
-            try:
-                fetched = self.links.fetch(link)
-            except PermanentError as exc:
-                if not is_forbidden(exc):
-                    raise
-                log.warning("export link of %s refused with 403 (attempt %d)", source, attempt)
-                if attempt == 1:
-                    continue
-                raise PermanentError(
-                    "the export link was refused twice with HTTP 403 (SAS expired before the "
-                    "download started?); re-exported once, giving up",
-                    where=source,
-                ) from None
+            fetched = fetch_export_link(self.links, link, attempt=attempt, source=source)
+            if fetched is None:
+                continue
             log.info(
                 "exported %s from API Management (%d bytes)", source, len(fetched.content or b"")
             )

@@ -27,8 +27,8 @@ from urllib.parse import quote, unquote
 
 import httpx
 
-from sync.adapters.http import as_transient, check_transient, default_timeout, with_retries
-from sync.adapters.spec_sources import read_capped
+from sync.adapters.http import check_transient, default_timeout
+from sync.adapters.spec_sources import read_capped, retried_request
 from sync.adapters.urlguard import redact_url
 from sync.errors import ConfigError, PermanentError, SpecError
 from sync.models import FetchedSpec, SyncRequest
@@ -220,16 +220,14 @@ class BlobReader:
             finally:
                 response.close()
 
-        try:
-            fetched = with_retries(
-                attempt,
-                budget_seconds=self.settings.fetch_budget_seconds,
-                attempts=self._attempts,
-                wait_initial=self._wait_initial,
-                wait_max=self._wait_max,
-            )
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
-            raise as_transient(exc, where=shown) from None
+        fetched = retried_request(
+            attempt,
+            settings=self.settings,
+            where=shown,
+            attempts=self._attempts,
+            wait_initial=self._wait_initial,
+            wait_max=self._wait_max,
+        )
         if fetched.not_modified:
             log.info("blob %s not modified (304)", shown)
         else:

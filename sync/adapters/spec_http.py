@@ -28,6 +28,7 @@ from sync.adapters.http import (
     default_timeout,
     with_retries,
 )
+from sync.adapters.spec_sources import read_capped
 from sync.adapters.urlguard import UrlGuard, guarded_client, redact_url
 from sync.errors import PermanentError, SpecError, TransientError, UnsafeUrlError
 from sync.models import FetchedSpec
@@ -43,6 +44,15 @@ ACCEPT = (
     "application/json, application/yaml, application/x-yaml, text/yaml, text/plain;q=0.8, */*;q=0.1"
 )
 _TITLE_RE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
+
+
+class DownloadRefused(PermanentError):
+    """The server answered 4xx to the download; ``status`` lets callers act on it (an export
+    link refused with 403 is re-exported) without reading the message."""
+
+    def __init__(self, message: str, *, where: str | None = None, status: int) -> None:
+        super().__init__(message, where=where)
+        self.status = status
 
 
 def _describe(response: httpx.Response) -> str:
@@ -193,17 +203,24 @@ class HttpSpecSource:
                     )
                 check_transient(response, where=shown, extra=WARM_UP_STATUSES, describe=_describe)
                 if status >= 400:
-                    raise PermanentError(
+                    raise DownloadRefused(
                         f"HTTP {status} {response.reason_phrase}: the server refused the spec "
                         "download",
                         where=shown,
+                        status=status,
                     )
                 if status not in (200, 203):
                     raise PermanentError(
                         f"unexpected HTTP {status} {response.reason_phrase} for a spec download",
                         where=shown,
                     )
-                body = self._read_capped(response, shown, deadline, timeout)
+                body = read_capped(
+                    response,
+                    cap=self._settings.fetch_max_bytes,
+                    where=shown,
+                    deadline=deadline,
+                    timeout=timeout,
+                )
             finally:
                 response.close()
             content_type = response.headers.get("content-type")
@@ -217,35 +234,6 @@ class HttpSpecSource:
                 last_modified=response.headers.get("last-modified"),
                 content_type=content_type,
             )
-
-    def _read_capped(
-        self, response: httpx.Response, shown: str, deadline: float, timeout: float
-    ) -> bytes:
-        cap = self._settings.fetch_max_bytes
-        declared = response.headers.get("content-length", "").strip()
-        if declared.isdigit() and int(declared) > cap:
-            raise SpecError(
-                f"Content-Length {int(declared):,} bytes exceeds the download cap of {cap:,} bytes "
-                "(SYNC_FETCH_MAX_BYTES); not downloaded",
-                where=shown,
-            )
-        chunks: list[bytes] = []
-        total = 0
-        for chunk in response.iter_bytes():
-            total += len(chunk)
-            if total > cap:
-                raise SpecError(
-                    f"body exceeds the download cap of {cap:,} bytes (SYNC_FETCH_MAX_BYTES): "
-                    f"{total:,} bytes received when the download was aborted",
-                    where=shown,
-                )
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise TransientError(
-                    f"download did not finish within {timeout:g}s ({total:,} bytes received)",
-                    where=shown,
-                )
-        return b"".join(chunks)
 
     @staticmethod
     def _refuse_html(body: bytes, content_type: str | None, status: int, shown: str) -> None:

@@ -20,12 +20,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from sync.adapters.http import as_transient, check_transient, default_timeout, with_retries
-from sync.errors import ConfigError, PermanentError, SpecError
+from sync.errors import ConfigError, PermanentError, SpecError, TransientError
 from sync.models import FetchedSpec, SyncRequest
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from sync.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FUNCTION_IDENTITY = "(function identity)"
 ARM_ROLE_HINTS = {
@@ -51,8 +52,20 @@ def function_identity_spec(env: dict[str, str] | None = None) -> dict[str, Any]:
     return {"managedIdentity": {"clientId": client_id} if client_id else {}}
 
 
-def read_capped(response: httpx.Response, *, cap: int, where: str) -> bytes:
-    """The body of a streamed response, refused past ``cap`` bytes (SYNC_FETCH_MAX_BYTES)."""
+def read_capped(
+    response: httpx.Response,
+    *,
+    cap: int,
+    where: str,
+    deadline: float | None = None,
+    timeout: float = 0.0,
+) -> bytes:
+    """The body of a streamed response, refused past ``cap`` bytes (SYNC_FETCH_MAX_BYTES).
+
+    With ``deadline`` (a ``time.monotonic()`` value, ``timeout`` seconds after the request) a body
+    still arriving after it is a ``TransientError``: a server trickling bytes must not hold a
+    worker past its timeout.
+    """
     declared = response.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > cap:
         raise SpecError(
@@ -66,11 +79,40 @@ def read_capped(response: httpx.Response, *, cap: int, where: str) -> bytes:
         total += len(chunk)
         if total > cap:
             raise SpecError(
-                f"body exceeds the download cap of {cap:,} bytes (SYNC_FETCH_MAX_BYTES)",
+                f"body exceeds the download cap of {cap:,} bytes (SYNC_FETCH_MAX_BYTES): "
+                f"{total:,} bytes received when the download was aborted",
                 where=where,
             )
         chunks.append(chunk)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TransientError(
+                f"download did not finish within {timeout:g}s ({total:,} bytes received)",
+                where=where,
+            )
     return b"".join(chunks)
+
+
+def retried_request(
+    attempt: Callable[[], T],
+    *,
+    settings: Settings,
+    where: str,
+    attempts: int,
+    wait_initial: float,
+    wait_max: float,
+) -> T:
+    """One logical spec-source request: retried while transient within SYNC_FETCH_BUDGET_SECONDS;
+    a transport failure that outlasts the budget is a ``TransientError`` naming ``where``."""
+    try:
+        return with_retries(
+            attempt,
+            budget_seconds=settings.fetch_budget_seconds,
+            attempts=attempts,
+            wait_initial=wait_initial,
+            wait_max=wait_max,
+        )
+    except (httpx.TransportError, httpx.TimeoutException) as exc:
+        raise as_transient(exc, where=where) from None
 
 
 def arm_error(response: httpx.Response, body: bytes) -> tuple[str, str]:
@@ -142,16 +184,14 @@ class ArmCaller:
                 response.close()
             return response, body
 
-        try:
-            response, body = with_retries(
-                attempt,
-                budget_seconds=self.settings.fetch_budget_seconds,
-                attempts=self._attempts,
-                wait_initial=self._wait_initial,
-                wait_max=self._wait_max,
-            )
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
-            raise as_transient(exc, where=where) from None
+        response, body = retried_request(
+            attempt,
+            settings=self.settings,
+            where=where,
+            attempts=self._attempts,
+            wait_initial=self._wait_initial,
+            wait_max=self._wait_max,
+        )
         if response.status_code >= 400:
             code, message = arm_error(response, body)
             hint = ""
@@ -166,7 +206,26 @@ class ArmCaller:
 
 def is_forbidden(exc: PermanentError) -> bool:
     """True when a link download was refused with 403 (an expired or revoked SAS)."""
-    return exc.message.startswith("HTTP 403")
+    return getattr(exc, "status", None) == 403
+
+
+def fetch_export_link(links: Any, link: str, *, attempt: int, source: str) -> FetchedSpec | None:
+    """Download an export's SAS link. A 403 (the SAS expired before the download started) on the
+    first attempt returns None so the caller exports again; on the second it is an error that
+    names the exported resource, never the signed link."""
+    try:
+        return links.fetch(link)  # type: ignore[no-any-return]
+    except PermanentError as exc:
+        if not is_forbidden(exc):
+            raise
+        log.warning("export link of %s refused with 403 (attempt %d)", source, attempt)
+        if attempt == 1:
+            return None
+        raise PermanentError(
+            "the export link was refused twice with HTTP 403 (SAS expired before the "
+            "download started?); re-exported once, giving up",
+            where=source,
+        ) from None
 
 
 class SpecSources:
@@ -316,7 +375,9 @@ __all__ = [
     "ArmCaller",
     "SpecSources",
     "arm_error",
+    "fetch_export_link",
     "function_identity_spec",
     "is_forbidden",
     "read_capped",
+    "retried_request",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import trustme
 
-from sync.adapters.spec_http import MAX_REDIRECTS, HttpSpecSource
+from sync.adapters.spec_http import MAX_REDIRECTS, DownloadRefused, HttpSpecSource
 from sync.errors import PermanentError, SpecError, TransientError, UnsafeUrlError
 from sync.spec.parse import load_document
 from tests.conftest import corpus_dir
@@ -213,6 +213,7 @@ def test_other_4xx_are_permanent_at_once(
     assert f"HTTP {status}" in str(info.value)
     assert server.url("/swagger.json") in str(info.value)
     assert not isinstance(info.value, TransientError)
+    assert isinstance(info.value, DownloadRefused) and info.value.status == status
     assert server.count("/swagger.json") == 1
 
 

@@ -114,6 +114,27 @@ def test_empty_inline_spec_and_unknown_format_are_spec_errors(arm, tmp_path):
         ApiCenterExportSource._result({"format": "zip", "value": "x"}, "t")
 
 
+def test_link_refused_with_403_once_is_exported_again(arm, tmp_path):
+    arm.add_definition(DEFINITION, demo_spec(), mode="link")
+    arm.state.expire_links = 1
+    src, api, _ = center(arm, tmp_path)
+    assert src.fetch_for(api, REQUEST).content == demo_spec()
+    assert len(arm.calls("/exportSpecification")) == 2
+    assert [c.status for c in arm.calls("/export-blobs/")] == [403, 200]
+
+
+def test_link_refused_twice_fails_without_the_signature(arm, tmp_path):
+    arm.add_definition(DEFINITION, demo_spec(), mode="link")
+    arm.state.expire_links = 5
+    src, api, _ = center(arm, tmp_path)
+    with pytest.raises(PermanentError, match="refused twice with HTTP 403") as caught:
+        src.fetch_for(api, REQUEST)
+    assert str(caught.value).startswith(arm.url + DEFINITION)
+    assert len(arm.calls("/exportSpecification")) == 2
+    for call in arm.calls("/export-blobs/"):
+        assert call.query["sig"] not in str(caught.value)
+
+
 def test_inline_spec_over_the_cap_is_refused(arm, tmp_path):
     arm.add_definition(DEFINITION, demo_spec())
     settings = Settings(allow_private_hosts=frozenset({"127.0.0.1"}), fetch_max_bytes=200)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.adapters.spec_sources import SpecSources
+from sync.adapters.spec_http import DownloadRefused
+from sync.adapters.spec_sources import SpecSources, is_forbidden
 from sync.config import parse_map
 from sync.errors import PermanentError
 from sync.models import SyncRequest
@@ -177,3 +178,10 @@ def test_url_kind_keeps_the_event_spec_url(arm, tmp_path):
     )
     fetched = src.fetch_for(api, SyncRequest(api="orders", reason="event", spec_url=url))
     assert fetched.content == demo_spec("openapi-v2.yaml") and fetched.url == url
+
+
+def test_only_a_403_status_counts_as_a_refused_link_not_the_words():
+    """The re-export decision reads the status the downloader attached, never the message text."""
+    assert is_forbidden(DownloadRefused("HTTP 403 Forbidden", where="x", status=403))
+    assert not is_forbidden(DownloadRefused("HTTP 404 Not Found (was 403?)", where="x", status=404))
+    assert not is_forbidden(PermanentError("HTTP 403 Forbidden", where="x"))
