@@ -23,6 +23,14 @@ T = TypeVar("T")
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0
+# Where Azure services put the id a support case needs, most specific first.
+TRACKING_HEADERS = (
+    "x-ms-correlation-request-id",
+    "x-ms-request-id",
+    "x-ms-service-request-id",
+    "request-id",
+    "x-ms-client-request-id",
+)
 
 
 class RetryableStatus(TransientError):
@@ -63,14 +71,28 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
 
 
+def header_tracking_id(response: httpx.Response) -> str | None:
+    """The service's request id from the first of ``TRACKING_HEADERS`` the response carries."""
+    for header in TRACKING_HEADERS:
+        value = response.headers.get(header)
+        if value:
+            return value
+    return None
+
+
 def check_transient(
     response: httpx.Response,
     *,
     where: str,
     extra: Iterable[int] = (),
     describe: Callable[[httpx.Response], str] | None = None,
+    tracking_id: str | None = None,
 ) -> httpx.Response:
-    """Raise ``RetryableStatus`` for a status worth retrying; return the response otherwise."""
+    """Raise ``RetryableStatus`` for a status worth retrying; return the response otherwise.
+
+    The error carries the service's tracking id (``tracking_id`` when the caller found one, e.g.
+    in the body, else the response headers) so a give-up after retries can still be traced.
+    """
     if response.status_code in TRANSIENT_STATUSES or response.status_code in set(extra):
         detail = describe(response) if describe else f"HTTP {response.status_code}"
         raise RetryableStatus(
@@ -78,6 +100,7 @@ def check_transient(
             status=response.status_code,
             where=where,
             retry_after=retry_after_seconds(response),
+            tracking_id=tracking_id or header_tracking_id(response),
         )
     return response
 

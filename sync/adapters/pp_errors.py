@@ -18,22 +18,15 @@ from typing import Any
 import httpx
 
 from sync.adapters.http import (
-    TRANSIENT_STATUSES,
     RetryableStatus,
-    retry_after_seconds,
+    check_transient,
+    header_tracking_id,
     with_retries,
 )
 from sync.errors import TargetError, TransientError
 
 log = logging.getLogger(__name__)
 
-TRACKING_HEADERS = (
-    "x-ms-correlation-request-id",
-    "x-ms-request-id",
-    "x-ms-service-request-id",
-    "request-id",
-    "x-ms-client-request-id",
-)
 _TRACKING_IN_MESSAGE = re.compile(r"tracking id is '([0-9a-fA-F-]{8,})'", re.IGNORECASE)
 MAX_SNIPPET = 200
 
@@ -61,10 +54,10 @@ def parse_error(response: httpx.Response) -> tuple[str | None, str]:
 
 
 def tracking_id(response: httpx.Response, message: str = "") -> str | None:
-    for header in TRACKING_HEADERS:
-        value = response.headers.get(header)
-        if value:
-            return value
+    """The tracking id from the headers, else the one the RP writes into its message text."""
+    from_header = header_tracking_id(response)
+    if from_header:
+        return from_header
     found = _TRACKING_IN_MESSAGE.search(message)
     return found.group(1) if found else None
 
@@ -95,14 +88,9 @@ def raise_for_status(
         return response
     text, code, tid = describe(response, service=service)
     status = response.status_code
-    if status in TRANSIENT_STATUSES or status in set(transient):
-        raise RetryableStatus(
-            text,
-            status=status,
-            where=where,
-            retry_after=retry_after_seconds(response),
-            tracking_id=tid,
-        )
+    check_transient(
+        response, where=where, extra=transient, describe=lambda _: text, tracking_id=tid
+    )
     extra = hint(status, code) if hint else None
     if extra:
         text = f"{text}. {extra}"

@@ -1,0 +1,61 @@
+"""``check_transient`` carries the service's tracking id, so a give-up after retries can be traced."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from sync.adapters.http import RetryableStatus, check_transient
+from sync.adapters.pp_errors import raise_for_status
+
+
+def answer(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> httpx.Response:
+    return httpx.Response(
+        status, headers=headers, content=body, request=httpx.Request("GET", "https://x.test/")
+    )
+
+
+@pytest.mark.parametrize(
+    "header", ["x-ms-correlation-request-id", "x-ms-request-id", "x-ms-service-request-id"]
+)
+def test_retryable_status_reads_the_tracking_header(header: str) -> None:
+    with pytest.raises(RetryableStatus) as caught:
+        check_transient(answer(503, {header: "trk-1"}), where="w")
+    assert caught.value.tracking_id == "trk-1"
+    assert caught.value.status == 503
+
+
+def test_correlation_id_wins_over_request_id() -> None:
+    response = answer(
+        429, {"x-ms-request-id": "req", "x-ms-correlation-request-id": "corr", "retry-after": "2"}
+    )
+    with pytest.raises(RetryableStatus) as caught:
+        check_transient(response, where="w")
+    assert caught.value.tracking_id == "corr"
+    assert caught.value.retry_after == 2.0
+
+
+def test_no_tracking_header_leaves_it_empty_and_a_caller_id_wins() -> None:
+    with pytest.raises(RetryableStatus) as caught:
+        check_transient(answer(500), where="w")
+    assert caught.value.tracking_id is None
+    with pytest.raises(RetryableStatus) as caught:
+        check_transient(answer(500, {"x-ms-request-id": "hdr"}), where="w", tracking_id="body")
+    assert caught.value.tracking_id == "body"
+
+
+def test_non_retryable_status_is_returned_untouched() -> None:
+    response = answer(400, {"x-ms-request-id": "trk"})
+    assert check_transient(response, where="w") is response
+    with pytest.raises(RetryableStatus):
+        check_transient(answer(404), where="w", extra=(404,))
+
+
+def test_power_platform_tracking_id_in_the_message_reaches_the_retryable_error() -> None:
+    body = b'{"error":{"code":"ServerBusy","message":"Busy; tracking id is \'0123abcd-0000\'"}}'
+    with pytest.raises(RetryableStatus) as caught:
+        raise_for_status(
+            answer(503, {"content-type": "application/json"}, body), service="S", where="w"
+        )
+    assert caught.value.tracking_id == "0123abcd-0000"
+    assert "S answered HTTP 503 ServerBusy" in caught.value.message
