@@ -277,6 +277,22 @@ def _load(path: str, err: TextIO) -> SyncMap | None:
         return None
 
 
+def _map_and_store(path: str, deps: CliDeps, err: TextIO) -> tuple[SyncMap, SecretStore] | None:
+    """The sync map and the secret store both commands start from; None after printing why.
+    Errors go to ``err`` because ``doctor`` reports everything on stdout and ``init`` does not."""
+    sync_map = _load(path, err)
+    if sync_map is None:
+        return None
+    try:
+        store = deps.store(
+            Settings.from_env(deps.env), cloud_for(sync_map.cloud, sync_map.endpoints)
+        )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=err)
+        return None
+    return sync_map, store
+
+
 def register(subparsers: Any, *, deps: CliDeps | None = None) -> None:
     """Add ``credential init`` and ``doctor``; each sets ``func(args) -> int`` (the exit code)."""
     deps = deps or CliDeps()
@@ -293,16 +309,10 @@ def register(subparsers: Any, *, deps: CliDeps | None = None) -> None:
         if not args.device_code:
             print("error: --device-code is the only sign-in flow; pass it", file=deps.stderr())
             return EXIT_USAGE
-        sync_map = _load(args.config, deps.stderr())
-        if sync_map is None:
+        loaded = _map_and_store(args.config, deps, deps.stderr())
+        if loaded is None:
             return EXIT_USAGE
-        try:
-            store = deps.store(
-                Settings.from_env(deps.env), cloud_for(sync_map.cloud, sync_map.endpoints)
-            )
-        except ConfigError as exc:
-            print(f"error: {exc}", file=deps.stderr())
-            return EXIT_USAGE
+        sync_map, store = loaded
         return credential_init(
             sync_map,
             args.credential,
@@ -321,16 +331,10 @@ def register(subparsers: Any, *, deps: CliDeps | None = None) -> None:
     check.add_argument("--target", required=True)
 
     def run_doctor(args: argparse.Namespace) -> int:
-        sync_map = _load(args.config, deps.stdout())
-        if sync_map is None:
+        loaded = _map_and_store(args.config, deps, deps.stdout())
+        if loaded is None:
             return EXIT_USAGE
-        try:
-            store = deps.store(
-                Settings.from_env(deps.env), cloud_for(sync_map.cloud, sync_map.endpoints)
-            )
-        except ConfigError as exc:
-            print(f"error: {exc}", file=deps.stdout())
-            return EXIT_USAGE
+        sync_map, store = loaded
         return doctor(
             sync_map,
             args.api,

@@ -36,11 +36,9 @@ METHODS_3 = (*METHODS_2, "trace")
 
 Path = tuple[str | int, ...]
 
-_SCHEMA_KEEP = {
-    "title",
-    "description",
-    "default",
-    "multipleOf",
+# JSON Schema validation keywords that Swagger 2.0 allows both in a Schema Object and flat on a
+# non-body Parameter / Items object (the spec defines the two by the same draft-04 sections).
+_VALIDATION_KEYWORDS = (
     "maximum",
     "exclusiveMaximum",
     "minimum",
@@ -51,6 +49,13 @@ _SCHEMA_KEEP = {
     "maxItems",
     "minItems",
     "uniqueItems",
+)
+_SCHEMA_KEEP = {
+    "title",
+    "description",
+    "default",
+    "multipleOf",
+    *_VALIDATION_KEYWORDS,
     "maxProperties",
     "minProperties",
     "required",
@@ -68,16 +73,7 @@ _PARAM_FLAT = (
     "format",
     "items",
     "default",
-    "maximum",
-    "exclusiveMaximum",
-    "minimum",
-    "exclusiveMinimum",
-    "maxLength",
-    "minLength",
-    "pattern",
-    "maxItems",
-    "minItems",
-    "uniqueItems",
+    *_VALIDATION_KEYWORDS,
     "enum",
     "multipleOf",
 )
