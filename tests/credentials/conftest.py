@@ -12,40 +12,16 @@ from dataclasses import replace
 import pytest
 
 from sync.clouds import CLOUDS, Cloud
-from tests.support.local_identity import LocalIdentity, start_local_identity
+from tests.support.identity_env import local_managed_identity
+from tests.support.local_identity import LocalIdentity
 from tests.support.local_vault import LocalVault, start_local_vault
-
-AZURE_ENV = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IMDS_ENDPOINT",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_USERNAME",
-    "AZURE_PASSWORD",
-    "AZURE_AUTHORITY_HOST",
-    "AZURE_TOKEN_CREDENTIALS",
-)
 
 
 @pytest.fixture
 def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIdentity]:
     """The local identity platform, with this process's managed-identity env pointing at it."""
-    for name in AZURE_ENV:
-        monkeypatch.delenv(name, raising=False)
-    idp = start_local_identity()
-    for key, value in idp.managed_identity_env().items():
-        monkeypatch.setenv(key, value)
-    try:
+    with local_managed_identity(monkeypatch) as idp:
         yield idp
-    finally:
-        idp.stop()
 
 
 @pytest.fixture

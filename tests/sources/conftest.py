@@ -13,9 +13,9 @@ import pytest
 
 from sync.bootstrap import Service, build
 from sync.settings import Settings
-from tests.credentials.conftest import AZURE_ENV
 from tests.simulators.arm import ArmSimulator
-from tests.support.local_identity import LocalIdentity, start_local_identity
+from tests.support.identity_env import local_managed_identity
+from tests.support.local_identity import LocalIdentity
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "demo"
 APIM_SERVICE = (
@@ -33,15 +33,8 @@ def demo_spec(name: str = "openapi-v1.yaml") -> bytes:
 @pytest.fixture
 def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIdentity]:
     """The local identity platform; this process's managed-identity env points at it."""
-    for name in AZURE_ENV:
-        monkeypatch.delenv(name, raising=False)
-    idp = start_local_identity()
-    for key, value in idp.managed_identity_env().items():
-        monkeypatch.setenv(key, value)
-    try:
+    with local_managed_identity(monkeypatch) as idp:
         yield idp
-    finally:
-        idp.stop()
 
 
 @pytest.fixture
