@@ -24,38 +24,31 @@ def test_after_the_window_the_next_caller_wins(ledger):
     assert ledger.debounce("k", 60) is False
 
 
-def test_concurrent_callers_only_one_wins(ledger):
-    barrier = threading.Barrier(6)
+def _race(ledger, key: str, callers: int = 6) -> list[bool]:
+    """``callers`` threads released together, each asking to debounce ``key`` for 60 s."""
+    barrier = threading.Barrier(callers)
     answers: list[bool] = []
 
     def call() -> None:
         barrier.wait()
-        answers.append(ledger.debounce("burst", 60))
+        answers.append(ledger.debounce(key, 60))
 
-    threads = [threading.Thread(target=call) for _ in range(6)]
+    threads = [threading.Thread(target=call) for _ in range(callers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(answers) == [False] * 5 + [True]
+    return answers
+
+
+def test_concurrent_callers_only_one_wins(ledger):
+    assert sorted(_race(ledger, "burst")) == [False] * 5 + [True]
 
 
 def test_concurrent_callers_after_expiry_only_one_wins(ledger):
     assert ledger.debounce("burst2", 0.2) is True
     time.sleep(0.3)
-    barrier = threading.Barrier(6)
-    answers: list[bool] = []
-
-    def call() -> None:
-        barrier.wait()
-        answers.append(ledger.debounce("burst2", 60))
-
-    threads = [threading.Thread(target=call) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(answers) == [False] * 5 + [True]
+    assert sorted(_race(ledger, "burst2")) == [False] * 5 + [True]
 
 
 def test_non_positive_window_is_refused(ledger):

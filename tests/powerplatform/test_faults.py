@@ -11,6 +11,7 @@ from sync.adapters.dataverse import DataverseTarget
 from sync.adapters.http import RetryableStatus
 from sync.adapters.powerapps import PowerAppsTarget
 from sync.errors import TargetError, TransientError
+from sync.models import CurrentConnector
 from tests.powerplatform.conftest import ENV, FakeTokens, new_guid
 from tests.powerplatform.samples import APIKEY_PROPERTIES, DEFINITION, changed
 from tests.simulators.powerplatform import Simulator
@@ -156,13 +157,20 @@ def test_user_token_passes_the_app_only_refusal(
     assert make_powerapps({"connector": CID}).read().connector_id == CID
 
 
-def test_dataverse_429_then_success(
+def _seeded_dataverse(
     sim: Simulator, make_dataverse: Callable[..., DataverseTarget]
-) -> None:
+) -> tuple[DataverseTarget, CurrentConnector]:
+    """A Dataverse target configured with a seeded connector row, and what it read."""
     cid = new_guid()
     sim.seed_dataverse(cid, name="cs_x", definition=DEFINITION)
     target = make_dataverse({"connector": cid})
-    current = target.read()
+    return target, target.read()
+
+
+def test_dataverse_429_then_success(
+    sim: Simulator, make_dataverse: Callable[..., DataverseTarget]
+) -> None:
+    target, current = _seeded_dataverse(sim, make_dataverse)
     sim.faults.add(
         status=429,
         method="PATCH",
@@ -178,10 +186,7 @@ def test_dataverse_429_then_success(
 def test_dataverse_500_gives_odata_code_and_request_id(
     sim: Simulator, make_dataverse: Callable[..., DataverseTarget]
 ) -> None:
-    cid = new_guid()
-    sim.seed_dataverse(cid, name="cs_x", definition=DEFINITION)
-    target = make_dataverse({"connector": cid})
-    current = target.read()
+    target, current = _seeded_dataverse(sim, make_dataverse)
     sim.faults.add(
         status=500,
         method="PATCH",
