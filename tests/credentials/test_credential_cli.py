@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.adapters.credentials import build_token_provider
-from sync.adapters.keyvault import KeyVaultSecretStore
 from sync.credential_cli import CliDeps, register, token_claims
 from sync.errors import TargetError
+from tests.credentials.conftest import store_for
 from tests.support.local_identity import LocalIdentity
 from tests.support.local_vault import LocalVault
 
@@ -82,21 +81,7 @@ def setup(identity: LocalIdentity, vault: LocalVault, tmp_path: Path):
     vault.put("sp-secret", "wrong")
 
     def store(settings, cloud):
-        tokens = build_token_provider(
-            "vault",
-            {"managedIdentity": {}},
-            cloud=cloud,
-            secrets=None,
-            connection_verify=identity.ca_pem_path,
-            transport_options={"retry_total": 0},
-        )
-        return KeyVaultSecretStore(
-            vault.url,
-            tokens,
-            connection_verify=identity.ca_pem_path,
-            verify_challenge_resource=False,
-            client_options={"retry_total": 0},
-        )
+        return store_for(identity, vault, cloud)
 
     return path, user_app, store
 

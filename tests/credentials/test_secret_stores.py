@@ -12,6 +12,7 @@ from sync.adapters.secrets_env import EnvSecretStore, secret_store_for
 from sync.clouds import Cloud
 from sync.errors import ConfigError, SecretError, TransientError
 from sync.settings import Settings
+from tests.credentials.conftest import store_for
 from tests.support.local_identity import LocalIdentity
 from tests.support.local_vault import LocalVault
 
@@ -24,27 +25,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def store_for(
-    identity: LocalIdentity, vault: LocalVault, cloud: Cloud, **kwargs
-) -> KeyVaultSecretStore:
-    tokens = build_token_provider(
-        "vault",
-        {"managedIdentity": {}},
-        cloud=cloud,
-        secrets=EnvSecretStore({}),
-        connection_verify=identity.ca_pem_path,
-        transport_options={"retry_total": 0},
-    )
-    return KeyVaultSecretStore(
-        vault.url,
-        tokens,
-        connection_verify=identity.ca_pem_path,
-        verify_challenge_resource=False,
-        client_options={"retry_total": 0},
-        **kwargs,
-    )
 
 
 def test_get_follows_the_bearer_challenge(
