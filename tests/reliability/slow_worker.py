@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
     svc = build(settings)
     real = svc.ports.targets
     svc = build(settings, targets=lambda api, name: _StopAfterWrite(real(api, name), marker))
-    drain(svc, max_items=1, wait_seconds=5, visibility_timeout=3)
+    drain(svc, max_items=1, wait_seconds=5, visibility_timeout=2)
 
 
 if __name__ == "__main__":

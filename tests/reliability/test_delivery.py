@@ -156,7 +156,7 @@ def test_a_worker_killed_between_connector_write_and_ledger_write_is_reconciled(
     fleet.publish(api, 1)
     svc = fleet.service()
     plan(event(api, event_id="evt-killed"), svc)
-    settings = dataclasses.asdict(dataclasses.replace(fleet.settings, lease_seconds=2.0))
+    settings = dataclasses.asdict(dataclasses.replace(fleet.settings, lease_seconds=1.0))
     settings["allow_private_hosts"] = sorted(settings["allow_private_hosts"])
     config = tmp_path / "worker-settings.json"
     config.write_text(json.dumps(settings))
@@ -184,7 +184,7 @@ def test_a_worker_killed_between_connector_write_and_ledger_write_is_reconciled(
     assert version_shas(svc, api, killed) == []
     # the queue makes the item visible again; the dead worker's lease expires; the next worker
     # sees the connector already holds the definition and only records the missing version
-    outcomes = drain(svc, wait_seconds=4, visibility_timeout=3)
+    outcomes = drain(svc, wait_seconds=2.5, visibility_timeout=2)
     mine = [o for o in outcomes if o.target == killed]
     assert [o.result for o in mine] == ["updated"], outcomes
     assert fleet.folder(api, killed).stat().st_mtime_ns == written  # not written twice

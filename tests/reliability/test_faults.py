@@ -59,7 +59,7 @@ def test_spec_server_down_ends_failed_poisoned_and_notified(quick: Fleet):
     quick.server.drop(quick.live_path(api), times=None)  # every connection dropped
     svc = quick.service()
     [run_id] = plan(event(api), svc)
-    outcomes = drain(svc, wait_seconds=2.5, visibility_timeout=1)
+    outcomes = drain(svc, wait_seconds=1.5, visibility_timeout=1)
     assert {o.target: o.result for o in outcomes} == {"a": "failed", "b": "failed"}
     assert all("gave up after 2 attempts" in o.message for o in outcomes)
     assert all("spec download" in o.message for o in outcomes), outcomes  # the reason
@@ -166,7 +166,7 @@ def test_platform_500_every_time_ends_failed_with_the_status_and_no_connector(pp
     fleet.publish(api, 1)
     sim.faults.add(status=500, method="POST", path=r"/apis$", times=1000)
     [run_id] = plan(event(api), svc)
-    outcomes = drain(svc, wait_seconds=2.5, visibility_timeout=1)
+    outcomes = drain(svc, wait_seconds=1.5, visibility_timeout=1)
     assert {o.result for o in outcomes} == {"failed"}, outcomes
     assert all(
         "gave up after 2 attempts" in o.message and "HTTP 500" in o.message for o in outcomes
@@ -213,7 +213,7 @@ def test_platform_timeouts_are_retried_by_the_queue_then_succeed(pp, sim: Simula
     plan(event(api), svc)
     first = drain(svc, max_items=2, wait_seconds=0.2, visibility_timeout=1)
     assert first == [], [o.message for o in first]
-    outcomes = drain(svc, wait_seconds=3, visibility_timeout=1)
+    outcomes = drain(svc, wait_seconds=1.5, visibility_timeout=1)
     results = {o.target: o.result for o in outcomes}
     assert set(results.values()) <= {"updated", "failed"}, outcomes
     # whatever the platform did with the slow POSTs, each target holds at most one connector
@@ -289,7 +289,7 @@ def test_table_storage_lost_after_the_connector_write_is_reconciled_not_rewritte
             ),
         )
         plan(event(api, event_id="evt-storage"), svc)
-        outcomes = drain(svc, wait_seconds=4, visibility_timeout=2)
+        outcomes = drain(svc, wait_seconds=2.5, visibility_timeout=2)
         assert {o.target for o in outcomes} == {"a", "b"}, outcomes
         # the timed-out transaction may still have landed once storage resumed: then the retry
         # finds the event recorded; either way the ledger holds exactly one version
