@@ -135,6 +135,16 @@ def test_a_thousand_shuffled_events_converge_with_no_error(azurite: Any, tmp_pat
         cards = fleet.cards()
         assert len(cards) == DISTINCT  # one card per run, redeliveries add none
 
+        why = Counter(
+            "event marker (redelivery)"
+            if o.message == "event already processed"
+            else "superseded (older event)"
+            if "older than the event already applied" in o.message
+            else "applied"
+            if o.result == "updated"
+            else "same content (hash/304)"
+            for o in outcomes
+        )
         rows_total = sum(len(version_shas(svc, a, t)) for a in fleet.apis for t in TARGETS)
         durations = [o.duration_ms for o in outcomes]
         wall = finished - started
@@ -148,7 +158,7 @@ def test_a_thousand_shuffled_events_converge_with_no_error(azurite: Any, tmp_pat
             f"events_per_s={EVENTS / wall:.1f} items_per_s={items / wall:.1f} "
             f"item_ms_p50={_pct(durations, 0.5):.0f} item_ms_p95={_pct(durations, 0.95):.0f} "
             f"item_ms_mean={statistics.fmean(durations):.0f} "
-            f"python_cpu_s={time.process_time() - cpu0:.1f}"
+            f"python_cpu_s={time.process_time() - cpu0:.1f} why={dict(why)}"
         )
     finally:
         fleet.server.stop()
