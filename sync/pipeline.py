@@ -16,8 +16,8 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from sync import drift, spec
 from sync.config import ApiConfig, SyncMap, TargetConfig
@@ -207,6 +207,10 @@ class Pipeline:
         lease = ledger.acquire_lease(item.api, item.target, owner, self.lease_seconds)
         try:
             state = ledger.state(item.api, item.target)  # fresh, under the lease
+            if stale := _superseded(request, state):
+                return TargetOutcome(
+                    **base, result="unchanged", message=stale, version=state.version or None
+                )
             return self._stages(item, api, tcfg, target, state, base)
         finally:
             ledger.release_lease(lease)
@@ -217,10 +221,6 @@ class Pipeline:
     ) -> Prepared:
         request = item.request
         if request.rollback_to is not None:
-            if stale := _superseded(request, state):
-                return TargetOutcome(
-                    **base, result="unchanged", message=stale, version=state.version or None
-                )
             record = self.ports.ledger.version(
                 item.api, item.target, request.rollback_to, include_definitions=True
             )
@@ -561,6 +561,8 @@ def _breaking_summary(diff: dict[str, Any]) -> str:
             if change.get("breaking"):
                 parts.append(f"{entry.get('operationId')}: {change.get('message')}")
     return "; ".join(parts[:8]) or "breaking changes"
+
+
 def _event_moment(value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value) if value else None
@@ -585,5 +587,3 @@ def _superseded(request: Any, state: TargetState) -> str | None:
         f"event {request.event_id} of {request.event_time} is older than the event already "
         f"applied ({state.last_event_time}); the newer spec stays"
     )
-
-
