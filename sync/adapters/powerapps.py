@@ -179,7 +179,11 @@ class PowerAppsTarget(MarkedConnectorTarget):
         self._validate(definition)
         body = {"properties": properties}
         if cid is None:
-            response = self._send("POST", self._url("apis"), json_body=body)
+            # Not resent when unanswered: a create that timed out may have succeeded, and a second
+            # POST would make a twin (the next attempt adopts the marked one instead).
+            response = self._send(
+                "POST", self._url("apis"), json_body=body, resend_unanswered=False
+            )
             cid = self._new_id(response)
             self._connector_id, self._id_source = cid, "created"
             log.info("created connector %s for %s", cid, self._where)

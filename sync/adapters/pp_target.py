@@ -174,8 +174,10 @@ class MarkedConnectorTarget:
         json_body: Any = None,
         headers: Callable[[], dict[str, str]] | None = None,
         where: str | None = None,
+        resend_unanswered: bool = True,
     ) -> httpx.Response:
-        """One call with the shared retry policy, this target's token headers and hint."""
+        """One call with the shared retry policy, this target's token headers and hint.
+        ``resend_unanswered=False`` for calls that are not idempotent (a create)."""
         return send(
             self._client,
             method,
@@ -186,6 +188,7 @@ class MarkedConnectorTarget:
             headers=headers or self._headers,
             json_body=json_body,
             hint=self._hint,
+            resend_unanswered=resend_unanswered,
         )
 
     def _resolve_id(self) -> str | None:
