@@ -52,6 +52,7 @@ def test_202_is_accepted_and_the_card_arrives_intact(
     client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     run = runs.success_run()
+    caplog.set_level(logging.INFO, logger="httpx")  # the CLI quiets httpx; this test needs it on
     with webhook([Answer(202)], sig=SIG) as hook:
         result = notifier(hook.url, client).notify(run)
     assert result == "accepted"
