@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sync.adapters.http import RetryableStatus, as_transient, check_transient, with_retries
-from sync.adapters.urlguard import install_httpx_log_redaction
+from sync.adapters.urlguard import install_httpx_log_redaction, redact_url
 from sync.errors import SyncError
 from sync.models import RunSummary
 from sync.notify.cards import build_message, encode_message, plain
@@ -55,7 +55,9 @@ class _RedactFilter(logging.Filter):
         self._secrets: set[str] = set()
 
     def add(self, url: str) -> None:
-        forms = {url, str(httpx.URL(url))}
+        # Also the URL guard's redacted form: whichever filter on the httpx logger runs first,
+        # the whole webhook URL (its workflow path included) is replaced.
+        forms = {url, str(httpx.URL(url)), redact_url(url), redact_url(httpx.URL(url))}
         with self._lock:
             self._secrets |= forms
 
