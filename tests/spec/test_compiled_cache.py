@@ -1,0 +1,48 @@
+"""The generated Swagger 2.0 validator is cached on disk and behaves like the in-memory one."""
+
+from __future__ import annotations
+
+import importlib
+
+import fastjsonschema
+
+validate_module = importlib.import_module("sync.spec.validate")
+GOOD = {
+    "swagger": "2.0",
+    "info": {"title": "T", "version": "1"},
+    "paths": {"/a": {"get": {"responses": {"200": {"description": "ok"}}}}},
+}
+BAD = {"swagger": "2.0", "info": {"title": "T"}, "paths": {"/a": {"get": {"responses": {}}}}}
+
+
+def check(validator, doc) -> bool:
+    try:
+        validator(doc)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+def test_cached_file_is_written_once_and_agrees_with_an_in_memory_compile(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    schema = validate_module._swagger2_schema()
+    first = validate_module._load_compiled(schema)
+    files = list((tmp_path / "connector-sync-validators").glob("swagger2_*.py"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    second = validate_module._load_compiled(schema)
+    assert files[0].stat().st_mtime_ns == stamp  # reused, not regenerated
+    memory = fastjsonschema.compile(
+        schema, handlers={"http": validate_module._draft4_metaschema}, use_default=False
+    )
+    for doc in (GOOD, BAD):
+        assert check(first, doc) == check(second, doc) == check(memory, doc)
+    assert check(first, GOOD) and not check(first, BAD)
+
+
+def test_a_temp_path_that_is_a_file_falls_back_to_compiling_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(blocker))
+    validator = validate_module._load_compiled(validate_module._swagger2_schema())
+    assert check(validator, GOOD) and not check(validator, BAD)
