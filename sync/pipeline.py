@@ -11,10 +11,13 @@ holds that definition and records the missing version instead of writing again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +55,52 @@ class Prepared:
     losses: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     desired: dict[str, Any] | None = None  # rollback: the recorded applied definition, as is
+    _sha: str | None = None
+
+    @property
+    def upstream_sha(self) -> str:
+        if self._sha is None:
+            self._sha = sha256_hex(self.upstream)
+        return self._sha
+
+
+@dataclass
+class Early:
+    """What the lease-free pre-check learned, so the stages under the lease do not redo it."""
+
+    prepared: Prepared | None = None
+    not_modified: str | None = None  # a 304 on a drift run: only the connector may have moved
+    current: CurrentConnector | None = None
+
+
+class _Lru:
+    """A small thread-safe LRU: warm workers reuse merge bases, prepared specs, reports."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+# Shared by the targets of a fan-out and by later runs of a warm worker. Cached documents are
+# never mutated: every stage after them builds new objects (a test checks the hashes).
+_PREPARED = _Lru(8)  # (api, overlay, overrides, sha of the raw spec) -> upstream, losses, warnings
+_BASES = _Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
+_REPORTS = _Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
 
 
 class Unchanged(Exception):
@@ -76,7 +125,24 @@ def apply_overrides(doc: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 def prepare_upstream(
     api: ApiConfig, tcfg: TargetConfig, raw: bytes, *, source: str
 ) -> tuple[dict[str, Any], list[str], list[str]]:
-    """Bytes of the API's spec -> the Swagger 2.0 document this target should converge to."""
+    """Bytes of the API's spec -> the Swagger 2.0 document this target should converge to.
+
+    Cached by content: the targets of one fan-out (and a redelivered event) parse, convert and
+    overlay the same bytes once."""
+    overlay_stamp = None
+    if api.overlay is not None:
+        stat = api.overlay.stat()
+        overlay_stamp = (str(api.overlay), stat.st_mtime_ns, stat.st_size)
+    key = (
+        api.name,
+        overlay_stamp,
+        json.dumps(tcfg.overrides, sort_keys=True),
+        hashlib.sha256(raw).hexdigest(),
+    )
+    cached = _PREPARED.get(key)
+    if cached is not None:
+        upstream, losses, warnings = cached
+        return upstream, list(losses), list(warnings)
     doc = load_object(raw, source=source)
     spec.check_refs(doc)
     normalized = spec.normalize(doc)
@@ -92,7 +158,18 @@ def prepare_upstream(
         result, overlay_warnings = spec.apply_overlay(result, overlay)
         warnings.extend(overlay_warnings)
     result = apply_overrides(result, tcfg.overrides)
+    _PREPARED.put(key, (result, tuple(normalized.losses), tuple(warnings)))
     return result, list(normalized.losses), warnings
+
+
+def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> Any:
+    """The same definition (every target of a fan-out) is validated once."""
+    key = (sha, limit_bytes, strict)
+    report = _REPORTS.get(key)
+    if report is None:
+        report = spec.validate(doc, limit_bytes=limit_bytes, strict=strict)
+        _REPORTS.put(key, report)
+    return report
 
 
 class Pipeline:
@@ -201,19 +278,69 @@ class Pipeline:
             return TargetOutcome(
                 **base, result="unchanged", message=stale, version=state.version or None
             )
+        early = self._precheck(item, api, tcfg, target, state, base)
+        if isinstance(early, TargetOutcome):  # unchanged: not even the lease was written
+            return early
         # One owner per attempt, not per process: the host runs queue invocations in threads of
         # one process, and a process-wide owner would let two of them take the same lease.
         owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
         lease = ledger.acquire_lease(item.api, item.target, owner, self.lease_seconds)
         try:
-            state = ledger.state(item.api, item.target)  # fresh, under the lease
-            if stale := _superseded(request, state):
+            fresh = ledger.state(item.api, item.target)  # fresh, under the lease
+            if stale := _superseded(request, fresh):
                 return TargetOutcome(
-                    **base, result="unchanged", message=stale, version=state.version or None
+                    **base, result="unchanged", message=stale, version=fresh.version or None
                 )
-            return self._stages(item, api, tcfg, target, state, base)
+            if fresh.etag != state.etag:  # another worker moved the target meanwhile: redo all
+                early = Early()
+            return self._stages(item, api, tcfg, target, fresh, base, early)
         finally:
             ledger.release_lease(lease)
+
+    def _precheck(
+        self,
+        item: WorkItem,
+        api: ApiConfig,
+        tcfg: TargetConfig,
+        target: Target,
+        state: TargetState,
+        base: dict[str, Any],
+    ) -> TargetOutcome | Early:
+        """Before the lease: a 304, or the same upstream content on a connector that still holds
+        what we applied, ends here with nothing written (no lease row, no state row)."""
+        request = item.request
+        if request.rollback_to is not None:
+            return Early()
+        try:
+            prepared = self._prepare(item, api, tcfg, state)
+        except Unchanged as stop:
+            if request.reason != drift.DRIFT_REASON or state.version <= 0:
+                return TargetOutcome(
+                    **base, result="unchanged", message=stop.message, version=state.version or None
+                )
+            current = target.read()
+            ours = current.definition
+            if not drift.detected(state, sha256_hex(ours) if ours is not None else None):
+                return TargetOutcome(
+                    **{**base, "connector_id": current.connector_id or state.connector_id},
+                    result="unchanged",
+                    message=stop.message,
+                    version=state.version,
+                )
+            return Early(not_modified=stop.message, current=current)
+        if prepared.upstream_sha != state.upstream_sha256 or state.pending:
+            return Early(prepared=prepared)
+        current = target.read()
+        ours = current.definition
+        if ours is not None and sha256_hex(ours) == state.applied_sha256:
+            return TargetOutcome(
+                **{**base, "connector_id": current.connector_id or state.connector_id},
+                result="unchanged",
+                message="spec content unchanged",
+                version=state.version,
+                info_version=prepared.info_version,
+            )
+        return Early(prepared=prepared, current=current)
 
     # -- stages --------------------------------------------------------------------------------
     def _prepare(
@@ -284,18 +411,25 @@ class Pipeline:
         target: Target,
         state: TargetState,
         base: dict[str, Any],
+        early: Early | None = None,
     ) -> TargetOutcome:
         request = item.request
-        prepared: Prepared | None
-        try:
-            prepared = self._prepare(item, api, tcfg, state)
-        except Unchanged as stop:
-            if request.reason != drift.DRIFT_REASON or state.version <= 0:
-                return TargetOutcome(
-                    **base, result="unchanged", message=stop.message, version=state.version or None
-                )
-            prepared, not_modified = None, stop.message  # a drift run still checks the connector
-        current = target.read()
+        early = early or Early()
+        prepared: Prepared | None = early.prepared
+        not_modified = early.not_modified
+        if prepared is None and not_modified is None:
+            try:
+                prepared = self._prepare(item, api, tcfg, state)
+            except Unchanged as stop:
+                if request.reason != drift.DRIFT_REASON or state.version <= 0:
+                    return TargetOutcome(
+                        **base,
+                        result="unchanged",
+                        message=stop.message,
+                        version=state.version or None,
+                    )
+                not_modified = stop.message  # a drift run still checks the connector
+        current = early.current or target.read()
         base = {**base, "connector_id": current.connector_id or state.connector_id}
         ours = current.definition
         ours_sha = sha256_hex(ours) if ours is not None else None
@@ -306,7 +440,7 @@ class Pipeline:
                     **base, result="unchanged", message=not_modified, version=state.version
                 )
             prepared = self._recorded_upstream(item, state)
-        upstream_sha = sha256_hex(prepared.upstream)
+        upstream_sha = prepared.upstream_sha
         if (
             request.rollback_to is None
             and upstream_sha == state.upstream_sha256
@@ -331,7 +465,10 @@ class Pipeline:
             ours_side = None if mode == "overwrite" else ours
             merged, conflicts = spec.merge3(merge_base, ours_side, prepared.upstream)
         set_stage("validate")
-        report = spec.validate(merged, limit_bytes=target.limit_bytes, strict=api.strict)
+        merged_sha = sha256_hex(merged)
+        report = validate_cached(
+            merged, merged_sha, limit_bytes=target.limit_bytes, strict=api.strict
+        )
         warnings = [*prepared.warnings, *report.warnings]
         errors = list(report.errors)
         size_problem = getattr(target, "size_problem", None)  # limits not in bytes (Dataverse)
@@ -341,7 +478,6 @@ class Pipeline:
             raise SpecError("; ".join(errors[:10]), where=f"{item.api}/{item.target}")
         set_stage("diff")
         change = spec.diff(ours, merged)
-        merged_sha = sha256_hex(merged)
         common = {
             **base,
             "info_version": prepared.info_version,
@@ -369,7 +505,9 @@ class Pipeline:
         if request.dry_run:
             return TargetOutcome(**common, result="dry-run", message="dry run: nothing written")
         set_stage("apply")
-        connector_id = self._apply(item, target, current, merged, merged_sha, state)
+        connector_id, latest = self._apply(
+            item, target, current, merged, merged_sha, ours_sha, state
+        )
         set_stage("record")
         record = VersionRecord(
             api=item.api,
@@ -392,7 +530,6 @@ class Pipeline:
             upstream=prepared.upstream,
             applied=merged,
         )
-        latest = self.ports.ledger.state(item.api, item.target)
         new_state = latest.evolve(
             version=record.version,
             applied_sha256=merged_sha,
@@ -411,6 +548,7 @@ class Pipeline:
             drift_sha256=None,
         )
         self.ports.ledger.record_version(record, new_state, request.event_id)
+        _BASES.put((item.api, item.target, record.version), prepared.upstream)
         message = f"v{record.version} applied"
         if change.breaking:
             message += " (breaking changes " + ("allowed)" if policy == "allow" else "warned)")
@@ -485,10 +623,18 @@ class Pipeline:
     def _merge_base(self, item: WorkItem, state: TargetState) -> dict[str, Any] | None:
         if state.version <= 0:
             return None
+        key = (item.api, item.target, state.version)
+        cached = _BASES.get(key)
+        if cached is not None:  # version numbers never change meaning: no ledger read
+            return cached
         record = self.ports.ledger.version(
             item.api, item.target, state.version, include_definitions=True
         )
-        return record.upstream if record else None
+        if record is None:
+            return None
+        if record.upstream is not None:
+            _BASES.put(key, record.upstream)
+        return record.upstream
 
     def _apply(
         self,
@@ -497,21 +643,21 @@ class Pipeline:
         current: CurrentConnector,
         merged: dict[str, Any],
         merged_sha: str,
+        ours_sha: str | None,
         state: TargetState,
-    ) -> str | None:
-        """Pending marker, write, verify. A connector that already holds ``merged`` (a crash after
-        a previous write) is not written again: only the missing ledger version is recorded."""
-        ledger = self.ports.ledger
-        already = current.definition is not None and sha256_hex(current.definition) == merged_sha
-        if already:
+    ) -> tuple[str | None, TargetState]:
+        """Pending marker, write, verify; returns the connector id and the state row to record
+        on. A connector that already holds ``merged`` (a crash after a previous write) is not
+        written again: only the missing ledger version is recorded."""
+        if ours_sha == merged_sha:
             log.info("connector already holds the definition; reconciling the ledger")
-            return current.connector_id
+            return current.connector_id, state
         pending = json.dumps({"run": item.run_id, "sha256": merged_sha, "at": iso(utcnow())})
-        ledger.save_state(item.api, item.target, state.evolve(pending=pending))
+        marked = self.ports.ledger.save_state(item.api, item.target, state.evolve(pending=pending))
         connector_id = target.write(merged, current)
         set_stage("verify")
         self._verify(target, merged, merged_sha, item)
-        return connector_id
+        return connector_id, marked
 
     def _verify(
         self, target: Target, merged: dict[str, Any], expected_sha: str, item: WorkItem

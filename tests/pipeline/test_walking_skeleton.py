@@ -179,3 +179,47 @@ def test_crash_between_connector_write_and_ledger_write_is_reconciled(stack, mon
     assert stack.folder("dev").stat().st_mtime_ns == written  # not written twice
     assert versions(svc, "dev") == [1]
     assert ledger.state("contoso-invoicing", "dev").pending is None
+
+
+def test_an_unchanged_spec_writes_no_ledger_row_at_all_not_even_the_lease(stack):
+    svc = stack.service()
+    stack.serve("openapi-v1.yaml")
+    plan(ci_event(), svc)
+    drain(svc, wait_seconds=0.5)
+    ledger = svc.ports.ledger
+    writes: list[str] = []
+    for name in ("acquire_lease", "release_lease", "save_state", "record_version"):
+        real = getattr(ledger, name)
+
+        def counting(*args, _name=name, _real=real, **kwargs):
+            writes.append(_name)
+            return _real(*args, **kwargs)
+
+        setattr(ledger, name, counting)
+    for etag in ("auto", None):  # a 304, then the same content without validators
+        body = stack.server.state.specs[SPEC_PATH].body
+        stack.server.set_spec(SPEC_PATH, body, "application/yaml", etag=etag, last_modified=None)
+        plan(ci_event(), svc)
+        outcomes = drain(svc, wait_seconds=0.5)
+        assert {o.result for o in outcomes} == {"unchanged"}
+    assert writes == []
+
+
+def test_fan_out_shares_one_prepared_spec_and_never_mutates_it(stack):
+    from sync.pipeline import _PREPARED
+    from sync.spec.canonical import sha256_hex
+
+    svc = stack.service()
+    stack.serve("openapi-v1.yaml")
+    plan(ci_event(), svc)
+    drain(svc, wait_seconds=0.5)
+    cached = [value[0] for value in _PREPARED._data.values()]
+    before = [sha256_hex(doc) for doc in cached]
+    stack.serve("openapi-v2.yaml")  # merge, validate, diff, write and record over the cache
+    plan(ci_event(), svc)
+    drain(svc, wait_seconds=0.5)
+    assert [sha256_hex(doc) for doc in cached] == before
+    dev = svc.ports.ledger.version("contoso-invoicing", "dev", 1, include_definitions=True)
+    prod = svc.ports.ledger.version("contoso-invoicing", "prod", 1, include_definitions=True)
+    assert dev.upstream == prod.upstream  # both targets got the same prepared upstream
+    assert sha256_hex(dev.upstream) in before
