@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             spec_url=args.spec_url,
         )
-        result = run_inline(request, svc.map, svc.ports, svc.pipeline)
+        result = run_inline(request, svc.map, svc.ports, svc.pipeline, concurrency=4)
         failed = failed or not result.ok
         report.append(
             {
@@ -150,7 +150,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from sync.worker_loop import drain
 
     svc = _service(args)
-    outcomes = drain(svc, max_items=args.max_items, wait_seconds=args.wait)
+    outcomes = drain(
+        svc, max_items=args.max_items, wait_seconds=args.wait, concurrency=args.concurrency
+    )
     for outcome in outcomes:
         print(_outcome_line(outcome))
     return 1 if any(o.result in ("failed", "blocked") for o in outcomes) else 0
@@ -200,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--config")
     worker.add_argument("--max-items", type=int, default=100)
     worker.add_argument("--wait", type=float, default=2.0, help="seconds to wait for more items")
+    worker.add_argument(
+        "--concurrency", type=int, default=4, help="items run at once (host.json batchSize: 4)"
+    )
     worker.set_defaults(func=cmd_worker)
 
     from sync.credential_cli import register as register_credentials

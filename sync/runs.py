@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sync import drift
@@ -185,12 +186,18 @@ class InlineResult:
 
 
 def run_inline(
-    request: SyncRequest, sync_map: SyncMap, ports: Ports, pipeline: Pipeline
+    request: SyncRequest,
+    sync_map: SyncMap,
+    ports: Ports,
+    pipeline: Pipeline,
+    *,
+    concurrency: int = 1,
 ) -> InlineResult:
     """CLI and dry runs: the same items, executed here instead of through the queue.
 
     A transient error that survives the adapters' own retries is reported as a failure of that
-    target (there is no queue to retry it), and the other targets still run.
+    target (there is no queue to retry it), and the other targets still run. ``concurrency``
+    targets run at once (each is its own connector; the lease still guards each one).
     """
     request = traced(request)
     targets = target_names(request, sync_map)
@@ -204,7 +211,8 @@ def run_inline(
     if not request.dry_run:
         ports.ledger.start_run(run)
     result = InlineResult(run=run)
-    for target in targets:
+
+    def one(target: str) -> tuple[TargetOutcome, RunSummary | None]:
         item = WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
         with log_context(**work_context(item)):
             try:
@@ -214,9 +222,16 @@ def run_inline(
                 outcome = TargetOutcome(
                     api=request.api, target=target, result="failed", message=str(exc)
                 )
-            result.outcomes.append(outcome)
             set_stage("complete")
-            finished = complete(item, outcome, ports)
+            return outcome, complete(item, outcome, ports)
+
+    if concurrency > 1 and len(targets) > 1:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(targets))) as pool:
+            done = list(pool.map(one, targets))
+    else:
+        done = [one(target) for target in targets]
+    for outcome, finished in done:
+        result.outcomes.append(outcome)
         if finished is not None:
             result.run = finished
     if request.dry_run:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
@@ -20,39 +21,64 @@ log = logging.getLogger(__name__)
 
 
 def drain(
-    svc: Any, *, max_items: int = 100, wait_seconds: float = 2.0, visibility_timeout: int = 60
+    svc: Any,
+    *,
+    max_items: int = 100,
+    wait_seconds: float = 2.0,
+    visibility_timeout: int = 60,
+    concurrency: int = 1,
 ) -> list[TargetOutcome]:
-    """Process items until the queue stays empty for ``wait_seconds`` or ``max_items`` ran."""
+    """Process items until the queue stays empty for ``wait_seconds`` or ``max_items`` ran.
+
+    ``concurrency`` items of a batch run at once, as the host runs ``batchSize`` invocations in
+    parallel (the per-target lease keeps two of them off one connector)."""
     queue = svc.ports.queue
     outcomes: list[TargetOutcome] = []
     idle_since = time.monotonic()
-    while len(outcomes) < max_items:
-        batch = queue.receive(
-            max_messages=min(16, max_items - len(outcomes)), visibility_timeout=visibility_timeout
-        )
-        if not batch:
-            if time.monotonic() - idle_since >= wait_seconds:
-                break
-            time.sleep(0.1)
-            continue
-        idle_since = time.monotonic()
-        for item, handle in batch:
-            try:
-                outcomes.append(execute(item, svc.pipeline, svc.ports))
-            except SyncError as exc:
-                if not exc.transient:
-                    raise
-                dequeues = int(getattr(handle, "dequeue_count", 1) or 1)
-                log.warning(
-                    "work item %s/%s failed transiently (attempt %d): %s",
-                    item.api,
-                    item.target,
-                    dequeues,
-                    exc,
-                )
-                if dequeues >= HOST_MAX_DEQUEUE_COUNT:  # the host would poison it now
-                    outcomes.append(give_up(item, svc.ports, attempts=dequeues, reason=str(exc)))
-                    queue.delete(handle)
-                continue  # left on the queue: visible again after the timeout, like the host
-            queue.delete(handle)
+    pool = ThreadPoolExecutor(max_workers=concurrency) if concurrency > 1 else None
+    try:
+        while len(outcomes) < max_items:
+            batch = queue.receive(
+                max_messages=min(16, max_items - len(outcomes)),
+                visibility_timeout=visibility_timeout,
+            )
+            if not batch:
+                if time.monotonic() - idle_since >= wait_seconds:
+                    break
+                time.sleep(0.1)
+                continue
+            idle_since = time.monotonic()
+            if pool is None:
+                results = [_one(svc, item, handle) for item, handle in batch]
+            else:
+                results = list(pool.map(lambda pair: _one(svc, *pair), batch))
+            outcomes.extend(o for o in results if o is not None)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return outcomes
+
+
+def _one(svc: Any, item: Any, handle: Any) -> TargetOutcome | None:
+    """One queue message: delete it when done; leave it for a retry on a transient error."""
+    queue = svc.ports.queue
+    try:
+        outcome = execute(item, svc.pipeline, svc.ports)
+    except SyncError as exc:
+        if not exc.transient:
+            raise
+        dequeues = int(getattr(handle, "dequeue_count", 1) or 1)
+        log.warning(
+            "work item %s/%s failed transiently (attempt %d): %s",
+            item.api,
+            item.target,
+            dequeues,
+            exc,
+        )
+        if dequeues >= HOST_MAX_DEQUEUE_COUNT:  # the host would poison it now
+            outcome = give_up(item, svc.ports, attempts=dequeues, reason=str(exc))
+            queue.delete(handle)
+            return outcome
+        return None  # left on the queue: visible again after the timeout, like the host
+    queue.delete(handle)
+    return outcome
