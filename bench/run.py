@@ -182,7 +182,7 @@ def fanout(stack: stack_mod.Stack, svc: Any, paconn_median: float, rounds: int) 
         stack.flip("fan")
         started = time.perf_counter()
         plan(event(), svc)
-        outcomes = drain(svc, max_items=stack_mod.FANOUT, wait_seconds=5.0)
+        outcomes = drain(svc, max_items=stack_mod.FANOUT, wait_seconds=5.0, concurrency=4)
         wall = time.perf_counter() - started
         results = [o.result for o in outcomes]
         if results != ["updated"] * stack_mod.FANOUT:
