@@ -65,13 +65,17 @@ def verify(
     where: str,
 ) -> None:
     """Poll ``read_back`` until it equals ``definition`` (canonical JSON) or time runs out."""
-    expected = canonical_bytes(definition)
+    expected: bytes | None = None  # canonical JSON, built only if the fast check disagrees
     deadline = time.monotonic() + seconds
     pause = 0.2
     while True:
         got = read_back()
-        if got is not None and canonical_bytes(got) == expected:
-            return
+        if got is not None:
+            if got == definition:  # structural equality: same JSON values, no serialization
+                return
+            expected = expected or canonical_bytes(definition)
+            if canonical_bytes(got) == expected:
+                return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             where_diff = (
