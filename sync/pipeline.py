@@ -348,14 +348,7 @@ class Pipeline:
     ) -> Prepared:
         request = item.request
         if request.rollback_to is not None:
-            record = self.ports.ledger.version(
-                item.api, item.target, request.rollback_to, include_definitions=True
-            )
-            if record is None or record.applied is None:
-                raise PermanentError(
-                    f"version {request.rollback_to} is not recorded for this target",
-                    where=f"{item.api}/{item.target}",
-                )
+            record = self._recorded(item, request.rollback_to, need="applied")
             # The desired definition IS the recorded applied one; its recorded upstream stays the
             # merge base for later syncs (the spec ETag is dropped, so the next fetch is full).
             return Prepared(
@@ -563,17 +556,21 @@ class Pipeline:
             message=message,
         )
 
+    def _recorded(self, item: WorkItem, number: int, *, need: str) -> VersionRecord:
+        """A recorded version with its stored definitions; ``need`` names the one that must be
+        there (``applied`` for a rollback, ``upstream`` for a drift run's merge input)."""
+        record = self.ports.ledger.version(item.api, item.target, number, include_definitions=True)
+        if record is None or getattr(record, need) is None:
+            raise PermanentError(
+                f"version {number} is not recorded for this target",
+                where=f"{item.api}/{item.target}",
+            )
+        return record
+
     def _recorded_upstream(self, item: WorkItem, state: TargetState) -> Prepared:
         """A drift run whose spec answered 304: upstream is what we recorded for the current
         version (the conditional GET proved it has not changed), so only the connector moved."""
-        record = self.ports.ledger.version(
-            item.api, item.target, state.version, include_definitions=True
-        )
-        if record is None or record.upstream is None:
-            raise PermanentError(
-                f"version {state.version} is on the state row but not in the ledger",
-                where=f"{item.api}/{item.target}",
-            )
+        record = self._recorded(item, state.version, need="upstream")
         return Prepared(
             upstream=record.upstream,
             info_version=state.spec_info_version or record.info_version,

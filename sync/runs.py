@@ -56,17 +56,23 @@ def target_names(request: SyncRequest, sync_map: SyncMap) -> tuple[str, ...]:
     return tuple(dict.fromkeys(request.targets))
 
 
-def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
-    """Record the run and enqueue one item per target (the queue does the rest)."""
+def new_run(request: SyncRequest, sync_map: SyncMap) -> tuple[SyncRequest, RunSummary]:
+    """The request with a trace context, and its run (one item per target)."""
     request = traced(request)
-    targets = target_names(request, sync_map)
     run = RunSummary(
         run_id=run_id_for(request),
         api=request.api,
         request=request,
-        targets=targets,
+        targets=target_names(request, sync_map),
         created_at=iso(utcnow()),
     )
+    return request, run
+
+
+def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
+    """Record the run and enqueue one item per target (the queue does the rest)."""
+    request, run = new_run(request, sync_map)
+    targets = run.targets
     trace_id = trace_id_of(request.traceparent)
     with log_context(
         run_id=run.run_id, api=request.api, event_id=request.event_id, trace_id=trace_id
@@ -199,15 +205,8 @@ def run_inline(
     target (there is no queue to retry it), and the other targets still run. ``concurrency``
     targets run at once (each is its own connector; the lease still guards each one).
     """
-    request = traced(request)
-    targets = target_names(request, sync_map)
-    run = RunSummary(
-        run_id=run_id_for(request),
-        api=request.api,
-        request=request,
-        targets=targets,
-        created_at=iso(utcnow()),
-    )
+    request, run = new_run(request, sync_map)
+    targets = run.targets
     if not request.dry_run:
         ports.ledger.start_run(run)
     result = InlineResult(run=run)

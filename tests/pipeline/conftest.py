@@ -14,7 +14,8 @@ import pytest
 from sync.bootstrap import Service, build
 from sync.settings import Settings
 from tests.simulators.powerplatform import Simulator, start_simulator
-from tests.support.local_identity import LocalIdentity, start_local_identity
+from tests.support.identity_env import local_managed_identity
+from tests.support.local_identity import LocalIdentity
 from tests.support.spec_server import SpecServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "demo"
@@ -94,13 +95,8 @@ def ci_event(event_id: str | None = None, **data: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def identity(monkeypatch) -> Iterator[LocalIdentity]:
-    idp = start_local_identity()
-    for key, value in idp.managed_identity_env().items():
-        monkeypatch.setenv(key, value)
-    try:
+    with local_managed_identity(monkeypatch) as idp:
         yield idp
-    finally:
-        idp.stop()
 
 
 @pytest.fixture
