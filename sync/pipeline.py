@@ -456,7 +456,7 @@ class Pipeline:
         else:  # overwrite: upstream wins over connector-side edits (ours=None)
             merge_base = self._merge_base(item, state)
             ours_side = None if mode == "overwrite" else ours
-            merged, conflicts = spec.merge3(merge_base, ours_side, prepared.upstream)
+            merged, conflicts = spec.merge3(merge_base, ours_side, prepared.upstream, share=True)
         set_stage("validate")
         merged_sha = sha256_hex(merged)
         report = validate_cached(

@@ -38,16 +38,26 @@ def is_curation_key(key: Any) -> bool:
 
 
 def merge3(
-    base: dict[str, Any] | None, ours: dict[str, Any] | None, theirs: dict[str, Any]
+    base: dict[str, Any] | None,
+    ours: dict[str, Any] | None,
+    theirs: dict[str, Any],
+    *,
+    share: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Merge; returns (document, conflicts). Inputs are not modified."""
+    """Merge; returns (document, conflicts). Inputs are not modified.
+
+    ``share=True`` lets the result reuse unchanged subtrees of the inputs instead of deep-copying
+    them (~20 ms on a 500 KB definition): only for callers that never mutate either side, like the
+    pipeline, which treats every document as immutable.
+    """
+    own = (lambda doc: doc) if share else copy.deepcopy
     if ours is None:
-        return copy.deepcopy(theirs), []
+        return own(theirs), []
     if base is None:
         return _adopt_extensions(ours, theirs), []
     conflicts: list[str] = []
     merged = _merge(base, ours, theirs, (), conflicts)
-    return copy.deepcopy(merged), conflicts
+    return own(merged), conflicts
 
 
 def _is_operation_level(path: Path) -> bool:

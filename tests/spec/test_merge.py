@@ -168,3 +168,35 @@ def _x_ms(doc: Any) -> list[tuple[str, str]]:
         elif isinstance(node, list):
             stack.extend((v, f"{path}/{i}") for i, v in enumerate(node))
     return sorted(found)
+
+
+def test_shared_merge_equals_the_copying_merge_and_leaves_the_inputs_alone():
+    import copy
+
+    from sync.spec import merge3
+    from sync.spec.canonical import sha256_hex
+
+    base = {
+        "swagger": "2.0",
+        "info": {"title": "A", "version": "1"},
+        "paths": {
+            "/a": {
+                "get": {
+                    "operationId": "A",
+                    "summary": "s",
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    ours = copy.deepcopy(base)
+    ours["paths"]["/a"]["get"]["x-ms-visibility"] = "important"
+    theirs = copy.deepcopy(base)
+    theirs["paths"]["/b"] = {
+        "post": {"operationId": "B", "responses": {"200": {"description": "ok"}}}
+    }
+    hashes = [sha256_hex(d) for d in (base, ours, theirs)]
+    for b in (base, None):
+        for o in (ours, None):
+            assert merge3(b, o, theirs, share=True) == merge3(b, o, theirs)
+    assert [sha256_hex(d) for d in (base, ours, theirs)] == hashes
