@@ -214,14 +214,17 @@ def _fast_validator() -> Any:
 def _load_compiled(schema: dict[str, Any]) -> Any:
     """The fastjsonschema validator for ``schema``, generated once per machine, not per process.
 
-    Compiling the Swagger 2.0 schema costs ~170 ms in every new process (a cold Function App
-    instance, every CLI call). The generated source is kept in the temp folder under a name that
-    hashes the schema and the fastjsonschema version, so later processes import it (Python caches
-    the bytecode next to it). Any problem with that folder falls back to compiling in memory.
+    Generating and compiling the validator for the Swagger 2.0 schema costs ~170 ms in every new
+    process (a cold Function App instance, every CLI call). Its compiled bytecode is kept in the
+    temp folder (marshal, keyed by the schema, the fastjsonschema version and the Python bytecode
+    magic), so later processes load it in a few ms, even where PYTHONDONTWRITEBYTECODE or a
+    read-only package folder stops Python's own .pyc cache. Any problem with that folder falls
+    back to compiling in memory.
     """
     import hashlib
     import importlib.util
     import json
+    import marshal
     import os
     import tempfile
 
@@ -229,28 +232,37 @@ def _load_compiled(schema: dict[str, Any]) -> Any:
 
     options = {"handlers": {"http": _draft4_metaschema}, "use_default": False}
     key = hashlib.sha256(
-        (json.dumps(schema, sort_keys=True) + fastjsonschema.VERSION + "/2").encode()
+        (
+            json.dumps(schema, sort_keys=True)
+            + fastjsonschema.VERSION
+            + importlib.util.MAGIC_NUMBER.hex()
+        ).encode()
     ).hexdigest()[:16]
     folder = os.path.join(tempfile.gettempdir(), "connector-sync-validators")
-    path = os.path.join(folder, f"swagger2_{key}.py")
+    path = os.path.join(folder, f"swagger2_{key}.bin")
     try:
-        if not os.path.exists(path):
-            os.makedirs(folder, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.stat(folder)
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            # bytecode is only loaded from a folder no one else can write to (a shared /tmp)
+            raise PermissionError(f"{folder} is not private to this user")
+        try:
+            with open(path, "rb") as handle:
+                code = marshal.load(handle)  # noqa: S302 - our own bytecode, private folder
+        except FileNotFoundError:
             # compile_to_code's draft-04 output forgets the Decimal import its code uses
-            code = "from decimal import Decimal\n" + fastjsonschema.compile_to_code(
+            source = "from decimal import Decimal\n" + fastjsonschema.compile_to_code(
                 schema, **options
             )
+            code = compile(source, f"<swagger2 validator {key}>", "exec")
             fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(code)
+            with os.fdopen(fd, "wb") as handle:
+                marshal.dump(code, handle)
             os.replace(tmp, path)  # atomic: a concurrent process sees all of it or nothing
-        spec = importlib.util.spec_from_file_location(f"_connector_sync_swagger2_{key}", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.validate
-    except (OSError, ImportError, SyntaxError) as exc:
+        namespace: dict[str, Any] = {"__name__": f"_connector_sync_swagger2_{key}"}
+        exec(code, namespace)  # noqa: S102 - our own generated validator, from our own cache
+        return namespace["validate"]
+    except (OSError, ValueError, EOFError, TypeError, SyntaxError, KeyError) as exc:
         log.debug("compiled validator cache unavailable (%s); compiling in memory", exc)
         return fastjsonschema.compile(schema, **options)
 
