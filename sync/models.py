@@ -7,7 +7,7 @@ version record crosses Table Storage; nothing here does I/O.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -202,7 +202,9 @@ class TargetOutcome:
     drift_known: bool = False  # ...and an earlier run already reported that same edit (no card)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Shallow on purpose: ``diff`` is already plain JSON; dataclasses.asdict would deep-copy
+        # it for every outcome each time a run row is rewritten (O(targets^2) on a fan-out).
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         for key in ("warnings", "losses", "conflicts"):
             data[key] = list(data[key])
         return data
