@@ -226,8 +226,10 @@ _install_lock = threading.Lock()
 
 
 def install() -> None:
-    """Make every ``sync.*``/``function_app`` record a JSON message (idempotent, thread-safe)."""
+    """Make every ``sync.*``/``function_app`` record a JSON message (idempotent, thread-safe),
+    at the level the SYNC_LOG_LEVEL app setting asks for (read on every trigger call)."""
     global _installed
+    _apply_level()
     if _installed:
         return
     with _install_lock:
@@ -249,6 +251,17 @@ def install() -> None:
 
         logging.setLogRecordFactory(factory)
         _installed = True
+
+
+def _apply_level() -> None:
+    import os
+
+    from sync.settings import LOG_LEVEL
+
+    level = os.environ.get(LOG_LEVEL, "").strip().upper()
+    if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        for name in ("sync", "function_app"):
+            logging.getLogger(name).setLevel(level)
 
 
 def configure_logging(level: str = "WARNING") -> None:

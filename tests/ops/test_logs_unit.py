@@ -165,3 +165,21 @@ def test_importing_the_app_installs_nothing():
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."},
     )
     assert out.stdout.strip() == "True"
+
+
+def test_the_log_level_setting_applies_on_every_trigger_call(monkeypatch):
+    import logging
+
+    from sync.logs import install
+
+    monkeypatch.setenv("SYNC_LOG_LEVEL", "warning")
+    install()
+    assert logging.getLogger("sync").getEffectiveLevel() == logging.WARNING
+    monkeypatch.setenv("SYNC_LOG_LEVEL", "DEBUG")
+    install()
+    assert logging.getLogger("sync").getEffectiveLevel() == logging.DEBUG
+    monkeypatch.setenv("SYNC_LOG_LEVEL", "bogus")  # ignored, not a crash
+    install()
+    assert logging.getLogger("sync").getEffectiveLevel() == logging.DEBUG
+    logging.getLogger("sync").setLevel(logging.NOTSET)
+    logging.getLogger("function_app").setLevel(logging.NOTSET)
