@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync import drift, spec
+from sync.adapters.urlguard import redact_url
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import BlockedError, PermanentError, SpecError, SyncError, TargetError
 from sync.logs import set_stage
@@ -389,7 +390,7 @@ class Pipeline:
         return Prepared(
             upstream=upstream,
             info_version=str(info.get("version")) if info.get("version") is not None else None,
-            source_url=location,
+            source_url=redact_url(location),  # a SAS ``sig=`` must not reach the version row
             etag=fetched.etag,
             last_modified=fetched.last_modified,
             losses=losses,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sync import drift
 from sync.config import SyncMap
@@ -59,10 +59,15 @@ def target_names(request: SyncRequest, sync_map: SyncMap) -> tuple[str, ...]:
 def new_run(request: SyncRequest, sync_map: SyncMap) -> tuple[SyncRequest, RunSummary]:
     """The request with a trace context, and its run (one item per target)."""
     request = traced(request)
+    shown = request  # the run row and GET /api/runs show the request: no SAS ``sig=`` there
+    if request.spec_url:
+        from sync.adapters.urlguard import redact_url
+
+        shown = replace(request, spec_url=redact_url(request.spec_url))
     run = RunSummary(
         run_id=run_id_for(request),
         api=request.api,
-        request=request,
+        request=shown,
         targets=target_names(request, sync_map),
         created_at=iso(utcnow()),
     )
