@@ -167,9 +167,12 @@ class SigningKeys:
                 except TransientError:
                     if held is None:
                         raise
+                    # Retry after the cooldown, not on every request (each fetch holds the lock).
+                    held.fetched_at = now - self.ttl + self.unknown_kid_cooldown
                     log.warning("signing keys refresh failed; using the keys fetched earlier")
             if kid not in held.keys and now - held.forced_at >= self.unknown_kid_cooldown:
                 log.info("token names unknown signing key %s; refreshing the signing keys", kid)
+                held.forced_at = now  # a failed refresh counts too: random kids are no amplifier
                 fresh = self._store(metadata_url, self._fetch(metadata_url, settings), now)
                 fresh.forced_at = now
                 held = fresh
