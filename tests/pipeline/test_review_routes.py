@@ -1,0 +1,31 @@
+"""Route parameters that are not a plain version number answer 400 naming ``n`` (found in review:
+``"²".isdigit()`` is true but ``int("²")`` raises, which escaped the error mapping as a 500, and
+numbers past the ledger's range answered a 400 naming an internal location instead of ``n``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync.http_api import ApiRequest, get_version, guarded
+
+pytestmark = pytest.mark.azurite
+
+
+class _NoLedger:
+    def __getattr__(self, name: str):
+        raise AssertionError(f"a refused request touched the ledger ({name})")
+
+
+@pytest.mark.parametrize(
+    "n", ["\u00b2", "\u0661", "0", "-1", "1.5", "", "99999999999", "1e3", " 1"]
+)
+def test_a_bad_version_number_is_400_naming_n_without_a_ledger_read(stack, n):
+    from sync.bootstrap import with_ports
+
+    svc = with_ports(stack.service(), ledger=_NoLedger())
+    req = ApiRequest(
+        "GET", "/", query={"target": "dev"}, route={"api": "contoso-invoicing", "n": n}
+    )
+    resp = guarded(lambda r: get_version(r, svc))(req)
+    assert resp.status == 400, resp.body
+    assert resp.body["error"]["field"] == "n"
