@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from sync.adapters.pp_target import MarkedConnectorTarget
+from sync.adapters.pp_target import MarkedConnectorTarget, next_page
 from sync.clouds import Cloud
 from sync.errors import ConfigError, TargetError
 from sync.models import CurrentConnector
@@ -191,13 +191,15 @@ class DataverseTarget(MarkedConnectorTarget):
         return self.org
 
     def _marked_ids(self) -> list[str]:
-        url: str | None = self._url(
+        first = self._url(
             "connectors",
             {
                 "$select": "connectorid,name,description",
                 "$filter": f"contains(description,'{_odata_literal(self.marker)}')",
             },
         )
+        url: str | None = first
+        seen = {first}
         found: list[str] = []
         while url:
             page = self._send("GET", url).json()
@@ -206,7 +208,7 @@ class DataverseTarget(MarkedConnectorTarget):
                 for r in page.get("value") or []
                 if self.marker in str(r.get("description") or "")
             ]
-            url = page.get("@odata.nextLink")
+            url = next_page(page.get("@odata.nextLink"), first, seen, where=self._where)
         return found
 
     def _row(self, cid: str, columns: tuple[str, ...]) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_diff
     MarkedConnectorTarget,
     first_difference,
     marker,
+    next_page,
     verify,
 )
 from sync.clouds import Cloud
@@ -273,7 +274,9 @@ class PowerAppsTarget(MarkedConnectorTarget):
         return f"environment {self.environment}"
 
     def _marked_ids(self) -> list[str]:
-        url: str | None = self._url("apis")
+        first = self._url("apis")
+        url: str | None = first
+        seen = {first}
         matches: list[str] = []
         while url:
             page = self._send("GET", url).json()
@@ -281,7 +284,8 @@ class PowerAppsTarget(MarkedConnectorTarget):
                 props = item.get("properties") or {}
                 if self.marker in str(props.get("description") or ""):
                     matches.append(str(item.get("name")))
-            url = page.get("nextLink") or page.get("@odata.nextLink")
+            link = page.get("nextLink") or page.get("@odata.nextLink")
+            url = next_page(link, first, seen, where=self._where)
         return matches
 
     def _get_registration(self, cid: str) -> dict[str, Any] | None:

@@ -91,6 +91,34 @@ def verify(
         pause = min(pause * 2, 5.0)
 
 
+MAX_LIST_PAGES = 100  # a marker search never needs more; a longer chain is a broken service
+
+
+def next_page(link: Any, first: str, seen: set[str], *, where: str) -> str | None:
+    """The next list page to GET, or None. The link comes from the remote answer and our bearer
+    token goes with it, so it must stay on the first page's origin; a repeated link or an endless
+    chain is refused instead of looping."""
+    from urllib.parse import urlsplit
+
+    if not link:
+        return None
+    text = str(link)
+    here, there = urlsplit(first), urlsplit(text)
+    if (there.scheme.lower(), there.netloc.lower()) != (here.scheme.lower(), here.netloc.lower()):
+        raise TargetError(
+            f"the list answer's nextLink points at {there.scheme}://{there.netloc}, not at "
+            f"{here.scheme}://{here.netloc}; not followed (our token would go with it)",
+            where=where,
+        )
+    if text in seen or len(seen) >= MAX_LIST_PAGES:
+        raise TargetError(
+            f"the list answer's nextLink repeats or passes {MAX_LIST_PAGES} pages; stopped",
+            where=where,
+        )
+    seen.add(text)
+    return text
+
+
 class MarkedConnectorTarget:
     """A connector found by configured id, ledger id or description marker; see the module doc.
 
