@@ -44,6 +44,7 @@ from sync.ports import SecretStore, TokenProvider
 from sync.spec.canonical import compact_size
 
 log = logging.getLogger(__name__)
+MAX_STORED_DEFINITION_BYTES = 8 * 1024 * 1024  # read-back cap: 8x the platform's limit
 
 API_VERSION = "2016-11-01"
 BASE_PATH = "providers/Microsoft.PowerApps"
@@ -315,18 +316,34 @@ class PowerAppsTarget(MarkedConnectorTarget):
             return None
         shown = urlsplit(url)._replace(query="").geturl()  # the SAS signature is a credential
 
-        def attempt() -> httpx.Response:
+        def attempt() -> bytes:
             request = self._client.build_request("GET", url)
             request.headers.pop("Authorization", None)
-            return raise_for_status(
-                self._client.send(request, follow_redirects=True),
-                service="connector definition blob",
-                where=f"{self._where} {shown}",
-            )
+            response = self._client.send(request, follow_redirects=True, stream=True)
+            try:
+                if response.status_code >= 400:
+                    response.read()
+                    raise_for_status(
+                        response,
+                        service="connector definition blob",
+                        where=f"{self._where} {shown}",
+                    )
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_STORED_DEFINITION_BYTES:  # the platform keeps < 1 MB
+                        raise TargetError(
+                            f"connector {cid}: the stored definition at {shown} is larger than "
+                            f"{MAX_STORED_DEFINITION_BYTES:,} bytes; not read",
+                            where=self._where,
+                        )
+                return bytes(body)
+            finally:
+                response.close()
 
-        response = with_retries(attempt, budget_seconds=self._budget)
+        content = with_retries(attempt, budget_seconds=self._budget)
         try:
-            document = json.loads(response.content.decode("utf-8-sig"))
+            document = json.loads(content.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise TargetError(
                 f"connector {cid}: the stored definition at {shown} is not JSON ({exc})",
