@@ -225,6 +225,11 @@ class Pipeline:
         )
         return _with(outcome, duration_ms=duration)
 
+    def _reported(self, item: WorkItem) -> bool:
+        """Whether the run row already holds this target's outcome (a plain redelivery)."""
+        run = self.ports.ledger.get_run(item.run_id)
+        return run is None or any(o.target == item.target for o in run.outcomes)
+
     def _remember(self, item: WorkItem, outcome: TargetOutcome) -> None:
         """Failed/blocked/held outcomes go on the state row (versions are for applied ones)."""
         ledger = self.ports.ledger
@@ -257,6 +262,21 @@ class Pipeline:
             and not request.dry_run
             and ledger.seen_event(item.api, item.target, request.event_id)
         ):
+            state = ledger.state(item.api, item.target)
+            if (
+                state.last_run_id == item.run_id
+                and state.last_outcome == "updated"
+                and not self._reported(item)
+            ):
+                # An earlier attempt of this very item recorded the version, then failed before
+                # its outcome reached the run row (e.g. storage blinked): report what it did.
+                return TargetOutcome(
+                    **{**base, "connector_id": state.connector_id},
+                    result="updated",
+                    version=state.version,
+                    info_version=state.spec_info_version,
+                    message=f"v{state.version} applied (recorded by an earlier attempt)",
+                )
             return TargetOutcome(**base, result="unchanged", message="event already processed")
         state = ledger.state(item.api, item.target)
         if (

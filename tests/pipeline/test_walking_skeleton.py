@@ -223,3 +223,26 @@ def test_fan_out_shares_one_prepared_spec_and_never_mutates_it(stack):
     prod = svc.ports.ledger.version("contoso-invoicing", "prod", 1, include_definitions=True)
     assert dev.upstream == prod.upstream  # both targets got the same prepared upstream
     assert sha256_hex(dev.upstream) in before
+
+
+def test_an_update_whose_outcome_was_lost_is_reported_as_updated_on_the_retry(stack, monkeypatch):
+    svc = stack.service()
+    stack.serve("openapi-v1.yaml")
+    ledger = svc.ports.ledger
+    real = ledger.finish_item
+    calls = {"n": 0}
+
+    def blink_once(run_id, outcome):
+        calls["n"] += 1
+        if calls["n"] == 1:  # the version is recorded; storage blinks before the run row
+            raise TransientError("storage unavailable", where="test")
+        return real(run_id, outcome)
+
+    monkeypatch.setattr(ledger, "finish_item", blink_once)
+    [run_id] = plan(ci_event("evt-lost-outcome"), svc)
+    drain(svc, wait_seconds=2.5, visibility_timeout=1)
+    run = ledger.get_run(run_id)
+    assert run.complete
+    results = {o.target: (o.result, o.version) for o in run.outcomes}
+    assert results == {"dev": ("updated", 1), "prod": ("updated", 1)}
+    assert versions(svc, "dev") == [1]
