@@ -140,7 +140,7 @@ class TargetFactory:
         self._tokens: dict[str, TokenProvider] = {}
         self._targets: dict[tuple[str, str], Target] = {}
         self._client: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _build calls tokens() and client() under it
 
     def tokens(self, credential: str) -> TokenProvider:
         with self._lock:
@@ -162,17 +162,20 @@ class TargetFactory:
         return cloud_for(self.map.cloud, self.map.endpoints)
 
     def client(self) -> Any:
-        if self._client is None:
-            from sync.adapters.urlguard import guarded_client
+        with self._lock:
+            if self._client is None:
+                from sync.adapters.urlguard import guarded_client
 
-            self._client = guarded_client(self.settings)
-        return self._client
+                self._client = guarded_client(self.settings)
+            return self._client
 
     def __call__(self, api: str, name: str) -> Target:
+        """One adapter per (API, target) per process, even when queue invocations race for it."""
         key = (api, name)
-        if key not in self._targets:
-            self._targets[key] = self._build(api, name)
-        return self._targets[key]
+        with self._lock:
+            if key not in self._targets:
+                self._targets[key] = self._build(api, name)
+            return self._targets[key]
 
     def _build(self, api: str, name: str) -> Target:
         tcfg = self.map.api(api).target(name)
