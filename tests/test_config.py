@@ -139,3 +139,24 @@ def test_schema_file_is_valid_json_schema_for_editors():
     from sync.config import SCHEMA_PATH
 
     Draft202012Validator.check_schema(json.loads(SCHEMA_PATH.read_text()))
+
+
+@pytest.mark.parametrize("name", ["sync-map.local.yaml", "sync-map.production.yaml"])
+def test_the_shipped_example_maps_are_valid(name):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sync_map = load_map_file(root / "examples" / name)
+    assert "contoso-invoicing" in sync_map.apis
+
+
+def test_local_settings_example_names_only_known_settings():
+    from pathlib import Path
+
+    from sync import settings
+
+    root = Path(__file__).resolve().parents[1]
+    values = json.loads((root / "local.settings.example.json").read_text())["Values"]
+    ours = {k for k in values if k.startswith("SYNC_")}
+    assert ours <= set(settings.APP_SETTINGS) | set(settings.LOCAL_SETTINGS)
+    assert (root / values["SYNC_CONFIG"]).is_file()
