@@ -43,6 +43,7 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 ACCEPT = (
     "application/json, application/yaml, application/x-yaml, text/yaml, text/plain;q=0.8, */*;q=0.1"
 )
+_BAD_LOCATION = "Invalid URL in location header"  # httpx's message for it
 _TITLE_RE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 
 
@@ -174,7 +175,16 @@ class HttpSpecSource:
             request = self._client.build_request(
                 "GET", url, headers=headers, timeout=default_timeout(timeout)
             )
-            response = self._client.send(request, stream=True)
+            try:
+                response = self._client.send(request, stream=True)
+            except httpx.RemoteProtocolError as exc:
+                # httpx parses a redirect's Location before handing the response back; a bad one
+                # is the server's answer, not a blip: permanent, not retried until poisoned
+                if not str(exc).startswith(_BAD_LOCATION):
+                    raise
+                raise SpecError(
+                    f"redirect to an invalid Location refused: {exc}", where=shown
+                ) from None
             try:
                 status = response.status_code
                 if status in REDIRECT_STATUSES:

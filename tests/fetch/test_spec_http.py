@@ -413,3 +413,19 @@ def test_sas_signatures_never_reach_logs_or_errors(
     assert "VerySecretSignature" not in str(info.value)
     assert "VerySecretSignature" not in caplog.text
     assert "sig=REDACTED" in caplog.text
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "target", ["http://spec.example:abc/x?sig=SECRETSIG", "http://999.1.1.1/", "http://[::1/"]
+)
+def test_redirect_to_an_unparseable_location_is_a_spec_error(
+    server: SpecServer, source: HttpSpecSource, target: str
+) -> None:
+    """A server's bad Location is the server's fault: a permanent SpecError naming it (redacted),
+    not an httpx.InvalidURL that escapes the error tree and is retried until poisoned."""
+    server.redirect("/swagger.json", target)
+    with pytest.raises(SpecError, match="Location") as caught:
+        source.fetch(server.url("/swagger.json"))
+    assert "SECRETSIG" not in str(caught.value)
+    assert server.count() == 1
