@@ -119,6 +119,13 @@ def blob_location(
             )
         return blob_url(account, container, fixed)
     got_container, got_blob = named
+    if any(segment in (".", "..") for segment in got_blob.split("/")):
+        # the URL path is normalised before it is sent (httpx removes dot segments), so
+        # 'v1/../../other/x' would pass the checks below and read another container's blob
+        raise PermanentError(
+            f"{origin} names blob {got_blob!r} with a '.' or '..' path segment; refused",
+            where=where,
+        )
     if got_container != container:
         raise PermanentError(
             f"{origin} is in container {got_container!r}, not the configured {container!r}; "

@@ -253,3 +253,12 @@ def test_blob_read_with_a_storage_token(arm, identity, tmp_path):
     arm.state.authorized = set()
     with pytest.raises(PermanentError, match="Storage Blob Data Reader"):
         src.fetch_for(sync_map.api("orders"), REQUEST)
+
+
+@pytest.mark.parametrize("blob", ["v1/../../secrets/key.json", "v1/./x/../../other.yaml", "v1/.."])
+def test_blob_event_with_dot_segments_cannot_leave_the_container_or_prefix(blob: str) -> None:
+    """httpx removes dot segments from the URL path, so a subject 'v1/../../secrets/key.json'
+    passed the container and prefix checks and then read /secrets/key.json with our token."""
+    subject = f"/blobServices/default/containers/specs/blobs/{blob}"
+    with pytest.raises(PermanentError, match=r"'\.' or '\.\.'"):
+        blob_location(blob_params(prefix="v1/"), event(subject), default_account=None, where="w")
