@@ -156,9 +156,12 @@ def encode_json_property(doc: Any) -> tuple[str, str | bytes]:
     reader knows which property to look for (``Summary`` or ``SummaryZ``).
     """
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    if len(text) <= MAX_STRING_CHARS:
+    encoded = text.encode()
+    # the limit is 64 KiB of UTF-16 (Azurite counts UTF-8): code points undercount both for
+    # non-ASCII text; UTF-8 bytes bound both, and equal the characters for ASCII
+    if len(encoded) <= MAX_STRING_CHARS:
         return "", text
-    packed = zlib.compress(text.encode(), 9)
+    packed = zlib.compress(encoded, 9)
     if len(packed) > CHUNK_BYTES:
         raise PermanentError(
             f"JSON value is {len(packed)} bytes compressed, above the {CHUNK_BYTES}-byte property limit",

@@ -238,3 +238,15 @@ def test_big_summary_is_stored_compressed_and_read_back(ledger):
     ledger.record_version(rec, TargetState(version=1), rec.event_id)
     assert "SummaryZ" in rows(ledger)[version_row_key(1)]
     assert ledger.versions(API, TARGET)[0].summary == summary
+
+
+@pytest.mark.parametrize("char", ["\U0001f680", "\u20ac"])
+def test_non_ascii_summary_under_32k_characters_but_over_64_kib_is_stored(ledger, char):
+    """The 32K limit is UTF-16 units / 64 KiB, not code points: 20,000 emoji (40,000 units) used to
+    be sent as a string property, the transaction was refused with 400 and the applied update was
+    left without its version row."""
+    summary = {"changes": [f"{char * 100} operation {i}" for i in range(200)]}
+    rec = record(1, summary=summary)
+    ledger.record_version(rec, TargetState(version=1), rec.event_id)
+    assert "SummaryZ" in rows(ledger)[version_row_key(1)]
+    assert ledger.versions(API, TARGET)[0].summary == summary
