@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sync.config import SyncMap, parse_map
-from sync.errors import ConfigError, SpecError, TransientError
+from sync.errors import ConfigError, SpecError, SyncError, TransientError
 from sync.spec.parse import load_object
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,25 @@ def _overlays_changed(url: str, entry: _Entry, reader: Any) -> bool:
 
 
 def load_remote_map(url: str, *, reader: Any = None, clock: Any = time.monotonic) -> SyncMap:
-    """The map at ``url``: the cached one within ``REFRESH_SECONDS``, else revalidated by ETag."""
+    """The map at ``url``: the cached one within ``REFRESH_SECONDS``, else revalidated by ETag.
+
+    Any failure to produce a map is a ``ConfigError`` naming SYNC_CONFIG (HTTP answers 500 with
+    it, the planner raises so Event Grid retries), whether the blob is missing, refused, or
+    storage is briefly unreachable before a first copy is cached.
+    """
+    from sync.adapters.urlguard import redact_url
+
+    try:
+        return _load_remote_map(url, reader=reader, clock=clock)
+    except ConfigError:
+        raise
+    except SyncError as exc:
+        raise ConfigError(
+            f"sync map at {redact_url(url)} could not be read: {exc}", path="SYNC_CONFIG"
+        ) from None
+
+
+def _load_remote_map(url: str, *, reader: Any, clock: Any) -> SyncMap:
     from sync.adapters.urlguard import redact_url
 
     source = redact_url(url)
@@ -171,7 +189,14 @@ def load_remote_map(url: str, *, reader: Any = None, clock: Any = time.monotonic
                 raise
             log.warning("sync map at %s not revalidated, keeping the cached one: %s", source, exc)
             return entry.map
-        if entry is not None and fetched.not_modified and not _overlays_changed(url, entry, reader):
+        try:
+            overlays_changed = (
+                entry is not None and fetched.not_modified and _overlays_changed(url, entry, reader)
+            )
+        except TransientError as exc:  # like the map itself: keep the cached copy
+            log.warning("overlays of %s not revalidated, keeping the cached map: %s", source, exc)
+            overlays_changed = False
+        if entry is not None and fetched.not_modified and not overlays_changed:
             entry.checked_at = now
             return entry.map
         content = entry.raw if fetched.not_modified and entry is not None else fetched.content

@@ -127,9 +127,12 @@ def test_relative_folder_target_is_refused(setup):
 
 
 def test_missing_map_blob_is_a_clear_error(setup):
+    from sync.errors import ConfigError
+
     _, reader, url = setup
-    with pytest.raises(Exception, match="BlobNotFound"):
+    with pytest.raises(ConfigError, match="BlobNotFound") as info:
         remote.load_remote_map(url, reader=reader)
+    assert info.value.path == "SYNC_CONFIG"  # HTTP answers 500 naming it; the planner raises
 
 
 def test_load_map_with_a_blob_url_uses_the_app_settings(setup, tmp_path, azurite, monkeypatch):
