@@ -329,26 +329,24 @@ class Pipeline:
     ) -> TargetOutcome | Early:
         """Before the lease: a 304, or the same upstream content on a connector that still holds
         what we applied, ends here with nothing written (no lease row, no state row)."""
-        request = item.request
-        if request.rollback_to is not None:
+        if item.request.rollback_to is not None:
             return Early()
-        try:
-            prepared = self._prepare(item, api, tcfg, state)
-        except Unchanged as stop:
-            if request.reason != drift.DRIFT_REASON or state.version <= 0:
-                return TargetOutcome(
-                    **base, result="unchanged", message=stop.message, version=state.version or None
-                )
+        fetched = self._fetch(item, api, tcfg, state, base)
+        if isinstance(fetched, TargetOutcome):
+            return fetched
+        if fetched.not_modified is not None:  # a drift run: only the connector may have moved
             current = target.read()
             ours = current.definition
             if not drift.detected(state, sha256_hex(ours) if ours is not None else None):
                 return TargetOutcome(
                     **{**base, "connector_id": current.connector_id or state.connector_id},
                     result="unchanged",
-                    message=stop.message,
+                    message=fetched.not_modified,
                     version=state.version,
                 )
-            return Early(not_modified=stop.message, current=current)
+            return Early(not_modified=fetched.not_modified, current=current)
+        prepared = fetched.prepared
+        assert prepared is not None
         if prepared.upstream_sha != state.upstream_sha256 or state.pending:
             return Early(prepared=prepared)
         current = target.read()
@@ -364,6 +362,25 @@ class Pipeline:
         return Early(prepared=prepared, current=current)
 
     # -- stages --------------------------------------------------------------------------------
+    def _fetch(
+        self,
+        item: WorkItem,
+        api: ApiConfig,
+        tcfg: TargetConfig,
+        state: TargetState,
+        base: dict[str, Any],
+    ) -> TargetOutcome | Early:
+        """The conditional fetch, for the pre-check and the stages alike: a 304 ends a normal run
+        as unchanged; a drift run goes on (``not_modified``) to check the connector itself."""
+        try:
+            return Early(prepared=self._prepare(item, api, tcfg, state))
+        except Unchanged as stop:
+            if item.request.reason != drift.DRIFT_REASON or state.version <= 0:
+                return TargetOutcome(
+                    **base, result="unchanged", message=stop.message, version=state.version or None
+                )
+            return Early(not_modified=stop.message)
+
     def _prepare(
         self, item: WorkItem, api: ApiConfig, tcfg: TargetConfig, state: TargetState
     ) -> Prepared:
@@ -432,17 +449,10 @@ class Pipeline:
         prepared: Prepared | None = early.prepared
         not_modified = early.not_modified
         if prepared is None and not_modified is None:
-            try:
-                prepared = self._prepare(item, api, tcfg, state)
-            except Unchanged as stop:
-                if request.reason != drift.DRIFT_REASON or state.version <= 0:
-                    return TargetOutcome(
-                        **base,
-                        result="unchanged",
-                        message=stop.message,
-                        version=state.version or None,
-                    )
-                not_modified = stop.message  # a drift run still checks the connector
+            fetched = self._fetch(item, api, tcfg, state, base)
+            if isinstance(fetched, TargetOutcome):
+                return fetched
+            prepared, not_modified = fetched.prepared, fetched.not_modified
         current = early.current or target.read()
         base = {**base, "connector_id": current.connector_id or state.connector_id}
         ours = current.definition
