@@ -268,12 +268,10 @@ def get_version(req: ApiRequest, svc: Any) -> ApiResponse:
     api, target = _api_and_target(req, svc)
     if target is None:
         raise BadRequest("target query parameter is required", field_name="target")
-    number = _int_param(req, "n", default=None, low=1, high=10**9)
-    raw = req.route.get("n", "")
-    if number is None:  # ASCII digits only: "²".isdigit() is true but int() refuses it
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10**9:
-            raise BadRequest("version must be an integer between 1 and 1000000000", field_name="n")
-        number = int(raw)
+    raw = req.route.get("n", "")  # ASCII digits only: "²".isdigit() is true but int() refuses it
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10**9:
+        raise BadRequest("version must be an integer between 1 and 1000000000", field_name="n")
+    number = int(raw)
     wanted = {part for part in (req.query.get("include") or "").split(",") if part}
     if wanted - {"definition", "diff"}:
         raise BadRequest(

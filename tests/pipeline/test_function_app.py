@@ -14,6 +14,7 @@ import pytest
 import function_app
 from sync import settings as names
 from sync.models import RunSummary, SyncRequest, WorkItem
+from sync.runs import run_inline
 from tests.pipeline.conftest import ci_event
 
 pytestmark = pytest.mark.azurite
@@ -323,3 +324,18 @@ def test_versions_routes_page_newest_first(env):
         params={"limit": "zero"},
     )
     assert bad.status_code == 400
+
+
+def test_a_query_parameter_cannot_override_the_version_in_the_path(env):
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    run_inline(SyncRequest(api="contoso-invoicing", reason="cli"), svc.map, svc.ports, svc.pipeline)
+    resp = http(
+        "api_version",
+        "GET",
+        "http://localhost/x",
+        route={"api": "contoso-invoicing", "n": "1"},
+        params={"target": "dev", "n": "7"},
+    )
+    assert resp.status_code == 200
+    assert json.loads(resp.get_body())["version"] == 1
