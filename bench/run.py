@@ -249,7 +249,7 @@ def unchanged(stack: stack_mod.Stack, svc: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label, refetch in (("304", False), ("same_content", True)):
         if refetch:  # a new ETag and Last-Modified: the body has to be compared by hash
-            current = stack.server.state.specs["/warm.json"].body
+            current = stack.server.spec_body("/warm.json")
             stack.server.set_spec("/warm.json", current, "application/json", etag='"other"')
         before = len(stack.sim.requests)
         with floor.count_ledger_writes() as ledger_calls, floor.count_storage_requests() as storage:

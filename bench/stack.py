@@ -20,10 +20,10 @@ from typing import Any
 import jwt
 
 from bench.corpus import CORPUS, largest_connector, load_json
-from tests.simulators.powerplatform import Simulator, start_simulator
+from bench.remote import RemoteSimulator, RemoteSpecServer
+from bench.remote import start as start_remote
 from tests.support.azurite import Azurite, start_azurite
 from tests.support.local_identity import LocalIdentity, start_local_identity
-from tests.support.spec_server import SpecServer
 
 ENV = "Default-11111111-2222-3333-4444-555555555555"
 USER_OID = "0c1e6f0a-3b7d-4c55-9a4e-2f1e8b7a9c01"
@@ -69,8 +69,8 @@ class Stack:
     """Every local server plus the sync map and environment the CLI processes use."""
 
     azurite: Azurite
-    server: SpecServer
-    sim: Simulator
+    server: RemoteSpecServer
+    sim: RemoteSimulator
     identity: LocalIdentity
     root: Path
     case: Case
@@ -146,10 +146,17 @@ class Stack:
         )
 
     def flip(self, api: str) -> None:
-        """Serve the other definition, so the next sync of ``api`` is a real update (a PATCH)."""
+        """Serve a definition the service has never seen, so the next sync of ``api`` is a real
+        update (a PATCH) and no content-addressed cache (prepared spec, validation verdicts,
+        merge bases) can answer for it: before/after alternate, and each one carries a new
+        ``info.x-bench-build``, as every real deployment brings new content."""
         self.flips[api] += 1
-        body = self.case.after_bytes if self.flips[api] % 2 else self.case.before_bytes
-        self.server.set_spec(f"/{api}.json", body, "application/json")
+        doc = self.case.after if self.flips[api] % 2 else self.case.before
+        build = f"{self.suffix}-{api}-{self.flips[api]}"
+        body = {**doc, "info": {**(doc.get("info") or {}), "x-bench-build": build}}
+        self.server.set_spec(
+            f"/{api}.json", json.dumps(body, indent=2).encode(), "application/json"
+        )
 
     def stop(self) -> None:
         for stop in (self.server.stop, self.sim.stop, self.identity.stop, self.azurite.stop):
@@ -161,8 +168,7 @@ class Stack:
 def start(case_name: str | None = None) -> Stack:
     case = Case.load(case_name or largest_connector())
     azurite = start_azurite()
-    server = SpecServer().start()
-    sim = start_simulator()
+    sim, server = start_remote()  # their own process: remote services in production
     identity = start_local_identity()
     root = Path(tempfile.mkdtemp(prefix="connector-sync-bench-"))
     stack = Stack(azurite, server, sim, identity, root, case)
