@@ -140,6 +140,7 @@ class TargetFactory:
         self._tokens: dict[str, TokenProvider] = {}
         self._targets: dict[tuple[str, str], Target] = {}
         self._client: Any = None
+        self._accepted: Any = None
         self._lock = threading.RLock()  # _build calls tokens() and client() under it
 
     def tokens(self, credential: str) -> TokenProvider:
@@ -160,6 +161,15 @@ class TargetFactory:
         from sync.clouds import cloud_for
 
         return cloud_for(self.map.cloud, self.map.endpoints)
+
+    def accepted(self) -> Any:
+        """validateApiSwagger acceptances, one store for every target this factory builds."""
+        with self._lock:
+            if self._accepted is None:
+                from sync.adapters.pp_verdicts import AcceptedDefinitions
+
+                self._accepted = AcceptedDefinitions()
+            return self._accepted
 
     def client(self) -> Any:
         with self._lock:
@@ -196,6 +206,7 @@ class TargetFactory:
                 secrets=self.secrets,
                 client=self.client(),
                 get_state_connector_id=lambda: self.ledger.state(api, name).connector_id,
+                accepted=self.accepted(),
             )
         from sync.adapters.dataverse import DataverseTarget
 

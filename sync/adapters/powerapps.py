@@ -19,6 +19,7 @@ does differently (docs/targets.md has the long form):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -37,11 +38,12 @@ from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_diff
     next_page,
     verify,
 )
+from sync.adapters.pp_verdicts import AcceptedDefinitions
 from sync.clouds import Cloud
 from sync.errors import ConfigError, TargetError
 from sync.models import CurrentConnector
 from sync.ports import SecretStore, TokenProvider
-from sync.spec.canonical import compact_size
+from sync.spec.canonical import compact_bytes, compact_size, with_member
 
 log = logging.getLogger(__name__)
 MAX_STORED_DEFINITION_BYTES = 8 * 1024 * 1024  # read-back cap: 8x the platform's limit
@@ -133,12 +135,16 @@ class PowerAppsTarget(MarkedConnectorTarget):
         get_state_connector_id: Callable[[], str | None] | None = None,
         budget_seconds: float = 60,
         verify_seconds: float = 30,
+        accepted: AcceptedDefinitions | None = None,
     ) -> None:
+        """``accepted``: validateApiSwagger acceptances shared by the targets of one service (the
+        bootstrap wires one per process); None asks the platform every time."""
         if not params.get("environment"):
             raise ConfigError("powerapps target needs 'environment'", path=f"{api}/{name}")
         self.environment: str | None = str(params["environment"])
         self.limit_bytes: int | None = LIMIT_BYTES
         self._secrets = secrets
+        self._accepted = accepted
         super().__init__(
             api=api,
             name=name,
@@ -170,7 +176,9 @@ class PowerAppsTarget(MarkedConnectorTarget):
         )
 
     def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:
-        self._refuse_oversize(definition)
+        encoded = compact_bytes(definition)  # one encoding: size check, validation and the write
+        if problem := self.size_problem(definition, size=len(encoded)):
+            raise TargetError(problem, where=self._where)
         cid = current.connector_id or self._resolve_id()
         existing = current.properties if cid else None
         if cid and existing is None:
@@ -178,19 +186,17 @@ class PowerAppsTarget(MarkedConnectorTarget):
             existing = (registration or {}).get("properties")
             cid = self._connector_id
         properties = self._properties(definition, existing, creating=cid is None)
-        self._validate(definition)
-        body = {"properties": properties}
+        self._validate(encoded)
+        body = b'{"properties":' + with_member(properties, "openApiDefinition", encoded) + b"}"
         if cid is None:
             # Not resent when unanswered: a create that timed out may have succeeded, and a second
             # POST would make a twin (the next attempt adopts the marked one instead).
-            response = self._send(
-                "POST", self._url("apis"), json_body=body, resend_unanswered=False
-            )
+            response = self._send("POST", self._url("apis"), content=body, resend_unanswered=False)
             cid = self._new_id(response)
             self._connector_id, self._id_source = cid, "created"
             log.info("created connector %s for %s", cid, self._where)
         else:
-            self._send("PATCH", self._url(f"apis/{cid}"), json_body=body)
+            self._send("PATCH", self._url(f"apis/{cid}"), content=body)
             log.info("updated connector %s for %s", cid, self._where)
         return cid
 
@@ -215,7 +221,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
         current = self.read()
         if current.definition is None:
             return f"environment {self.environment}: no connector yet (created on first sync)"
-        self._validate(current.definition)
+        self._validate(compact_bytes(current.definition), remember=False)
         operations = sum(
             1
             for item in (current.definition.get("paths") or {}).values()
@@ -227,8 +233,8 @@ class PowerAppsTarget(MarkedConnectorTarget):
             "validateApiSwagger accepted its definition"
         )
 
-    def size_problem(self, definition: dict[str, Any]) -> str | None:
-        size = compact_size(definition)
+    def size_problem(self, definition: dict[str, Any], *, size: int | None = None) -> str | None:
+        size = compact_size(definition) if size is None else size
         if size > LIMIT_BYTES:
             return (
                 f"definition is {size:,} bytes (compact UTF-8 JSON); target {self.name} "
@@ -411,7 +417,10 @@ class PowerAppsTarget(MarkedConnectorTarget):
         for item in settings:
             item["clientSecret"] = secret
 
-    def _validate(self, definition: dict[str, Any]) -> None:
+    def _validate(self, encoded: bytes, *, remember: bool = True) -> None:
+        """The platform's own check (user need 12: fail before the write, with its message).
+        An acceptance of the very same bytes is remembered for a few minutes (``pp_verdicts``):
+        the other targets of a fan-out do not upload the same definition again."""
         oid = token_claims(self._token()).get("oid")
         if not oid:
             raise TargetError(
@@ -419,12 +428,17 @@ class PowerAppsTarget(MarkedConnectorTarget):
                 "use a user (delegated) credential",
                 where=self._where,
             )
-        self._send(
-            "POST",
-            self._url(f"objectIds/{oid}/validateApiSwagger", env_filter=False),
-            json_body=definition,
-            where=f"{self._where} validateApiSwagger",
-        )
+        url = self._url(f"objectIds/{oid}/validateApiSwagger", env_filter=False)
+
+        def ask() -> None:
+            self._send("POST", url, content=encoded, where=f"{self._where} validateApiSwagger")
+
+        if not remember or self._accepted is None:
+            ask()
+            return
+        key = (self._cloud.powerapps_url, str(oid), hashlib.sha256(encoded).hexdigest())
+        if not self._accepted.check(key, ask):
+            log.debug("validateApiSwagger: same definition accepted moments ago (%s)", self._where)
 
     def _new_id(self, response: httpx.Response) -> str:
         try:

@@ -111,6 +111,7 @@ def send(
     budget_seconds: float,
     headers: Callable[[], dict[str, str]] | None = None,
     json_body: Any = None,
+    content: bytes | None = None,
     transient: Iterable[int] = (),
     hint: Callable[[int, str | None], str | None] | None = None,
     wait_initial: float = 0.5,
@@ -121,13 +122,19 @@ def send(
 
     ``resend_unanswered=False`` is for calls that are not idempotent (a create): when the request
     was sent but no answer came, the platform may have acted on it, so it is not sent again here;
-    the caller's next attempt must look for the result first."""
+    the caller's next attempt must look for the result first.
+
+    ``content`` is a JSON body already encoded (``json_bytes``), for callers that send the same
+    large definition more than once and should not encode it each time."""
     statuses = tuple(transient)
 
     def attempt() -> httpx.Response:
+        sent = dict(headers()) if headers else {}
+        if content is not None:
+            sent["Content-Type"] = "application/json"
         try:
             response = client.request(
-                method, url, headers=headers() if headers else None, json=json_body
+                method, url, headers=sent or None, json=json_body, content=content
             )
         except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
             if resend_unanswered:

@@ -204,6 +204,7 @@ class MarkedConnectorTarget:
         url: str,
         *,
         json_body: Any = None,
+        content: bytes | None = None,
         headers: Callable[[], dict[str, str]] | None = None,
         where: str | None = None,
         resend_unanswered: bool = True,
@@ -219,6 +220,7 @@ class MarkedConnectorTarget:
             budget_seconds=self._budget,
             headers=headers or self._headers,
             json_body=json_body,
+            content=content,
             hint=self._hint,
             resend_unanswered=resend_unanswered,
         )

@@ -16,6 +16,19 @@ def sha256_hex(doc: Any) -> str:
     return hashlib.sha256(canonical_bytes(doc)).hexdigest()
 
 
+def compact_bytes(doc: Any) -> bytes:
+    """The compact UTF-8 JSON a platform receives (the size limits apply to this); also a request
+    body, so a large definition is encoded once however many requests carry it."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
 def compact_size(doc: Any) -> int:
-    """Bytes of the compact UTF-8 JSON a platform receives (the size limits apply to this)."""
-    return len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(compact_bytes(doc))
+
+
+def with_member(doc: dict[str, Any], name: str, encoded: bytes) -> bytes:
+    """``doc`` plus the member ``name`` whose value is already ``encoded`` (compact JSON): the
+    bytes ``compact_bytes({**doc, name: value})`` would give, without encoding the value again."""
+    rest = compact_bytes({k: v for k, v in doc.items() if k != name})
+    member = compact_bytes(name) + b":" + encoded
+    return b"{" + member + b"}" if rest == b"{}" else rest[:-1] + b"," + member + b"}"

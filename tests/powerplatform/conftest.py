@@ -14,6 +14,7 @@ import stamina
 
 from sync.adapters.dataverse import DataverseTarget
 from sync.adapters.powerapps import PowerAppsTarget
+from sync.adapters.pp_verdicts import AcceptedDefinitions
 from sync.clouds import Cloud, cloud_for
 from sync.errors import SecretError
 from tests.simulators.powerplatform import Simulator, start_simulator
@@ -96,6 +97,7 @@ def make_powerapps(cloud: Cloud, http: httpx.Client) -> Callable[..., PowerAppsT
         api: str = "contoso",
         name: str = "prod",
         verify_seconds: float = 2,
+        accepted: AcceptedDefinitions | None = None,
     ) -> PowerAppsTarget:
         return PowerAppsTarget(
             api=api,
@@ -108,6 +110,7 @@ def make_powerapps(cloud: Cloud, http: httpx.Client) -> Callable[..., PowerAppsT
             get_state_connector_id=lambda: state_id,
             budget_seconds=10,
             verify_seconds=verify_seconds,
+            accepted=accepted,
         )
 
     return build

@@ -1,0 +1,161 @@
+"""validateApiSwagger acceptances shared by the targets of a fan-out: the platform is asked once
+per distinct definition, refusals are never remembered, and acceptances expire."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from sync.adapters.powerapps import PowerAppsTarget
+from sync.adapters.pp_verdicts import AcceptedDefinitions
+from sync.errors import TargetError
+from tests.powerplatform.conftest import ENV
+from tests.powerplatform.samples import APIKEY_PROPERTIES, DEFINITION, changed
+from tests.simulators.powerplatform import Simulator
+
+Make = Callable[..., PowerAppsTarget]
+CIDS = [f"shared_contoso-{i}-5f0629412a7d1fe83e-5f6f049093c9b7a698" for i in range(3)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def validations(sim: Simulator) -> int:
+    return len(sim.requests_to("POST", "validateApiSwagger"))
+
+
+def seeded_targets(sim: Simulator, make_powerapps: Make, accepted: AcceptedDefinitions | None):
+    targets = []
+    for i, cid in enumerate(CIDS):
+        sim.seed_powerapps(ENV, cid, DEFINITION, APIKEY_PROPERTIES)
+        targets.append(make_powerapps({"connector": cid}, name=f"t{i}", accepted=accepted))
+    return targets
+
+
+def test_same_definition_is_validated_once_for_every_target(
+    sim: Simulator, make_powerapps: Make
+) -> None:
+    targets = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
+    new = changed(DEFINITION)
+    sim.clear_requests()
+    for target in targets:
+        target.write(new, target.read())
+    assert validations(sim) == 1
+    assert len(sim.requests_to("PATCH")) == 3
+    for target in targets:  # every connector really holds it (not just "accepted")
+        assert target.read_back() == new
+
+
+def test_without_a_shared_store_every_write_validates(sim: Simulator, make_powerapps: Make) -> None:
+    targets = seeded_targets(sim, make_powerapps, None)
+    new = changed(DEFINITION)
+    sim.clear_requests()
+    for target in targets:
+        target.write(new, target.read())
+    assert validations(sim) == 3
+
+
+def test_a_different_definition_is_validated_again(sim: Simulator, make_powerapps: Make) -> None:
+    first, second, _ = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
+    one = changed(DEFINITION)
+    other = copy.deepcopy(one)
+    other["info"]["description"] = "another build"
+    sim.clear_requests()
+    first.write(one, first.read())
+    second.write(other, second.read())
+    assert validations(sim) == 2
+
+
+def test_a_refusal_is_not_remembered(sim: Simulator, make_powerapps: Make) -> None:
+    targets = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
+    new = changed(DEFINITION)
+    sim.validate_failures[new["info"]["title"]] = "The 'schemes' array requires at least one value."
+    sim.clear_requests()
+    for target in targets[:2]:
+        with pytest.raises(TargetError, match="SwaggerValidationFailed"):
+            target.write(new, target.read())
+    assert validations(sim) == 2  # each target heard the refusal from the platform itself
+    assert sim.requests_to("PATCH") == []
+    del sim.validate_failures[new["info"]["title"]]  # the platform fixed: asked again, then kept
+    targets[2].write(new, targets[2].read())
+    targets[0].write(new, targets[0].read())
+    assert validations(sim) == 3
+
+
+def test_doctor_probe_always_asks_the_platform(sim: Simulator, make_powerapps: Make) -> None:
+    accepted = AcceptedDefinitions()
+    [target, *_] = seeded_targets(sim, make_powerapps, accepted)
+    sim.clear_requests()
+    target.probe()
+    target.probe()
+    assert validations(sim) == 2
+
+
+def test_acceptance_expires() -> None:
+    clock = Clock()
+    accepted = AcceptedDefinitions(ttl_seconds=60, clock=clock)
+    calls: list[int] = []
+    assert accepted.check("k", lambda: calls.append(1)) is True
+    clock.now += 59
+    assert accepted.check("k", lambda: calls.append(1)) is False
+    clock.now += 2
+    assert accepted.check("k", lambda: calls.append(1)) is True
+    assert len(calls) == 2
+
+
+def test_store_is_bounded() -> None:
+    accepted = AcceptedDefinitions(max_entries=2)
+    calls: list[str] = []
+    for key in ("a", "b", "c", "a"):
+        accepted.check(key, lambda key=key: calls.append(key))
+    assert calls == ["a", "b", "c", "a"]  # "a" was pushed out by "c"
+
+
+def test_concurrent_askers_wait_for_the_first_answer() -> None:
+    accepted = AcceptedDefinitions()
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+    asked: list[bool] = []
+
+    def slow() -> None:
+        calls.append(1)
+        started.set()
+        assert release.wait(5)
+
+    def ask() -> None:
+        asked.append(accepted.check("same", slow))
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert started.wait(5)
+    others = [threading.Thread(target=ask) for _ in range(5)]
+    for thread in others:
+        thread.start()
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert len(calls) == 1
+    assert sorted(asked) == [False] * 5 + [True]
+
+
+def test_waiters_ask_themselves_when_the_first_is_refused() -> None:
+    accepted = AcceptedDefinitions()
+    calls: list[int] = []
+
+    def refuse() -> None:
+        calls.append(1)
+        raise TargetError("refused")
+
+    for _ in range(2):
+        with pytest.raises(TargetError):
+            accepted.check("bad", refuse)
+    assert len(calls) == 2
+    assert accepted.check("bad", lambda: None) is True
