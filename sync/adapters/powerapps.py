@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunparse
 
 import httpx
-import jwt
 
 from sync.adapters.http import with_retries
 from sync.adapters.pp_errors import raise_for_status
@@ -105,6 +104,8 @@ def oauth_settings(properties: dict[str, Any]) -> list[dict[str, Any]]:
 
 def token_claims(token: str) -> dict[str, Any]:
     """The access token's claims, unverified: only used to pick the oid and explain refusals."""
+    import jwt  # ~25 ms with cryptography; most runs never decode a token
+
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
