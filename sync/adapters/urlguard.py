@@ -284,6 +284,10 @@ class GuardedTransport(httpx.BaseTransport):
     One inner ``httpx.HTTPTransport`` (one connection pool) per (scheme, host, port): httpcore pools
     connections by origin, and the origin here is the IP, so a shared pool could hand a TLS
     connection verified for one name to a request for another name on the same IP.
+
+    The pools share one TLS context, made when the first HTTPS pool is: httpx would otherwise load
+    the CA bundle again for every pool (~16 ms each), and plain-HTTP pools never handshake (they
+    get a context with no trusted CAs, which could verify nothing).
     """
 
     def __init__(self, guard: UrlGuard, **transport_kwargs: Any) -> None:
@@ -293,8 +297,24 @@ class GuardedTransport(httpx.BaseTransport):
         self.guard = guard
         self._kwargs = transport_kwargs
         self._pools: dict[tuple[str, str, int], httpx.HTTPTransport] = {}
+        self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._closed = False
+
+    def _pool_options(self, scheme: str) -> dict[str, Any]:
+        """The inner transport's options, with the shared TLS context as ``verify`` (under lock)."""
+        options = {k: v for k, v in self._kwargs.items() if k != "cert"}
+        if scheme != "https":
+            options["verify"] = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used: no TLS
+            return options
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context(
+                verify=self._kwargs.get("verify", True),
+                cert=self._kwargs.get("cert"),
+                trust_env=self._kwargs.get("trust_env", True),
+            )
+        options["verify"] = self._tls
+        return options
 
     def _pool_for(self, vetted: Vetted) -> httpx.HTTPTransport:
         key = (vetted.scheme, vetted.host, vetted.port)
@@ -303,7 +323,7 @@ class GuardedTransport(httpx.BaseTransport):
                 raise RuntimeError("GuardedTransport is closed")
             pool = self._pools.get(key)
             if pool is None:
-                pool = self._pools[key] = httpx.HTTPTransport(**self._kwargs)
+                pool = self._pools[key] = httpx.HTTPTransport(**self._pool_options(vetted.scheme))
             return pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
