@@ -159,7 +159,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sync.credential_cli import CliDeps
+    """Every command's arguments, cheaply: the parser is built on every call, so sub-commands
+    are registered without importing the modules that do their work (handlers import them)."""
+    from sync.credential_commands import CliDeps
+    from sync.credential_commands import register as register_credentials
 
     doctor_deps = CliDeps()  # its probe is set once --config is known (see main)
     parser = argparse.ArgumentParser(
@@ -206,8 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=4, help="items run at once (host.json batchSize: 4)"
     )
     worker.set_defaults(func=cmd_worker)
-
-    from sync.credential_cli import register as register_credentials
 
     register_credentials(sub, deps=doctor_deps)
     parser.set_defaults(doctor_deps=doctor_deps)

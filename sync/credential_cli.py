@@ -6,67 +6,34 @@ tenant actually see, and does the platform accept it" is the first question when
 answers 401/403. Neither command ever prints a token or a secret: ``doctor`` decodes the access
 token's payload locally (no signature check, it is only displayed) and prints a few claims.
 
-``register(subparsers)`` is wired into ``sync/cli.py`` by the CLI owner; the composition root may
-pass ``CliDeps`` (probe, secret store, CA bundle) to it.
+The command lines themselves (``register``, ``CliDeps``) live in ``sync.credential_commands`` so
+that building ``python -m sync``'s parser does not import this module; both names are re-exported
+here for callers that already use them.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from sync.adapters.credentials import build_token_provider
 from sync.adapters.keyvault import secret_name_of
-from sync.adapters.secrets_env import EnvSecretStore, secret_store_for
 from sync.clouds import Cloud, cloud_for
 from sync.config import SyncMap, TargetConfig, load_map_file
+from sync.credential_commands import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CliDeps,
+    Probe,
+    register,
+)
 from sync.errors import ConfigError, SyncError
 from sync.ports import SecretStore
 from sync.settings import Settings
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 SHOWN_CLAIMS = ("aud", "oid", "idtyp", "tid", "appid")
-
-Probe = Callable[[str, str], str]  # (api, target) -> what it read, e.g. "connector found, 12 ops"
-
-
-@dataclass
-class CliDeps:
-    """What the commands need from outside; defaults suit a developer's machine."""
-
-    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    probe: Probe | None = None
-    secret_store: Callable[[Settings, Cloud], SecretStore] | None = None
-    connection_verify: str | None = None
-    transport_options: Mapping[str, Any] | None = None
-    out: TextIO | None = None
-    err: TextIO | None = None
-
-    def stdout(self) -> TextIO:
-        return self.out or sys.stdout
-
-    def stderr(self) -> TextIO:
-        return self.err or sys.stderr
-
-    def store(self, settings: Settings, cloud: Cloud) -> SecretStore:
-        if self.secret_store is not None:
-            return self.secret_store(settings, cloud)
-        # A developer runs these commands: their az login (or the host's MI) reads the vault.
-        vault_identity = build_token_provider(
-            "cli-vault",
-            {"default": {}},
-            cloud=cloud,
-            secrets=EnvSecretStore(self.env),
-            connection_verify=self.connection_verify,
-            transport_options=self.transport_options,
-        )
-        return secret_store_for(
-            settings, self.env, vault_identity, connection_verify=self.connection_verify
-        )
 
 
 def token_claims(token: str) -> dict[str, Any] | None:
@@ -277,7 +244,7 @@ def _load(path: str, err: TextIO) -> SyncMap | None:
         return None
 
 
-def _map_and_store(path: str, deps: CliDeps, err: TextIO) -> tuple[SyncMap, SecretStore] | None:
+def map_and_store(path: str, deps: CliDeps, err: TextIO) -> tuple[SyncMap, SecretStore] | None:
     """The sync map and the secret store both commands start from; None after printing why.
     Errors go to ``err`` because ``doctor`` reports everything on stdout and ``init`` does not."""
     sync_map = _load(path, err)
@@ -293,57 +260,17 @@ def _map_and_store(path: str, deps: CliDeps, err: TextIO) -> tuple[SyncMap, Secr
     return sync_map, store
 
 
-def register(subparsers: Any, *, deps: CliDeps | None = None) -> None:
-    """Add ``credential init`` and ``doctor``; each sets ``func(args) -> int`` (the exit code)."""
-    deps = deps or CliDeps()
-
-    credential = subparsers.add_parser("credential", help="set up credentials from the sync map")
-    actions = credential.add_subparsers(dest="credential_command", required=True)
-    init = actions.add_parser("init", help="sign in a delegated credential with a device code")
-    init.add_argument("--credential", required=True, help="name under 'credentials:'")
-    init.add_argument("--config", required=True, help="the sync map (YAML/JSON)")
-    init.add_argument("--device-code", action="store_true", help="use the device-code flow")
-    init.add_argument("--scope", help="token scope (default: the cloud's PowerApps scope)")
-
-    def run_init(args: argparse.Namespace) -> int:
-        if not args.device_code:
-            print("error: --device-code is the only sign-in flow; pass it", file=deps.stderr())
-            return EXIT_USAGE
-        loaded = _map_and_store(args.config, deps, deps.stderr())
-        if loaded is None:
-            return EXIT_USAGE
-        sync_map, store = loaded
-        return credential_init(
-            sync_map,
-            args.credential,
-            store=store,
-            scope=args.scope,
-            connection_verify=deps.connection_verify,
-            out=deps.stdout(),
-            err=deps.stderr(),
-        )
-
-    init.set_defaults(func=run_init)
-
-    check = subparsers.add_parser("doctor", help="acquire a target's token and probe the target")
-    check.add_argument("--config", required=True, help="the sync map (YAML/JSON)")
-    check.add_argument("--api", required=True)
-    check.add_argument("--target", required=True)
-
-    def run_doctor(args: argparse.Namespace) -> int:
-        loaded = _map_and_store(args.config, deps, deps.stdout())
-        if loaded is None:
-            return EXIT_USAGE
-        sync_map, store = loaded
-        return doctor(
-            sync_map,
-            args.api,
-            args.target,
-            secrets=store,
-            probe=deps.probe,
-            connection_verify=deps.connection_verify,
-            transport_options=deps.transport_options,
-            out=deps.stdout(),
-        )
-
-    check.set_defaults(func=run_doctor)
+__all__ = [
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "SHOWN_CLAIMS",
+    "CliDeps",
+    "Probe",
+    "credential_init",
+    "doctor",
+    "map_and_store",
+    "register",
+    "scope_for",
+    "token_claims",
+]
