@@ -140,9 +140,23 @@ def _schema_errors(raw: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def _schema_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """``_schema_errors``, skipped when this exact map already passed this exact schema in an
+    earlier process (see ``sync.config.schema_marker``): jsonschema is ~50 ms of a cold start."""
+    from sync.config import schema_marker
+
+    key = schema_marker.marker_key(raw, SCHEMA_PATH)
+    if key is not None and schema_marker.passed_before(key):
+        return []
+    problems = _schema_errors(raw)
+    if key is not None and not problems:
+        schema_marker.remember_pass(key)
+    return problems
+
+
 def parse_map(raw: dict[str, Any], *, source: str, base_dir: Path) -> SyncMap:
     """Validate a loaded map and build the typed view; raise ``ConfigError`` with the key path."""
-    problems = _schema_errors(raw)
+    problems = _schema_problems(raw)
     if problems:
         path, message = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

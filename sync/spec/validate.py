@@ -225,10 +225,10 @@ def _load_compiled(schema: dict[str, Any]) -> Any:
     import importlib.util
     import json
     import marshal
-    import os
-    import tempfile
 
     import fastjsonschema
+
+    from sync import private_cache
 
     options = {"handlers": {"http": _draft4_metaschema}, "use_default": False}
     key = hashlib.sha256(
@@ -238,27 +238,19 @@ def _load_compiled(schema: dict[str, Any]) -> Any:
             + importlib.util.MAGIC_NUMBER.hex()
         ).encode()
     ).hexdigest()[:16]
-    folder = os.path.join(tempfile.gettempdir(), "connector-sync-validators")
-    path = os.path.join(folder, f"swagger2_{key}.bin")
+    name = f"swagger2_{key}.bin"
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        info = os.stat(folder)
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            # bytecode is only loaded from a folder no one else can write to (a shared /tmp)
-            raise PermissionError(f"{folder} is not private to this user")
-        try:
-            with open(path, "rb") as handle:
-                code = marshal.load(handle)  # noqa: S302 - our own bytecode, private folder
-        except FileNotFoundError:
+        # bytecode is only loaded from a folder no one else can write to (see sync.private_cache)
+        cached = private_cache.read_bytes(name)
+        if cached is None:
             # compile_to_code's draft-04 output forgets the Decimal import its code uses
             source = "from decimal import Decimal\n" + fastjsonschema.compile_to_code(
                 schema, **options
             )
             code = compile(source, f"<swagger2 validator {key}>", "exec")
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                marshal.dump(code, handle)
-            os.replace(tmp, path)  # atomic: a concurrent process sees all of it or nothing
+            private_cache.write_bytes(name, marshal.dumps(code))
+        else:
+            code = marshal.loads(cached)  # noqa: S302 - our own bytecode, private folder
         namespace: dict[str, Any] = {"__name__": f"_connector_sync_swagger2_{key}"}
         exec(code, namespace)  # noqa: S102 - our own generated validator, from our own cache
         return namespace["validate"]

@@ -1,0 +1,50 @@
+"""The private per-user cache folder: only ours, only plain names, atomic writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync import private_cache
+
+
+@pytest.fixture
+def temp(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    return tmp_path
+
+
+def test_round_trip_in_a_folder_only_we_can_use(temp):
+    assert private_cache.read_bytes("entry") is None
+    private_cache.write_bytes("entry", b"data")
+    assert private_cache.read_bytes("entry") == b"data"
+    folder = temp / private_cache.FOLDER_NAME
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in folder.iterdir()] == ["entry"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden"])
+def test_names_must_be_plain_file_names(temp, name):
+    with pytest.raises(ValueError, match="plain file name"):
+        private_cache.read_bytes(name)
+    with pytest.raises(ValueError, match="plain file name"):
+        private_cache.write_bytes(name, b"x")
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o722])
+def test_a_folder_others_can_write_to_is_refused(temp, mode):
+    folder = temp / private_cache.FOLDER_NAME
+    folder.mkdir()
+    folder.chmod(mode)
+    (folder / "entry").write_bytes(b"planted")
+    with pytest.raises(PermissionError, match="not private"):
+        private_cache.read_bytes("entry")
+    with pytest.raises(PermissionError, match="not private"):
+        private_cache.write_bytes("other", b"x")
+
+
+def test_a_temp_path_that_is_a_file_is_an_oserror(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(blocker))
+    with pytest.raises(NotADirectoryError):
+        private_cache.folder()
