@@ -147,7 +147,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Drain the work queue here (what the queue trigger does in Azure), for local runs."""
+    import gc
+
     from sync.worker_loop import drain
+
+    gc.enable()  # ``python -m sync`` starts without it (see sync/__main__.py); this may run long
 
     svc = _service(args)
     outcomes = drain(

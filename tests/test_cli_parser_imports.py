@@ -1,4 +1,5 @@
-"""Building ``python -m sync``'s parser stays cheap: no command's heavy module is imported.
+"""``python -m sync`` starts cheaply: no command's heavy module is imported to build the parser,
+and the one-shot process runs without the cyclic GC (``worker`` turns it back on).
 
 Every CLI call builds the whole parser; the ``credential``/``doctor`` work (token providers,
 azure-identity, the sync map loader) must only be imported when one of those commands runs.
@@ -47,3 +48,33 @@ def test_the_old_import_path_still_offers_register_and_clideps() -> None:
 
     assert credential_cli.register is credential_commands.register
     assert credential_cli.CliDeps is credential_commands.CliDeps
+
+
+def test_python_m_sync_runs_without_the_cyclic_gc(tmp_path) -> None:
+    """A one-shot CLI process does not re-scan its import-time objects (sync/__main__.py)."""
+    sync_map = tmp_path / "map.yaml"
+    sync_map.write_text(
+        "apis:\n  a:\n    spec: {url: 'https://a.example/s.json'}\n    targets: []\n"
+    )
+    code = (
+        "import atexit, gc, runpy, sys\n"
+        "atexit.register(lambda: print('gc enabled:', gc.isenabled()))\n"
+        f"sys.argv = ['sync', 'config', 'validate', {str(sync_map)!r}]\n"
+        "runpy.run_module('sync', run_name='__main__')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert "gc enabled: False" in out.stdout, out.stdout + out.stderr
+
+
+def test_worker_turns_the_gc_back_on(tmp_path) -> None:
+    """``worker`` loops for as long as there is work: cyclic garbage must be collected there."""
+    import gc
+
+    from sync.cli import main
+
+    gc.disable()
+    try:
+        assert main(["worker", "--config", str(tmp_path / "absent.yaml")]) == 2
+        assert gc.isenabled()
+    finally:
+        gc.enable()
