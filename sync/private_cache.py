@@ -62,3 +62,25 @@ def write_bytes(name: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def prune(prefix: str, keep: int) -> int:
+    """Delete the oldest entries named ``prefix*`` beyond the newest ``keep``; how many went.
+
+    Content-addressed entries are never overwritten by new content, only added (every edited map
+    is a new marker), so writers call this to keep the folder from growing without bound.
+    """
+    path = folder()
+    with os.scandir(path) as entries:
+        found = [
+            (entry.stat().st_mtime_ns, entry.name)
+            for entry in entries
+            if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False)
+        ]
+    found.sort(reverse=True)
+    removed = 0
+    for _, name in found[keep:]:
+        with contextlib.suppress(FileNotFoundError):  # a concurrent writer pruned it first
+            os.unlink(os.path.join(path, name))
+            removed += 1
+    return removed

@@ -208,3 +208,10 @@ def test_a_fresh_process_with_a_marked_map_never_imports_jsonschema(tmp_path):
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert out.returncode != 0 and "colour" in out.stderr
+
+
+def test_markers_are_pruned_to_the_newest(tmp_path, temp, monkeypatch):
+    monkeypatch.setattr(schema_marker, "KEEP", 2)
+    for name in ("a", "b", "c"):
+        load_map_file(write(tmp_path, GOOD.replace("name: dev", f"name: {name}")))
+    assert len(markers(temp)) == 2

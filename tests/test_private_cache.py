@@ -48,3 +48,17 @@ def test_a_temp_path_that_is_a_file_is_an_oserror(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(blocker))
     with pytest.raises(NotADirectoryError):
         private_cache.folder()
+
+
+def test_prune_keeps_the_newest_entries_of_one_prefix(temp):
+    import os
+
+    for index in range(5):
+        private_cache.write_bytes(f"m_{index}", b"x")
+        path = temp / private_cache.FOLDER_NAME / f"m_{index}"
+        os.utime(path, ns=(index * 10**9, index * 10**9))
+    private_cache.write_bytes("other", b"y")
+    assert private_cache.prune("m_", 2) == 3
+    names = sorted(p.name for p in (temp / private_cache.FOLDER_NAME).iterdir())
+    assert names == ["m_3", "m_4", "other"]
+    assert private_cache.prune("m_", 2) == 0

@@ -26,6 +26,7 @@ from sync.spec.canonical import canonical_bytes
 log = logging.getLogger(__name__)
 
 _PREFIX = "syncmap_"
+KEEP = 256  # markers kept (newest first); tests and edits each add one
 
 
 @cache
@@ -63,5 +64,6 @@ def remember_pass(key: str) -> None:
     """Record that the map behind ``key`` passed; failures only cost the next process time."""
     try:
         private_cache.write_bytes(_PREFIX + key, key.encode())
+        private_cache.prune(_PREFIX, KEEP)
     except (OSError, ValueError) as exc:
         log.debug("schema marker not written (%s)", exc)
