@@ -67,7 +67,14 @@ class Remote:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, args=(child,), daemon=True)
         self._proc.start()
-        self.sim_url, self.server_root = self._conn.recv()
+        child.close()
+        if not self._conn.poll(60):  # the child died or hangs: say so instead of waiting forever
+            self._proc.kill()
+            raise RuntimeError("the bench server process did not start (see its traceback above)")
+        try:
+            self.sim_url, self.server_root = self._conn.recv()
+        except EOFError:
+            raise RuntimeError("the bench server process exited while starting") from None
         self._lock = threading.Lock()
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
