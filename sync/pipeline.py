@@ -99,7 +99,7 @@ class _Lru:
 
 # Shared by the targets of a fan-out and by later runs of a warm worker. Cached documents are
 # never mutated: every stage after them builds new objects (a test checks the hashes).
-_PREPARED = _Lru(8)  # (api, overlay, overrides, sha of the raw spec) -> upstream, losses, warnings
+_PREPARED = _Lru(8)  # (api, overlay, overrides, sha of raw spec) -> upstream, losses, warnings, sha
 _BASES = _Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
 _REPORTS = _Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
 
@@ -125,11 +125,12 @@ def apply_overrides(doc: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 
 def prepare_upstream(
     api: ApiConfig, tcfg: TargetConfig, raw: bytes, *, source: str
-) -> tuple[dict[str, Any], list[str], list[str]]:
-    """Bytes of the API's spec -> the Swagger 2.0 document this target should converge to.
+) -> tuple[dict[str, Any], list[str], list[str], str]:
+    """Bytes of the API's spec -> the Swagger 2.0 document this target should converge to, with
+    its sha256 (canonical JSON).
 
-    Cached by content: the targets of one fan-out (and a redelivered event) parse, convert and
-    overlay the same bytes once."""
+    Cached by content: the targets of one fan-out (and a redelivered event) parse, convert,
+    overlay and hash the same bytes once."""
     overlay_stamp = None
     if api.overlay is not None:
         stat = api.overlay.stat()
@@ -142,8 +143,8 @@ def prepare_upstream(
     )
     cached = _PREPARED.get(key)
     if cached is not None:
-        upstream, losses, warnings = cached
-        return upstream, list(losses), list(warnings)
+        upstream, losses, warnings, sha = cached
+        return upstream, list(losses), list(warnings), sha
     doc = load_object(raw, source=source)
     spec.check_refs(doc)
     normalized = spec.normalize(doc)
@@ -159,8 +160,9 @@ def prepare_upstream(
         result, overlay_warnings = spec.apply_overlay(result, overlay)
         warnings.extend(overlay_warnings)
     result = apply_overrides(result, tcfg.overrides)
-    _PREPARED.put(key, (result, tuple(normalized.losses), tuple(warnings)))
-    return result, list(normalized.losses), warnings
+    sha = sha256_hex(result)
+    _PREPARED.put(key, (result, tuple(normalized.losses), tuple(warnings), sha))
+    return result, list(normalized.losses), warnings, sha
 
 
 def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> Any:
@@ -422,7 +424,9 @@ class Pipeline:
             raise Unchanged("spec not modified (HTTP 304)")
         assert fetched.content is not None
         set_stage("normalize")
-        upstream, losses, warnings = prepare_upstream(api, tcfg, fetched.content, source=location)
+        upstream, losses, warnings, sha = prepare_upstream(
+            api, tcfg, fetched.content, source=location
+        )
         info = upstream.get("info") if isinstance(upstream.get("info"), dict) else {}
         return Prepared(
             upstream=upstream,
@@ -432,6 +436,7 @@ class Pipeline:
             last_modified=fetched.last_modified,
             losses=losses,
             warnings=warnings,
+            _sha=sha,
         )
 
     def _stages(
@@ -484,12 +489,18 @@ class Pipeline:
         set_stage("merge")
         if prepared.desired is not None:  # rollback: the recorded definition, not a merge
             merged, conflicts = prepared.desired, []
-        else:  # overwrite: upstream wins over connector-side edits (ours=None)
+        elif mode == "overwrite" or (
+            state.version > 0 and ours_sha is not None and ours_sha == state.upstream_sha256
+        ):
+            # Upstream wins (overwrite), or the connector holds exactly the last upstream (the
+            # merge base): no connector-side edit to keep, so the merge is upstream itself and
+            # neither the base nor a merge is needed (spec/test_properties proves the equality).
+            merged, conflicts = prepared.upstream, []
+        else:
             merge_base = self._merge_base(item, state)
-            ours_side = None if mode == "overwrite" else ours
-            merged, conflicts = spec.merge3(merge_base, ours_side, prepared.upstream, share=True)
+            merged, conflicts = spec.merge3(merge_base, ours, prepared.upstream, share=True)
         set_stage("validate")
-        merged_sha = sha256_hex(merged)
+        merged_sha = upstream_sha if merged is prepared.upstream else sha256_hex(merged)
         report = validate_cached(
             merged, merged_sha, limit_bytes=target.limit_bytes, strict=api.strict
         )

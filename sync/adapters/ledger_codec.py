@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +40,7 @@ class PackedPair:
 
     payload: bytes  # zlib(upstream canonical bytes + applied canonical bytes)
     upstream_len: int  # -1 = absent
-    applied_len: int
+    applied_len: int  # -1 = absent, SAME_AS_UPSTREAM = the applied bytes are the upstream bytes
     upstream_sha256: str | None
     applied_sha256: str | None
 
@@ -51,17 +53,54 @@ def _hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def pack_pair(upstream: dict[str, Any] | None, applied: dict[str, Any] | None) -> PackedPair:
-    """Compress both documents together: applied is mostly upstream, so zlib shares the work."""
+SAME_AS_UPSTREAM = -2  # no connector edits and no overrides: stored once, not twice
+_PACKED: OrderedDict[tuple[str, str | None], PackedPair] = OrderedDict()
+_PACKED_LOCK = threading.Lock()
+_PACKED_SIZE = 8
+
+
+def pack_pair(
+    upstream: dict[str, Any] | None,
+    applied: dict[str, Any] | None,
+    *,
+    shas: tuple[str | None, str | None] | None = None,
+) -> PackedPair:
+    """Compress both documents together: applied is mostly upstream, so zlib shares the work;
+    when they are the same bytes, the payload holds them once.
+
+    ``shas``: the documents' sha256 as the caller already knows them (the pipeline hashes them
+    anyway) and vouches for. The packed pair of a fan-out's targets is then encoded and
+    compressed once: a pair is remembered only when the hashes computed here equal the claim, and a
+    later call with the same claim gets it without encoding anything."""
+    if shas is not None and shas[0] is not None and upstream is not None:
+        with _PACKED_LOCK:
+            known = _PACKED.get((shas[0], shas[1]))
+        if known is not None:
+            return known
     up = canonical_bytes(upstream) if upstream is not None else b""
-    ap = canonical_bytes(applied) if applied is not None else b""
-    return PackedPair(
+    up_sha = _hex(up) if upstream is not None else None
+    claimed_same = shas is not None and shas[0] == shas[1] == up_sha  # a wrong claim is ignored
+    same = upstream is not None and applied is not None and (applied is upstream or claimed_same)
+    ap = b"" if same or applied is None else canonical_bytes(applied)
+    if same:
+        ap_sha, applied_len = up_sha, SAME_AS_UPSTREAM
+    else:
+        ap_sha = _hex(ap) if applied is not None else None
+        applied_len = len(ap) if applied is not None else -1
+    pair = PackedPair(
         payload=zlib.compress(up + ap, 6),
         upstream_len=len(up) if upstream is not None else -1,
-        applied_len=len(ap) if applied is not None else -1,
-        upstream_sha256=_hex(up) if upstream is not None else None,
-        applied_sha256=_hex(ap) if applied is not None else None,
+        applied_len=applied_len,
+        upstream_sha256=up_sha,
+        applied_sha256=ap_sha,
     )
+    if shas is not None and up_sha is not None and shas == (up_sha, ap_sha):
+        with _PACKED_LOCK:
+            _PACKED[shas] = pair
+            _PACKED.move_to_end(shas)
+            while len(_PACKED) > _PACKED_SIZE:
+                _PACKED.popitem(last=False)
+    return pair
 
 
 def _load(data: bytes, expected_sha: str | None, *, what: str, where: str) -> dict[str, Any]:
@@ -95,7 +134,10 @@ def unpack_pair(
         raise LedgerCorruptError(
             f"stored definitions do not decompress: {exc}", where=where
         ) from None
-    expected = max(upstream_len, 0) + max(applied_len, 0)
+    same = applied_len == SAME_AS_UPSTREAM
+    if same and upstream_len < 0:
+        raise LedgerCorruptError("the applied definition refers to a missing upstream", where=where)
+    expected = max(upstream_len, 0) + (0 if same else max(applied_len, 0))
     if len(raw) != expected:
         raise LedgerCorruptError(
             f"stored definitions are {len(raw)} bytes, the row records {expected}", where=where
@@ -106,11 +148,14 @@ def unpack_pair(
         if upstream_len >= 0
         else None
     )
-    applied = (
-        _load(raw[up_end:], applied_sha256, what="applied definition", where=where)
-        if applied_len >= 0
-        else None
-    )
+    if same:  # a second object: callers may keep one and change the other
+        applied = _load(raw[:up_end], applied_sha256, what="applied definition", where=where)
+    else:
+        applied = (
+            _load(raw[up_end:], applied_sha256, what="applied definition", where=where)
+            if applied_len >= 0
+            else None
+        )
     return upstream, applied
 
 

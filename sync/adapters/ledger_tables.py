@@ -531,7 +531,11 @@ class TableLedger:
         }
         suffix, summary = codec.encode_json_property(record.summary or {})
         entity["Summary" + suffix] = summary
-        pair = codec.pack_pair(record.upstream, record.applied)
+        pair = codec.pack_pair(
+            record.upstream,
+            record.applied,
+            shas=(record.upstream_sha256, record.applied_sha256),
+        )
         entity.update(
             DefUpstreamSha256=pair.upstream_sha256,
             DefAppliedSha256=pair.applied_sha256,

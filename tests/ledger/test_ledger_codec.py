@@ -96,3 +96,50 @@ def test_unreadable_json_property_is_corruption():
         codec.decode_json_property({"SummaryZ": b"\x00\x01"}, "Summary", where="t")
     with pytest.raises(codec.LedgerCorruptError, match="Summary"):
         codec.decode_json_property({"Summary": "{nope"}, "Summary", where="t")
+
+
+def test_applied_equal_to_upstream_is_stored_once_and_read_as_two_objects():
+    up = noisy_spec(100_000, 3)
+    sha = sha256_hex(up)
+    pair = codec.pack_pair(up, dict(up), shas=(sha, sha))
+    alone = codec.pack_pair(up, None)
+    assert pair.applied_len == codec.SAME_AS_UPSTREAM
+    assert len(pair.payload) == len(alone.payload)
+    assert pair.applied_sha256 == pair.upstream_sha256 == sha
+    got_up, got_ap = _unpack(pair)
+    assert got_up == got_ap == up
+    assert got_up is not got_ap  # changing one must not change the other
+
+
+def test_the_same_object_is_stored_once_without_claims():
+    up = small_spec()
+    pair = codec.pack_pair(up, up)
+    assert pair.applied_len == codec.SAME_AS_UPSTREAM
+    assert _unpack(pair) == (up, up)
+
+
+def test_a_wrong_claim_is_not_trusted():
+    up, ap = small_spec(), small_spec(title="Invoicing (edited)")
+    wrong = sha256_hex(ap)
+    pair = codec.pack_pair(up, ap, shas=(wrong, wrong))  # claims both are ``ap``
+    assert pair.upstream_sha256 == sha256_hex(up)
+    assert pair.applied_sha256 == sha256_hex(ap)
+    assert _unpack(pair) == (up, ap)
+    again = codec.pack_pair(up, ap, shas=(wrong, wrong))
+    assert again is not pair  # never remembered under a claim that did not hold
+
+
+def test_a_fan_out_packs_the_same_pair_once(monkeypatch):
+    up, ap = noisy_spec(50_000, 5), small_spec(title="edited")
+    shas = (sha256_hex(up), sha256_hex(ap))
+    first = codec.pack_pair(up, ap, shas=shas)
+    encoded: list[object] = []
+    monkeypatch.setattr(codec, "canonical_bytes", lambda doc: encoded.append(doc) or b"")
+    assert codec.pack_pair(up, ap, shas=shas) is first
+    assert encoded == []
+
+
+def test_same_as_upstream_without_an_upstream_is_corruption():
+    pair = codec.pack_pair(small_spec(), None)
+    with pytest.raises(codec.LedgerCorruptError, match="missing upstream"):
+        _unpack(pair, upstream_len=-1, applied_len=codec.SAME_AS_UPSTREAM)
