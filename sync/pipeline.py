@@ -102,6 +102,7 @@ class _Lru:
 _PREPARED = _Lru(8)  # (api, overlay, overrides, sha of raw spec) -> upstream, losses, warnings, sha
 _BASES = _Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
 _REPORTS = _Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
+_DIFFS = _Lru(16)  # (sha of the connector's definition, sha of the new one) -> Diff (never mutated)
 
 
 class Unchanged(Exception):
@@ -173,6 +174,20 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
         report = spec.validate(doc, limit_bytes=limit_bytes, strict=strict)
         _REPORTS.put(key, report)
     return report
+
+
+def diff_cached(
+    ours: dict[str, Any] | None, ours_sha: str | None, new: dict[str, Any], new_sha: str
+):
+    """The targets of a fan-out usually move from the same definition to the same one."""
+    if ours is None or ours_sha is None:
+        return spec.diff(ours, new)
+    key = (ours_sha, new_sha)
+    change = _DIFFS.get(key)
+    if change is None:
+        change = spec.diff(ours, new)
+        _DIFFS.put(key, change)
+    return change
 
 
 class Pipeline:
@@ -507,12 +522,16 @@ class Pipeline:
         warnings = [*prepared.warnings, *report.warnings]
         errors = list(report.errors)
         size_problem = getattr(target, "size_problem", None)  # limits not in bytes (Dataverse)
-        if callable(size_problem) and (problem := size_problem(merged)):
+        if (
+            target.limit_bytes is None  # a byte limit is already checked by the validation above
+            and callable(size_problem)
+            and (problem := size_problem(merged))
+        ):
             errors.append(problem)
         if errors:
             raise SpecError("; ".join(errors[:10]), where=f"{item.api}/{item.target}")
         set_stage("diff")
-        change = spec.diff(ours, merged)
+        change = diff_cached(ours, ours_sha, merged, merged_sha)
         common = {
             **base,
             "info_version": prepared.info_version,
