@@ -148,7 +148,7 @@ def prepare_upstream(
         return upstream, list(losses), list(warnings), sha
     doc = load_object(raw, source=source)
     spec.check_refs(doc)
-    normalized = spec.normalize(doc)
+    normalized = spec.normalize(doc, owned=True)  # parsed just now, referenced nowhere else
     warnings: list[str] = []
     result = normalized.doc
     if normalized.generated_operation_ids:
