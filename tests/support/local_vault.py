@@ -244,4 +244,11 @@ class _VaultHandler(BaseHTTPRequestHandler):
 
 
 def start_local_vault(identity: LocalIdentity | None = None) -> LocalVault:
-    return LocalVault(identity=identity)
+    vault = LocalVault(identity=identity)
+    # The SDK caches each vault's bearer challenge process-wide by host:port. A free port that an
+    # earlier test's vault used would hand this vault that challenge, and the first request would
+    # skip the 401 round trip a test may be checking (seen as a rare flake under xdist).
+    from azure.keyvault.secrets._shared.http_challenge_cache import remove_challenge_for_url
+
+    remove_challenge_for_url(vault.url)
+    return vault
