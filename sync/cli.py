@@ -145,13 +145,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_GC_THRESHOLDS = (700, 10, 10)  # CPython's own
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Drain the work queue here (what the queue trigger does in Azure), for local runs."""
     import gc
 
     from sync.worker_loop import drain
 
-    gc.enable()  # ``python -m sync`` starts without it (see sync/__main__.py); this may run long
+    gc.set_threshold(
+        *DEFAULT_GC_THRESHOLDS
+    )  # ``python -m sync`` collects rarely; this may run long
 
     svc = _service(args)
     outcomes = drain(
