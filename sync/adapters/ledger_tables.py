@@ -407,29 +407,26 @@ class TableLedger:
 
     @_azure_errors("ledger.release_lease")
     def release_lease(self, lease: TableLease) -> None:
-        """Delete the lease row only while it is still ours (the owner may have changed)."""
+        """Delete the lease row only while it is still ours: under the ETag our claim got back, so
+        a row another worker took over (a new ETag) or already removed is left alone, in one
+        round trip."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-        pk = partition_key(lease.api, lease.target)
-        current = self._get(pk, LEASE_ROW)
-        if current is None or current.get("Owner") != lease.owner:
+        try:
+            self._table().delete_entity(
+                partition_key(lease.api, lease.target),
+                LEASE_ROW,
+                etag=lease.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
             log.warning(
                 "lease on %s/%s is no longer held by %s; not releasing",
                 lease.api,
                 lease.target,
                 lease.owner,
             )
-            return
-        try:
-            self._table().delete_entity(
-                pk,
-                LEASE_ROW,
-                etag=current.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            log.warning("lease on %s/%s changed while releasing it", lease.api, lease.target)
 
     # --- events and versions ----------------------------------------------------------------------
 

@@ -98,3 +98,15 @@ def test_non_positive_lease_length_is_refused(ledger, seconds):
 
     with pytest.raises(PermanentError, match="lease length"):
         ledger.acquire_lease(API, TARGET, "worker-a", seconds)
+
+
+def test_release_uses_the_claim_it_was_given(ledger):
+    """Deleting under the claim's ETag: an older claim of the same owner, since refreshed, does
+    not remove the newer one; the refreshed claim does."""
+    first = ledger.acquire_lease(API, TARGET, "worker-a", 60)
+    again = ledger.acquire_lease(API, TARGET, "worker-a", 60)
+    ledger.release_lease(first)
+    with pytest.raises(LeaseTakenError, match="worker-a"):
+        ledger.acquire_lease(API, TARGET, "worker-b", 60)
+    ledger.release_lease(again)
+    assert ledger.acquire_lease(API, TARGET, "worker-b", 60).owner == "worker-b"
