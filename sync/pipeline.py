@@ -319,6 +319,8 @@ class Pipeline:
         early = self._precheck(item, api, tcfg, target, state, base)
         if isinstance(early, TargetOutcome):  # unchanged: not even the lease was written
             return early
+        if early.prepared is not None and (hook := getattr(target, "prevalidate", None)):
+            hook(early.prepared.upstream)  # new content: the platform's check overlaps the reads
         # One owner per attempt, not per process: the host runs queue invocations in threads of
         # one process, and a process-wide owner would let two of them take the same lease.
         owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunparse
@@ -146,6 +147,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
         self.limit_bytes: int | None = LIMIT_BYTES
         self._secrets = secrets
         self._accepted = accepted
+        self._last_encoded: tuple[dict[str, Any], bytes] | None = None
         super().__init__(
             api=api,
             name=name,
@@ -176,8 +178,38 @@ class PowerAppsTarget(MarkedConnectorTarget):
             connector_id=cid,
         )
 
+    def prevalidate(self, definition: dict[str, Any]) -> None:
+        """Ask the platform about ``definition`` now, in the background, while the pipeline reads
+        the connector and merges: when the merge leaves upstream as it is (no connector-side
+        edit, the usual case) ``write`` finds the acceptance waiting (``pp_verdicts``) instead of
+        spending a round trip on it. A different merged definition is validated by ``write`` as
+        always; a refusal here is only logged, ``write`` asks again and reports it."""
+        if self._accepted is None:  # nothing to share the answer through
+            return
+        encoded = self._encoded(definition)
+        if self.size_problem(definition, size=len(encoded)):
+            return  # ``write`` refuses it without uploading anything
+
+        def speculate() -> None:
+            try:
+                self._validate(encoded)
+            except Exception as exc:  # reported by write's own call, if it comes
+                log.debug("early validateApiSwagger for %s: %s", self._where, exc)
+
+        threading.Thread(target=speculate, name="pp-prevalidate", daemon=True).start()
+
+    def _encoded(self, definition: dict[str, Any]) -> bytes:
+        """Compact JSON of ``definition``, once: the pipeline hands ``prevalidate`` and ``write``
+        the same (never mutated) object, so the last one is remembered by identity."""
+        last = self._last_encoded
+        if last is not None and last[0] is definition:
+            return last[1]
+        encoded = compact_bytes(definition)
+        self._last_encoded = (definition, encoded)
+        return encoded
+
     def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:
-        encoded = compact_bytes(definition)  # one encoding: size check, validation and the write
+        encoded = self._encoded(definition)  # one encoding: size check, validation and the write
         if problem := self.size_problem(definition, size=len(encoded)):
             raise TargetError(problem, where=self._where)
         cid = current.connector_id or self._resolve_id()

@@ -13,6 +13,7 @@ from sync.bootstrap import build
 from sync.triggers import plan
 from sync.worker_loop import drain
 from tests.pipeline.conftest import ENV, SPEC_PATH, Stack, ci_event
+from tests.powerplatform.conftest import settle
 from tests.simulators.powerplatform import Simulator
 
 pytestmark = pytest.mark.azurite
@@ -89,11 +90,21 @@ def test_event_creates_then_updates_a_powerapps_connector_keeping_its_members(
         ENV, created, held["definition"], OAUTH_PROPS, description=held["description"]
     )
     stack.serve("openapi-v2.yaml")
+    seen = len(sim.requests)
     plan(ci_event(), svc)
     [second] = drain(svc, wait_seconds=0.5)
     assert second.result == "updated", second.message
     assert second.version == 2
     after = sim.powerapps_connector(ENV, created)
+    # The platform was asked about v2 once (early, while the connector was read), and what it
+    # accepted is exactly what was written.
+    settle()
+    validated = [
+        json.loads(r.body)
+        for r in sim.requests[seen:]
+        if r.method == "POST" and "validateApiSwagger" in r.path
+    ]
+    assert validated == [after["definition"]]
     assert "PayInvoice" in json.dumps(after["definition"])
     members = after["members"]
     assert (

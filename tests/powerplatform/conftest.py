@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +30,13 @@ def mint(aud: str, *, oid: str = USER_OID, idtyp: str | None = "user", **extra: 
     if idtyp:
         claims["idtyp"] = idtyp
     return jwt.encode(claims, "local-test-key-not-a-secret-0123456789", algorithm="HS256")
+
+
+def settle() -> None:
+    """Wait for background validateApiSwagger calls (``PowerAppsTarget.prevalidate``) to end."""
+    for thread in threading.enumerate():
+        if thread.name == "pp-prevalidate":
+            thread.join(10)
 
 
 class FakeTokens:

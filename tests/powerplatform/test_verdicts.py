@@ -12,7 +12,7 @@ import pytest
 from sync.adapters.powerapps import PowerAppsTarget
 from sync.adapters.pp_verdicts import AcceptedDefinitions
 from sync.errors import TargetError
-from tests.powerplatform.conftest import ENV
+from tests.powerplatform.conftest import ENV, settle
 from tests.powerplatform.samples import APIKEY_PROPERTIES, DEFINITION, changed
 from tests.simulators.powerplatform import Simulator
 
@@ -159,3 +159,68 @@ def test_waiters_ask_themselves_when_the_first_is_refused() -> None:
             accepted.check("bad", refuse)
     assert len(calls) == 2
     assert accepted.check("bad", lambda: None) is True
+
+
+def validated_bodies(sim: Simulator) -> list[dict]:
+    import json
+
+    return [json.loads(r.body) for r in sim.requests_to("POST", "validateApiSwagger")]
+
+
+def test_prevalidated_upstream_is_not_validated_again_by_the_write(
+    sim: Simulator, make_powerapps: Make
+) -> None:
+    [target, *_] = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
+    new = changed(DEFINITION)
+    sim.clear_requests()
+    target.prevalidate(new)
+    target.write(new, target.read())
+    settle()
+    assert validated_bodies(sim) == [new]
+    assert len(sim.requests_to("PATCH")) == 1
+
+
+def test_a_different_merge_is_validated_by_the_write(sim: Simulator, make_powerapps: Make) -> None:
+    [target, *_] = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
+    upstream = changed(DEFINITION)
+    merged = copy.deepcopy(upstream)
+    merged["info"]["description"] = "kept from the portal"
+    sim.clear_requests()
+    target.prevalidate(upstream)
+    target.write(merged, target.read())
+    settle()
+    bodies = validated_bodies(sim)
+    assert sorted(b["info"].get("description", "") for b in bodies) == [
+        upstream["info"].get("description", ""),
+        "kept from the portal",
+    ]
+    assert target.read_back() == merged
+
+
+def test_a_refused_prevalidation_is_reported_by_the_write(
+    sim: Simulator, make_powerapps: Make
+) -> None:
+    [target, *_] = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
+    new = changed(DEFINITION)
+    sim.validate_failures[new["info"]["title"]] = "The 'schemes' array requires at least one value."
+    sim.clear_requests()
+    target.prevalidate(new)
+    with pytest.raises(TargetError, match="SwaggerValidationFailed: The 'schemes' array"):
+        target.write(new, target.read())
+    settle()
+    assert len(validated_bodies(sim)) == 2
+    assert sim.requests_to("PATCH") == []
+
+
+def test_prevalidate_without_a_shared_store_or_over_the_limit_asks_nothing(
+    sim: Simulator, make_powerapps: Make
+) -> None:
+    [plain] = seeded_targets(sim, make_powerapps, None)[:1]
+    shared = make_powerapps({"connector": CIDS[1]}, name="t1", accepted=AcceptedDefinitions())
+    big = changed(DEFINITION)
+    big["info"]["description"] = "x" * 1_000_001
+    sim.clear_requests()
+    plain.prevalidate(changed(DEFINITION))
+    shared.prevalidate(big)
+    settle()
+    assert validated_bodies(sim) == []
