@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -166,14 +167,50 @@ def prepare_upstream(
     return result, list(normalized.losses), warnings, sha
 
 
+_VALIDATING: dict[Any, Future[Any]] = {}  # validations running now, so a second asker waits
+_VALIDATING_LOCK = threading.Lock()
+
+
 def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> Any:
-    """The same definition (every target of a fan-out) is validated once."""
+    """The same definition (every target of a fan-out, or an early start) is validated once:
+    a finished report is reused, a running validation is waited for (single flight)."""
     key = (sha, limit_bytes, strict)
     report = _REPORTS.get(key)
-    if report is None:
+    if report is not None:
+        return report
+    with _VALIDATING_LOCK:
+        running = _VALIDATING.get(key)
+        if running is None:
+            mine: Future[Any] = Future()
+            _VALIDATING[key] = mine
+    if running is not None:
+        return running.result()
+    try:
         report = spec.validate(doc, limit_bytes=limit_bytes, strict=strict)
+    except BaseException as exc:
+        mine.set_exception(exc)
+        raise
+    else:
         _REPORTS.put(key, report)
-    return report
+        mine.set_result(report)
+        return report
+    finally:
+        with _VALIDATING_LOCK:
+            del _VALIDATING[key]
+
+
+def validate_early(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> None:
+    """Start ``validate_cached`` in the background: the pipeline calls it when new content arrives
+    and then waits on the network (lease, state, connector read), where the validator's CPU time
+    costs nothing; the stage itself then finds the report (or waits for it)."""
+
+    def run() -> None:
+        try:
+            validate_cached(doc, sha, limit_bytes=limit_bytes, strict=strict)
+        except Exception as exc:  # the stage validates again and raises it in context
+            log.debug("early validation failed: %s", exc)
+
+    threading.Thread(target=run, name="validate-early", daemon=True).start()
 
 
 def diff_cached(
@@ -319,8 +356,16 @@ class Pipeline:
         early = self._precheck(item, api, tcfg, target, state, base)
         if isinstance(early, TargetOutcome):  # unchanged: not even the lease was written
             return early
-        if early.prepared is not None and (hook := getattr(target, "prevalidate", None)):
-            hook(early.prepared.upstream)  # new content: the platform's check overlaps the reads
+        if early.prepared is not None:  # new content: both checks overlap the reads below
+            upstream = early.prepared
+            validate_early(
+                upstream.upstream,
+                upstream.upstream_sha,
+                limit_bytes=target.limit_bytes,
+                strict=api.strict,
+            )
+            if hook := getattr(target, "prevalidate", None):
+                hook(upstream.upstream)
         # One owner per attempt, not per process: the host runs queue invocations in threads of
         # one process, and a process-wide owner would let two of them take the same lease.
         owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,84 @@
+"""Local validation runs once per definition: a finished report is reused, a running one is
+waited for, a failure reaches every asker and is not remembered, and an early start is joined."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from sync import pipeline
+from sync.errors import SpecError
+
+
+@pytest.fixture
+def slow_validate(monkeypatch):
+    calls: list[str] = []
+    gate = threading.Event()
+    real = pipeline.spec.validate
+
+    def validate(doc, **kwargs):
+        calls.append(doc["info"]["title"])
+        assert gate.wait(5)
+        if doc["info"]["title"] == "bomb":
+            raise SpecError("too deep", where="doc")
+        return real(doc, **kwargs)
+
+    monkeypatch.setattr(pipeline.spec, "validate", validate)
+    return calls, gate
+
+
+def doc(title: str) -> dict:
+    return {"swagger": "2.0", "info": {"title": title, "version": "1"}, "paths": {}}
+
+
+def ask(results: list, document: dict, sha: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            results.append(pipeline.validate_cached(document, sha, limit_bytes=None, strict=False))
+        except SpecError as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_concurrent_askers_share_one_validation(slow_validate) -> None:
+    calls, gate = slow_validate
+    sha = uuid.uuid4().hex  # a key no other test used
+    results: list = []
+    threads = [ask(results, doc("one"), sha) for _ in range(4)]
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert calls == ["one"]
+    assert len(results) == 4 and all(r is results[0] for r in results)
+    assert pipeline.validate_cached(doc("one"), sha, limit_bytes=None, strict=False) is results[0]
+
+
+def test_a_failure_reaches_every_asker_and_is_not_kept(slow_validate) -> None:
+    calls, gate = slow_validate
+    sha = uuid.uuid4().hex
+    results: list = []
+    threads = [ask(results, doc("bomb"), sha) for _ in range(3)]
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(results) == 3 and all(isinstance(r, SpecError) for r in results)
+    with pytest.raises(SpecError):
+        pipeline.validate_cached(doc("bomb"), sha, limit_bytes=None, strict=False)
+    assert calls == ["bomb", "bomb"]  # the failed run was not cached: asked again
+
+
+def test_an_early_start_is_joined_by_the_stage(slow_validate) -> None:
+    calls, gate = slow_validate
+    sha = uuid.uuid4().hex
+    pipeline.validate_early(doc("early"), sha, limit_bytes=None, strict=False)
+    results: list = []
+    stage = ask(results, doc("early"), sha)
+    gate.set()
+    stage.join(5)
+    assert calls == ["early"]
+    assert results[0].ok
