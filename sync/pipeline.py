@@ -11,6 +11,7 @@ holds that definition and records the missing version instead of writing again.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import logging
@@ -18,10 +19,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sync import drift, spec
 from sync.adapters.urlguard import redact_url
@@ -43,6 +45,7 @@ from sync.spec.canonical import sha256_hex
 from sync.spec.parse import load_object
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -199,18 +202,29 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
             del _VALIDATING[key]
 
 
+def in_background(fn: Callable[[], T], *, name: str) -> Future[T]:
+    """``fn()`` in a daemon thread; the future carries its result or exception."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # delivered to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
 def validate_early(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> None:
     """Start ``validate_cached`` in the background: the pipeline calls it when new content arrives
     and then waits on the network (lease, state, connector read), where the validator's CPU time
     costs nothing; the stage itself then finds the report (or waits for it)."""
 
-    def run() -> None:
-        try:
-            validate_cached(doc, sha, limit_bytes=limit_bytes, strict=strict)
-        except Exception as exc:  # the stage validates again and raises it in context
-            log.debug("early validation failed: %s", exc)
-
-    threading.Thread(target=run, name="validate-early", daemon=True).start()
+    in_background(  # a failure stays in the future: the stage validates again and raises it
+        lambda: validate_cached(doc, sha, limit_bytes=limit_bytes, strict=strict),
+        name="validate-early",
+    )
 
 
 def diff_cached(
@@ -356,7 +370,8 @@ class Pipeline:
         early = self._precheck(item, api, tcfg, target, state, base)
         if isinstance(early, TargetOutcome):  # unchanged: not even the lease was written
             return early
-        if early.prepared is not None:  # new content: both checks overlap the reads below
+        reading: Future[CurrentConnector] | None = None
+        if early.prepared is not None:  # new content: both checks and the read overlap the lease
             upstream = early.prepared
             validate_early(
                 upstream.upstream,
@@ -366,21 +381,29 @@ class Pipeline:
             )
             if hook := getattr(target, "prevalidate", None):
                 hook(upstream.upstream)
-        # One owner per attempt, not per process: the host runs queue invocations in threads of
-        # one process, and a process-wide owner would let two of them take the same lease.
-        owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
-        lease = ledger.acquire_lease(item.api, item.target, owner, self.lease_seconds)
+            if early.current is None:
+                reading = in_background(target.read, name="connector-read")
         try:
-            fresh = ledger.state(item.api, item.target)  # fresh, under the lease
-            if stale := _superseded(request, fresh):
-                return TargetOutcome(
-                    **base, result="unchanged", message=stale, version=fresh.version or None
-                )
-            if fresh.etag != state.etag:  # another worker moved the target meanwhile: redo all
-                early = Early()
-            return self._stages(item, api, tcfg, target, fresh, base, early)
+            # One owner per attempt, not per process: the host runs queue invocations in threads
+            # of one process, and a process-wide owner would let two of them take the same lease.
+            owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
+            lease = ledger.acquire_lease(item.api, item.target, owner, self.lease_seconds)
+            try:
+                fresh = ledger.state(item.api, item.target)  # fresh, under the lease
+                if stale := _superseded(request, fresh):
+                    return TargetOutcome(
+                        **base, result="unchanged", message=stale, version=fresh.version or None
+                    )
+                if fresh.etag != state.etag:  # another worker moved the target: redo all
+                    early = Early()
+                elif reading is not None:  # read before the lease: valid, the state row held
+                    early = Early(prepared=early.prepared, current=reading.result())
+                return self._stages(item, api, tcfg, target, fresh, base, early)
+            finally:
+                ledger.release_lease(lease)
         finally:
-            ledger.release_lease(lease)
+            if reading is not None:  # no read outlives its item (the target object is shared)
+                concurrent.futures.wait([reading])
 
     def _precheck(
         self,

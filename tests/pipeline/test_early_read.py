@@ -1,0 +1,96 @@
+"""The connector is read while the lease is taken (new content only): a failed read is reported by
+the item as if read under the lease, and no read outlives its item."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from sync.errors import LeaseTakenError, TargetError
+from sync.models import RunSummary, SyncRequest, WorkItem
+from sync.runs import execute, run_id_for
+from tests.pipeline.conftest import Stack
+
+API = "contoso-invoicing"
+
+
+class ReadWrapper:
+    """A folder target whose read is slow or fails; everything else is the real target."""
+
+    def __init__(self, inner: Any, *, delay: float = 0.0, error: str | None = None) -> None:
+        self._inner, self._delay, self._error = inner, delay, error
+        self.reads: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def read(self) -> Any:
+        self.reads.append(threading.current_thread().name)
+        time.sleep(self._delay)
+        if self._error:
+            raise TargetError(self._error, where="test")
+        result = self._inner.read()
+        self.reads.append("done")
+        return result
+
+
+def item_for(svc: Any, target: str, event_id: str) -> WorkItem:
+    request = SyncRequest(api=API, reason="event", event_id=event_id, targets=(target,))
+    item = WorkItem(run_id=run_id_for(request), api=API, target=target, request=request)
+    svc.ports.ledger.start_run(
+        RunSummary(run_id=item.run_id, api=API, request=request, targets=(target,))
+    )
+    return item
+
+
+def test_a_failed_early_read_is_the_items_failure_and_the_lease_is_released(stack: Stack) -> None:
+    stack.serve("openapi-v1.yaml")
+    real = stack.service().ports.targets
+    wrappers: dict[str, ReadWrapper] = {}
+
+    def targets(api: str, name: str) -> ReadWrapper:
+        return wrappers.setdefault(name, ReadWrapper(real(api, name), error="connector is gone"))
+
+    svc = stack.service(targets=targets)
+    outcome = execute(item_for(svc, "dev", "evt-read-fails"), svc.pipeline, svc.ports)
+    assert outcome.result == "failed"
+    assert "connector is gone" in outcome.message
+    assert wrappers["dev"].reads == ["connector-read"]  # read in the background, before the lease
+    lease = svc.ports.ledger.acquire_lease(API, "dev", "someone-else", 60)  # it was released
+    svc.ports.ledger.release_lease(lease)
+
+
+def test_no_early_read_outlives_an_item_whose_lease_is_taken(stack: Stack) -> None:
+    stack.serve("openapi-v1.yaml")
+    real = stack.service().ports.targets
+    wrappers: dict[str, ReadWrapper] = {}
+
+    def targets(api: str, name: str) -> ReadWrapper:
+        return wrappers.setdefault(name, ReadWrapper(real(api, name), delay=0.3))
+
+    svc = stack.service(targets=targets)
+    held = svc.ports.ledger.acquire_lease(API, "dev", "another-worker", 60)
+    try:
+        with pytest.raises(LeaseTakenError, match="another-worker"):
+            execute(item_for(svc, "dev", "evt-lease-taken"), svc.pipeline, svc.ports)
+        assert wrappers["dev"].reads == ["connector-read", "done"]  # finished before the raise
+    finally:
+        svc.ports.ledger.release_lease(held)
+
+
+def test_an_update_reads_the_connector_once(stack: Stack) -> None:
+    stack.serve("openapi-v1.yaml")
+    real = stack.service().ports.targets
+    wrappers: dict[str, ReadWrapper] = {}
+
+    def targets(api: str, name: str) -> ReadWrapper:
+        return wrappers.setdefault(name, ReadWrapper(real(api, name)))
+
+    svc = stack.service(targets=targets)
+    outcome = execute(item_for(svc, "dev", "evt-once"), svc.pipeline, svc.ports)
+    assert outcome.result == "updated", outcome.message
+    assert wrappers["dev"].reads == ["connector-read", "done"]
+    assert stack.folder("dev").exists()
