@@ -745,9 +745,12 @@ class TableLedger:
                 )
             was_complete = run.complete
             updated = replace(run, outcomes=(*run.outcomes, outcome))
+            row = self._run_entity(updated)
+            if entity.get("NotifiedAt"):  # not part of RunSummary; REPLACE must not drop it
+                row["NotifiedAt"] = entity["NotifiedAt"]
             try:
                 self._table().update_entity(
-                    self._run_entity(updated),
+                    row,
                     mode=UpdateMode.REPLACE,
                     etag=entity.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,

@@ -110,6 +110,22 @@ def test_mark_notified_survives_later_reads(ledger):
     assert got.complete
 
 
+def test_a_late_outcome_keeps_the_notification_time(ledger):
+    """An outcome for a target the run did not list arrives after the card went out: the run row
+    is rewritten, and when it was notified must survive (it is what an operator checks)."""
+    run = _run(["a"])
+    ledger.start_run(run)
+    ledger.finish_item(run.run_id, _outcome("a"))
+    ledger.mark_notified(run.run_id, "accepted")
+    table = ledger._table()
+    stamped = table.get_entity("runs", run.run_id)["NotifiedAt"]
+    ledger.finish_item(run.run_id, _outcome("late"))
+    row = table.get_entity("runs", run.run_id)
+    assert row["NotifiedAt"] == stamped
+    assert row["Notified"] == "accepted"
+    assert [o.target for o in ledger.get_run(run.run_id).outcomes] == ["a", "late"]
+
+
 def test_unknown_run_is_a_permanent_error(ledger):
     with pytest.raises(PermanentError, match="never started"):
         ledger.finish_item(new_run_id(), _outcome("a"))
