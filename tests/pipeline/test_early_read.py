@@ -37,6 +37,18 @@ class ReadWrapper:
         return result
 
 
+def wrapped(stack: Stack, **behaviour: Any) -> tuple[Any, dict[str, ReadWrapper]]:
+    """A service whose targets are wrapped (one wrapper per target name, kept for asserts)."""
+    stack.serve("openapi-v1.yaml")
+    real = stack.service().ports.targets
+    wrappers: dict[str, ReadWrapper] = {}
+
+    def targets(api: str, name: str) -> ReadWrapper:
+        return wrappers.setdefault(name, ReadWrapper(real(api, name), **behaviour))
+
+    return stack.service(targets=targets), wrappers
+
+
 def item_for(svc: Any, target: str, event_id: str) -> WorkItem:
     request = SyncRequest(api=API, reason="event", event_id=event_id, targets=(target,))
     item = WorkItem(run_id=run_id_for(request), api=API, target=target, request=request)
@@ -47,14 +59,7 @@ def item_for(svc: Any, target: str, event_id: str) -> WorkItem:
 
 
 def test_a_failed_early_read_is_the_items_failure_and_the_lease_is_released(stack: Stack) -> None:
-    stack.serve("openapi-v1.yaml")
-    real = stack.service().ports.targets
-    wrappers: dict[str, ReadWrapper] = {}
-
-    def targets(api: str, name: str) -> ReadWrapper:
-        return wrappers.setdefault(name, ReadWrapper(real(api, name), error="connector is gone"))
-
-    svc = stack.service(targets=targets)
+    svc, wrappers = wrapped(stack, error="connector is gone")
     outcome = execute(item_for(svc, "dev", "evt-read-fails"), svc.pipeline, svc.ports)
     assert outcome.result == "failed"
     assert "connector is gone" in outcome.message
@@ -64,14 +69,7 @@ def test_a_failed_early_read_is_the_items_failure_and_the_lease_is_released(stac
 
 
 def test_no_early_read_outlives_an_item_whose_lease_is_taken(stack: Stack) -> None:
-    stack.serve("openapi-v1.yaml")
-    real = stack.service().ports.targets
-    wrappers: dict[str, ReadWrapper] = {}
-
-    def targets(api: str, name: str) -> ReadWrapper:
-        return wrappers.setdefault(name, ReadWrapper(real(api, name), delay=0.3))
-
-    svc = stack.service(targets=targets)
+    svc, wrappers = wrapped(stack, delay=0.3)
     held = svc.ports.ledger.acquire_lease(API, "dev", "another-worker", 60)
     try:
         with pytest.raises(LeaseTakenError, match="another-worker"):
@@ -82,14 +80,7 @@ def test_no_early_read_outlives_an_item_whose_lease_is_taken(stack: Stack) -> No
 
 
 def test_an_update_reads_the_connector_once(stack: Stack) -> None:
-    stack.serve("openapi-v1.yaml")
-    real = stack.service().ports.targets
-    wrappers: dict[str, ReadWrapper] = {}
-
-    def targets(api: str, name: str) -> ReadWrapper:
-        return wrappers.setdefault(name, ReadWrapper(real(api, name)))
-
-    svc = stack.service(targets=targets)
+    svc, wrappers = wrapped(stack)
     outcome = execute(item_for(svc, "dev", "evt-once"), svc.pipeline, svc.ports)
     assert outcome.result == "updated", outcome.message
     assert wrappers["dev"].reads == ["connector-read", "done"]
