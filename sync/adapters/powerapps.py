@@ -186,7 +186,10 @@ class PowerAppsTarget(MarkedConnectorTarget):
         always; a refusal here is only logged, ``write`` asks again and reports it."""
         if self._accepted is None:  # nothing to share the answer through
             return
-        encoded = self._encoded(definition)
+        try:
+            encoded = self._encoded(definition)
+        except ValueError:  # NaN/Infinity: not JSON; ``write`` meets it as before
+            return
         if self.size_problem(definition, size=len(encoded)):
             return  # ``write`` refuses it without uploading anything
 

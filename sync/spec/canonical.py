@@ -23,7 +23,9 @@ def compact_bytes(doc: Any) -> bytes:
 
 
 def compact_size(doc: Any) -> int:
-    return len(compact_bytes(doc))
+    """Bytes of the compact UTF-8 JSON a platform receives. Unlike ``compact_bytes`` it measures
+    a non-finite number (YAML ``.inf``) instead of raising: validation must report, not crash."""
+    return len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def with_member(doc: dict[str, Any], name: str, encoded: bytes) -> bytes:

@@ -224,3 +224,17 @@ def test_prevalidate_without_a_shared_store_or_over_the_limit_asks_nothing(
     shared.prevalidate(big)
     settle()
     assert validated_bodies(sim) == []
+
+
+def test_prevalidate_of_a_definition_json_cannot_carry_asks_nothing_and_never_raises(
+    sim: Simulator, make_powerapps: Make
+) -> None:
+    """prevalidate runs before the lease for every new upstream: it only speculates, so a
+    definition the body encoder refuses (``maximum: .inf``) is left to ``write`` to report."""
+    [target] = seeded_targets(sim, make_powerapps, AcceptedDefinitions())[:1]
+    odd = changed(DEFINITION)
+    odd["x-limit"] = float("inf")
+    sim.clear_requests()
+    target.prevalidate(odd)
+    settle()
+    assert validated_bodies(sim) == []

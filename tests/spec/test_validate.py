@@ -93,6 +93,17 @@ def test_size_limit_names_limit_and_measured_size() -> None:
     ]
 
 
+@pytest.mark.parametrize("number", [float("inf"), float("nan")])
+def test_a_non_finite_number_is_measured_not_raised(number: float) -> None:
+    """A YAML spec may say ``maximum: .inf``: validation (and a dry run) reports on it as before
+    the request-body encoder (no NaN/Infinity) was shared with the size check."""
+    doc = good()
+    doc["definitions"]["Pet"]["maximum"] = number
+    report = validate(doc, limit_bytes=1_000_000)
+    assert report.errors == []
+    assert compact_size(doc) > compact_size(good())
+
+
 def test_duplicate_operation_ids() -> None:
     doc = good()
     doc["paths"]["/other"] = {
