@@ -46,6 +46,7 @@ from sync.ports import SecretStore, TokenProvider
 from sync.spec.canonical import compact_bytes, compact_size, with_member
 
 log = logging.getLogger(__name__)
+PREVALIDATE_BUDGET_SECONDS = 10.0  # the early validateApiSwagger gives up sooner; write retries
 MAX_STORED_DEFINITION_BYTES = 8 * 1024 * 1024  # read-back cap: 8x the platform's limit
 
 API_VERSION = "2016-11-01"
@@ -194,8 +195,8 @@ class PowerAppsTarget(MarkedConnectorTarget):
             return  # ``write`` refuses it without uploading anything
 
         def speculate() -> None:
-            try:
-                self._validate(encoded)
+            try:  # a short budget: a write waiting on this gate must not wait a whole retry run
+                self._validate(encoded, budget_seconds=PREVALIDATE_BUDGET_SECONDS)
             except Exception as exc:  # reported by write's own call, if it comes
                 log.debug("early validateApiSwagger for %s: %s", self._where, exc)
 
@@ -453,7 +454,9 @@ class PowerAppsTarget(MarkedConnectorTarget):
         for item in settings:
             item["clientSecret"] = secret
 
-    def _validate(self, encoded: bytes, *, remember: bool = True) -> None:
+    def _validate(
+        self, encoded: bytes, *, remember: bool = True, budget_seconds: float | None = None
+    ) -> None:
         """The platform's own check (user need 12: fail before the write, with its message).
         An acceptance of the very same bytes is remembered for a few minutes (``pp_verdicts``):
         the other targets of a fan-out do not upload the same definition again."""
@@ -467,7 +470,13 @@ class PowerAppsTarget(MarkedConnectorTarget):
         url = self._url(f"objectIds/{oid}/validateApiSwagger", env_filter=False)
 
         def ask() -> None:
-            self._send("POST", url, content=encoded, where=f"{self._where} validateApiSwagger")
+            self._send(
+                "POST",
+                url,
+                content=encoded,
+                where=f"{self._where} validateApiSwagger",
+                budget_seconds=budget_seconds,
+            )
 
         if not remember or self._accepted is None:
             ask()

@@ -208,16 +208,18 @@ class MarkedConnectorTarget:
         headers: Callable[[], dict[str, str]] | None = None,
         where: str | None = None,
         resend_unanswered: bool = True,
+        budget_seconds: float | None = None,
     ) -> httpx.Response:
         """One call with the shared retry policy, this target's token headers and hint.
-        ``resend_unanswered=False`` for calls that are not idempotent (a create)."""
+        ``resend_unanswered=False`` for calls that are not idempotent (a create);
+        ``budget_seconds`` shortens the retry budget (never lengthens it)."""
         return send(
             self._client,
             method,
             url,
             service=self.service,
             where=where or self._where,
-            budget_seconds=self._budget,
+            budget_seconds=min(self._budget, budget_seconds or self._budget),
             headers=headers or self._headers,
             json_body=json_body,
             content=content,

@@ -15,13 +15,14 @@ result is cached by the document's canonical SHA-256. ``validator_name()`` says 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.spec.canonical import compact_size, sha256_hex
+from sync.spec.canonical import compact_bytes, compact_size, sha256_hex
 from sync.spec.refs import is_local, iter_refs, json_path, resolve
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,14 @@ def validate(
 ) -> ValidationReport:
     """Check a Swagger 2.0 definition; every message starts with the JSON path it is about."""
     report = ValidationReport()
-    size = compact_size(doc)
+    try:
+        size = len(compact_bytes(doc))  # what a platform receives: JSON has no NaN or Infinity
+    except ValueError:
+        size = compact_size(doc)
+        report.errors.append(
+            f"{_non_finite_path(doc)}: NaN or Infinity (e.g. YAML '.inf'), which JSON cannot "
+            "carry; no platform accepts the definition"
+        )
     report.info.append(f"(root): {size} bytes compact JSON")
     if limit_bytes is not None and size > limit_bytes:
         report.errors.append(
@@ -326,6 +334,20 @@ def _certification_warnings(doc: dict[str, Any], report: ValidationReport) -> No
         elif len(summary) > 80:
             report.warnings.append(f"{where}: {len(summary)} characters, certification allows 80")
     _extension_values(doc, report)
+
+
+def _non_finite_path(doc: Any) -> str:
+    """JSON path of the first NaN/Infinity (only walked once encoding has refused one)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return json_path(path)
+        if isinstance(node, dict):
+            stack.extend((v, (*path, k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(node))
+    return "(root)"
 
 
 def _extension_values(doc: dict[str, Any], report: ValidationReport) -> None:

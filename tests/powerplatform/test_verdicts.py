@@ -238,3 +238,41 @@ def test_prevalidate_of_a_definition_json_cannot_carry_asks_nothing_and_never_ra
     target.prevalidate(odd)
     settle()
     assert validated_bodies(sim) == []
+
+
+def test_the_early_validation_gives_up_sooner_than_the_write(
+    sim: Simulator, cloud, http, monkeypatch
+) -> None:
+    """A write that finds the early call running waits for it: that call must not hold it for a
+    whole retry run (60 s here), so it has a 10 s budget; the write keeps its own."""
+    from sync.adapters import pp_target
+    from tests.powerplatform.conftest import DictSecrets, FakeTokens
+
+    sim.seed_powerapps(ENV, CIDS[0], DEFINITION, APIKEY_PROPERTIES)
+    budgets: list[tuple[str, float]] = []
+    real_send = pp_target.send
+
+    def send(client, method, url, **kwargs):
+        if "validateApiSwagger" in url:
+            budgets.append((threading.current_thread().name, kwargs["budget_seconds"]))
+        return real_send(client, method, url, **kwargs)
+
+    monkeypatch.setattr(pp_target, "send", send)
+    target = PowerAppsTarget(
+        api="contoso",
+        name="t0",
+        params={"environment": ENV, "credential": "pp-user", "connector": CIDS[0]},
+        cloud=cloud,
+        tokens=FakeTokens(),
+        secrets=DictSecrets(),
+        client=http,
+        budget_seconds=60,
+        accepted=AcceptedDefinitions(),
+    )
+    upstream = changed(DEFINITION)
+    merged = copy.deepcopy(upstream)
+    merged["info"]["description"] = "kept from the portal"
+    target.prevalidate(upstream)
+    target.write(merged, target.read())
+    settle()
+    assert sorted(budgets) == [("MainThread", 60), ("pp-prevalidate", 10.0)]

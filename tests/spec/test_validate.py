@@ -94,13 +94,14 @@ def test_size_limit_names_limit_and_measured_size() -> None:
 
 
 @pytest.mark.parametrize("number", [float("inf"), float("nan")])
-def test_a_non_finite_number_is_measured_not_raised(number: float) -> None:
-    """A YAML spec may say ``maximum: .inf``: validation (and a dry run) reports on it as before
-    the request-body encoder (no NaN/Infinity) was shared with the size check."""
+def test_a_non_finite_number_is_an_error_naming_where_not_a_crash(number: float) -> None:
+    """A YAML spec may say ``maximum: .inf``: JSON cannot carry it, so no platform accepts the
+    definition; validation (and a dry run) says where, before any write could meet it."""
     doc = good()
     doc["definitions"]["Pet"]["maximum"] = number
     report = validate(doc, limit_bytes=1_000_000)
-    assert report.errors == []
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith("definitions.Pet.maximum: NaN or Infinity")
     assert compact_size(doc) > compact_size(good())
 
 
