@@ -71,7 +71,10 @@ def pack_pair(
     ``shas``: the documents' sha256 as the caller already knows them (the pipeline hashes them
     anyway) and vouches for. The packed pair of a fan-out's targets is then encoded and
     compressed once: a pair is remembered only when the hashes computed here equal the claim, and a
-    later call with the same claim gets it without encoding anything."""
+    later call with the same claim gets it without encoding anything. The claim is trusted for
+    the applied side when it says applied == upstream (only upstream is hashed then): whatever
+    is stored always matches the hashes stored with it, and the pipeline's claims are its own
+    hashes of these very documents."""
     if shas is not None and shas[0] is not None and upstream is not None:
         with _PACKED_LOCK:
             known = _PACKED.get((shas[0], shas[1]))
@@ -79,7 +82,7 @@ def pack_pair(
             return known
     up = canonical_bytes(upstream) if upstream is not None else b""
     up_sha = _hex(up) if upstream is not None else None
-    claimed_same = shas is not None and shas[0] == shas[1] == up_sha  # a wrong claim is ignored
+    claimed_same = shas is not None and shas[0] == shas[1] == up_sha  # upstream's half is checked
     same = upstream is not None and applied is not None and (applied is upstream or claimed_same)
     ap = b"" if same or applied is None else canonical_bytes(applied)
     if same:
