@@ -12,6 +12,7 @@ holds that definition and records the missing version instead of writing again.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import hashlib
 import json
 import logging
@@ -203,12 +204,14 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
 
 
 def in_background(fn: Callable[[], T], *, name: str) -> Future[T]:
-    """``fn()`` in a daemon thread; the future carries its result or exception."""
+    """``fn()`` in a daemon thread; the future carries its result or exception. The thread runs
+    in a copy of the caller's context, so its log records carry the item's run, api and target."""
     future: Future[T] = Future()
+    context = contextvars.copy_context()
 
     def run() -> None:
         try:
-            future.set_result(fn())
+            future.set_result(context.run(fn))
         except BaseException as exc:  # delivered to whoever asks for the result
             future.set_exception(exc)
 

@@ -19,6 +19,7 @@ does differently (docs/targets.md has the long form):
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -200,7 +201,10 @@ class PowerAppsTarget(MarkedConnectorTarget):
             except Exception as exc:  # reported by write's own call, if it comes
                 log.debug("early validateApiSwagger for %s: %s", self._where, exc)
 
-        threading.Thread(target=speculate, name="pp-prevalidate", daemon=True).start()
+        context = contextvars.copy_context()  # its log records keep the item's run/api/target
+        threading.Thread(
+            target=context.run, args=(speculate,), name="pp-prevalidate", daemon=True
+        ).start()
 
     def _encoded(self, definition: dict[str, Any]) -> bytes:
         """Compact JSON of ``definition``, once: the pipeline hands ``prevalidate`` and ``write``

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sync.errors import LeaseTakenError, TargetError
+from sync.logs import current_context
 from sync.models import RunSummary, SyncRequest, WorkItem
 from sync.runs import execute, run_id_for
 from tests.pipeline.conftest import Stack
@@ -23,12 +24,14 @@ class ReadWrapper:
     def __init__(self, inner: Any, *, delay: float = 0.0, error: str | None = None) -> None:
         self._inner, self._delay, self._error = inner, delay, error
         self.reads: list[str] = []
+        self.contexts: list[dict[str, Any]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def read(self) -> Any:
         self.reads.append(threading.current_thread().name)
+        self.contexts.append(current_context())
         time.sleep(self._delay)
         if self._error:
             raise TargetError(self._error, where="test")
@@ -85,3 +88,5 @@ def test_an_update_reads_the_connector_once(stack: Stack) -> None:
     assert outcome.result == "updated", outcome.message
     assert wrappers["dev"].reads == ["connector-read", "done"]
     assert stack.folder("dev").exists()
+    [seen] = wrappers["dev"].contexts  # the background read logs with the item's fields
+    assert seen["api"] == API and seen["target"] == "dev" and seen["run_id"]

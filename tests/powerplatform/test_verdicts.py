@@ -276,3 +276,23 @@ def test_the_early_validation_gives_up_sooner_than_the_write(
     target.write(merged, target.read())
     settle()
     assert sorted(budgets) == [("MainThread", 60), ("pp-prevalidate", 10.0)]
+
+
+def test_the_early_validation_logs_with_the_items_fields(
+    sim: Simulator, make_powerapps: Make, monkeypatch
+) -> None:
+    from sync.logs import current_context, log_context
+
+    [target, *_] = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
+    seen: list[dict] = []
+    real = PowerAppsTarget._validate
+
+    def validate(self, encoded, **kwargs):
+        seen.append(current_context())
+        return real(self, encoded, **kwargs)
+
+    monkeypatch.setattr(PowerAppsTarget, "_validate", validate)
+    with log_context(run_id="run-1", api="contoso", target="t0"):
+        target.prevalidate(changed(DEFINITION))
+    settle()
+    assert seen == [{"run_id": "run-1", "api": "contoso", "target": "t0"}]
