@@ -33,6 +33,7 @@ from sync.errors import BlockedError, PermanentError, SpecError, SyncError, Targ
 from sync.logs import set_stage
 from sync.models import (
     CurrentConnector,
+    FetchedSpec,
     Hold,
     TargetOutcome,
     TargetState,
@@ -107,6 +108,7 @@ class _Lru:
 _PREPARED = _Lru(8)  # (api, overlay, overrides, sha of raw spec) -> upstream, losses, warnings, sha
 _BASES = _Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
 _REPORTS = _Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
+FETCH_SHARE_SECONDS = 600.0  # a run's download is shared this long; a later retry downloads again
 _DIFFS = _Lru(16)  # (sha of the connector's definition, sha of the new one) -> Diff (never mutated)
 
 
@@ -254,6 +256,11 @@ class Pipeline:
         self.ports = ports
         self.owner = owner
         self.lease_seconds = lease_seconds
+        # The run's spec download, shared by its targets (``_fetch_for_run``); per pipeline, not
+        # per module: a spec is only shared between items of the same service.
+        self._fetched = _Lru(4)  # (run, api, source, url, version) -> (when, 200 answer)
+        self._fetching: dict[Any, Future[FetchedSpec | None]] = {}
+        self._fetching_lock = threading.Lock()
 
     # -- entry point ---------------------------------------------------------------------------
     def run(self, item: WorkItem) -> TargetOutcome:
@@ -487,27 +494,8 @@ class Pipeline:
             )
         set_stage("fetch")
         conditional = state.version > 0 and state.last_outcome in (None, "updated", "unchanged")
-        fetch_for = getattr(self.ports.specs, "fetch_for", None)
-        if callable(fetch_for):  # the per-kind dispatcher (sync.adapters.spec_sources)
-            fetched = fetch_for(
-                api,
-                request,
-                etag=state.spec_etag if conditional else None,
-                last_modified=state.spec_last_modified if conditional else None,
-            )
-            location = fetched.url
-        else:
-            location = request.spec_url or api.spec_url
-            if location is None:
-                raise PermanentError(
-                    f"spec source {api.spec_kind!r} has no URL to fetch",
-                    where=f"apis.{api.name}.spec",
-                )
-            fetched = self.ports.specs.fetch(
-                location,
-                etag=state.spec_etag if conditional else None,
-                last_modified=state.spec_last_modified if conditional else None,
-            )
+        fetched = self._fetch_for_run(item, api, state, conditional)
+        location = fetched.url
         if fetched.not_modified:
             raise Unchanged("spec not modified (HTTP 304)")
         assert fetched.content is not None
@@ -525,6 +513,81 @@ class Pipeline:
             losses=losses,
             warnings=warnings,
             _sha=sha,
+        )
+
+    def _fetch_for_run(
+        self, item: WorkItem, api: ApiConfig, state: TargetState, conditional: bool
+    ) -> FetchedSpec:
+        """The spec as this run sees it: the first target to download it shares the answer with
+        the run's other targets (single flight), so a fan-out of 20 makes one download, one APIM
+        or API Center export, and every target gets the same content even if the API is deployed
+        again mid-run. A target whose state already holds that ETag gets "not modified", as its
+        own conditional GET would have said. Only a 200 is shared: after a leader's 304 or error
+        each target asks for itself."""
+        source = json.dumps(api.spec, sort_keys=True)  # a refreshed map may point elsewhere
+        key = (item.run_id, api.name, source, item.request.spec_url, item.request.version)
+        remembered = self._fetched.get(key)
+        shared: FetchedSpec | None = None
+        if remembered is not None and time.monotonic() - remembered[0] < FETCH_SHARE_SECONDS:
+            shared = remembered[1]
+        if shared is None:
+            with self._fetching_lock:
+                running = self._fetching.get(key)
+                if running is None:
+                    mine: Future[FetchedSpec | None] = Future()
+                    self._fetching[key] = mine
+            if running is None:
+                try:
+                    fetched = self._fetch_spec(item, api, state, conditional)
+                except BaseException as exc:
+                    mine.set_exception(exc)
+                    raise
+                finally:
+                    with self._fetching_lock:
+                        del self._fetching[key]
+                if not fetched.not_modified:
+                    self._fetched.put(key, (time.monotonic(), fetched))
+                mine.set_result(None if fetched.not_modified else fetched)
+                return fetched
+            try:
+                shared = running.result()
+            except Exception:  # the leader's failure is its own: this target asks itself
+                shared = None
+        if shared is None:
+            return self._fetch_spec(item, api, state, conditional)
+        if conditional and (
+            (state.spec_etag and state.spec_etag == shared.etag)
+            or (
+                not state.spec_etag
+                and state.spec_last_modified
+                and state.spec_last_modified == shared.last_modified
+            )
+        ):
+            return FetchedSpec(url=shared.url, content=None)  # what a conditional GET answers
+        return shared
+
+    def _fetch_spec(
+        self, item: WorkItem, api: ApiConfig, state: TargetState, conditional: bool
+    ) -> FetchedSpec:
+        request = item.request
+        fetch_for = getattr(self.ports.specs, "fetch_for", None)
+        if callable(fetch_for):  # the per-kind dispatcher (sync.adapters.spec_sources)
+            return fetch_for(
+                api,
+                request,
+                etag=state.spec_etag if conditional else None,
+                last_modified=state.spec_last_modified if conditional else None,
+            )
+        location = request.spec_url or api.spec_url
+        if location is None:
+            raise PermanentError(
+                f"spec source {api.spec_kind!r} has no URL to fetch",
+                where=f"apis.{api.name}.spec",
+            )
+        return self.ports.specs.fetch(
+            location,
+            etag=state.spec_etag if conditional else None,
+            last_modified=state.spec_last_modified if conditional else None,
         )
 
     def _stages(
