@@ -41,13 +41,14 @@ from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_diff
 )
 from sync.adapters.pp_verdicts import AcceptedDefinitions
 from sync.clouds import Cloud
-from sync.errors import ConfigError, TargetError
+from sync.errors import ConfigError, SyncError, TargetError
 from sync.models import CurrentConnector
 from sync.ports import SecretStore, TokenProvider
 from sync.spec.canonical import compact_bytes, compact_size, with_member
 
 log = logging.getLogger(__name__)
 PREVALIDATE_BUDGET_SECONDS = 10.0  # the early validateApiSwagger gives up sooner; write retries
+QUICK_READ_BACK_SECONDS = 5.0  # the one-GET read-back gives up sooner; the full one follows
 MAX_STORED_DEFINITION_BYTES = 8 * 1024 * 1024  # read-back cap: 8x the platform's limit
 
 API_VERSION = "2016-11-01"
@@ -150,6 +151,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
         self._secrets = secrets
         self._accepted = accepted
         self._last_encoded: tuple[dict[str, Any], bytes] | None = None
+        self._definition_url: tuple[str, str] | None = None  # (connector id, URL) seen by read()
         super().__init__(
             api=api,
             name=name,
@@ -174,11 +176,34 @@ class PowerAppsTarget(MarkedConnectorTarget):
             return CurrentConnector(definition=None)
         cid = self._connector_id or cid
         properties = registration.get("properties") or {}
+        url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
+        self._definition_url = (cid, url) if url else None
         return CurrentConnector(
             definition=self._download_definition(properties, cid),
             properties=properties,
             connector_id=cid,
         )
+
+    def verify(self, definition: dict[str, Any]) -> None:
+        """Read back what was written. First from the definition URL the read before the write
+        saw (one blob GET): if the platform serves the new definition there, it holds it. If it
+        does not (a stale copy, an expired SAS, a moved blob), the full read-back follows:
+        registration, then its current URL, polled until it matches or time runs out."""
+        remembered, self._definition_url = self._definition_url, None
+        if remembered is not None and remembered[0] == self._connector_id:
+            cid, url = remembered
+            try:
+                got = self._download_definition(
+                    {"apiDefinitions": {"originalSwaggerUrl": url}},
+                    cid,
+                    budget_seconds=QUICK_READ_BACK_SECONDS,
+                )
+            except SyncError as exc:
+                log.debug("quick read-back of %s failed, reading in full: %s", self._where, exc)
+                got = None
+            if got is not None and got == definition:
+                return
+        super().verify(definition)
 
     def prevalidate(self, definition: dict[str, Any]) -> None:
         """Ask the platform about ``definition`` now, in the background, while the pipeline reads
@@ -356,7 +381,9 @@ class PowerAppsTarget(MarkedConnectorTarget):
             )
         return body
 
-    def _download_definition(self, properties: dict[str, Any], cid: str) -> dict[str, Any] | None:
+    def _download_definition(
+        self, properties: dict[str, Any], cid: str, *, budget_seconds: float | None = None
+    ) -> dict[str, Any] | None:
         """GET the SAS URL of the original definition, without our token (it is a blob URL)."""
         url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
         if not url:
@@ -388,7 +415,8 @@ class PowerAppsTarget(MarkedConnectorTarget):
             finally:
                 response.close()
 
-        content = with_retries(attempt, budget_seconds=self._budget)
+        budget = self._budget if budget_seconds is None else min(budget_seconds, self._budget)
+        content = with_retries(attempt, budget_seconds=budget)
         try:
             document = json.loads(content.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError) as exc:

@@ -257,6 +257,36 @@ def test_verify_waits_for_propagation(sim: Simulator, make_powerapps: Make) -> N
     assert canonical_bytes(target.read_back()) == canonical_bytes(new)
 
 
+def test_verify_reads_the_definition_url_it_already_knows(
+    sim: Simulator, make_powerapps: Make
+) -> None:
+    """After read + write, one blob GET proves the write: no registration GET (512 KB of runtime
+    swagger on a big connector) unless that blob does not serve the new definition."""
+    sim.seed_powerapps(ENV, CID, DEFINITION, APIKEY_PROPERTIES)
+    target = make_powerapps({"connector": CID})
+    new = changed(DEFINITION)
+    target.write(new, target.read())
+    sim.clear_requests()
+    target.verify(new)
+    assert len(sim.requests_to("GET", r"^/blob/")) == 1
+    assert sim.requests_to("GET", r"/apis/") == []
+
+
+def test_verify_falls_back_to_the_full_read_back_when_that_url_fails(
+    sim: Simulator, make_powerapps: Make
+) -> None:
+    sim.seed_powerapps(ENV, CID, DEFINITION, APIKEY_PROPERTIES)
+    target = make_powerapps({"connector": CID})
+    new = changed(DEFINITION)
+    target.write(new, target.read())
+    sim.rotate_blob_sas(ENV, CID)  # the URL the read saw is refused now
+    sim.clear_requests()
+    target.verify(new)
+    blobs = sim.requests_to("GET", r"^/blob/")
+    assert len(blobs) == 2 and len(sim.requests_to("GET", r"/apis/")) == 1
+    assert canonical_bytes(target.read_back()) == canonical_bytes(new)
+
+
 def test_verify_gives_up_with_the_first_difference(sim: Simulator, make_powerapps: Make) -> None:
     sim.seed_powerapps(ENV, CID, DEFINITION, APIKEY_PROPERTIES)
     sim.faults.propagation_seconds = 60

@@ -377,6 +377,12 @@ class Simulator:
     def requests_to(self, method: str, path_pattern: str = "") -> list[Recorded]:
         return [r for r in self.requests if r.method == method and re.search(path_pattern, r.path)]
 
+    def rotate_blob_sas(self, env: str, cid: str) -> None:
+        """Issue a new SAS for the connector's blobs: URLs handed out before now answer 403, as an
+        expired or re-issued signature would (whether the real RP rotates on update is unknown)."""
+        with self._lock:
+            self._pa[(env, cid)].sig = secrets.token_hex(8)
+
     def seed_powerapps(
         self,
         env: str,
