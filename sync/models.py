@@ -114,6 +114,7 @@ class CurrentConnector:
     definition: dict[str, Any] | None
     properties: dict[str, Any] | None = None
     connector_id: str | None = None
+    definition_sha256: str | None = None  # canonical sha256 when the target already knows it
 
 
 @dataclass(frozen=True)

@@ -434,7 +434,7 @@ class Pipeline:
         if fetched.not_modified is not None:  # a drift run: only the connector may have moved
             current = target.read()
             ours = current.definition
-            if not drift.detected(state, sha256_hex(ours) if ours is not None else None):
+            if not drift.detected(state, _definition_sha(current)):
                 return TargetOutcome(
                     **{**base, "connector_id": current.connector_id or state.connector_id},
                     result="unchanged",
@@ -448,7 +448,7 @@ class Pipeline:
             return Early(prepared=prepared)
         current = target.read()
         ours = current.definition
-        if ours is not None and sha256_hex(ours) == state.applied_sha256:
+        if ours is not None and _definition_sha(current) == state.applied_sha256:
             return TargetOutcome(
                 **{**base, "connector_id": current.connector_id or state.connector_id},
                 result="unchanged",
@@ -612,7 +612,7 @@ class Pipeline:
         current = early.current or target.read()
         base = {**base, "connector_id": current.connector_id or state.connector_id}
         ours = current.definition
-        ours_sha = sha256_hex(ours) if ours is not None else None
+        ours_sha = _definition_sha(current)
         drifted = drift.detected(state, ours_sha)
         if prepared is None:
             if not drifted:
@@ -865,6 +865,13 @@ class Pipeline:
             raise TargetError(
                 "read-back does not match the written definition", where=f"{item.api}/{item.target}"
             )
+
+
+def _definition_sha(current: CurrentConnector) -> str | None:
+    """The connector definition's canonical sha256: the target's when it knows it already."""
+    if current.definition is None:
+        return None
+    return current.definition_sha256 or sha256_hex(current.definition)
 
 
 def _with(outcome: TargetOutcome, **changes: Any) -> TargetOutcome:

@@ -30,6 +30,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunparse
 
 import httpx
 
+from sync.adapters import stored_definitions
 from sync.adapters.http import with_retries
 from sync.adapters.pp_errors import raise_for_status
 from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_difference lived here
@@ -178,10 +179,12 @@ class PowerAppsTarget(MarkedConnectorTarget):
         properties = registration.get("properties") or {}
         url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
         self._definition_url = (cid, url) if url else None
+        stored = self._download_definition(properties, cid)
         return CurrentConnector(
-            definition=self._download_definition(properties, cid),
+            definition=stored[0] if stored else None,
             properties=properties,
             connector_id=cid,
+            definition_sha256=stored[1] if stored else None,
         )
 
     def verify(self, definition: dict[str, Any]) -> None:
@@ -193,15 +196,15 @@ class PowerAppsTarget(MarkedConnectorTarget):
         if remembered is not None and remembered[0] == self._connector_id:
             cid, url = remembered
             try:
-                got = self._download_definition(
+                stored = self._download_definition(
                     {"apiDefinitions": {"originalSwaggerUrl": url}},
                     cid,
                     budget_seconds=QUICK_READ_BACK_SECONDS,
                 )
             except SyncError as exc:
                 log.debug("quick read-back of %s failed, reading in full: %s", self._where, exc)
-                got = None
-            if got is not None and got == definition:
+                stored = None
+            if stored is not None and stored[0] == definition:
                 return
         super().verify(definition)
 
@@ -273,7 +276,8 @@ class PowerAppsTarget(MarkedConnectorTarget):
         registration = self._get_registration(cid)
         if registration is None:
             return None
-        return self._download_definition(registration.get("properties") or {}, cid)
+        stored = self._download_definition(registration.get("properties") or {}, cid)
+        return stored[0] if stored else None
 
     def portal_url(self) -> str | None:
         """The maker portal's custom-connector list of the environment (per-cloud host)."""
@@ -383,8 +387,10 @@ class PowerAppsTarget(MarkedConnectorTarget):
 
     def _download_definition(
         self, properties: dict[str, Any], cid: str, *, budget_seconds: float | None = None
-    ) -> dict[str, Any] | None:
-        """GET the SAS URL of the original definition, without our token (it is a blob URL)."""
+    ) -> tuple[dict[str, Any], str] | None:
+        """GET the SAS URL of the original definition, without our token (it is a blob URL).
+        Returns the document and its canonical sha256 (``stored_definitions``: the same bytes
+        are parsed and hashed once)."""
         url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
         if not url:
             return None
@@ -417,19 +423,23 @@ class PowerAppsTarget(MarkedConnectorTarget):
 
         budget = self._budget if budget_seconds is None else min(budget_seconds, self._budget)
         content = with_retries(attempt, budget_seconds=budget)
-        try:
-            document = json.loads(content.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise TargetError(
-                f"connector {cid}: the stored definition at {shown} is not JSON ({exc})",
-                where=self._where,
-            ) from None
-        if not isinstance(document, dict):
-            raise TargetError(
-                f"connector {cid}: the stored definition at {shown} is not a JSON object",
-                where=self._where,
-            )
-        return document
+
+        def parse(raw: bytes) -> dict[str, Any]:
+            try:
+                document = json.loads(raw.decode("utf-8-sig"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise TargetError(
+                    f"connector {cid}: the stored definition at {shown} is not JSON ({exc})",
+                    where=self._where,
+                ) from None
+            if not isinstance(document, dict):
+                raise TargetError(
+                    f"connector {cid}: the stored definition at {shown} is not a JSON object",
+                    where=self._where,
+                )
+            return document
+
+        return stored_definitions.SHARED.parsed(content, parse)
 
     def _properties(
         self, definition: dict[str, Any], existing: dict[str, Any] | None, *, creating: bool

@@ -1,0 +1,85 @@
+"""Connector definitions are parsed and hashed once per distinct byte string."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sync.adapters.stored_definitions import StoredDefinitions
+from sync.errors import TargetError
+from sync.spec.canonical import sha256_hex
+from tests.powerplatform.conftest import ENV
+from tests.powerplatform.samples import APIKEY_PROPERTIES, DEFINITION, changed
+from tests.simulators.powerplatform import Simulator
+
+CIDS = [f"shared_contoso-{i}-5f0629412a7d1fe83e-5f6f049093c9b7a698" for i in range(2)]
+
+
+def counting_parse(calls: list[bytes]):
+    def parse(raw: bytes) -> dict:
+        calls.append(raw)
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise TargetError("not a JSON object", where="test")
+        return doc
+
+    return parse
+
+
+def test_the_same_bytes_are_parsed_and_hashed_once() -> None:
+    store, calls = StoredDefinitions(), []
+    raw = json.dumps(DEFINITION, indent=2).encode()
+    doc, sha = store.parsed(raw, counting_parse(calls))
+    again, sha_again = store.parsed(bytes(raw), counting_parse(calls))
+    assert again is doc and sha_again == sha == sha256_hex(DEFINITION)
+    assert len(calls) == 1
+
+
+def test_other_bytes_of_the_same_document_are_parsed_again() -> None:
+    store, calls = StoredDefinitions(), []
+    compact = json.dumps(DEFINITION).encode()
+    pretty = json.dumps(DEFINITION, indent=2).encode()
+    first, sha1 = store.parsed(compact, counting_parse(calls))
+    second, sha2 = store.parsed(pretty, counting_parse(calls))
+    assert first == second and first is not second and sha1 == sha2
+    assert len(calls) == 2
+
+
+def test_a_refusal_is_not_remembered_and_the_store_is_bounded() -> None:
+    store, calls = StoredDefinitions(max_entries=2), []
+    for _ in range(2):
+        with pytest.raises(TargetError):
+            store.parsed(b"[1, 2]", counting_parse(calls))
+    assert len(calls) == 2
+    for i in range(3):
+        store.parsed(json.dumps({"n": i}).encode(), counting_parse(calls))
+    store.parsed(json.dumps({"n": 0}).encode(), counting_parse(calls))  # pushed out by n=2
+    assert len(calls) == 2 + 3 + 1
+
+
+def test_connectors_serving_the_same_definition_share_one_parse(
+    sim: Simulator, make_powerapps, monkeypatch
+) -> None:
+    """Two connectors, same stored definition: the second read is neither parsed nor hashed,
+    and the target hands the pipeline the hash it already knows."""
+    import sync.adapters.stored_definitions as module
+
+    monkeypatch.setattr(module, "SHARED", StoredDefinitions())
+    parsed: list[int] = []
+    real_loads = json.loads
+
+    def loads(text, *args, **kwargs):
+        if isinstance(text, str) and len(text) > 500:
+            parsed.append(len(text))
+        return real_loads(text, *args, **kwargs)
+
+    new = changed(DEFINITION)
+    for cid in CIDS:
+        sim.seed_powerapps(ENV, cid, new, APIKEY_PROPERTIES)
+    monkeypatch.setattr("sync.adapters.powerapps.json.loads", loads)
+    first = make_powerapps({"connector": CIDS[0]}, name="a").read()
+    second = make_powerapps({"connector": CIDS[1]}, name="b").read()
+    assert first.definition == new and second.definition is first.definition
+    assert first.definition_sha256 == second.definition_sha256 == sha256_hex(new)
+    assert len(parsed) == 1
