@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunparse
@@ -50,6 +51,8 @@ from sync.spec.canonical import compact_bytes, compact_size, with_member
 log = logging.getLogger(__name__)
 PREVALIDATE_BUDGET_SECONDS = 10.0  # the early validateApiSwagger gives up sooner; write retries
 QUICK_READ_BACK_SECONDS = 5.0  # the one-GET read-back gives up sooner; the full one follows
+_ENCODED: OrderedDict[int, tuple[dict[str, Any], bytes]] = OrderedDict()  # see _encoded
+_ENCODED_LOCK = threading.Lock()
 MAX_STORED_DEFINITION_BYTES = 8 * 1024 * 1024  # read-back cap: 8x the platform's limit
 
 API_VERSION = "2016-11-01"
@@ -151,7 +154,6 @@ class PowerAppsTarget(MarkedConnectorTarget):
         self.limit_bytes: int | None = LIMIT_BYTES
         self._secrets = secrets
         self._accepted = accepted
-        self._last_encoded: tuple[dict[str, Any], bytes] | None = None
         self._definition_url: tuple[str, str] | None = None  # (connector id, URL) seen by read()
         super().__init__(
             api=api,
@@ -235,13 +237,18 @@ class PowerAppsTarget(MarkedConnectorTarget):
         ).start()
 
     def _encoded(self, definition: dict[str, Any]) -> bytes:
-        """Compact JSON of ``definition``, once: the pipeline hands ``prevalidate`` and ``write``
-        the same (never mutated) object, so the last one is remembered by identity."""
-        last = self._last_encoded
-        if last is not None and last[0] is definition:
-            return last[1]
+        """Compact JSON of ``definition``, once: the pipeline hands ``prevalidate`` and ``write``,
+        and every target of a fan-out, the same (never mutated) object, so recent ones are
+        remembered by identity (the entry holds the object, so its id cannot be reused)."""
+        with _ENCODED_LOCK:
+            known = _ENCODED.get(id(definition))
+        if known is not None and known[0] is definition:
+            return known[1]
         encoded = compact_bytes(definition)
-        self._last_encoded = (definition, encoded)
+        with _ENCODED_LOCK:
+            _ENCODED[id(definition)] = (definition, encoded)
+            while len(_ENCODED) > 4:
+                _ENCODED.popitem(last=False)
         return encoded
 
     def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:

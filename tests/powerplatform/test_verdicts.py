@@ -296,3 +296,21 @@ def test_the_early_validation_logs_with_the_items_fields(
         target.prevalidate(changed(DEFINITION))
     settle()
     assert seen == [{"run_id": "run-1", "api": "contoso", "target": "t0"}]
+
+
+def test_a_fan_out_encodes_the_shared_definition_once(
+    sim: Simulator, make_powerapps: Make, monkeypatch
+) -> None:
+    import sync.adapters.powerapps as module
+
+    encoded: list[int] = []
+    real = module.compact_bytes
+    monkeypatch.setattr(module, "compact_bytes", lambda doc: encoded.append(id(doc)) or real(doc))
+    targets = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
+    new = changed(DEFINITION)  # one object, as the pipeline hands every target of a fan-out
+    for target in targets:
+        target.prevalidate(new)
+        target.write(new, target.read())
+    settle()
+    assert encoded == [id(new)]
+    assert len(sim.requests_to("PATCH")) == 3
