@@ -258,8 +258,8 @@ class Pipeline:
         self.lease_seconds = lease_seconds
         # The run's spec download, shared by its targets (``_fetch_for_run``); per pipeline, not
         # per module: a spec is only shared between items of the same service.
-        self._fetched = _Lru(4)  # (run, api, source, url, version) -> (when, 200 answer)
-        self._fetching: dict[Any, Future[FetchedSpec | None]] = {}
+        self._fetched = _Lru(4)  # (run, api, source, url, version) -> (when, 200, UTC start)
+        self._fetching: dict[Any, Future[tuple[FetchedSpec, datetime] | None]] = {}
         self._fetching_lock = threading.Lock()
 
     # -- entry point ---------------------------------------------------------------------------
@@ -527,16 +527,17 @@ class Pipeline:
         source = json.dumps(api.spec, sort_keys=True)  # a refreshed map may point elsewhere
         key = (item.run_id, api.name, source, item.request.spec_url, item.request.version)
         remembered = self._fetched.get(key)
-        shared: FetchedSpec | None = None
+        shared: tuple[FetchedSpec, datetime] | None = None
         if remembered is not None and time.monotonic() - remembered[0] < FETCH_SHARE_SECONDS:
-            shared = remembered[1]
+            shared = remembered[1], remembered[2]
         if shared is None:
             with self._fetching_lock:
                 running = self._fetching.get(key)
                 if running is None:
-                    mine: Future[FetchedSpec | None] = Future()
+                    mine: Future[tuple[FetchedSpec, datetime] | None] = Future()
                     self._fetching[key] = mine
             if running is None:
+                started = utcnow()
                 try:
                     fetched = self._fetch_spec(item, api, state, conditional)
                 except BaseException as exc:
@@ -546,25 +547,29 @@ class Pipeline:
                     with self._fetching_lock:
                         del self._fetching[key]
                 if not fetched.not_modified:
-                    self._fetched.put(key, (time.monotonic(), fetched))
-                mine.set_result(None if fetched.not_modified else fetched)
+                    self._fetched.put(key, (time.monotonic(), fetched, started))
+                mine.set_result(None if fetched.not_modified else (fetched, started))
                 return fetched
             try:
                 shared = running.result()
             except Exception:  # the leader's failure is its own: this target asks itself
                 shared = None
-        if shared is None:
+        if shared is None or _synced_since(state, shared[1]):
+            # A version recorded after the shared download began may hold newer content than it
+            # (a later run of a location-less event, which ``_superseded`` does not order): the
+            # target's own conditional GET says what is live, as it did before the share.
             return self._fetch_spec(item, api, state, conditional)
+        shared_spec = shared[0]
         if conditional and (
-            (state.spec_etag and state.spec_etag == shared.etag)
+            (state.spec_etag and state.spec_etag == shared_spec.etag)
             or (
                 not state.spec_etag
                 and state.spec_last_modified
-                and state.spec_last_modified == shared.last_modified
+                and state.spec_last_modified == shared_spec.last_modified
             )
         ):
-            return FetchedSpec(url=shared.url, content=None)  # what a conditional GET answers
-        return shared
+            return FetchedSpec(url=shared_spec.url, content=None)  # what a conditional GET answers
+        return shared_spec
 
     def _fetch_spec(
         self, item: WorkItem, api: ApiConfig, state: TargetState, conditional: bool
@@ -916,6 +921,15 @@ def _event_moment(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=moment.tzinfo or UTC) if moment else None
+
+
+def _synced_since(state: TargetState, moment: datetime) -> bool:
+    """Whether the target recorded a version at or after ``moment`` (an unreadable time counts:
+    the caller then downloads for itself, which is never wrong, only one more GET)."""
+    if not state.last_synced_at:
+        return False
+    synced = _event_moment(state.last_synced_at.replace("Z", "+00:00"))
+    return synced is None or synced >= moment
 
 
 def _superseded(request: Any, state: TargetState) -> str | None:

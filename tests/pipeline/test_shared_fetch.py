@@ -77,3 +77,28 @@ def test_each_run_downloads_for_itself(stack: Stack) -> None:
     assert {o.result for o in outcomes.values()} == {"updated"}
     assert "PayInvoice" in stack.folder("t1").read_text()
     assert gets(stack) == 2
+
+
+def test_a_target_updated_by_a_later_run_does_not_take_an_older_runs_share(
+    stack: Stack,
+) -> None:
+    """An event without a location fetches what is live (``_superseded`` does not order it): a
+    late item of an older run must not apply that run's earlier download over the newer content
+    a later run already applied (queue items are not delivered in order)."""
+    from sync.models import SyncRequest, WorkItem
+
+    write_map(stack, TARGETS[:2])
+    stack.serve("openapi-v1.yaml")
+    svc = stack.service()
+
+    def item(run: str, target: str, event_id: str) -> WorkItem:
+        request = SyncRequest(api="contoso-invoicing", reason="event", event_id=event_id)
+        return WorkItem(run_id=run, api="contoso-invoicing", target=target, request=request)
+
+    assert svc.pipeline.run(item("run-1", "t1", "e1")).result == "updated"  # downloads v1
+    stack.serve("openapi-v2.yaml")  # deployed again: a second event, a second run
+    assert svc.pipeline.run(item("run-2", "t2", "e2")).result == "updated"
+    assert "PayInvoice" in stack.folder("t2").read_text()
+    late = svc.pipeline.run(item("run-1", "t2", "e1"))  # run 1's item for t2 arrives last
+    assert late.result == "unchanged", late.message
+    assert "PayInvoice" in stack.folder("t2").read_text()  # still v2, not rolled back to v1
