@@ -520,10 +520,10 @@ class Pipeline:
     ) -> FetchedSpec:
         """The spec as this run sees it: the first target to download it shares the answer with
         the run's other targets (single flight), so a fan-out of 20 makes one download, one APIM
-        or API Center export, and every target gets the same content even if the API is deployed
-        again mid-run. A target whose state already holds that ETag gets "not modified", as its
-        own conditional GET would have said. Only a 200 is shared: after a leader's 304 or error
-        each target asks for itself."""
+        or API Center export. A target whose state already holds that ETag gets "not modified", as
+        its own conditional GET would have said; a target that recorded a version after the share
+        began (a later run got there first) asks for itself, so an older run never rolls it back.
+        Only a 200 is shared: after a leader's 304 or error each target asks for itself."""
         source = json.dumps(api.spec, sort_keys=True)  # a refreshed map may point elsewhere
         key = (item.run_id, api.name, source, item.request.spec_url, item.request.version)
         remembered = self._fetched.get(key)
