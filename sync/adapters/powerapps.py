@@ -154,7 +154,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
         self.limit_bytes: int | None = LIMIT_BYTES
         self._secrets = secrets
         self._accepted = accepted
-        self._definition_url: tuple[str, str] | None = None  # (connector id, URL) seen by read()
+        self._written_at: tuple[str, str] | None = None  # (connector id, definition URL), write()
         super().__init__(
             api=api,
             name=name,
@@ -179,8 +179,6 @@ class PowerAppsTarget(MarkedConnectorTarget):
             return CurrentConnector(definition=None)
         cid = self._connector_id or cid
         properties = registration.get("properties") or {}
-        url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
-        self._definition_url = (cid, url) if url else None
         stored = self._download_definition(properties, cid)
         return CurrentConnector(
             definition=stored[0] if stored else None,
@@ -190,11 +188,13 @@ class PowerAppsTarget(MarkedConnectorTarget):
         )
 
     def verify(self, definition: dict[str, Any]) -> None:
-        """Read back what was written. First from the definition URL the read before the write
-        saw (one blob GET): if the platform serves the new definition there, it holds it. If it
-        does not (a stale copy, an expired SAS, a moved blob), the full read-back follows:
-        registration, then its current URL, polled until it matches or time runs out."""
-        remembered, self._definition_url = self._definition_url, None
+        """Read back what was written. First from the definition URL of the registration the
+        write itself was based on (one blob GET): if the platform serves the new definition there,
+        it holds it. If it does not (a stale copy, an expired SAS, a moved blob), the full
+        read-back follows: registration, then its current URL, polled until it matches or time
+        runs out. The URL is the one ``write`` used (under the lease), never one a concurrent
+        item's read left on this shared target object."""
+        remembered, self._written_at = self._written_at, None
         if remembered is not None and remembered[0] == self._connector_id:
             cid, url = remembered
             try:
@@ -261,6 +261,8 @@ class PowerAppsTarget(MarkedConnectorTarget):
             registration = self._get_registration(cid)
             existing = (registration or {}).get("properties")
             cid = self._connector_id
+        url = ((existing or {}).get("apiDefinitions") or {}).get("originalSwaggerUrl")
+        self._written_at = None
         properties = self._properties(definition, existing, creating=cid is None)
         self._validate(encoded)
         body = b'{"properties":' + with_member(properties, "openApiDefinition", encoded) + b"}"
@@ -273,6 +275,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
             log.info("created connector %s for %s", cid, self._where)
         else:
             self._send("PATCH", self._url(f"apis/{cid}"), content=body)
+            self._written_at = (cid, url) if url else None
             log.info("updated connector %s for %s", cid, self._where)
         return cid
 

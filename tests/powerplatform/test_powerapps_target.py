@@ -287,6 +287,22 @@ def test_verify_falls_back_to_the_full_read_back_when_that_url_fails(
     assert canonical_bytes(target.read_back()) == canonical_bytes(new)
 
 
+def test_verify_uses_the_url_of_its_own_write_not_a_later_read(
+    sim: Simulator, make_powerapps: Make
+) -> None:
+    """Another item's read (before its lease) may run on the same target object between this
+    item's write and verify: the quick read-back still uses the URL this write was based on."""
+    sim.seed_powerapps(ENV, CID, DEFINITION, APIKEY_PROPERTIES)
+    target = make_powerapps({"connector": CID})
+    new = changed(DEFINITION)
+    target.write(new, target.read())
+    sim.rotate_blob_sas(ENV, CID)
+    target.read()  # a concurrent item's read sees the new SAS
+    sim.clear_requests()
+    target.verify(new)
+    assert len(sim.requests_to("GET", r"/apis/")) == 1  # the write's old URL failed: full path
+
+
 def test_verify_gives_up_with_the_first_difference(sim: Simulator, make_powerapps: Make) -> None:
     sim.seed_powerapps(ENV, CID, DEFINITION, APIKEY_PROPERTIES)
     sim.faults.propagation_seconds = 60
