@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from sync.adapters.pp_target import MarkedConnectorTarget, next_page
+from sync.adapters.pp_target import MarkedConnectorTarget, json_object, next_page
 from sync.clouds import Cloud
 from sync.errors import ConfigError, TargetError
 from sync.models import CurrentConnector
@@ -229,19 +229,9 @@ class DataverseTarget(MarkedConnectorTarget):
         text = row.get("openapidefinition")
         if not text:
             return None
-        try:
-            document = json.loads(text)
-        except ValueError as exc:
-            raise TargetError(
-                f"connector {row.get('connectorid')}: openapidefinition is not JSON ({exc})",
-                where=self._where,
-            ) from None
-        if not isinstance(document, dict):
-            raise TargetError(
-                f"connector {row.get('connectorid')}: openapidefinition is not a JSON object",
-                where=self._where,
-            )
-        return document
+        return json_object(
+            text, what=f"connector {row.get('connectorid')}: openapidefinition", where=self._where
+        )
 
     def _create(self, definition: dict[str, Any], text: str) -> str:
         info = definition.get("info") or {}

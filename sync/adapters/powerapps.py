@@ -37,6 +37,7 @@ from sync.adapters.pp_errors import raise_for_status
 from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_difference lived here
     MarkedConnectorTarget,
     first_difference,
+    json_object,
     marker,
     next_page,
     verify,
@@ -435,19 +436,12 @@ class PowerAppsTarget(MarkedConnectorTarget):
         content = with_retries(attempt, budget_seconds=budget)
 
         def parse(raw: bytes) -> dict[str, Any]:
+            what = f"connector {cid}: the stored definition at {shown}"
             try:
-                document = json.loads(raw.decode("utf-8-sig"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise TargetError(
-                    f"connector {cid}: the stored definition at {shown} is not JSON ({exc})",
-                    where=self._where,
-                ) from None
-            if not isinstance(document, dict):
-                raise TargetError(
-                    f"connector {cid}: the stored definition at {shown} is not a JSON object",
-                    where=self._where,
-                )
-            return document
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise TargetError(f"{what} is not JSON ({exc})", where=self._where) from None
+            return json_object(text, what=what, where=self._where)
 
         return stored_definitions.SHARED.parsed(content, parse)
 

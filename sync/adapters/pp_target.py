@@ -13,6 +13,7 @@ the rest is one rule for both.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -89,6 +90,18 @@ def verify(
             )
         time.sleep(min(pause, remaining))
         pause = min(pause * 2, 5.0)
+
+
+def json_object(text: str | bytes, *, what: str, where: str) -> dict[str, Any]:
+    """A stored definition as the platform returned it: JSON, and an object, or a TargetError
+    naming ``what`` (which connector, which property or URL)."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        raise TargetError(f"{what} is not JSON ({exc})", where=where) from None
+    if not isinstance(document, dict):
+        raise TargetError(f"{what} is not a JSON object", where=where)
+    return document
 
 
 MAX_LIST_PAGES = 100  # a marker search never needs more; a longer chain is a broken service
