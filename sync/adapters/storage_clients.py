@@ -13,6 +13,7 @@ The Azure SDKs are imported inside the functions, never at module level.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -71,6 +72,7 @@ _TRANSPORT_KEYS = (
     "connection_data_block_size",
 )
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "netrc")
+ENV_ONLY_PROXIES = sys.platform.startswith("linux")  # urllib's proxies come from env vars only
 
 
 def plain_environment_verify() -> bool | str | None:
@@ -80,7 +82,10 @@ def plain_environment_verify() -> bool | str | None:
     every call (~0.5-1 ms each, ten storage calls per update). When none is set, the only thing the
     environment changes is the CA bundle (``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``): returned
     here so a transport without environment lookups verifies exactly as before. None: a proxy,
-    a ``no_proxy`` or a netrc is configured, keep requests' own handling."""
+    a ``no_proxy`` or a netrc is configured, or the platform has system proxy settings (not
+    Linux, where Functions run): keep requests' own handling."""
+    if not ENV_ONLY_PROXIES:  # elsewhere urllib also reads system proxy settings
+        return None
     names = {name.lower() for name in os.environ}
     if names & set(_PROXY_VARIABLES):
         return None

@@ -43,6 +43,11 @@ def test_a_proxy_or_netrc_setting_keeps_requests_own_handling(bare_env, name) ->
     assert storage_clients.plain_transport({}) is None
 
 
+def test_off_linux_system_proxy_settings_keep_requests_own_handling(bare_env) -> None:
+    bare_env.setattr(storage_clients, "ENV_ONLY_PROXIES", False)  # e.g. Windows: the registry
+    assert storage_clients.plain_environment_verify() is None
+
+
 def test_a_netrc_file_keeps_requests_own_handling(bare_env, tmp_path) -> None:
     (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
     assert storage_clients.plain_environment_verify() is None
