@@ -275,6 +275,19 @@ class TableLedger:
                 self._container_client = client
         return self._container_client
 
+    def _replace_if_unchanged(self, entity: dict[str, Any], etag: str) -> Any:
+        """REPLACE the row only while it still has ``etag`` (optimistic concurrency); raises
+        azure-core's ResourceModifiedError when someone changed it first."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        return self._table().update_entity(
+            entity,
+            mode=UpdateMode.REPLACE,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+
     def _get(self, pk: str, rk: str, select: list[str] | None = None) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -294,9 +307,7 @@ class TableLedger:
 
     @_azure_errors("ledger.save_state")
     def save_state(self, api: str, target: str, state: TargetState) -> TargetState:
-        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-        from azure.data.tables import UpdateMode
 
         entity = self._state_entity(partition_key(api, target), state)
         where = f"ledger.save_state({api}/{target})"
@@ -304,12 +315,7 @@ class TableLedger:
             if state.etag is None:
                 meta = self._table().create_entity(entity)
             else:
-                meta = self._table().update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=state.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                meta = self._replace_if_unchanged(entity, state.etag)
         except ResourceExistsError:
             raise ConcurrencyError(
                 "state row already exists but the write expected none (etag None)", where=where
@@ -358,9 +364,7 @@ class TableLedger:
 
     @_azure_errors("ledger.acquire_lease")
     def acquire_lease(self, api: str, target: str, owner: str, seconds: float) -> TableLease:
-        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-        from azure.data.tables import UpdateMode
 
         pk = partition_key(api, target)
         where = f"ledger.lease({api}/{target})"
@@ -391,12 +395,7 @@ class TableLedger:
                 retry_after=max((until - now).total_seconds(), 0.0),
             )
         try:
-            meta = self._table().update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=current.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
+            meta = self._replace_if_unchanged(entity, current.metadata["etag"])
         except ResourceModifiedError:
             raise LeaseTakenError(
                 "another worker claimed the expired lease first", where=where
@@ -721,9 +720,7 @@ class TableLedger:
         The loop is optimistic concurrency on one row (each round re-reads), not a network retry:
         azure-core already retries transport errors underneath.
         """
-        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError
-        from azure.data.tables import UpdateMode
 
         where = f"ledger.finish_item({run_id}, {outcome.target})"
         rk = _check_run_id(run_id)
@@ -749,12 +746,7 @@ class TableLedger:
             if entity.get("NotifiedAt"):  # not part of RunSummary; REPLACE must not drop it
                 row["NotifiedAt"] = entity["NotifiedAt"]
             try:
-                self._table().update_entity(
-                    row,
-                    mode=UpdateMode.REPLACE,
-                    etag=entity.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                self._replace_if_unchanged(row, entity.metadata["etag"])
             except ResourceModifiedError:
                 time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
                 continue
@@ -827,9 +819,7 @@ class TableLedger:
 
     @_azure_errors("ledger.debounce")
     def debounce(self, key: str, seconds: float) -> bool:
-        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-        from azure.data.tables import UpdateMode
 
         if not seconds > 0:
             raise PermanentError(
@@ -851,12 +841,7 @@ class TableLedger:
         if current is None or _parse_time(current["Until"]) > now:
             return False  # inside the window (or someone is re-creating it right now)
         try:
-            self._table().update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=current.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
+            self._replace_if_unchanged(entity, current.metadata["etag"])
         except ResourceModifiedError:
             return False
         return True
