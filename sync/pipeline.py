@@ -173,8 +173,40 @@ def prepare_upstream(
     return result, list(normalized.losses), warnings, sha
 
 
-_VALIDATING: dict[Any, Future[Any]] = {}  # validations running now, so a second asker waits
-_VALIDATING_LOCK = threading.Lock()
+class SingleFlight:
+    """Concurrent askers for the same key share one computation: the first runs it (``lead``),
+    the others wait for its result or its exception (``join`` hands them the future)."""
+
+    def __init__(self) -> None:
+        self._running: dict[Any, Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def join(self, key: Any) -> tuple[Future[Any], bool]:
+        """The key's future, and whether the caller is the one to compute it."""
+        with self._lock:
+            running = self._running.get(key)
+            if running is not None:
+                return running, False
+            mine: Future[Any] = Future()
+            self._running[key] = mine
+            return mine, True
+
+    def lead(self, key: Any, future: Future[Any], compute: Callable[[], T]) -> T:
+        """Run ``compute`` for the waiters of ``key``; its result or exception reaches them all."""
+        try:
+            value = compute()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            with self._lock:
+                del self._running[key]
+
+
+_VALIDATING = SingleFlight()  # validations running now, so a second asker waits
 
 
 def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> Any:
@@ -184,25 +216,16 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
     report = _REPORTS.get(key)
     if report is not None:
         return report
-    with _VALIDATING_LOCK:
-        running = _VALIDATING.get(key)
-        if running is None:
-            mine: Future[Any] = Future()
-            _VALIDATING[key] = mine
-    if running is not None:
+    running, leader = _VALIDATING.join(key)
+    if not leader:
         return running.result()
-    try:
-        report = spec.validate(doc, limit_bytes=limit_bytes, strict=strict)
-    except BaseException as exc:
-        mine.set_exception(exc)
-        raise
-    else:
-        _REPORTS.put(key, report)
-        mine.set_result(report)
-        return report
-    finally:
-        with _VALIDATING_LOCK:
-            del _VALIDATING[key]
+
+    def validate_and_keep() -> Any:
+        done = spec.validate(doc, limit_bytes=limit_bytes, strict=strict)
+        _REPORTS.put(key, done)
+        return done
+
+    return _VALIDATING.lead(key, running, validate_and_keep)
 
 
 def in_background(fn: Callable[[], T], *, name: str) -> Future[T]:
@@ -259,8 +282,7 @@ class Pipeline:
         # The run's spec download, shared by its targets (``_fetch_for_run``); per pipeline, not
         # per module: a spec is only shared between items of the same service.
         self._fetched = _Lru(4)  # (run, api, source, url, version) -> (when, 200, UTC start)
-        self._fetching: dict[Any, Future[tuple[FetchedSpec, datetime] | None]] = {}
-        self._fetching_lock = threading.Lock()
+        self._fetching = SingleFlight()
 
     # -- entry point ---------------------------------------------------------------------------
     def run(self, item: WorkItem) -> TargetOutcome:
@@ -531,29 +553,22 @@ class Pipeline:
         if remembered is not None and time.monotonic() - remembered[0] < FETCH_SHARE_SECONDS:
             shared = remembered[1], remembered[2]
         if shared is None:
-            with self._fetching_lock:
-                running = self._fetching.get(key)
-                if running is None:
-                    mine: Future[tuple[FetchedSpec, datetime] | None] = Future()
-                    self._fetching[key] = mine
-            if running is None:
+            running, leader = self._fetching.join(key)
+            if leader:
                 started = utcnow()
-                try:
+
+                def fetch_and_keep() -> tuple[FetchedSpec, datetime]:
                     fetched = self._fetch_spec(item, api, state, conditional)
-                except BaseException as exc:
-                    mine.set_exception(exc)
-                    raise
-                finally:
-                    with self._fetching_lock:
-                        del self._fetching[key]
-                if not fetched.not_modified:
-                    self._fetched.put(key, (time.monotonic(), fetched, started))
-                mine.set_result(None if fetched.not_modified else (fetched, started))
-                return fetched
+                    if not fetched.not_modified:
+                        self._fetched.put(key, (time.monotonic(), fetched, started))
+                    return fetched, started
+
+                return self._fetching.lead(key, running, fetch_and_keep)[0]
             try:
-                shared = running.result()
+                answer = running.result()
             except Exception:  # the leader's failure is its own: this target asks itself
-                shared = None
+                answer = None
+            shared = None if answer is None or answer[0].not_modified else answer
         if shared is None or _synced_since(state, shared[1]):
             # A version recorded after the shared download began may hold newer content than it
             # (a later run of a location-less event, which ``_superseded`` does not order): the
