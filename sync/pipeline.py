@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from sync.adapters.urlguard import redact_url
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import BlockedError, PermanentError, SpecError, SyncError, TargetError
 from sync.logs import set_stage
+from sync.lru import Lru
 from sync.models import (
     CurrentConnector,
     FetchedSpec,
@@ -80,36 +80,13 @@ class Early:
     current: CurrentConnector | None = None
 
 
-class _Lru:
-    """A small thread-safe LRU: warm workers reuse merge bases, prepared specs, reports."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
-
-
 # Shared by the targets of a fan-out and by later runs of a warm worker. Cached documents are
 # never mutated: every stage after them builds new objects (a test checks the hashes).
-_PREPARED = _Lru(8)  # (api, overlay, overrides, sha of raw spec) -> upstream, losses, warnings, sha
-_BASES = _Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
-_REPORTS = _Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
+_PREPARED = Lru(8)  # (api, overlay, overrides, sha of raw spec) -> upstream, losses, warnings, sha
+_BASES = Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
+_REPORTS = Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
 FETCH_SHARE_SECONDS = 600.0  # a run's download is shared this long; a later retry downloads again
-_DIFFS = _Lru(16)  # (sha of the connector's definition, sha of the new one) -> Diff (never mutated)
+_DIFFS = Lru(16)  # (sha of the connector's definition, sha of the new one) -> Diff (never mutated)
 
 
 class Unchanged(Exception):
@@ -281,7 +258,7 @@ class Pipeline:
         self.lease_seconds = lease_seconds
         # The run's spec download, shared by its targets (``_fetch_for_run``); per pipeline, not
         # per module: a spec is only shared between items of the same service.
-        self._fetched = _Lru(4)  # (run, api, source, url, version) -> (when, 200, UTC start)
+        self._fetched = Lru(4)  # (run, api, source, url, version) -> (when, 200, UTC start)
         self._fetching = SingleFlight()
 
     # -- entry point ---------------------------------------------------------------------------

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from sync.errors import PermanentError
+from sync.lru import Lru
 from sync.spec.canonical import canonical_bytes
 
 CHUNK_BYTES = 60 * 1024  # below the 64 KiB binary-property limit, with headroom
@@ -54,9 +53,7 @@ def _hex(data: bytes) -> str:
 
 
 SAME_AS_UPSTREAM = -2  # no connector edits and no overrides: stored once, not twice
-_PACKED: OrderedDict[tuple[str, str | None], PackedPair] = OrderedDict()
-_PACKED_LOCK = threading.Lock()
-_PACKED_SIZE = 8
+_PACKED = Lru(8)  # (upstream sha, applied sha) -> PackedPair, see pack_pair
 
 
 def pack_pair(
@@ -76,8 +73,7 @@ def pack_pair(
     is stored always matches the hashes stored with it, and the pipeline's claims are its own
     hashes of these very documents."""
     if shas is not None and shas[0] is not None and upstream is not None:
-        with _PACKED_LOCK:
-            known = _PACKED.get((shas[0], shas[1]))
+        known = _PACKED.get((shas[0], shas[1]))
         if known is not None:
             return known
     up = canonical_bytes(upstream) if upstream is not None else b""
@@ -98,11 +94,7 @@ def pack_pair(
         applied_sha256=ap_sha,
     )
     if shas is not None and up_sha is not None and shas == (up_sha, ap_sha):
-        with _PACKED_LOCK:
-            _PACKED[shas] = pair
-            _PACKED.move_to_end(shas)
-            while len(_PACKED) > _PACKED_SIZE:
-                _PACKED.popitem(last=False)
+        _PACKED.put(shas, pair)
     return pair
 
 

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunparse
@@ -45,6 +44,7 @@ from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_diff
 from sync.adapters.pp_verdicts import AcceptedDefinitions
 from sync.clouds import Cloud
 from sync.errors import ConfigError, SyncError, TargetError
+from sync.lru import Lru
 from sync.models import CurrentConnector
 from sync.ports import SecretStore, TokenProvider
 from sync.spec.canonical import compact_bytes, compact_size, with_member
@@ -52,8 +52,7 @@ from sync.spec.canonical import compact_bytes, compact_size, with_member
 log = logging.getLogger(__name__)
 PREVALIDATE_BUDGET_SECONDS = 10.0  # the early validateApiSwagger gives up sooner; write retries
 QUICK_READ_BACK_SECONDS = 5.0  # the one-GET read-back gives up sooner; the full one follows
-_ENCODED: OrderedDict[int, tuple[dict[str, Any], bytes]] = OrderedDict()  # see _encoded
-_ENCODED_LOCK = threading.Lock()
+_ENCODED = Lru(4)  # id(definition) -> (definition, compact JSON); see _encoded
 MAX_STORED_DEFINITION_BYTES = 8 * 1024 * 1024  # read-back cap: 8x the platform's limit
 
 API_VERSION = "2016-11-01"
@@ -241,15 +240,11 @@ class PowerAppsTarget(MarkedConnectorTarget):
         """Compact JSON of ``definition``, once: the pipeline hands ``prevalidate`` and ``write``,
         and every target of a fan-out, the same (never mutated) object, so recent ones are
         remembered by identity (the entry holds the object, so its id cannot be reused)."""
-        with _ENCODED_LOCK:
-            known = _ENCODED.get(id(definition))
+        known = _ENCODED.get(id(definition))
         if known is not None and known[0] is definition:
             return known[1]
         encoded = compact_bytes(definition)
-        with _ENCODED_LOCK:
-            _ENCODED[id(definition)] = (definition, encoded)
-            while len(_ENCODED) > 4:
-                _ENCODED.popitem(last=False)
+        _ENCODED.put(id(definition), (definition, encoded))
         return encoded
 
     def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:

@@ -10,11 +10,10 @@ once. The parsed document is shared: like every document in the pipeline it is n
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from sync.lru import Lru
 from sync.spec.canonical import sha256_hex
 
 MAX_ENTRIES = 4  # a few parsed definitions (a 512 KB one is a few MB of objects)
@@ -24,9 +23,7 @@ class StoredDefinitions:
     """raw bytes -> (parsed document, sha256 of its canonical JSON); safe across threads."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self._max = max_entries
-        self._items: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items = Lru(max_entries)
 
     def parsed(
         self, raw: bytes, parse: Callable[[bytes], dict[str, Any]]
@@ -34,18 +31,12 @@ class StoredDefinitions:
         """``parse(raw)`` and its canonical sha256, or the remembered pair for the same bytes.
         ``parse`` raising (not JSON, not an object) is never remembered."""
         key = hashlib.sha256(raw).hexdigest()
-        with self._lock:
-            known = self._items.get(key)
-            if known is not None:
-                self._items.move_to_end(key)
-                return known
+        known = self._items.get(key)
+        if known is not None:
+            return known
         document = parse(raw)
         pair = (document, sha256_hex(document))
-        with self._lock:
-            self._items[key] = pair
-            self._items.move_to_end(key)
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
+        self._items.put(key, pair)
         return pair
 
 
