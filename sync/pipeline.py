@@ -12,7 +12,6 @@ holds that definition and records the missing version instead of writing again.
 from __future__ import annotations
 
 import concurrent.futures
-import contextvars
 import hashlib
 import json
 import logging
@@ -27,6 +26,7 @@ from typing import Any, TypeVar
 
 from sync import drift, spec
 from sync.adapters.urlguard import redact_url
+from sync.background import in_background
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import BlockedError, PermanentError, SpecError, SyncError, TargetError
 from sync.logs import set_stage
@@ -203,22 +203,6 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
         return done
 
     return _VALIDATING.lead(key, running, validate_and_keep)
-
-
-def in_background(fn: Callable[[], T], *, name: str) -> Future[T]:
-    """``fn()`` in a daemon thread; the future carries its result or exception. The thread runs
-    in a copy of the caller's context, so its log records carry the item's run, api and target."""
-    future: Future[T] = Future()
-    context = contextvars.copy_context()
-
-    def run() -> None:
-        try:
-            future.set_result(context.run(fn))
-        except BaseException as exc:  # delivered to whoever asks for the result
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return future
 
 
 def validate_early(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> None:

@@ -19,11 +19,9 @@ does differently (docs/targets.md has the long form):
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunparse
@@ -42,6 +40,7 @@ from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_diff
     verify,
 )
 from sync.adapters.pp_verdicts import AcceptedDefinitions
+from sync.background import in_background
 from sync.clouds import Cloud
 from sync.errors import ConfigError, SyncError, TargetError
 from sync.lru import Lru
@@ -231,10 +230,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
             except Exception as exc:  # reported by write's own call, if it comes
                 log.debug("early validateApiSwagger for %s: %s", self._where, exc)
 
-        context = contextvars.copy_context()  # its log records keep the item's run/api/target
-        threading.Thread(
-            target=context.run, args=(speculate,), name="pp-prevalidate", daemon=True
-        ).start()
+        in_background(speculate, name="pp-prevalidate")  # logs keep the item's run/api/target
 
     def _encoded(self, definition: dict[str, Any]) -> bytes:
         """Compact JSON of ``definition``, once: the pipeline hands ``prevalidate`` and ``write``,
