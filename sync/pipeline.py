@@ -78,6 +78,7 @@ class Early:
     prepared: Prepared | None = None
     not_modified: str | None = None  # a 304 on a drift run: only the connector may have moved
     current: CurrentConnector | None = None
+    reading: Future[CurrentConnector] | None = None  # the read started when the download came
 
 
 # Shared by the targets of a fan-out and by later runs of a warm worker. Cached documents are
@@ -363,20 +364,20 @@ class Pipeline:
         early = self._precheck(item, api, tcfg, target, state, base)
         if isinstance(early, TargetOutcome):  # unchanged: not even the lease was written
             return early
-        reading: Future[CurrentConnector] | None = None
-        if early.prepared is not None:  # new content: both checks and the read overlap the lease
-            upstream = early.prepared
-            validate_early(
-                upstream.upstream,
-                upstream.upstream_sha,
-                limit_bytes=target.limit_bytes,
-                strict=api.strict,
-            )
-            if hook := getattr(target, "prevalidate", None):
-                hook(upstream.upstream)
-            if early.current is None:
-                reading = in_background(target.read, name="connector-read")
+        reading = early.reading  # started by the pre-check as soon as new content arrived
         try:
+            if early.prepared is not None:  # new content: checks and the read overlap the lease
+                upstream = early.prepared
+                validate_early(
+                    upstream.upstream,
+                    upstream.upstream_sha,
+                    limit_bytes=target.limit_bytes,
+                    strict=api.strict,
+                )
+                if hook := getattr(target, "prevalidate", None):
+                    hook(upstream.upstream)
+                if early.current is None and reading is None:
+                    reading = in_background(target.read, name="connector-read")
             # One owner per attempt, not per process: the host runs queue invocations in threads
             # of one process, and a process-wide owner would let two of them take the same lease.
             owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
@@ -411,8 +412,23 @@ class Pipeline:
         what we applied, ends here with nothing written (no lease row, no state row)."""
         if item.request.rollback_to is not None:
             return Early()
-        fetched = self._fetch(item, api, tcfg, state, base)
+        started: list[Future[CurrentConnector]] = []
+
+        def read_now() -> None:
+            # The download brought content: whatever it holds, the connector is read next (to
+            # merge new content, or to check that it still holds the same), so the read starts
+            # now and overlaps parsing, normalizing and the validations' start.
+            started.append(in_background(target.read, name="connector-read"))
+
+        try:
+            fetched = self._fetch(item, api, tcfg, state, base, on_content=read_now)
+        except BaseException:
+            concurrent.futures.wait(started)  # no read outlives its item
+            raise
+        reading = started[0] if started else None
         if isinstance(fetched, TargetOutcome):
+            if reading is not None:
+                concurrent.futures.wait([reading])
             return fetched
         if fetched.not_modified is not None:  # a drift run: only the connector may have moved
             current = target.read()
@@ -428,8 +444,8 @@ class Pipeline:
         prepared = fetched.prepared
         assert prepared is not None
         if prepared.upstream_sha != state.upstream_sha256 or state.pending:
-            return Early(prepared=prepared)
-        current = target.read()
+            return Early(prepared=prepared, reading=reading)
+        current = reading.result() if reading is not None else target.read()
         ours = current.definition
         if ours is not None and _definition_sha(current) == state.applied_sha256:
             return TargetOutcome(
@@ -449,11 +465,14 @@ class Pipeline:
         tcfg: TargetConfig,
         state: TargetState,
         base: dict[str, Any],
+        *,
+        on_content: Callable[[], None] | None = None,
     ) -> TargetOutcome | Early:
         """The conditional fetch, for the pre-check and the stages alike: a 304 ends a normal run
-        as unchanged; a drift run goes on (``not_modified``) to check the connector itself."""
+        as unchanged; a drift run goes on (``not_modified``) to check the connector itself.
+        ``on_content`` is called once the download brought content, before it is prepared."""
         try:
-            return Early(prepared=self._prepare(item, api, tcfg, state))
+            return Early(prepared=self._prepare(item, api, tcfg, state, on_content=on_content))
         except Unchanged as stop:
             if item.request.reason != drift.DRIFT_REASON or state.version <= 0:
                 return TargetOutcome(
@@ -462,7 +481,13 @@ class Pipeline:
             return Early(not_modified=stop.message)
 
     def _prepare(
-        self, item: WorkItem, api: ApiConfig, tcfg: TargetConfig, state: TargetState
+        self,
+        item: WorkItem,
+        api: ApiConfig,
+        tcfg: TargetConfig,
+        state: TargetState,
+        *,
+        on_content: Callable[[], None] | None = None,
     ) -> Prepared:
         request = item.request
         if request.rollback_to is not None:
@@ -482,6 +507,8 @@ class Pipeline:
         if fetched.not_modified:
             raise Unchanged("spec not modified (HTTP 304)")
         assert fetched.content is not None
+        if on_content is not None:
+            on_content()
         set_stage("normalize")
         upstream, losses, warnings, sha = prepare_upstream(
             api, tcfg, fetched.content, source=location

@@ -1,5 +1,6 @@
-"""The connector is read while the lease is taken (new content only): a failed read is reported by
-the item as if read under the lease, and no read outlives its item."""
+"""The connector is read as soon as the download brings content, while the spec is prepared and the
+lease is taken: a failed read is reported by the item as if read under the lease, and no read
+outlives its item (not even one whose spec turns out broken)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class ReadWrapper:
         self._inner, self._delay, self._error = inner, delay, error
         self.reads: list[str] = []
         self.contexts: list[dict[str, Any]] = []
+        self.started = threading.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -32,6 +34,7 @@ class ReadWrapper:
     def read(self) -> Any:
         self.reads.append(threading.current_thread().name)
         self.contexts.append(current_context())
+        self.started.set()
         time.sleep(self._delay)
         if self._error:
             raise TargetError(self._error, where="test")
@@ -90,3 +93,46 @@ def test_an_update_reads_the_connector_once(stack: Stack) -> None:
     assert stack.folder("dev").exists()
     [seen] = wrappers["dev"].contexts  # the background read logs with the item's fields
     assert seen["api"] == API and seen["target"] == "dev" and seen["run_id"]
+
+
+def test_the_read_starts_when_the_download_arrives_before_the_spec_is_prepared(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sync.pipeline as pipeline
+
+    svc, wrappers = wrapped(stack)
+    real = pipeline.prepare_upstream
+    read_running: list[bool] = []
+
+    def prepare(*args: Any, **kwargs: Any) -> Any:
+        read_running.append(wrappers["dev"].started.wait(5))  # times out if the read waits for us
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare_upstream", prepare)
+    outcome = execute(item_for(svc, "dev", "evt-read-first"), svc.pipeline, svc.ports)
+    assert outcome.result == "updated", outcome.message
+    assert read_running == [True]
+    assert wrappers["dev"].reads == ["connector-read", "done"]
+
+
+def test_a_broken_spec_fails_the_item_only_after_the_read_it_started_has_finished(
+    stack: Stack,
+) -> None:
+    svc, wrappers = wrapped(stack, delay=0.3)
+    stack.server.set_spec(
+        "/openapi.yaml", b"swagger: '2.0'\npaths: [unclosed\n", "application/yaml"
+    )
+    outcome = execute(item_for(svc, "dev", "evt-broken-spec"), svc.pipeline, svc.ports)
+    assert outcome.result == "failed"
+    assert wrappers["dev"].reads == ["connector-read", "done"]  # finished before the item did
+
+
+def test_the_same_content_under_a_new_etag_is_checked_with_the_one_early_read(stack: Stack) -> None:
+    svc, wrappers = wrapped(stack)
+    first = execute(item_for(svc, "dev", "evt-same-1"), svc.pipeline, svc.ports)
+    assert first.result == "updated", first.message
+    body = stack.server.state.specs["/openapi.yaml"].body
+    stack.server.set_spec("/openapi.yaml", body, "application/yaml", etag='"moved"')
+    again = execute(item_for(svc, "dev", "evt-same-2"), svc.pipeline, svc.ports)
+    assert again.result == "unchanged" and again.message == "spec content unchanged"
+    assert wrappers["dev"].reads == ["connector-read", "done"] * 2
