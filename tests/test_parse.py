@@ -77,3 +77,25 @@ def test_broken_documents_name_the_problem_and_the_source(raw, message):
 def test_top_level_must_be_an_object():
     with pytest.raises(SpecError, match="top level must be an object, got list"):
         load_object(b"[1]")
+
+
+def test_json_documents_never_import_pyyaml_and_yaml_ones_still_parse() -> None:
+    """PyYAML (~8 ms) is imported on the first YAML document only: a CLI run on a JSON map and a
+    JSON spec never pays for it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from sync.spec.parse import load_object\n"
+        'load_object(b\'{"swagger": "2.0", "on": [1]}\')\n'
+        "print('yaml' in sys.modules)\n"
+        "print(load_object(b'on: yes\\nwhen: 2024-01-01\\n'))\n"
+        "print('yaml' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["False", "{'on': 'yes', 'when': '2024-01-01'}", "True"]
