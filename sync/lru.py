@@ -29,3 +29,8 @@ class Lru:
             self._data.move_to_end(key)
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
+
+    def pop(self, key: Any) -> Any:
+        """Remove ``key``; its value, or None if it was not there."""
+        with self._lock:
+            return self._data.pop(key, None)

@@ -50,6 +50,7 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
+from sync.lru import Lru
 from sync.models import (
     Hold,
     RunSummary,
@@ -215,6 +216,7 @@ class TableLedger:
         self._lock = threading.Lock()
         self._table_client: Any = None
         self._container_client: Any = None
+        self._run_rows = Lru(64)  # run id -> (run row this process last wrote, its ETag)
 
     @classmethod
     def from_settings(
@@ -704,9 +706,11 @@ class TableLedger:
 
         entity = self._run_entity(run)
         try:
-            self._table().create_entity(entity)
+            written = self._table().create_entity(entity)
         except ResourceExistsError:
             log.info("run %s already started; keeping the existing row", run.run_id)
+        else:
+            self._remember_run_row(entity, written)
 
     @_azure_errors("ledger.get_run")
     def get_run(self, run_id: str) -> RunSummary | None:
@@ -724,10 +728,16 @@ class TableLedger:
 
         where = f"ledger.finish_item({run_id}, {outcome.target})"
         rk = _check_run_id(run_id)
+        known = self._run_rows.pop(rk)  # the row as this process last wrote it, and its ETag
         for attempt in range(CAS_ATTEMPTS):
-            entity = self._get(RUNS_PARTITION, rk)
-            if entity is None:
-                raise PermanentError("run was never started (no run row)", where=where)
+            if known is not None:  # first round only: if anyone wrote since, the ETag says so
+                entity, etag = known
+                known, trusted = None, True
+            else:
+                entity = self._get(RUNS_PARTITION, rk)
+                if entity is None:
+                    raise PermanentError("run was never started (no run row)", where=where)
+                etag, trusted = entity.metadata["etag"], False
             run = self._run_from(entity)
             if any(o.target == outcome.target for o in run.outcomes):
                 log.info(
@@ -746,10 +756,12 @@ class TableLedger:
             if entity.get("NotifiedAt"):  # not part of RunSummary; REPLACE must not drop it
                 row["NotifiedAt"] = entity["NotifiedAt"]
             try:
-                self._replace_if_unchanged(row, entity.metadata["etag"])
+                written = self._replace_if_unchanged(row, etag)
             except ResourceModifiedError:
-                time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
+                if not trusted:  # a remembered row that went stale is re-read at once
+                    time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
                 continue
+            self._remember_run_row(row, written)
             return updated if updated.complete and not was_complete else None
         raise ConcurrencyError(f"run row kept changing over {CAS_ATTEMPTS} attempts", where=where)
 
@@ -764,12 +776,21 @@ class TableLedger:
             "Notified": status[:MAX_MESSAGE_CHARS],
             "NotifiedAt": iso(utcnow()),
         }
+        self._run_rows.pop(entity["RowKey"])  # the MERGE makes any remembered copy stale
         try:  # MERGE touches only these two properties, so no ETag race with finish_item
             self._table().update_entity(entity, mode=UpdateMode.MERGE)
         except ResourceNotFoundError:
             raise PermanentError(
                 "run was never started (no run row)", where=f"ledger.mark_notified({run_id})"
             ) from None
+
+    def _remember_run_row(self, row: dict[str, Any], written: Any) -> None:
+        """Keep the run row this process just wrote with the ETag the write returned: the next
+        ``finish_item`` of the run (the CLI's, or the next item a warm worker finishes) starts
+        from it instead of reading the row back; a stale copy costs one refused REPLACE."""
+        etag = written.get("etag") if isinstance(written, dict) else None
+        if etag:
+            self._run_rows.put(row["RowKey"], (row, etag))
 
     def _run_entity(self, run: RunSummary) -> dict[str, Any]:
         outcomes = json.dumps([o.to_dict() for o in run.outcomes], separators=(",", ":")).encode()

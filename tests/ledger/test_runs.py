@@ -137,3 +137,62 @@ def test_unknown_run_is_a_permanent_error(ledger):
 def test_bad_run_ids_are_refused(ledger, run_id):
     with pytest.raises(PermanentError, match="run id"):
         ledger.get_run(run_id)
+
+
+def _reads_of_the_run_row(ledger: TableLedger, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    real = ledger._get
+
+    def counting(pk: str, rk: str, **kwargs):
+        if pk == "runs":
+            reads.append(rk)
+        return real(pk, rk, **kwargs)
+
+    monkeypatch.setattr(ledger, "_get", counting)
+    return reads
+
+
+def test_the_process_that_wrote_the_run_row_finishes_from_it_without_reading_it(
+    ledger, monkeypatch
+):
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    reads = _reads_of_the_run_row(ledger, monkeypatch)
+    assert ledger.finish_item(run.run_id, _outcome("a")) is None
+    summary = ledger.finish_item(run.run_id, _outcome("b"))
+    assert reads == []  # each write's ETag let the next one start from what it wrote
+    assert summary is not None and summary.complete
+    assert ledger.get_run(run.run_id) == summary
+
+
+def test_a_remembered_run_row_another_worker_changed_is_read_again_and_nothing_is_lost(
+    ledger, azurite, monkeypatch
+):
+    run = _run(["a", "b", "c"])
+    ledger.start_run(run)  # this process remembers the row it created
+    other = TableLedger(
+        connection_string=azurite.connection_string,
+        table_name=ledger.table_name,
+        container=ledger.container,
+    )
+    assert other.finish_item(run.run_id, _outcome("a")) is None  # the remembered copy is stale
+    reads = _reads_of_the_run_row(ledger, monkeypatch)
+    assert ledger.finish_item(run.run_id, _outcome("b")) is None
+    assert reads == [run.run_id]  # the stale copy was refused (ETag), then the row re-read
+    summary = other.finish_item(run.run_id, _outcome("c"))
+    assert summary is not None
+    assert [o.target for o in summary.outcomes] == ["a", "b", "c"]
+
+
+def test_after_the_notification_a_late_outcome_starts_from_the_stored_row(ledger, monkeypatch):
+    """mark_notified MERGEs two properties: a copy remembered before it would drop them."""
+    run = _run(["a"])
+    ledger.start_run(run)
+    assert ledger.finish_item(run.run_id, _outcome("a")) is not None
+    ledger.mark_notified(run.run_id, "accepted")
+    reads = _reads_of_the_run_row(ledger, monkeypatch)
+    assert ledger.finish_item(run.run_id, _outcome("late")) is None
+    assert reads == [run.run_id]
+    got = ledger.get_run(run.run_id)
+    assert got.notified == "accepted"
+    assert [o.target for o in got.outcomes] == ["a", "late"]
