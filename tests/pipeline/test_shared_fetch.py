@@ -85,6 +85,7 @@ def test_a_target_updated_by_a_later_run_does_not_take_an_older_runs_share(
     """An event without a location fetches what is live (``_superseded`` does not order it): a
     late item of an older run must not apply that run's earlier download over the newer content
     a later run already applied (queue items are not delivered in order)."""
+    from sync.logs import log_context
     from sync.models import SyncRequest, WorkItem
 
     write_map(stack, TARGETS[:2])
@@ -95,10 +96,14 @@ def test_a_target_updated_by_a_later_run_does_not_take_an_older_runs_share(
         request = SyncRequest(api="contoso-invoicing", reason="event", event_id=event_id)
         return WorkItem(run_id=run, api="contoso-invoicing", target=target, request=request)
 
-    assert svc.pipeline.run(item("run-1", "t1", "e1")).result == "updated"  # downloads v1
+    def run(work: WorkItem) -> Any:
+        with log_context():  # as the worker does: the item's stages never outlive it
+            return svc.pipeline.run(work)
+
+    assert run(item("run-1", "t1", "e1")).result == "updated"  # downloads v1
     stack.serve("openapi-v2.yaml")  # deployed again: a second event, a second run
-    assert svc.pipeline.run(item("run-2", "t2", "e2")).result == "updated"
+    assert run(item("run-2", "t2", "e2")).result == "updated"
     assert "PayInvoice" in stack.folder("t2").read_text()
-    late = svc.pipeline.run(item("run-1", "t2", "e1"))  # run 1's item for t2 arrives last
+    late = run(item("run-1", "t2", "e1"))  # run 1's item for t2 arrives last
     assert late.result == "unchanged", late.message
     assert "PayInvoice" in stack.folder("t2").read_text()  # still v2, not rolled back to v1
