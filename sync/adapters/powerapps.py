@@ -397,12 +397,17 @@ class PowerAppsTarget(MarkedConnectorTarget):
         if not url:
             return None
         shown = urlsplit(url)._replace(query="").geturl()  # the SAS signature is a credential
+        known = stored_definitions.SHARED.unchanged_since(shown)
 
-        def attempt() -> bytes:
+        def attempt() -> tuple[bytes | None, str | None]:
             request = self._client.build_request("GET", url)
             request.headers.pop("Authorization", None)
+            if known is not None:  # Blob Storage answers 304 while the blob was not written
+                request.headers["If-None-Match"] = known[0]
             response = self._client.send(request, follow_redirects=True, stream=True)
             try:
+                if response.status_code == 304 and known is not None:
+                    return None, known[0]
                 if response.status_code >= 400:
                     response.read()
                     raise_for_status(
@@ -419,12 +424,15 @@ class PowerAppsTarget(MarkedConnectorTarget):
                             f"{MAX_STORED_DEFINITION_BYTES:,} bytes; not read",
                             where=self._where,
                         )
-                return bytes(body)
+                return bytes(body), response.headers.get("ETag")
             finally:
                 response.close()
 
         budget = self._budget if budget_seconds is None else min(budget_seconds, self._budget)
-        content = with_retries(attempt, budget_seconds=budget)
+        content, etag = with_retries(attempt, budget_seconds=budget)
+        if content is None:
+            assert known is not None
+            return known[1]  # not written since we read those bytes: they are what it holds
 
         def parse(raw: bytes) -> dict[str, Any]:
             what = f"connector {cid}: the stored definition at {shown}"
@@ -434,7 +442,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
                 raise TargetError(f"{what} is not JSON ({exc})", where=self._where) from None
             return json_object(text, what=what, where=self._where)
 
-        return stored_definitions.SHARED.parsed(content, parse)
+        return stored_definitions.SHARED.parsed(content, parse, source=shown, etag=etag)
 
     def _properties(
         self, definition: dict[str, Any], existing: dict[str, Any] | None, *, creating: bool

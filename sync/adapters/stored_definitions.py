@@ -5,6 +5,11 @@ serializes what it stores the same way), and a warm worker reads back exactly wh
 update will read first. Parsing 512 KB of JSON and hashing its canonical form costs ~6 ms each
 time; remembered by the sha256 of the raw bytes (~0.5 ms), the same bytes are parsed and hashed
 once. The parsed document is shared: like every document in the pipeline it is never mutated.
+
+The ETag each blob answered with is remembered too, by the blob's URL without its SAS query:
+the next read of that blob asks with ``If-None-Match``, and Blob Storage's 304 (the blob was not
+written since; every write gives a new ETag) stands for the very bytes remembered, so a target
+whose connector nobody touched since our read-back downloads nothing.
 """
 
 from __future__ import annotations
@@ -17,27 +22,48 @@ from sync.lru import Lru
 from sync.spec.canonical import sha256_hex
 
 MAX_ENTRIES = 4  # a few parsed definitions (a 512 KB one is a few MB of objects)
+MAX_SOURCES = 512  # blob URL -> (ETag, key): small tuples, one per connector a worker serves
 
 
 class StoredDefinitions:
     """raw bytes -> (parsed document, sha256 of its canonical JSON); safe across threads."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_sources: int = MAX_SOURCES) -> None:
         self._items = Lru(max_entries)
+        self._sources = Lru(max_sources)
 
     def parsed(
-        self, raw: bytes, parse: Callable[[bytes], dict[str, Any]]
+        self,
+        raw: bytes,
+        parse: Callable[[bytes], dict[str, Any]],
+        *,
+        source: str | None = None,
+        etag: str | None = None,
     ) -> tuple[dict[str, Any], str]:
         """``parse(raw)`` and its canonical sha256, or the remembered pair for the same bytes.
-        ``parse`` raising (not JSON, not an object) is never remembered."""
+        ``parse`` raising (not JSON, not an object) is never remembered. ``source`` (a blob URL
+        without its query) answered ``raw`` with ``etag``: remembered for ``unchanged_since``."""
         key = hashlib.sha256(raw).hexdigest()
-        known = self._items.get(key)
-        if known is not None:
-            return known
-        document = parse(raw)
-        pair = (document, sha256_hex(document))
-        self._items.put(key, pair)
+        pair = self._items.get(key)
+        if pair is None:
+            document = parse(raw)
+            pair = (document, sha256_hex(document))
+            self._items.put(key, pair)
+        if source:
+            if etag:
+                self._sources.put(source, (etag, key))
+            else:  # no ETag this time: an older one must not stand for these bytes
+                self._sources.pop(source)
         return pair
+
+    def unchanged_since(self, source: str) -> tuple[str, tuple[dict[str, Any], str]] | None:
+        """The ETag ``source`` last answered with and what it served then, while the document is
+        still remembered (the condition is only worth sending when a 304 can be answered)."""
+        seen = self._sources.get(source)
+        if seen is None:
+            return None
+        pair = self._items.get(seen[1])
+        return (seen[0], pair) if pair is not None else None
 
 
 SHARED = StoredDefinitions()

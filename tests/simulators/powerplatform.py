@@ -309,7 +309,7 @@ class _PaConnector:
     description: str
     icon_uri: str
     backend: dict[str, Any] | None
-    versions: list[tuple[float, dict[str, Any]]]
+    versions: list[tuple[float, dict[str, Any], str]]  # (visible from, definition, blob ETag)
     sig: str
     script: str | None = None
     secrets: list[str] = field(default_factory=list)
@@ -317,9 +317,27 @@ class _PaConnector:
     changed: str = field(default_factory=_now_iso)
 
     def visible_definition(self) -> dict[str, Any]:
+        return self.visible_version()[0]
+
+    def visible_version(self) -> tuple[dict[str, Any], str]:
+        """The definition the blob serves now, and the blob's ETag (new on every write)."""
         now = time.monotonic()
-        visible = [d for t, d in self.versions if t <= now]
-        return visible[-1] if visible else self.versions[0][1]
+        visible = [(d, etag) for t, d, etag in self.versions if t <= now]
+        return visible[-1] if visible else self.versions[0][1:]
+
+
+def _blob_etag() -> str:
+    """An ETag as Blob Storage gives one: opaque, quoted, different on every write (random, so a
+    simulator restarted on a reused port never repeats one a client still remembers)."""
+    return f'"0x{secrets.token_hex(8).upper()}"'
+
+
+def _none_match(header: str | None, etag: str) -> bool:
+    """If-None-Match (RFC 9110 13.1.2, weak comparison for GET): ``*`` or one of the listed tags."""
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag.removeprefix("W/") in tags
 
 
 class Simulator:
@@ -411,7 +429,7 @@ class Simulator:
                 description=description,
                 icon_uri=f"{self.url}/blob/icons/default.png",
                 backend=None,
-                versions=[(0.0, copy.deepcopy(definition))],
+                versions=[(0.0, copy.deepcopy(definition), _blob_etag())],
                 sig=secrets.token_hex(8),
                 script=script,
                 secrets=secrets_,
@@ -755,7 +773,9 @@ class Simulator:
                 rec.script = None  # paconn's "" (and an omitted member: PATCH replaces) drop code
             elif not str(script_url).startswith(f"{self.url}/blob/scripts/{rec.cid}.csx"):
                 rec.script = f"uploaded:{script_url}"
-            rec.versions.append((time.monotonic() + self.faults.propagation_seconds, definition))
+            rec.versions.append(
+                (time.monotonic() + self.faults.propagation_seconds, definition, _blob_etag())
+            )
             rec.changed = _now_iso()
             return Reply(status, self._registration(rec))
 
@@ -814,9 +834,13 @@ class Simulator:
             if not rec.script:
                 return storage_error(404, "BlobNotFound", "The specified blob does not exist.")
             return Reply(200, raw=rec.script.encode(), content_type="application/octet-stream")
+        definition, etag = rec.visible_version()
+        if _none_match(headers.get("if-none-match"), etag):  # Get Blob's conditional headers
+            return Reply(304, headers={"ETag": etag})
         return Reply(
             200,
-            raw=json.dumps(rec.visible_definition(), indent=2).encode(),
+            raw=json.dumps(definition, indent=2).encode(),
+            headers={"ETag": etag},
             content_type="application/octet-stream",
         )
 
