@@ -407,6 +407,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
             response = self._client.send(request, follow_redirects=True, stream=True)
             try:
                 if response.status_code == 304 and known is not None:
+                    response.read()  # empty; read, the connection goes back to the pool
                     return None, known[0]
                 if response.status_code >= 400:
                     response.read()

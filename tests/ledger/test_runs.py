@@ -185,14 +185,24 @@ def test_a_remembered_run_row_another_worker_changed_is_read_again_and_nothing_i
 
 
 def test_after_the_notification_a_late_outcome_starts_from_the_stored_row(ledger, monkeypatch):
-    """mark_notified MERGEs two properties: a copy remembered before it would drop them."""
+    """mark_notified MERGEs two properties and moves the ETag: the copy kept before it is dropped
+    (it would only cost a refused REPLACE), and nothing the MERGE wrote is lost."""
     run = _run(["a"])
     ledger.start_run(run)
     assert ledger.finish_item(run.run_id, _outcome("a")) is not None
     ledger.mark_notified(run.run_id, "accepted")
     reads = _reads_of_the_run_row(ledger, monkeypatch)
+    replaces: list[str] = []
+    real_replace = ledger._replace_if_unchanged
+
+    def counting(row, etag):
+        replaces.append(row["RowKey"])
+        return real_replace(row, etag)
+
+    monkeypatch.setattr(ledger, "_replace_if_unchanged", counting)
     assert ledger.finish_item(run.run_id, _outcome("late")) is None
     assert reads == [run.run_id]
+    assert replaces == [run.run_id]  # no REPLACE was tried from the dropped copy
     got = ledger.get_run(run.run_id)
     assert got.notified == "accepted"
     assert [o.target for o in got.outcomes] == ["a", "late"]

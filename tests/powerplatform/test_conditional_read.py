@@ -66,6 +66,8 @@ def test_an_untouched_connector_is_read_again_without_downloading_its_definition
     first_get, second_get = blob_gets(sim)
     assert "if-none-match" not in first_get
     assert second_get["if-none-match"].startswith('"0x')  # answered 304: nothing downloaded
+    pool = target._client._transport._pool  # the 304 was read: its connection is reused
+    assert len(pool.connections) == 1 and pool.connections[0].is_idle()
 
 
 def test_a_connector_written_since_is_downloaded_in_full(sim: Simulator, make_powerapps: Any):
