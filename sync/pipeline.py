@@ -366,7 +366,7 @@ class Pipeline:
             return early
         reading = early.reading  # started by the pre-check as soon as new content arrived
         try:
-            if early.prepared is not None:  # new content: checks and the read overlap the lease
+            if early.prepared is not None:  # new content: the checks overlap the lease, as the read
                 upstream = early.prepared
                 validate_early(
                     upstream.upstream,
@@ -376,8 +376,6 @@ class Pipeline:
                 )
                 if hook := getattr(target, "prevalidate", None):
                     hook(upstream.upstream)
-                if early.current is None and reading is None:
-                    reading = in_background(target.read, name="connector-read")
             # One owner per attempt, not per process: the host runs queue invocations in threads
             # of one process, and a process-wide owner would let two of them take the same lease.
             owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
@@ -425,11 +423,9 @@ class Pipeline:
         except BaseException:
             concurrent.futures.wait(started)  # no read outlives its item
             raise
-        reading = started[0] if started else None
-        if isinstance(fetched, TargetOutcome):
-            if reading is not None:
-                concurrent.futures.wait([reading])
+        if isinstance(fetched, TargetOutcome):  # a 304: no content came, so no read started
             return fetched
+        reading = started[0] if started else None
         if fetched.not_modified is not None:  # a drift run: only the connector may have moved
             current = target.read()
             ours = current.definition
