@@ -8,7 +8,6 @@ dry runs execute the same items inline.
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -84,13 +83,10 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
         run_id=run.run_id, api=request.api, event_id=request.event_id, trace_id=trace_id
     ):
         ports.ledger.start_run(run)
-        send_all(
-            ports,
-            [
+        for target in targets:
+            ports.queue.send(
                 WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
-                for target in targets
-            ],
-        )
+            )
         log.info(
             "run planned",
             extra={
@@ -106,25 +102,6 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
             },
         )
     return run
-
-
-SEND_CONCURRENCY = 8  # queue sends in flight at once while planning a fan-out
-
-
-def send_all(ports: Ports, items: list[WorkItem]) -> None:
-    """Enqueue every item, several at once: a fan-out to 200 targets is 200 round trips the
-    Event Grid handler must finish well inside its 30 s. Every send is tried; the first failure
-    is then raised (the redelivered event plans again, and the items already sent are
-    deduplicated by their event id)."""
-    if len(items) <= 1:
-        for item in items:
-            ports.queue.send(item)
-        return
-    with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(items))) as pool:
-        # One context copy per send: a context cannot be entered by two threads at once.
-        sent = [pool.submit(contextvars.copy_context().run, ports.queue.send, i) for i in items]
-    for future in sent:
-        future.result()
 
 
 def complete(item: WorkItem, outcome: TargetOutcome, ports: Ports) -> RunSummary | None:
