@@ -26,11 +26,11 @@ def check(validator, doc) -> bool:
 def test_cached_file_is_written_once_and_agrees_with_an_in_memory_compile(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
     schema = validate_module._swagger2_schema()
-    first = validate_module._load_compiled(schema)
+    first = validate_module._load_compiled(schema)["validate"]
     files = list((tmp_path / "connector-sync-validators").glob("swagger2_*.bin"))
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
-    second = validate_module._load_compiled(schema)
+    second = validate_module._load_compiled(schema)["validate"]
     assert files[0].stat().st_mtime_ns == stamp  # reused, not regenerated
     memory = fastjsonschema.compile(
         schema, handlers={"http": validate_module._draft4_metaschema}, use_default=False
@@ -46,7 +46,7 @@ def test_a_corrupt_cache_file_falls_back_to_compiling_in_memory(tmp_path, monkey
     validate_module._load_compiled(schema)
     [cached] = (tmp_path / "connector-sync-validators").glob("swagger2_*.bin")
     cached.write_bytes(b"not marshal data")
-    validator = validate_module._load_compiled(schema)
+    validator = validate_module._load_compiled(schema)["validate"]
     assert check(validator, GOOD) and not check(validator, BAD)
 
 
@@ -54,7 +54,7 @@ def test_a_temp_path_that_is_a_file_falls_back_to_compiling_in_memory(tmp_path, 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(blocker))
-    validator = validate_module._load_compiled(validate_module._swagger2_schema())
+    validator = validate_module._load_compiled(validate_module._swagger2_schema())["validate"]
     assert check(validator, GOOD) and not check(validator, BAD)
 
 
@@ -65,6 +65,6 @@ def test_bytecode_in_a_folder_others_can_write_to_is_never_loaded(tmp_path, monk
     folder.chmod(0o777)  # a planted, world-writable folder
     planted = folder / "planted.bin"
     planted.write_bytes(b"x")
-    validator = validate_module._load_compiled(validate_module._swagger2_schema())
+    validator = validate_module._load_compiled(validate_module._swagger2_schema())["validate"]
     assert check(validator, GOOD) and not check(validator, BAD)
     assert list(folder.glob("swagger2_*.bin")) == []  # nothing read or written there
