@@ -1084,6 +1084,7 @@ def _shape_problem(props: dict[str, Any], env: str, *, creating: bool) -> str | 
 class _Handler(BaseHTTPRequestHandler):
     simulator: Simulator
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real front ends (Kestrel, http.sys): no 40 ms stalls
     timeout = 30
 
     def log_message(self, format: str, *args: Any) -> None:
