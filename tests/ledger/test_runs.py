@@ -206,3 +206,51 @@ def test_after_the_notification_a_late_outcome_starts_from_the_stored_row(ledger
     got = ledger.get_run(run.run_id)
     assert got.notified == "accepted"
     assert [o.target for o in got.outcomes] == ["a", "late"]
+
+
+def test_finishers_of_one_run_in_one_process_take_turns_and_never_read_the_row(ledger, monkeypatch):
+    targets = [f"t{i}" for i in range(8)]
+    run = _run(targets)
+    ledger.start_run(run)
+    reads = _reads_of_the_run_row(ledger, monkeypatch)
+    refused: list[str] = []
+    real_replace = ledger._replace_if_unchanged
+
+    def counting(row, etag):
+        try:
+            return real_replace(row, etag)
+        except Exception:
+            refused.append(row["RowKey"])
+            raise
+
+    monkeypatch.setattr(ledger, "_replace_if_unchanged", counting)
+    barrier = threading.Barrier(len(targets))
+    results: list[RunSummary | None] = []
+
+    def finish(target: str) -> None:
+        barrier.wait()
+        results.append(ledger.finish_item(run.run_id, _outcome(target)))
+
+    threads = [threading.Thread(target=finish, args=(t,)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert reads == [] and refused == []
+    [summary] = [r for r in results if r is not None]
+    assert sorted(o.target for o in summary.outcomes) == targets
+    assert ledger.get_run(run.run_id) == summary
+
+
+def test_a_summary_finished_from_the_kept_copy_equals_the_stored_row(ledger):
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    diff = {
+        "breaking": [{"path": "/pets", "method": "get", "what": "removed", "detail": None}],
+        "added": [["post", "/pets"]],
+        "counts": {"breaking": 1, "added": 1},
+    }
+    ledger.finish_item(run.run_id, _outcome("a", diff=diff, warnings=("w1", "w2"), version=3))
+    summary = ledger.finish_item(run.run_id, _outcome("b", result="failed", version=None))
+    assert summary is not None
+    assert ledger.get_run(run.run_id) == summary
