@@ -390,7 +390,7 @@ class Pipeline:
                     early = Early()
                 elif reading is not None:  # read before the lease: valid, the state row held
                     early = Early(prepared=early.prepared, current=reading.result())
-                return self._stages(item, api, tcfg, target, fresh, base, early)
+                return self._stages(item, api, tcfg, target, fresh, base, early, lease=lease)
             finally:
                 ledger.release_lease(lease)
         finally:
@@ -603,6 +603,8 @@ class Pipeline:
         state: TargetState,
         base: dict[str, Any],
         early: Early | None = None,
+        *,
+        lease: Any = None,
     ) -> TargetOutcome:
         request = item.request
         early = early or Early()
@@ -741,7 +743,7 @@ class Pipeline:
             hold=_hold_after(request, latest, record.version),
             drift_sha256=None,
         )
-        self.ports.ledger.record_version(record, new_state, request.event_id)
+        self.ports.ledger.record_version(record, new_state, request.event_id, lease)
         _BASES.put((item.api, item.target, record.version), prepared.upstream)
         message = f"v{record.version} applied"
         if change.breaking:

@@ -108,9 +108,15 @@ class Ledger(Protocol):
     def seen_event(self, api: str, target: str, event_id: str) -> bool: ...
 
     def record_version(
-        self, record: VersionRecord, state: TargetState, event_id: str | None
+        self,
+        record: VersionRecord,
+        state: TargetState,
+        event_id: str | None,
+        lease: Any = None,
     ) -> TargetState:
-        """Version row + state row + event marker in one transaction; return the new state."""
+        """Version row + state row + event marker in one transaction; return the new state.
+        Given the item's ``lease`` (from ``acquire_lease``), the ledger may release it in the
+        same transaction; ``release_lease`` on it afterwards is then a no-op."""
         ...
 
     def versions(

@@ -33,7 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -96,15 +96,17 @@ class DuplicateEventError(ConcurrencyError):
     """
 
 
-@dataclass(frozen=True)
+@dataclass
 class TableLease:
-    """A claimed lease row; ``etag`` lets ``release_lease`` delete only what is still ours."""
+    """A claimed lease row; ``etag`` lets ``release_lease`` delete only what is still ours.
+    ``released``: the row went with the version transaction (``record_version``)."""
 
     api: str
     target: str
     owner: str
     expires: str
     etag: str
+    released: bool = field(default=False, compare=False)
 
 
 def partition_key(api: str, target: str) -> str:
@@ -415,6 +417,8 @@ class TableLedger:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
+        if lease.released:  # deleted by the version transaction already
+            return
         try:
             self._table().delete_entity(
                 partition_key(lease.api, lease.target),
@@ -441,8 +445,17 @@ class TableLedger:
 
     @_azure_errors("ledger.record_version")
     def record_version(
-        self, record: VersionRecord, state: TargetState, event_id: str | None
+        self,
+        record: VersionRecord,
+        state: TargetState,
+        event_id: str | None,
+        lease: TableLease | None = None,
     ) -> TargetState:
+        """One transaction: version row, state row, event marker and, given the ``lease`` this
+        item holds on the same target, the lease row's release (under its ETag): one storage
+        request less per update. A lease that is no longer ours (expired and taken over, or
+        gone) refuses the transaction; it is then sent again without it, so what is recorded
+        does not depend on the lease, as when the release was a request of its own."""
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
 
@@ -476,12 +489,37 @@ class TableLedger:
                 "RecordedAt": iso(utcnow()),
             }
             ops.append(("create", marker))
+        releasing = (
+            lease is not None
+            and not lease.released
+            and (lease.api, lease.target) == (pk_api, pk_target)
+        )
+        if releasing:
+            release = {"PartitionKey": pk, "RowKey": LEASE_ROW}
+            condition = {"etag": lease.etag, "match_condition": MatchConditions.IfNotModified}
+            ops.append(("delete", release, condition))
         try:
-            results = self._table().submit_transaction(ops)
+            try:
+                results = self._table().submit_transaction(ops)
+            except TableTransactionError as exc:
+                # the lease's own refusal: its index, or 0 where a service names none (the
+                # version row's create fails neither way with a 404 or 412 of its own making)
+                lease_refused = exc.status_code in (404, 412) and exc.index in (0, len(ops) - 1)
+                if not (releasing and lease_refused):
+                    raise
+                log.warning(
+                    "lease on %s no longer held by %s; recording without releasing it",
+                    pk,
+                    lease.owner,
+                )
+                releasing = False
+                results = self._table().submit_transaction(ops[:-1])
         except TableTransactionError as exc:
             raise self._transaction_error(
                 exc, where, lambda: bool(event_id) and self.seen_event(pk_api, pk_target, event_id)
             ) from exc
+        if releasing:
+            lease.released = True
         return replace(state, etag=results[1]["etag"])
 
     @staticmethod

@@ -110,3 +110,92 @@ def test_release_uses_the_claim_it_was_given(ledger):
         ledger.acquire_lease(API, TARGET, "worker-b", 60)
     ledger.release_lease(again)
     assert ledger.acquire_lease(API, TARGET, "worker-b", 60).owner == "worker-b"
+
+
+# -- the release inside the version transaction ----------------------------------------------------
+
+
+def _record_under(ledger: TableLedger, lease, number: int = 1, state=None):
+    from sync.models import TargetState
+    from tests.ledger.test_state_and_versions import record
+
+    rec = record(number, target=TARGET)
+    state = state if state is not None else TargetState()
+    return ledger.record_version(rec, state.evolve(version=number), rec.event_id, lease)
+
+
+def _lease_row(ledger: TableLedger):
+    from sync.adapters.ledger_tables import LEASE_ROW, partition_key
+
+    return ledger._get(partition_key(API, TARGET), LEASE_ROW)
+
+
+def _deletes(ledger: TableLedger, monkeypatch) -> list[str]:
+    table = ledger._table()
+    seen: list[str] = []
+    real = table.delete_entity
+
+    def counting(*args, **kwargs):
+        seen.append(args[1] if len(args) > 1 else kwargs.get("row_key"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(table, "delete_entity", counting)
+    return seen
+
+
+def test_the_version_transaction_releases_the_lease_it_is_given(ledger, monkeypatch):
+    lease = ledger.acquire_lease(API, TARGET, "worker-a", 60)
+    _record_under(ledger, lease)
+    assert lease.released and _lease_row(ledger) is None
+    deletes = _deletes(ledger, monkeypatch)
+    ledger.release_lease(lease)
+    assert deletes == []  # nothing left to release: no request
+    assert ledger.acquire_lease(API, TARGET, "worker-b", 60).owner == "worker-b"
+    assert ledger.version(API, TARGET, 1) is not None
+
+
+def test_a_lease_taken_over_meanwhile_is_left_alone_and_the_version_still_recorded(ledger):
+    stale = ledger.acquire_lease(API, TARGET, "worker-a", 0.2)
+    time.sleep(0.3)
+    ledger.acquire_lease(API, TARGET, "worker-b", 60)
+    state = _record_under(ledger, stale)  # worker-a finishes late
+    assert state.version == 1 and ledger.version(API, TARGET, 1) is not None
+    assert not stale.released
+    assert _lease_row(ledger)["Owner"] == "worker-b"
+    ledger.release_lease(stale)  # its own request, refused by the ETag as before
+    assert _lease_row(ledger)["Owner"] == "worker-b"
+
+
+def test_a_lease_row_already_gone_does_not_stop_the_record(ledger):
+    lease = ledger.acquire_lease(API, TARGET, "worker-a", 60)
+    ledger.release_lease(lease)  # e.g. an operator cleared it
+    assert _record_under(ledger, lease).version == 1
+    assert ledger.version(API, TARGET, 1) is not None
+
+
+def test_a_refused_transaction_releases_nothing(ledger, monkeypatch):
+    from sync.adapters.ledger_tables import ConcurrencyError
+    from sync.models import TargetState
+
+    first = ledger.save_state(API, TARGET, TargetState())
+    ledger.save_state(API, TARGET, first.evolve(last_message="moved on"))
+    lease = ledger.acquire_lease(API, TARGET, "worker-a", 60)
+    stale_state = first  # its ETag no longer matches the row
+    table = ledger._table()
+    sent: list[int] = []
+    real = table.submit_transaction
+    monkeypatch.setattr(table, "submit_transaction", lambda ops: sent.append(len(ops)) or real(ops))
+    with pytest.raises(ConcurrencyError):
+        _record_under(ledger, lease, state=stale_state)
+    assert sent == [4]  # the state row refused it: not sent again without the lease
+    assert not lease.released
+    assert _lease_row(ledger)["Owner"] == "worker-a"  # the item's finally releases it
+    ledger.release_lease(lease)
+    assert _lease_row(ledger) is None
+
+
+def test_the_lease_of_another_target_is_not_part_of_the_transaction(ledger):
+    other = ledger.acquire_lease(API, "another-target", "worker-a", 60)
+    _record_under(ledger, other)
+    assert not other.released
+    ledger.release_lease(other)
