@@ -315,6 +315,14 @@ class _PaConnector:
     secrets: list[str] = field(default_factory=list)
     created: str = field(default_factory=_now_iso)
     changed: str = field(default_factory=_now_iso)
+    blobs: dict[str, bytes] = field(default_factory=dict)  # blob ETag -> the bytes it serves
+
+    def add_version(self, visible_from: float, definition: dict[str, Any]) -> None:
+        """A write: the RP stores the definition as a blob once (a new ETag), and Blob Storage
+        serves those stored bytes to every GET; nothing is serialized again per read."""
+        etag = _blob_etag()
+        self.versions.append((visible_from, definition, etag))
+        self.blobs[etag] = json.dumps(definition).encode()
 
     def visible_definition(self) -> dict[str, Any]:
         return self.visible_version()[0]
@@ -429,11 +437,12 @@ class Simulator:
                 description=description,
                 icon_uri=f"{self.url}/blob/icons/default.png",
                 backend=None,
-                versions=[(0.0, copy.deepcopy(definition), _blob_etag())],
+                versions=[],
                 sig=secrets.token_hex(8),
                 script=script,
                 secrets=secrets_,
             )
+            self._pa[(env, connector_id)].add_version(0.0, copy.deepcopy(definition))
 
     def powerapps_connector(self, env: str, connector_id: str) -> dict[str, Any]:
         """What the simulator holds: members, definition (latest), secrets, names."""
@@ -657,9 +666,8 @@ class Simulator:
     def _registration(self, rec: _PaConnector, *, listing: bool = False) -> dict[str, Any]:
         definition = rec.visible_definition()
         slug = rec.cid.removeprefix("shared_")
-        runtime = copy.deepcopy(definition)
-        runtime["host"] = "europe-002.azure-apim.net"
-        runtime["basePath"] = f"/apim/{slug}"
+        # a shallow copy: the registration is serialized at once and never kept or changed
+        runtime = {**definition, "host": "europe-002.azure-apim.net", "basePath": f"/apim/{slug}"}
         expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
         sas = f"sv=2018-03-28&sr=b&sig={rec.sig}&se={quote(expiry)}&sp=r"
         user = {"id": str(uuid.uuid4()), "displayName": "Sim Maker", "type": "User"}
@@ -773,9 +781,7 @@ class Simulator:
                 rec.script = None  # paconn's "" (and an omitted member: PATCH replaces) drop code
             elif not str(script_url).startswith(f"{self.url}/blob/scripts/{rec.cid}.csx"):
                 rec.script = f"uploaded:{script_url}"
-            rec.versions.append(
-                (time.monotonic() + self.faults.propagation_seconds, definition, _blob_etag())
-            )
+            rec.add_version(time.monotonic() + self.faults.propagation_seconds, definition)
             rec.changed = _now_iso()
             return Reply(status, self._registration(rec))
 
@@ -834,12 +840,12 @@ class Simulator:
             if not rec.script:
                 return storage_error(404, "BlobNotFound", "The specified blob does not exist.")
             return Reply(200, raw=rec.script.encode(), content_type="application/octet-stream")
-        definition, etag = rec.visible_version()
+        _, etag = rec.visible_version()
         if _none_match(headers.get("if-none-match"), etag):  # Get Blob's conditional headers
             return Reply(304, headers={"ETag": etag})
         return Reply(
             200,
-            raw=json.dumps(definition, indent=2).encode(),
+            raw=rec.blobs[etag],
             headers={"ETag": etag},
             content_type="application/octet-stream",
         )
