@@ -864,7 +864,7 @@ class Pipeline:
     ) -> None:
         verify = getattr(target, "verify", None)
         if callable(verify):  # remote targets wait out propagation delay; raise TargetError
-            verify(merged)
+            verify(merged, expected_sha)
             return
         stored = target.read_back()
         if stored is None or sha256_hex(stored) != expected_sha:

@@ -186,7 +186,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
             definition_sha256=stored[1] if stored else None,
         )
 
-    def verify(self, definition: dict[str, Any]) -> None:
+    def verify(self, definition: dict[str, Any], sha256: str | None = None) -> None:
         """Read back what was written. First from the definition URL of the registration the
         write itself was based on (one blob GET): if the platform serves the new definition there,
         it holds it. If it does not (a stale copy, an expired SAS, a moved blob), the full
@@ -201,13 +201,14 @@ class PowerAppsTarget(MarkedConnectorTarget):
                     {"apiDefinitions": {"originalSwaggerUrl": url}},
                     cid,
                     budget_seconds=QUICK_READ_BACK_SECONDS,
+                    expect=(definition, sha256) if sha256 else None,
                 )
             except SyncError as exc:
                 log.debug("quick read-back of %s failed, reading in full: %s", self._where, exc)
                 stored = None
-            if stored is not None and stored[0] == definition:
+            if stored is not None and (stored[0] is definition or stored[0] == definition):
                 return
-        super().verify(definition)
+        super().verify(definition, sha256)
 
     def prevalidate(self, definition: dict[str, Any]) -> None:
         """Ask the platform about ``definition`` now, in the background, while the pipeline reads
@@ -388,11 +389,17 @@ class PowerAppsTarget(MarkedConnectorTarget):
         return body
 
     def _download_definition(
-        self, properties: dict[str, Any], cid: str, *, budget_seconds: float | None = None
+        self,
+        properties: dict[str, Any],
+        cid: str,
+        *,
+        budget_seconds: float | None = None,
+        expect: tuple[dict[str, Any], str] | None = None,
     ) -> tuple[dict[str, Any], str] | None:
         """GET the SAS URL of the original definition, without our token (it is a blob URL).
         Returns the document and its canonical sha256 (``stored_definitions``: the same bytes
-        are parsed and hashed once)."""
+        are parsed and hashed once; ``expect``, the definition just written and its sha256,
+        spares the hash when the bytes hold exactly that)."""
         url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
         if not url:
             return None
@@ -443,7 +450,9 @@ class PowerAppsTarget(MarkedConnectorTarget):
                 raise TargetError(f"{what} is not JSON ({exc})", where=self._where) from None
             return json_object(text, what=what, where=self._where)
 
-        return stored_definitions.SHARED.parsed(content, parse, source=shown, etag=etag)
+        return stored_definitions.SHARED.parsed(
+            content, parse, source=shown, etag=etag, expect=expect
+        )
 
     def _properties(
         self, definition: dict[str, Any], existing: dict[str, Any] | None, *, creating: bool

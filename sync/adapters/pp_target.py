@@ -179,8 +179,9 @@ class MarkedConnectorTarget:
             self._params.get("displayName") or self._connector_id or self._params.get("connector")
         )
 
-    def verify(self, definition: dict[str, Any]) -> None:
-        """Read back until the platform serves ``definition`` or ``verify_seconds`` pass."""
+    def verify(self, definition: dict[str, Any], sha256: str | None = None) -> None:
+        """Read back until the platform serves ``definition`` or ``verify_seconds`` pass
+        (``sha256``, its canonical hash, is a hint some platforms' reads can use)."""
         verify(self.read_back, definition, seconds=self._verify_seconds, where=self._where)
 
     def read_back(self) -> dict[str, Any] | None:  # pragma: no cover - every subclass has one

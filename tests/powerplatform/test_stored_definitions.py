@@ -83,3 +83,27 @@ def test_connectors_serving_the_same_definition_share_one_parse(
     assert first.definition == new and second.definition is first.definition
     assert first.definition_sha256 == second.definition_sha256 == sha256_hex(new)
     assert len(parsed) == 1
+
+
+def test_a_read_back_of_what_was_written_takes_the_known_hash_and_document(monkeypatch) -> None:
+    import sync.adapters.stored_definitions as module
+
+    store, calls = StoredDefinitions(), []
+    hashed: list[object] = []
+    monkeypatch.setattr(module, "sha256_hex", lambda doc: hashed.append(doc) or "computed")
+    written = json.loads(json.dumps(DEFINITION))
+    raw = json.dumps(written).encode()  # the platform's own serialization of it
+    doc, sha = store.parsed(raw, counting_parse(calls), expect=(written, "known-sha"))
+    assert doc is written and sha == "known-sha" and hashed == []
+    assert store.parsed(raw, counting_parse(calls)) == (written, "known-sha")  # remembered
+    assert len(calls) == 1
+
+
+def test_bytes_that_do_not_hold_what_was_written_are_hashed_as_they_are() -> None:
+    store = StoredDefinitions()
+    written = json.loads(json.dumps(DEFINITION))
+    other = changed(written)
+    raw = json.dumps(other).encode()
+    doc, sha = store.parsed(raw, counting_parse([]), expect=(written, sha256_hex(written)))
+    assert doc == other and doc is not written
+    assert sha == sha256_hex(other) != sha256_hex(written)
