@@ -34,3 +34,8 @@ class Lru:
         """Remove ``key``; its value, or None if it was not there."""
         with self._lock:
             return self._data.pop(key, None)
+
+    def snapshot(self) -> list[Any]:
+        """A snapshot of the keys, least recently used first."""
+        with self._lock:
+            return list(self._data)

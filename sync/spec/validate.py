@@ -222,6 +222,7 @@ _SHARDS = (
     ("definitions", "", "validate___definitions_schema"),
 )
 _VERIFIED = Lru(8192)  # (member, sha256 of the entry's compact JSON) -> True: passed the schema
+_MEMBER_TAGS = {"paths": b"p", "definitions": b"d"}  # how a key is stored on disk: tag + digest
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,7 @@ class _FastValidator:
 
     root: Any
     parts: tuple[tuple[str, str, Any], ...] = ()
+    store: str | None = None  # private-cache entry of the verified keys (see _load_verified)
 
     def check(self, doc: dict[str, Any]) -> None:
         """Raise ``JsonSchemaException`` exactly where the whole-document validator would.
@@ -259,12 +261,16 @@ class _FastValidator:
                     emptied[name] = entry
             shell[member] = emptied
         self.root(shell)
+        added = False
         for member, name, entry_check, entry in entries:
             encoded = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
             key = (member, hashlib.sha256(encoded.encode()).digest())
             if _VERIFIED.get(key) is None:
                 entry_check(entry, name_prefix=f"data.{member}.{name}")
                 _VERIFIED.put(key, True)
+                added = True
+        if added and self.store:
+            _save_verified(self.store)
 
 
 def _fast_validator() -> _FastValidator:
@@ -278,10 +284,42 @@ def _fast_validator() -> _FastValidator:
                 if callable(namespace.get(function))
             )
             # all or nothing: a fastjsonschema that names its functions otherwise checks whole
-            _compiled = _FastValidator(
-                namespace["validate"], parts if len(parts) == len(_SHARDS) else ()
-            )
+            if len(parts) != len(_SHARDS):
+                _compiled = _FastValidator(namespace["validate"])
+            else:
+                store = f"verified_{namespace['__connector_sync_key__']}.bin"
+                _load_verified(store)
+                _compiled = _FastValidator(namespace["validate"], parts, store)
         return _compiled
+
+
+def _load_verified(store: str) -> None:
+    """Entries earlier processes verified against this very schema and fastjsonschema (the name
+    carries the validator's key): a CLI run on a new version of an API then checks only what
+    changed, as a warm worker does. Read only from the private cache folder (no one else can
+    write there, as for the compiled validator); anything unreadable is ignored."""
+    from sync import private_cache
+
+    try:
+        data = private_cache.read_bytes(store) or b""
+    except OSError:
+        return
+    tags = {tag: member for member, tag in _MEMBER_TAGS.items()}
+    for at in range(0, len(data) - len(data) % 33, 33):
+        member = tags.get(data[at : at + 1])
+        if member is not None:
+            _VERIFIED.put((member, data[at + 1 : at + 33]), True)
+
+
+def _save_verified(store: str) -> None:
+    """Write the verified keys (at most the Lru's 8192, 33 bytes each) for the next process."""
+    from sync import private_cache
+
+    data = b"".join(_MEMBER_TAGS[member] + digest for member, digest in _VERIFIED.snapshot())
+    try:
+        private_cache.write_bytes(store, data)
+    except OSError as exc:
+        log.debug("verified entries not kept (%s)", exc)
 
 
 def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
@@ -318,7 +356,10 @@ def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
         return compile(source, f"<swagger2 validator {key}>", "exec")
 
     def run(code: Any) -> dict[str, Any]:
-        namespace: dict[str, Any] = {"__name__": f"_connector_sync_swagger2_{key}"}
+        namespace: dict[str, Any] = {
+            "__name__": f"_connector_sync_swagger2_{key}",
+            "__connector_sync_key__": key,  # names what is kept for this very validator
+        }
         exec(code, namespace)  # noqa: S102 - our own generated validator, from our own cache
         if not callable(namespace.get("validate")):
             raise KeyError("validate")

@@ -198,3 +198,63 @@ def test_random_damage_gets_the_same_verdict(data: st.DataObject) -> None:
             parent = parent[step]
         parent[where[-1]] = value
     assert parts_pass(doc) == whole_passes(doc)
+
+
+# -- entries verified by earlier processes ---------------------------------------------------------
+
+
+@pytest.fixture
+def new_process(tmp_path, monkeypatch):
+    """A private cache of its own, and a way to forget everything in memory as a new process."""
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+
+    def start() -> None:
+        monkeypatch.setattr(validate_module, "_compiled", None)
+        monkeypatch.setattr(validate_module, "_VERIFIED", Lru(8192))
+
+    start()
+    return start
+
+
+def entry_keys(doc: dict[str, Any]) -> list[tuple[str, bytes]]:
+    import hashlib
+    import json
+
+    return [
+        (member, hashlib.sha256(json.dumps(entry, separators=(",", ":")).encode()).digest())
+        for member in ("paths", "definitions")
+        for name, entry in doc[member].items()
+        if isinstance(entry, dict) and (member == "definitions" or name.startswith("/"))
+    ]
+
+
+def test_the_next_process_starts_from_the_entries_this_one_verified(new_process, tmp_path):
+    doc = good()
+    assert parts_pass(doc)
+    [kept] = (tmp_path / "connector-sync-validators").glob("verified_*.bin")
+    assert kept.stat().st_size == 33 * len(entry_keys(doc))
+    new_process()
+    validate_module._fast_validator()  # loads what was kept
+    assert all(validate_module._VERIFIED.get(key) for key in entry_keys(doc))
+
+
+def test_a_refused_entry_is_not_kept_for_the_next_process(new_process):
+    doc = good()
+    doc["definitions"]["Pet"]["type"] = "whatever"
+    assert not parts_pass(doc)
+    new_process()
+    validate_module._fast_validator()
+    pet = next(k for k in entry_keys(doc) if k[0] == "definitions")
+    assert validate_module._VERIFIED.get(pet) is None
+    assert not parts_pass(doc)
+
+
+def test_a_damaged_file_of_kept_entries_is_ignored(new_process, tmp_path):
+    assert parts_pass(good())
+    [kept] = (tmp_path / "connector-sync-validators").glob("verified_*.bin")
+    kept.write_bytes(b"x" * 40 + b"\x00")  # unknown tags, a torn last record
+    new_process()
+    assert parts_pass(good())  # checked again, nothing taken from the file
+    broken = good()
+    broken["paths"]["/pets"]["get"].pop("responses")
+    assert not parts_pass(broken)
