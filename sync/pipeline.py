@@ -43,7 +43,7 @@ from sync.models import (
     utcnow,
 )
 from sync.ports import Ports, Target
-from sync.spec.canonical import sha256_hex
+from sync.spec.canonical import compact_bytes_kept, sha256_hex, sha256_hex_kept
 from sync.spec.parse import load_object
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def prepare_upstream(
         result, overlay_warnings = spec.apply_overlay(result, overlay)
         warnings.extend(overlay_warnings)
     result = apply_overrides(result, tcfg.overrides)
-    sha = sha256_hex(result)
+    sha = sha256_hex_kept(result)  # the ledger stores these very bytes (kept_bytes)
     _PREPARED.put(key, (result, tuple(normalized.losses), tuple(warnings), sha))
     return result, list(normalized.losses), warnings, sha
 
@@ -185,6 +185,7 @@ class SingleFlight:
 
 
 _VALIDATING = SingleFlight()  # validations running now, so a second asker waits
+_DIFFING = SingleFlight()  # diffs running now (the same for diff_cached)
 
 
 def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> Any:
@@ -199,7 +200,11 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
         return running.result()
 
     def validate_and_keep() -> Any:
-        done = spec.validate(doc, limit_bytes=limit_bytes, strict=strict)
+        try:  # the same bytes the target's validation and write send (kept by identity)
+            encoded: bytes | None = compact_bytes_kept(doc)
+        except ValueError:  # NaN/Infinity: validate names it
+            encoded = None
+        done = spec.validate(doc, limit_bytes=limit_bytes, strict=strict, encoded=encoded)
         _REPORTS.put(key, done)
         return done
 
@@ -220,15 +225,24 @@ def validate_early(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, st
 def diff_cached(
     ours: dict[str, Any] | None, ours_sha: str | None, new: dict[str, Any], new_sha: str
 ):
-    """The targets of a fan-out usually move from the same definition to the same one."""
+    """The targets of a fan-out usually move from the same definition to the same one: the
+    first computes the diff, the others (four run at once) wait for it (single flight)."""
     if ours is None or ours_sha is None:
         return spec.diff(ours, new)
     key = (ours_sha, new_sha)
     change = _DIFFS.get(key)
-    if change is None:
-        change = spec.diff(ours, new)
-        _DIFFS.put(key, change)
-    return change
+    if change is not None:
+        return change
+    running, leader = _DIFFING.join(key)
+    if not leader:
+        return running.result()
+
+    def diff_and_keep() -> Any:
+        done = spec.diff(ours, new)
+        _DIFFS.put(key, done)
+        return done
+
+    return _DIFFING.lead(key, running, diff_and_keep)
 
 
 class Pipeline:

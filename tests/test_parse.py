@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sync.errors import SpecError
 from sync.spec.parse import MAX_DEPTH, load_document, load_object
@@ -56,6 +58,42 @@ def test_yaml_bomb_is_refused_without_expanding_it():
 def test_deep_nesting_is_refused(text):
     with pytest.raises(SpecError, match="nested deeper"):
         load_document(text)
+
+
+def test_nesting_right_at_the_limit_is_accepted_and_one_deeper_is_refused():
+    assert load_document("[" * (MAX_DEPTH - 1) + '"x"' + "]" * (MAX_DEPTH - 1))  # scalar: level 200
+    with pytest.raises(SpecError, match="nested deeper"):
+        load_document("[" * MAX_DEPTH + '"x"' + "]" * MAX_DEPTH)
+    assert load_document('{"a":' * (MAX_DEPTH - 1) + "1" + "}" * (MAX_DEPTH - 1))
+
+
+def _depth_by_stack(doc):
+    """The plain definition: every value one level below its container."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, (dict, list)):
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_depth_counts_as_the_plain_definition(doc):
+    from sync.spec.parse import _depth
+
+    assert _depth(doc) == _depth_by_stack(doc)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from typing import Any
 
 from sync.errors import PermanentError
 from sync.lru import Lru
-from sync.spec.canonical import canonical_bytes
+from sync.spec.canonical import canonical_bytes, kept_bytes
 
 CHUNK_BYTES = 60 * 1024  # below the 64 KiB binary-property limit, with headroom
 INLINE_LIMIT = 10 * CHUNK_BYTES  # 600 KiB compressed: keeps the entity well under 1 MiB
@@ -76,7 +76,9 @@ def pack_pair(
         known = _PACKED.get((shas[0], shas[1]))
         if known is not None:
             return known
-    up = canonical_bytes(upstream) if upstream is not None else b""
+    up = b""
+    if upstream is not None:  # the bytes hashed when the spec arrived, if the claim names them
+        up = kept_bytes(shas[0] if shas else None, upstream) or canonical_bytes(upstream)
     up_sha = _hex(up) if upstream is not None else None
     claimed_same = shas is not None and shas[0] == shas[1] == up_sha  # upstream's half is checked
     same = upstream is not None and applied is not None and (applied is upstream or claimed_same)

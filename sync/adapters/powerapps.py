@@ -43,15 +43,13 @@ from sync.adapters.pp_verdicts import AcceptedDefinitions
 from sync.background import in_background
 from sync.clouds import Cloud
 from sync.errors import ConfigError, SyncError, TargetError
-from sync.lru import Lru
 from sync.models import CurrentConnector
 from sync.ports import SecretStore, TokenProvider
-from sync.spec.canonical import compact_bytes, compact_size, with_member
+from sync.spec.canonical import compact_bytes, compact_bytes_kept, compact_size, with_member
 
 log = logging.getLogger(__name__)
 PREVALIDATE_BUDGET_SECONDS = 10.0  # the early validateApiSwagger gives up sooner; write retries
 QUICK_READ_BACK_SECONDS = 5.0  # the one-GET read-back gives up sooner; the full one follows
-_ENCODED = Lru(4)  # id(definition) -> (definition, compact JSON); see _encoded
 MAX_STORED_DEFINITION_BYTES = 8 * 1024 * 1024  # read-back cap: 8x the platform's limit
 
 API_VERSION = "2016-11-01"
@@ -235,14 +233,9 @@ class PowerAppsTarget(MarkedConnectorTarget):
 
     def _encoded(self, definition: dict[str, Any]) -> bytes:
         """Compact JSON of ``definition``, once: the pipeline hands ``prevalidate`` and ``write``,
-        and every target of a fan-out, the same (never mutated) object, so recent ones are
-        remembered by identity (the entry holds the object, so its id cannot be reused)."""
-        known = _ENCODED.get(id(definition))
-        if known is not None and known[0] is definition:
-            return known[1]
-        encoded = compact_bytes(definition)
-        _ENCODED.put(id(definition), (definition, encoded))
-        return encoded
+        and every target of a fan-out, the same (never mutated) object, which its own size check
+        has usually encoded already (``compact_bytes_kept``)."""
+        return compact_bytes_kept(definition)
 
     def write(self, definition: dict[str, Any], current: CurrentConnector) -> str | None:
         encoded = self._encoded(definition)  # one encoding: size check, validation and the write

@@ -68,12 +68,18 @@ def validator_name() -> str:
 
 
 def validate(
-    doc: dict[str, Any], *, limit_bytes: int | None = None, strict: bool = False
+    doc: dict[str, Any],
+    *,
+    limit_bytes: int | None = None,
+    strict: bool = False,
+    encoded: bytes | None = None,
 ) -> ValidationReport:
-    """Check a Swagger 2.0 definition; every message starts with the JSON path it is about."""
+    """Check a Swagger 2.0 definition; every message starts with the JSON path it is about.
+    ``encoded``: the document's compact JSON, when the caller has it (the size check uses it)."""
     report = ValidationReport()
     try:
-        size = len(compact_bytes(doc))  # what a platform receives: JSON has no NaN or Infinity
+        # what a platform receives: JSON has no NaN or Infinity
+        size = len(compact_bytes(doc)) if encoded is None else len(encoded)
     except ValueError:
         size = compact_size(doc)
         report.errors.append(

@@ -143,3 +143,29 @@ def test_same_as_upstream_without_an_upstream_is_corruption():
     pair = codec.pack_pair(small_spec(), None)
     with pytest.raises(codec.LedgerCorruptError, match="missing upstream"):
         _unpack(pair, upstream_len=-1, applied_len=codec.SAME_AS_UPSTREAM)
+
+
+def test_the_bytes_hashed_on_arrival_are_the_ones_stored(monkeypatch):
+    from sync.spec.canonical import sha256_hex_kept
+
+    up, ap = noisy_spec(30_000, 11), small_spec(title="kept bytes")
+    shas = (sha256_hex_kept(up), sha256_hex(ap))
+    encoded: list[object] = []
+    real = codec.canonical_bytes
+    monkeypatch.setattr(codec, "canonical_bytes", lambda doc: encoded.append(doc) or real(doc))
+    pair = codec.pack_pair(up, ap, shas=shas)
+    assert encoded == [ap]  # upstream's bytes were the ones kept when it was hashed
+    assert _unpack(pair) == (up, ap)
+
+
+def test_kept_bytes_are_only_used_for_the_object_they_were_made_from(monkeypatch):
+    from sync.spec.canonical import sha256_hex_kept
+
+    up = noisy_spec(30_000, 12)
+    twin = codec.json.loads(codec.json.dumps(up))  # same content, another object
+    sha = sha256_hex_kept(up)
+    encoded: list[object] = []
+    real = codec.canonical_bytes
+    monkeypatch.setattr(codec, "canonical_bytes", lambda doc: encoded.append(doc) or real(doc))
+    pair = codec.pack_pair(twin, None, shas=(sha, None))
+    assert encoded == [twin] and pair.upstream_sha256 == sha

@@ -82,3 +82,24 @@ def test_an_early_start_is_joined_by_the_stage(slow_validate) -> None:
     stage.join(5)
     assert calls == ["early"]
     assert results[0].ok
+
+
+def test_the_size_check_encodes_the_bytes_the_target_then_sends(monkeypatch):
+    from sync.spec import canonical
+
+    encoded: list[int] = []
+    real = canonical.compact_bytes
+    monkeypatch.setattr(canonical, "compact_bytes", lambda d: encoded.append(id(d)) or real(d))
+    document = doc(f"shared-{uuid.uuid4().hex}")
+    document["info"]["x-size"] = "x" * 5000
+    report = pipeline.validate_cached(document, uuid.uuid4().hex, limit_bytes=4000, strict=False)
+    assert any("over the limit of 4000 bytes" in e for e in report.errors)
+    assert canonical.compact_bytes_kept(document) == real(document)  # what a write sends
+    assert encoded == [id(document)]  # one encoding for both
+
+
+def test_a_definition_json_cannot_carry_is_still_reported(monkeypatch):
+    document = doc(f"nan-{uuid.uuid4().hex}")
+    document["info"]["x-weight"] = float("nan")
+    report = pipeline.validate_cached(document, uuid.uuid4().hex, limit_bytes=None, strict=False)
+    assert any("NaN or Infinity" in e for e in report.errors)

@@ -301,7 +301,7 @@ def test_the_early_validation_logs_with_the_items_fields(
 def test_a_fan_out_encodes_the_shared_definition_once(
     sim: Simulator, make_powerapps: Make, monkeypatch
 ) -> None:
-    import sync.adapters.powerapps as module
+    import sync.spec.canonical as module
 
     encoded: list[int] = []
     real = module.compact_bytes
@@ -312,5 +312,5 @@ def test_a_fan_out_encodes_the_shared_definition_once(
         target.prevalidate(new)
         target.write(new, target.read())
     settle()
-    assert encoded == [id(new)]
+    assert encoded.count(id(new)) == 1  # (the properties around it are encoded per target)
     assert len(sim.requests_to("PATCH")) == 3
