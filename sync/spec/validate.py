@@ -227,7 +227,9 @@ _SHARDS = (
     ("paths", "/", "validate___definitions_pathitem"),
     ("definitions", "", "validate___definitions_schema"),
 )
-_VERIFIED = Lru(8192)  # (member, sha256 of the entry's compact JSON) -> True: passed the schema
+_VERIFIED_SIZE = 8192
+_VERIFIED = Lru(_VERIFIED_SIZE)  # (member, sha256 of the entry's compact JSON) -> True: passed
+_VERIFIED_STORE_WRITES = True  # off only where a measurement must not leave entries behind
 _MEMBER_TAGS = {"paths": b"p", "definitions": b"d"}  # how a key is stored on disk: tag + digest
 
 
@@ -275,7 +277,7 @@ class _FastValidator:
                 entry_check(entry, name_prefix=f"data.{member}.{name}")
                 _VERIFIED.put(key, True)
                 added = True
-        if added and self.store:
+        if added and self.store and _VERIFIED_STORE_WRITES:
             _save_verified(self.store)
 
 
