@@ -199,7 +199,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
                     {"apiDefinitions": {"originalSwaggerUrl": url}},
                     cid,
                     budget_seconds=QUICK_READ_BACK_SECONDS,
-                    expect=(definition, sha256) if sha256 else None,
+                    expect=(definition, sha256, self._encoded(definition)) if sha256 else None,
                 )
             except SyncError as exc:
                 log.debug("quick read-back of %s failed, reading in full: %s", self._where, exc)
@@ -387,12 +387,12 @@ class PowerAppsTarget(MarkedConnectorTarget):
         cid: str,
         *,
         budget_seconds: float | None = None,
-        expect: tuple[dict[str, Any], str] | None = None,
+        expect: tuple[dict[str, Any], str, bytes] | None = None,
     ) -> tuple[dict[str, Any], str] | None:
         """GET the SAS URL of the original definition, without our token (it is a blob URL).
         Returns the document and its canonical sha256 (``stored_definitions``: the same bytes
-        are parsed and hashed once; ``expect``, the definition just written and its sha256,
-        spares the hash when the bytes hold exactly that)."""
+        are parsed and hashed once; ``expect``, the definition just written with its sha256 and
+        compact JSON, spares the hash when the bytes hold exactly that)."""
         url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
         if not url:
             return None

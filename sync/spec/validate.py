@@ -231,6 +231,8 @@ _VERIFIED_SIZE = 8192
 _VERIFIED = Lru(_VERIFIED_SIZE)  # (member, sha256 of the entry's compact JSON) -> True: passed
 _VERIFIED_STORE_WRITES = True  # off only where a measurement must not leave entries behind
 _MEMBER_TAGS = {"paths": b"p", "definitions": b"d"}  # how a key is stored on disk: tag + digest
+_VERIFIED_PREFIX = "verified_v1_"  # a new way of keying entries must change the version here
+_VERIFIED_KEEP = 4  # files of other validators (older schemas, fastjsonschema versions) pruned
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,7 @@ class _FastValidator:
                 continue  # the shell check reports it
             emptied: dict[str, Any] = {}
             for name, entry in value.items():
-                if isinstance(entry, dict) and name.startswith(prefix):
+                if isinstance(entry, dict) and isinstance(name, str) and name.startswith(prefix):
                     emptied[name] = {}
                     entries.append((member, name, entry_check, entry))
                 else:
@@ -295,7 +297,8 @@ def _fast_validator() -> _FastValidator:
             if len(parts) != len(_SHARDS):
                 _compiled = _FastValidator(namespace["validate"])
             else:
-                store = f"verified_{namespace['__connector_sync_key__']}.bin"
+                # v1: the entry's compact JSON (",", ":", not ASCII-escaped), sha256, tag p/d
+                store = f"{_VERIFIED_PREFIX}{namespace['__connector_sync_key__']}.bin"
                 _load_verified(store)
                 _compiled = _FastValidator(namespace["validate"], parts, store)
         return _compiled
@@ -310,6 +313,7 @@ def _load_verified(store: str) -> None:
 
     try:
         data = private_cache.read_bytes(store) or b""
+        private_cache.prune(_VERIFIED_PREFIX, _VERIFIED_KEEP)
     except OSError:
         return
     tags = {tag: member for member, tag in _MEMBER_TAGS.items()}

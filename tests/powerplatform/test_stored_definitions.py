@@ -92,8 +92,9 @@ def test_a_read_back_of_what_was_written_takes_the_known_hash_and_document(monke
     hashed: list[object] = []
     monkeypatch.setattr(module, "sha256_hex", lambda doc: hashed.append(doc) or "computed")
     written = json.loads(json.dumps(DEFINITION))
-    raw = json.dumps(written).encode()  # the platform's own serialization of it
-    doc, sha = store.parsed(raw, counting_parse(calls), expect=(written, "known-sha"))
+    raw = json.dumps(written, indent=2).encode()  # the platform's own serialization of it
+    compact = json.dumps(written, separators=(",", ":"), ensure_ascii=False).encode()
+    doc, sha = store.parsed(raw, counting_parse(calls), expect=(written, "known-sha", compact))
     assert doc is written and sha == "known-sha" and hashed == []
     assert store.parsed(raw, counting_parse(calls)) == (written, "known-sha")  # remembered
     assert len(calls) == 1
@@ -104,6 +105,25 @@ def test_bytes_that_do_not_hold_what_was_written_are_hashed_as_they_are() -> Non
     written = json.loads(json.dumps(DEFINITION))
     other = changed(written)
     raw = json.dumps(other).encode()
-    doc, sha = store.parsed(raw, counting_parse([]), expect=(written, sha256_hex(written)))
+    compact = json.dumps(written, separators=(",", ":"), ensure_ascii=False).encode()
+    doc, sha = store.parsed(raw, counting_parse([]), expect=(written, sha256_hex(written), compact))
     assert doc == other and doc is not written
     assert sha == sha256_hex(other) != sha256_hex(written)
+
+
+def test_numbers_python_calls_equal_are_not_taken_for_what_was_written() -> None:
+    """1.0 == 1 == True in Python, but not in JSON: a platform that rewrote a number keeps its
+    own canonical hash (drift is seen the same way in every process)."""
+    store = StoredDefinitions()
+    written = json.loads(json.dumps(DEFINITION))
+    written["info"]["x-ratio"] = 1.0
+    written["info"]["x-flag"] = True
+    rewritten = json.loads(json.dumps(written))
+    rewritten["info"]["x-ratio"] = 1
+    rewritten["info"]["x-flag"] = 1
+    assert rewritten == written  # what plain equality would have accepted
+    compact = json.dumps(written, separators=(",", ":"), ensure_ascii=False).encode()
+    doc, sha = store.parsed(
+        json.dumps(rewritten).encode(), counting_parse([]), expect=(written, "w", compact)
+    )
+    assert doc is not written and sha == sha256_hex(rewritten) != sha256_hex(written)

@@ -258,3 +258,9 @@ def test_a_damaged_file_of_kept_entries_is_ignored(new_process, tmp_path):
     broken = good()
     broken["paths"]["/pets"]["get"].pop("responses")
     assert not parts_pass(broken)
+
+
+def test_a_key_that_is_not_a_string_is_left_to_the_shell():
+    doc = good()  # parsers always give string keys; a document built in code may not
+    doc["definitions"][1] = {"type": "object"}
+    assert parts_pass(doc) == whole_passes(doc)
