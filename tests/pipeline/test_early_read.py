@@ -136,3 +136,24 @@ def test_the_same_content_under_a_new_etag_is_checked_with_the_one_early_read(st
     again = execute(item_for(svc, "dev", "evt-same-2"), svc.pipeline, svc.ports)
     assert again.result == "unchanged" and again.message == "spec content unchanged"
     assert wrappers["dev"].reads == ["connector-read", "done"] * 2
+
+
+def test_background_workers_are_reused_and_carry_the_callers_context():
+    import contextvars
+    import threading
+    import time
+
+    from sync.background import in_background, unfinished
+
+    var = contextvars.ContextVar("var", default="unset")
+    var.set("the item's")
+    first = in_background(lambda: var.get(), name="probe")
+    assert first.result(timeout=5) == "the item's"
+    deadline = time.monotonic() + 5
+    while unfinished() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    alive = {thread.ident for thread in threading.enumerate()}
+    again = in_background(threading.get_ident, name="probe")
+    assert again.result(timeout=5) in alive  # an idle worker took it: no thread was started
+    failing = in_background(lambda: 1 / 0, name="probe")
+    assert isinstance(failing.exception(timeout=5), ZeroDivisionError)

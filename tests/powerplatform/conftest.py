@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,10 +32,12 @@ def mint(aud: str, *, oid: str = USER_OID, idtyp: str | None = "user", **extra: 
 
 
 def settle() -> None:
-    """Wait for background validateApiSwagger calls (``PowerAppsTarget.prevalidate``) to end."""
-    for thread in threading.enumerate():
-        if thread.name == "pp-prevalidate":
-            thread.join(10)
+    """Wait for background work (``PowerAppsTarget.prevalidate``'s validateApiSwagger) to end."""
+    from sync.background import unfinished
+
+    deadline = time.monotonic() + 10
+    while unfinished() and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 class FakeTokens:
