@@ -183,6 +183,23 @@ class SingleFlight:
             with self._lock:
                 del self._running[key]
 
+    def cached(self, cache: Lru, key: Any, compute: Callable[[], T]) -> T:
+        """A result ``cache`` holds for ``key``, else the running computation's, else ``compute``
+        run here, its result kept in ``cache`` before the waiters get it."""
+        done = cache.get(key)
+        if done is not None:
+            return done
+        running, leader = self.join(key)
+        if not leader:
+            return running.result()
+
+        def compute_and_keep() -> T:
+            value = compute()
+            cache.put(key, value)
+            return value
+
+        return self.lead(key, running, compute_and_keep)
+
 
 _VALIDATING = SingleFlight()  # validations running now, so a second asker waits
 _DIFFING = SingleFlight()  # diffs running now (the same for diff_cached)
@@ -191,24 +208,15 @@ _DIFFING = SingleFlight()  # diffs running now (the same for diff_cached)
 def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> Any:
     """The same definition (every target of a fan-out, or an early start) is validated once:
     a finished report is reused, a running validation is waited for (single flight)."""
-    key = (sha, limit_bytes, strict)
-    report = _REPORTS.get(key)
-    if report is not None:
-        return report
-    running, leader = _VALIDATING.join(key)
-    if not leader:
-        return running.result()
 
-    def validate_and_keep() -> Any:
+    def validate() -> Any:
         try:  # the same bytes the target's validation and write send (kept by identity)
             encoded: bytes | None = compact_bytes_kept(doc)
         except ValueError:  # NaN/Infinity: validate names it
             encoded = None
-        done = spec.validate(doc, limit_bytes=limit_bytes, strict=strict, encoded=encoded)
-        _REPORTS.put(key, done)
-        return done
+        return spec.validate(doc, limit_bytes=limit_bytes, strict=strict, encoded=encoded)
 
-    return _VALIDATING.lead(key, running, validate_and_keep)
+    return _VALIDATING.cached(_REPORTS, (sha, limit_bytes, strict), validate)
 
 
 def validate_early(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> None:
@@ -229,20 +237,7 @@ def diff_cached(
     first computes the diff, the others (four run at once) wait for it (single flight)."""
     if ours is None or ours_sha is None:
         return spec.diff(ours, new)
-    key = (ours_sha, new_sha)
-    change = _DIFFS.get(key)
-    if change is not None:
-        return change
-    running, leader = _DIFFING.join(key)
-    if not leader:
-        return running.result()
-
-    def diff_and_keep() -> Any:
-        done = spec.diff(ours, new)
-        _DIFFS.put(key, done)
-        return done
-
-    return _DIFFING.lead(key, running, diff_and_keep)
+    return _DIFFING.cached(_DIFFS, (ours_sha, new_sha), lambda: spec.diff(ours, new))
 
 
 class Pipeline:
