@@ -237,7 +237,9 @@ def diff_cached(
     first computes the diff, the others (four run at once) wait for it (single flight)."""
     if ours is None or ours_sha is None:
         return spec.diff(ours, new)
-    return _DIFFING.cached(_DIFFS, (ours_sha, new_sha), lambda: spec.diff(ours, new))
+    return _DIFFING.cached(
+        _DIFFS, (ours_sha, new_sha), lambda: spec.diff(ours, new, shas=(ours_sha, new_sha))
+    )
 
 
 class Pipeline:

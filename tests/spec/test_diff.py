@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 from typing import Any
 
 import pytest
@@ -200,3 +201,53 @@ def test_corpus_new_required_input_is_flagged() -> None:
             c for oc in result.changed for c in oc.changes if c.kind == "input-added-required"
         ]
     assert found and all(c.breaking for c in found)
+
+
+@pytest.mark.parametrize("case", corpus.connector_cases())
+def test_corpus_diff_with_hashes_reuses_descriptions_and_says_the_same(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm worker diffs v1 -> v2, then v2 -> v3: with the hashes given, v2's operations are
+    described once, and every answer equals the one computed from scratch."""
+    diff_module = importlib.import_module("sync.spec.diff")  # sync.spec.diff is the function
+    from sync.spec.canonical import sha256_hex
+
+    before, after = corpus.connector(case, "before"), corpus.connector(case, "after")
+    third = copy.deepcopy(before)  # back to v1's operations, as new content
+    third["info"] = {**(third.get("info") or {}), "x-build": "3"}
+    shas = {id(d): sha256_hex(d) for d in (before, after, third)}
+    plain = [diff(before, after).to_dict(), diff(after, third).to_dict()]
+    described: list[str] = []
+    real = diff_module._describe
+
+    def counting(doc: Any, key: str, *rest: Any) -> Any:
+        described.append(key)
+        return real(doc, key, *rest)
+
+    monkeypatch.setattr(diff_module, "_DESCRIBED", diff_module.Lru(4))
+    monkeypatch.setattr(diff_module, "_describe", counting)
+    first = diff(before, after, shas=(shas[id(before)], shas[id(after)])).to_dict()
+    after_first = len(described)
+    second = diff(after, third, shas=(shas[id(after)], shas[id(third)])).to_dict()
+    assert [first, second] == plain
+    common = len(corpus.operation_keys(before) & corpus.operation_keys(after))
+    assert after_first == 2 * common
+    assert len(described) - after_first == common  # v2's side came from the first diff
+    described.clear()
+    assert diff(before, after, shas=(shas[id(before)], shas[id(after)])).to_dict() == plain[0]
+    assert described == []  # both sides known by their hashes
+
+
+def test_diff_without_hashes_remembers_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Callers that may change a document between diffs (the CLI, tests) pass no hashes."""
+    diff_module = importlib.import_module("sync.spec.diff")  # sync.spec.diff is the function
+
+    monkeypatch.setattr(diff_module, "_DESCRIBED", diff_module.Lru(4))
+    old, new = base(), base()
+    new["paths"]["/health"]["get"]["parameters"] = [
+        {"name": "x", "in": "query", "type": "string", "required": True}
+    ]
+    assert diff(old, new).breaking
+    new["paths"]["/health"]["get"]["parameters"][0]["required"] = False
+    assert not diff(old, new).breaking
+    assert diff_module._DESCRIBED.snapshot() == []
