@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sync.settings import Settings
 
 log = logging.getLogger(__name__)
+LOST_MESSAGE_CODES = frozenset({"PopReceiptMismatch", "MessageNotFound"})  # see delete
 
 MAX_MESSAGE_BYTES = 64 * 1024  # Queue Storage limit on the message text
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
@@ -223,10 +224,35 @@ class StorageWorkQueue:
             out.append((item, message))
         return out
 
-    def delete(self, handle: Any) -> None:
-        """Acknowledge a received message (its pop receipt proves we still hold it)."""
+    def delete(self, handle: Any) -> bool:
+        """Acknowledge a received message (its pop receipt proves we still hold it).
+
+        False when it is no longer ours: work that outlasted the visibility timeout let another
+        receiver take the message (a new pop receipt, so ours gets 400 PopReceiptMismatch) or
+        finish and delete it (404 MessageNotFound). The work done stays done and that delivery
+        does it again (items are idempotent), as the host's own listener treats it; it is not a
+        failure of this worker's loop."""
+        from azure.core.exceptions import HttpResponseError
+
         client = self._client(self.queue_name)
-        _storage_errors(f"queue.delete({self.queue_name})", lambda: client.delete_message(handle))
+
+        def delete() -> bool:
+            try:
+                client.delete_message(handle)
+            except HttpResponseError as exc:
+                code = getattr(exc, "error_code", None)  # the SDK's StorageErrorCode, or a string
+                if getattr(code, "value", code) not in LOST_MESSAGE_CODES:
+                    raise
+                log.warning(
+                    "queue message %s was received again by another worker before it was "
+                    "deleted here (%s); that delivery runs it again",
+                    getattr(handle, "id", "?"),
+                    getattr(code, "value", code),
+                )
+                return False
+            return True
+
+        return bool(_storage_errors(f"queue.delete({self.queue_name})", delete))
 
     def release(self, handle: Any, delay_seconds: int = 0) -> None:
         """Give a received message back (visible again after ``delay_seconds``), like a host retry.

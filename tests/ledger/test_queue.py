@@ -144,3 +144,27 @@ def test_from_settings_picks_connection_string_or_endpoint(azurite):
     assert remote.queue_name == "sync-work"
     with pytest.raises(ConfigError, match="SYNC_QUEUE_ENDPOINT"):
         StorageWorkQueue.from_settings(Settings())
+
+
+def test_a_message_another_worker_took_over_is_not_an_error(queue, caplog):
+    """Work that outlasted the visibility timeout: another receiver holds the message now (new
+    pop receipt), then deletes it; the first worker's late delete reports it, without raising."""
+    import time
+
+    queue.send(_item())
+    [(_, late)] = queue.receive(visibility_timeout=1)
+    time.sleep(1.5)
+    [(_, current)] = queue.receive(visibility_timeout=60)
+    assert queue.delete(late) is False  # 400 PopReceiptMismatch
+    assert "received again by another worker" in caplog.text
+    assert queue.delete(current) is True
+    assert queue.delete(late) is False  # 404 MessageNotFound: gone altogether
+    assert queue.receive(visibility_timeout=60) == []
+
+
+def test_other_refusals_of_a_delete_still_raise(azurite, queue):
+    queue.send(_item())
+    [(_, handle)] = queue.receive(visibility_timeout=60)
+    _raw_client(azurite, queue).delete_queue()  # 404 QueueNotFound: the setup is wrong
+    with pytest.raises(PermanentError, match="queue answered HTTP 404"):
+        queue.delete(handle)
