@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sync.lru import Lru
@@ -24,8 +26,13 @@ _KEPT = Lru(4)  # sha256 hex -> (the document hashed, its canonical bytes), see 
 def sha256_hex_kept(doc: Any) -> str:
     """``sha256_hex`` that also keeps the canonical bytes for a while: a spec hashed when it
     arrives is stored by the ledger moments later in exactly this form (``kept_bytes``), and
-    encoding 512 KB again costs ~4 ms."""
-    data = canonical_bytes(doc)
+    encoding 512 KB again costs ~4 ms.
+
+    A never-changed document (the pipeline's specs) is encoded in parts (``_encode_in_parts``):
+    its compact JSON is kept too, and the canonical bytes are assembled from the canonical form
+    of each path item and definition, which a warm worker has mostly made for earlier versions."""
+    forms = _forms(doc)
+    data = _canonical_from_parts(doc, forms) if forms is not None else canonical_bytes(doc)
     digest = hashlib.sha256(data).hexdigest()
     _KEPT.put(digest, (doc, data))
     return digest
@@ -45,7 +52,93 @@ def compact_bytes(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-_COMPACT = Lru(4)  # id(document) -> (document, compact JSON), see compact_bytes_kept
+PARTED = ("paths", "definitions")  # the members a new version of an API changes entry by entry
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_ENCODE_SORTED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+
+
+@dataclass(frozen=True)
+class _Forms:
+    """A document's compact JSON, made entry by entry, with each entry's sha256 on the way."""
+
+    doc: Any  # held, so the id it is kept by cannot be reused meanwhile
+    compact: bytes
+    digests: dict[tuple[str, str], bytes]  # (member, name) -> sha256 of the entry's compact JSON
+
+
+_FORMS = Lru(4)  # id(document) -> _Forms, see compact_bytes_kept
+_CANONICAL_PARTS = Lru(2)  # documents recently hashed: {entry digest: the entry's canonical bytes}
+_HASHED = itertools.count()  # keys of _CANONICAL_PARTS
+
+
+def _encode_in_parts(doc: Any) -> _Forms | None:
+    """``compact_bytes(doc)`` built from the compact JSON of each member, and of each entry of
+    ``paths`` and ``definitions``: the same bytes (one encoder, keys encoded as it encodes them,
+    members in order) for about the same CPU, and the entries' hashes come with them. None for
+    what the parts cannot spell exactly (not an object, or a key that is not a string)."""
+    if not isinstance(doc, dict) or not all(isinstance(key, str) for key in doc):
+        return None
+    members: list[bytes] = []
+    digests: dict[tuple[str, str], bytes] = {}
+    for key, value in doc.items():
+        if key in PARTED and isinstance(value, dict) and all(isinstance(n, str) for n in value):
+            entries: list[bytes] = []
+            for name, entry in value.items():
+                encoded = _ENCODE(entry).encode()
+                digests[(key, name)] = hashlib.sha256(encoded).digest()
+                entries.append(_ENCODE(name).encode() + b":" + encoded)
+            body = b"{" + b",".join(entries) + b"}"
+        else:
+            body = _ENCODE(value).encode()
+        members.append(_ENCODE(key).encode() + b":" + body)
+    return _Forms(doc, b"{" + b",".join(members) + b"}", digests)
+
+
+def _forms(doc: Any) -> _Forms | None:
+    """The parts of a never-changed document, kept by identity; None when it has none (see
+    ``_encode_in_parts``) or holds NaN/Infinity (which ``compact_bytes`` refuses)."""
+    known = _FORMS.get(id(doc))
+    if known is not None and known.doc is doc:
+        return known
+    try:
+        forms = _encode_in_parts(doc)
+    except ValueError:
+        return None
+    if forms is not None:
+        _FORMS.put(id(doc), forms)
+    return forms
+
+
+def _canonical_from_parts(doc: dict[str, Any], forms: _Forms) -> bytes:
+    """``canonical_bytes(doc)``, each entry of ``paths``/``definitions`` taken from the canonical
+    bytes made for the same content (the same compact JSON, so the same value) in the documents
+    hashed lately, else encoded. Equal content, equal bytes: a key order the sort undoes, a
+    number spelled as before."""
+    seen = _CANONICAL_PARTS.snapshot()
+    earlier = [_CANONICAL_PARTS.get(key) for key in reversed(seen)]
+    made: dict[bytes, bytes] = {}
+    members: list[bytes] = []
+    for key in sorted(doc):
+        value = doc[key]
+        if key in PARTED and isinstance(value, dict) and all(isinstance(n, str) for n in value):
+            entries: list[bytes] = []
+            for name in sorted(value):
+                digest = forms.digests[(key, name)]
+                encoded = made.get(digest)
+                for known in earlier:
+                    if encoded is not None:
+                        break
+                    encoded = known.get(digest) if known is not None else None
+                if encoded is None:
+                    encoded = _ENCODE_SORTED(value[name]).encode()
+                made[digest] = encoded
+                entries.append(_ENCODE(name).encode() + b":" + encoded)
+            body = b"{" + b",".join(entries) + b"}"
+        else:
+            body = _ENCODE_SORTED(value).encode()
+        members.append(_ENCODE(key).encode() + b":" + body)
+    _CANONICAL_PARTS.put(next(_HASHED), made)
+    return b"{" + b",".join(members) + b"}"
 
 
 def compact_bytes_kept(doc: Any) -> bytes:
@@ -54,12 +147,15 @@ def compact_bytes_kept(doc: Any) -> bytes:
     validation, the platform's validation and the write all send the same bytes, and 512 KB
     costs ~3 ms to encode. The entry holds the document, so its id cannot be reused meanwhile.
     Raises ``ValueError`` for NaN/Infinity like ``compact_bytes``."""
-    known = _COMPACT.get(id(doc))
-    if known is not None and known[0] is doc:
-        return known[1]
-    encoded = compact_bytes(doc)
-    _COMPACT.put(id(doc), (doc, encoded))
-    return encoded
+    forms = _forms(doc)
+    return forms.compact if forms is not None else compact_bytes(doc)
+
+
+def entry_digests(doc: Any) -> dict[tuple[str, str], bytes] | None:
+    """The sha256 of each ``paths``/``definitions`` entry's compact JSON, when this very document
+    was encoded in parts (``compact_bytes_kept``): the validator keys what it verified by them."""
+    known = _FORMS.get(id(doc))
+    return known.digests if known is not None and known.doc is doc else None
 
 
 def compact_size(doc: Any) -> int:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.lru import Lru
-from sync.spec.canonical import compact_bytes, compact_size, sha256_hex
+from sync.spec.canonical import compact_bytes, compact_size, entry_digests, sha256_hex
 from sync.spec.refs import is_local, iter_refs, json_path, resolve
 
 log = logging.getLogger(__name__)
@@ -272,9 +272,13 @@ class _FastValidator:
             shell[member] = emptied
         self.root(shell)
         added = False
+        known = entry_digests(doc) or {}  # hashed already when the document was encoded
         for member, name, entry_check, entry in entries:
-            encoded = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-            key = (member, hashlib.sha256(encoded.encode()).digest())
+            digest = known.get((member, name))
+            if digest is None:
+                encoded = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+                digest = hashlib.sha256(encoded.encode()).digest()
+            key = (member, digest)
             if _VERIFIED.get(key) is None:
                 entry_check(entry, name_prefix=f"data.{member}.{name}")
                 _VERIFIED.put(key, True)

@@ -88,13 +88,16 @@ def test_the_size_check_encodes_the_bytes_the_target_then_sends(monkeypatch):
     from sync.spec import canonical
 
     encoded: list[int] = []
-    real = canonical.compact_bytes
-    monkeypatch.setattr(canonical, "compact_bytes", lambda d: encoded.append(id(d)) or real(d))
+    whole, in_parts = canonical.compact_bytes, canonical._encode_in_parts
+    monkeypatch.setattr(canonical, "compact_bytes", lambda d: encoded.append(id(d)) or whole(d))
+    monkeypatch.setattr(
+        canonical, "_encode_in_parts", lambda d: encoded.append(id(d)) or in_parts(d)
+    )
     document = doc(f"shared-{uuid.uuid4().hex}")
     document["info"]["x-size"] = "x" * 5000
     report = pipeline.validate_cached(document, uuid.uuid4().hex, limit_bytes=4000, strict=False)
     assert any("over the limit of 4000 bytes" in e for e in report.errors)
-    assert canonical.compact_bytes_kept(document) == real(document)  # what a write sends
+    assert canonical.compact_bytes_kept(document) == whole(document)  # what a write sends
     assert encoded == [id(document)]  # one encoding for both
 
 

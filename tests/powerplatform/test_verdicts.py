@@ -304,8 +304,11 @@ def test_a_fan_out_encodes_the_shared_definition_once(
     import sync.spec.canonical as module
 
     encoded: list[int] = []
-    real = module.compact_bytes
-    monkeypatch.setattr(module, "compact_bytes", lambda doc: encoded.append(id(doc)) or real(doc))
+    whole, in_parts = module.compact_bytes, module._encode_in_parts
+    monkeypatch.setattr(module, "compact_bytes", lambda doc: encoded.append(id(doc)) or whole(doc))
+    monkeypatch.setattr(
+        module, "_encode_in_parts", lambda doc: encoded.append(id(doc)) or in_parts(doc)
+    )
     targets = seeded_targets(sim, make_powerapps, AcceptedDefinitions())
     new = changed(DEFINITION)  # one object, as the pipeline hands every target of a fan-out
     for target in targets:
