@@ -39,3 +39,8 @@ class Lru:
         """A snapshot of the keys, least recently used first."""
         with self._lock:
             return list(self._data)
+
+    def values(self) -> list[Any]:
+        """A snapshot of the values, most recently used first; reading them uses none of them."""
+        with self._lock:
+            return list(reversed(self._data.values()))

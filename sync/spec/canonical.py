@@ -114,8 +114,7 @@ def _canonical_from_parts(doc: dict[str, Any], forms: _Forms) -> bytes:
     bytes made for the same content (the same compact JSON, so the same value) in the documents
     hashed lately, else encoded. Equal content, equal bytes: a key order the sort undoes, a
     number spelled as before."""
-    seen = _CANONICAL_PARTS.snapshot()
-    earlier = [_CANONICAL_PARTS.get(key) for key in reversed(seen)]
+    earlier = _CANONICAL_PARTS.values()  # looking does not refresh: the oldest still goes first
     made: dict[bytes, bytes] = {}
     members: list[bytes] = []
     for key in sorted(doc):
@@ -128,7 +127,7 @@ def _canonical_from_parts(doc: dict[str, Any], forms: _Forms) -> bytes:
                 for known in earlier:
                     if encoded is not None:
                         break
-                    encoded = known.get(digest) if known is not None else None
+                    encoded = known.get(digest)
                 if encoded is None:
                     encoded = _ENCODE_SORTED(value[name]).encode()
                 made[digest] = encoded

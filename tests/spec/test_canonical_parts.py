@@ -124,3 +124,20 @@ def test_corpus_definitions_in_parts(case: str) -> None:
     before, after = corpus.connector(case, "before"), corpus.connector(case, "after")
     for doc in (before, after, before):
         same_forms(doc)
+
+
+def test_two_versions_in_turn_encode_their_entries_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """v1, v2, v1', v2', ...: each new document finds its entries among the last two hashed."""
+    monkeypatch.setattr(canonical, "_CANONICAL_PARTS", canonical.Lru(2))
+    encoded: list[Any] = []
+    real = canonical._ENCODE_SORTED
+    monkeypatch.setattr(canonical, "_ENCODE_SORTED", lambda v: encoded.append(v) or real(v))
+    one = {"paths": {f"/a{i}": {"get": {"x": i}} for i in range(5)}, "definitions": {}}
+    two = {"paths": {f"/b{i}": {"get": {"x": -i - 1}} for i in range(5)}, "definitions": {}}
+    for build in range(6):
+        doc = copy.deepcopy(two if build % 2 else one)
+        doc["info"] = {"x-build": build}
+        encoded.clear()
+        same_forms(doc)
+        entries = [v for v in encoded if isinstance(v, dict) and "get" in v]
+        assert len(entries) == (5 if build < 2 else 0), build
