@@ -26,7 +26,7 @@ from typing import Any
 
 from sync.lru import Lru
 from sync.spec.canonical import compact_bytes, compact_size, entry_digests, sha256_hex
-from sync.spec.refs import is_local, iter_refs, json_path, resolve
+from sync.spec.refs import is_local, json_path, resolve
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,13 @@ def validate(
             f'swagger: must be "2.0" (the platform accepts nothing else), got {found!r}'
         )
         return report
-    external = _ref_errors(doc, report)
+    refs, extension_warnings = _walk(doc)
+    external = _ref_errors(doc, refs, report)
     _operation_errors(doc, report)
     if not external:
         report.warnings.extend(_structural(doc, full=strict))
     _certification_warnings(doc, report)
+    report.warnings.extend(extension_warnings)
     if strict and report.warnings:
         report.errors.extend(f"{w} (strict)" for w in report.warnings)
         report.warnings = []
@@ -111,10 +113,40 @@ def validate(
 # -- platform errors ------------------------------------------------------------------------------
 
 
-def _ref_errors(doc: dict[str, Any], report: ValidationReport) -> bool:
+def _walk(doc: dict[str, Any]) -> tuple[list[tuple[tuple[str | int, ...], str]], list[str]]:
+    """One pass over every object and array for the two rules that concern any node: the
+    ``$ref``s with their paths (as ``iter_refs`` gives them, in its order) and the warnings for
+    ``x-ms-visibility`` / ``x-ms-trigger`` values. A walk of 512 KB costs ~2 ms: one, not two."""
+    refs: list[tuple[tuple[str | int, ...], str]] = []
+    warnings: list[str] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                refs.append(((*path, "$ref"), ref))
+            for key, allowed in (("x-ms-visibility", VISIBILITY), ("x-ms-trigger", TRIGGER)):
+                if key in node and node[key] not in allowed:
+                    warnings.append(
+                        f"{json_path((*path, key))}: {node[key]!r} is not one of {list(allowed)}"
+                    )
+            for key, value in node.items():
+                if isinstance(value, (dict, list)):
+                    stack.append((value, (*path, key)))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                if isinstance(value, (dict, list)):
+                    stack.append((value, (*path, index)))
+    return refs, warnings
+
+
+def _ref_errors(
+    doc: dict[str, Any], refs: list[tuple[tuple[str | int, ...], str]], report: ValidationReport
+) -> bool:
     """Unresolved local refs are errors; external ones too (and keep the library away)."""
     external = False
-    for path, ref in iter_refs(doc):
+    for path, ref in refs:
         where = json_path(path)
         if not is_local(ref):
             report.errors.append(f"{where}: non-local $ref {ref[:200]!r} is not allowed")
@@ -461,7 +493,6 @@ def _certification_warnings(doc: dict[str, Any], report: ValidationReport) -> No
             report.warnings.append(f"{where}: missing operation summary")
         elif len(summary) > 80:
             report.warnings.append(f"{where}: {len(summary)} characters, certification allows 80")
-    _extension_values(doc, report)
 
 
 def _non_finite_path(doc: Any) -> str:
@@ -476,18 +507,3 @@ def _non_finite_path(doc: Any) -> str:
         elif isinstance(node, list):
             stack.extend((v, (*path, i)) for i, v in enumerate(node))
     return "(root)"
-
-
-def _extension_values(doc: dict[str, Any], report: ValidationReport) -> None:
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, dict):
-            for key, allowed in (("x-ms-visibility", VISIBILITY), ("x-ms-trigger", TRIGGER)):
-                if key in node and node[key] not in allowed:
-                    report.warnings.append(
-                        f"{json_path((*path, key))}: {node[key]!r} is not one of {list(allowed)}"
-                    )
-            stack.extend((v, (*path, k)) for k, v in node.items() if isinstance(v, (dict, list)))
-        elif isinstance(node, list):
-            stack.extend((v, (*path, i)) for i, v in enumerate(node) if isinstance(v, (dict, list)))
