@@ -132,7 +132,7 @@ def prepare_upstream(
         upstream, losses, warnings, sha = cached
         return upstream, list(losses), list(warnings), sha
     doc = load_object(raw, source=source)
-    spec.check_refs(doc)
+    spec.check_refs(doc, keep=True)  # parsed just now, changed by no one: validate reuses the walk
     normalized = spec.normalize(doc, owned=True)  # parsed just now, referenced nowhere else
     warnings: list[str] = []
     result = normalized.doc

@@ -26,7 +26,7 @@ from typing import Any
 
 from sync.lru import Lru
 from sync.spec.canonical import compact_bytes, compact_size, entry_digests, sha256_hex
-from sync.spec.refs import is_local, json_path, resolve
+from sync.spec.refs import Scan, is_local, json_path, kept_scan, resolve, scan
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,13 @@ def validate(
             f'swagger: must be "2.0" (the platform accepts nothing else), got {found!r}'
         )
         return report
-    refs, extension_warnings = _walk(doc)
-    external = _ref_errors(doc, refs, report)
+    found = kept_scan(doc) or scan(doc)  # the $ref guard's walk, when it was of this object
+    external = _ref_errors(doc, found.refs, report)
     _operation_errors(doc, report)
     if not external:
         report.warnings.extend(_structural(doc, full=strict))
     _certification_warnings(doc, report)
-    report.warnings.extend(extension_warnings)
+    report.warnings.extend(_extension_warnings(found))
     if strict and report.warnings:
         report.errors.extend(f"{w} (strict)" for w in report.warnings)
         report.warnings = []
@@ -113,32 +113,13 @@ def validate(
 # -- platform errors ------------------------------------------------------------------------------
 
 
-def _walk(doc: dict[str, Any]) -> tuple[list[tuple[tuple[str | int, ...], str]], list[str]]:
-    """One pass over every object and array for the two rules that concern any node: the
-    ``$ref``s with their paths (as ``iter_refs`` gives them, in its order) and the warnings for
-    ``x-ms-visibility`` / ``x-ms-trigger`` values. A walk of 512 KB costs ~2 ms: one, not two."""
-    refs: list[tuple[tuple[str | int, ...], str]] = []
+def _extension_warnings(found: Scan) -> list[str]:
     warnings: list[str] = []
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str):
-                refs.append(((*path, "$ref"), ref))
-            for key, allowed in (("x-ms-visibility", VISIBILITY), ("x-ms-trigger", TRIGGER)):
-                if key in node and node[key] not in allowed:
-                    warnings.append(
-                        f"{json_path((*path, key))}: {node[key]!r} is not one of {list(allowed)}"
-                    )
-            for key, value in node.items():
-                if isinstance(value, (dict, list)):
-                    stack.append((value, (*path, key)))
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                if isinstance(value, (dict, list)):
-                    stack.append((value, (*path, index)))
-    return refs, warnings
+    for path, key, value in found.extensions:
+        allowed = VISIBILITY if key == "x-ms-visibility" else TRIGGER
+        if value not in allowed:
+            warnings.append(f"{json_path((*path, key))}: {value!r} is not one of {list(allowed)}")
+    return warnings
 
 
 def _ref_errors(

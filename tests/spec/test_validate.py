@@ -247,3 +247,30 @@ def test_every_corpus_after_definition_validates_without_errors(case: str) -> No
     report = validate(corpus.connector(case, "after"))
     assert report.errors == []
     assert len(report.warnings) == AFTER_WARNINGS[case], report.warnings
+
+
+@pytest.mark.parametrize("case", corpus.connector_cases())
+def test_the_ref_guards_kept_walk_gives_the_same_report(case: str, monkeypatch) -> None:
+    """check_refs(keep=True) on the pipeline's freshly parsed spec: validate then reuses that
+    walk (no second one) and reports exactly what its own walk reports."""
+    import importlib
+
+    from sync.spec.refs import check_refs
+
+    refs_module = importlib.import_module("sync.spec.refs")
+    validate_module = importlib.import_module("sync.spec.validate")
+    doc = corpus.connector(case, "after")
+    doc.setdefault("paths", {})["/x-odd"] = {
+        "get": {"x-ms-visibility": "hidden", "responses": {"200": {"description": "ok"}}}
+    }
+    walked = validate(copy.deepcopy(doc)).to_dict()
+    walks: list[object] = []
+    real = refs_module.scan
+    monkeypatch.setattr(validate_module, "scan", lambda d: walks.append(d) or real(d))
+    check_refs(doc, keep=True)
+    assert validate(doc).to_dict() == walked
+    assert walks == []
+    assert any("x-ms-visibility" in w for w in walked["warnings"])
+    other = copy.deepcopy(doc)  # equal content, another object: walked again
+    assert validate(other).to_dict() == walked
+    assert walks == [other]
