@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sync import http_api
+from sync import collector, http_api
 from sync.bootstrap import Service, service
 from sync.errors import ConfigError, SyncError
 from sync.http_api import ApiRequest, ApiResponse, error
@@ -98,7 +98,10 @@ def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
         dequeue_count,
         extra={"run_id": item.run_id, "api": item.api, "target": item.target, "stage": "dequeue"},
     )
-    execute(item, svc.pipeline, svc.ports)
+    try:
+        execute(item, svc.pipeline, svc.ports)
+    finally:
+        collector.after_item()  # the first item loaded what the process keeps (no-op after)
 
 
 def on_poison_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
@@ -144,7 +147,10 @@ def http(
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return error(500, "ConfigError", exc.message, path=exc.path)
-    return http_api.guarded(lambda r: route(r, svc))(req)
+    try:
+        return http_api.guarded(lambda r: route(r, svc))(req)
+    finally:
+        collector.after_item()
 
 
 def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
