@@ -87,7 +87,7 @@ _PREPARED = Lru(8)  # (api, overlay, overrides, sha of raw spec) -> upstream, lo
 _BASES = Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
 _REPORTS = Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
 FETCH_SHARE_SECONDS = 600.0  # a run's download is shared this long; a later retry downloads again
-_DIFFS = Lru(16)  # (sha of the connector's definition, sha of the new one) -> Diff (never mutated)
+_DIFFS = Lru(16)  # (key of the connector's definition, key of the new one) -> Diff, see diff_cached
 
 
 class Unchanged(Exception):
@@ -230,16 +230,26 @@ def validate_early(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, st
     )
 
 
-def diff_cached(
-    ours: dict[str, Any] | None, ours_sha: str | None, new: dict[str, Any], new_sha: str
-):
+def diff_cached(ours: dict[str, Any] | None, new: dict[str, Any]):
     """The targets of a fan-out usually move from the same definition to the same one: the
-    first computes the diff, the others (four run at once) wait for it (single flight)."""
-    if ours is None or ours_sha is None:
+    first computes the diff, the others (four run at once) wait for it (single flight).
+
+    Keyed by the sha256 of each document's compact JSON, not by the canonical hash: a diff
+    depends on key order (the first 2xx response names the output fields), and two documents
+    with one canonical hash may hold their keys in different orders (ours as merged, the
+    platform's as it serves it back). The compact JSON of the pipeline's documents is kept
+    (``compact_bytes_kept``), so the key costs a hash."""
+    if ours is None:
         return spec.diff(ours, new)
-    return _DIFFING.cached(
-        _DIFFS, (ours_sha, new_sha), lambda: spec.diff(ours, new, shas=(ours_sha, new_sha))
-    )
+    try:
+        keys = (_order_key(ours), _order_key(new))
+    except ValueError:  # NaN/Infinity: no compact JSON to key by (validation refuses it anyway)
+        return spec.diff(ours, new)
+    return _DIFFING.cached(_DIFFS, keys, lambda: spec.diff(ours, new, keys=keys))
+
+
+def _order_key(doc: dict[str, Any]) -> bytes:
+    return hashlib.sha256(compact_bytes_kept(doc)).digest()
 
 
 class Pipeline:
@@ -684,7 +694,7 @@ class Pipeline:
         if errors:
             raise SpecError("; ".join(errors[:10]), where=f"{item.api}/{item.target}")
         set_stage("diff")
-        change = diff_cached(ours, ours_sha, merged, merged_sha)
+        change = diff_cached(ours, merged)
         common = {
             **base,
             "info_version": prepared.info_version,

@@ -30,7 +30,10 @@ def sha256_hex_kept(doc: Any) -> str:
 
     A never-changed document (the pipeline's specs) is encoded in parts (``_encode_in_parts``):
     its compact JSON is kept too, and the canonical bytes are assembled from the canonical form
-    of each path item and definition, which a warm worker has mostly made for earlier versions."""
+    of each path item and definition, which a warm worker has mostly made for earlier versions.
+    Preconditions: the document does not change after this call, and its keys are strings, as
+    every parsed document's are (compact JSON spells ``{1: x}`` as ``{"1": x}`` but the sort
+    orders them otherwise, so entries with other keys would not equal their whole encoding)."""
     forms = _forms(doc)
     data = _canonical_from_parts(doc, forms) if forms is not None else canonical_bytes(doc)
     digest = hashlib.sha256(data).hexdigest()

@@ -98,24 +98,26 @@ def index_operations(doc: dict[str, Any]) -> dict[str, tuple[str, str, dict[str,
     return out
 
 
-_DESCRIBED = Lru(4)  # sha256 of a definition -> (its operations, key -> description so far)
+_DESCRIBED = Lru(4)  # a definition's key -> (its operations, key -> description so far)
 
 
 def diff(
     old: dict[str, Any] | None,
     new: dict[str, Any],
     *,
-    shas: tuple[str | None, str | None] | None = None,
+    keys: tuple[Any, Any] | None = None,
 ) -> Diff:
-    """``shas``: the canonical sha256 of ``old`` and ``new`` as the caller vouches for them. A
-    definition's operation descriptions are then remembered by its hash: the next diff of a warm
-    worker starts from the definition this one ends at (~half the work, resolving every body and
-    response schema), and a description depends on nothing but the document's content."""
-    old_sha, new_sha = shas if shas is not None else (None, None)
-    new_ops, new_described = _operations(new, new_sha)
+    """``keys``: what identifies ``old`` and ``new`` *with their key order*, as the caller vouches
+    (the pipeline: the sha256 of their compact JSON). A definition's operation descriptions are
+    then remembered by it: the next diff of a warm worker starts from the definition this one
+    ends at (~half the work, resolving every body and response schema). Not the canonical hash:
+    a description depends on key order (the first 2xx response, which operation keeps a shared
+    operationId), which that hash does not see."""
+    old_key, new_key = keys if keys is not None else (None, None)
+    new_ops, new_described = _operations(new, new_key)
     if old is None:
         return Diff(added=sorted(new_ops))
-    old_ops, old_described = _operations(old, old_sha)
+    old_ops, old_described = _operations(old, old_key)
     result = Diff(
         added=sorted(set(new_ops) - set(old_ops)),
         removed=sorted(set(old_ops) - set(new_ops)),
@@ -130,16 +132,16 @@ def diff(
 
 
 def _operations(
-    doc: dict[str, Any], sha: str | None
+    doc: dict[str, Any], key: Any
 ) -> tuple[dict[str, tuple[str, str, dict[str, Any]]], dict[str, _Op]]:
-    """The document's operations and the descriptions made of them so far (remembered when the
-    sha256 is known; a fresh, unshared dict when not)."""
-    if sha is None:
+    """The document's operations and the descriptions made of them so far (remembered when its
+    key is known; a fresh, unshared dict when not)."""
+    if key is None:
         return index_operations(doc), {}
-    known = _DESCRIBED.get(sha)
+    known = _DESCRIBED.get(key)
     if known is None:
         known = (index_operations(doc), {})
-        _DESCRIBED.put(sha, known)
+        _DESCRIBED.put(key, known)
     return known
 
 

@@ -75,7 +75,9 @@ def validate(
     encoded: bytes | None = None,
 ) -> ValidationReport:
     """Check a Swagger 2.0 definition; every message starts with the JSON path it is about.
-    ``encoded``: the document's compact JSON, when the caller has it (the size check uses it)."""
+    ``encoded``: the document's compact JSON, when the caller has it (the size check uses it).
+    A document passed to ``compact_bytes_kept`` or ``check_refs(keep=True)`` is checked with
+    what those kept of it (entry hashes, the walk): it must not have changed since."""
     report = ValidationReport()
     try:
         # what a platform receives: JSON has no NaN or Infinity

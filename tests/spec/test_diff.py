@@ -226,15 +226,15 @@ def test_corpus_diff_with_hashes_reuses_descriptions_and_says_the_same(
 
     monkeypatch.setattr(diff_module, "_DESCRIBED", diff_module.Lru(4))
     monkeypatch.setattr(diff_module, "_describe", counting)
-    first = diff(before, after, shas=(shas[id(before)], shas[id(after)])).to_dict()
+    first = diff(before, after, keys=(shas[id(before)], shas[id(after)])).to_dict()
     after_first = len(described)
-    second = diff(after, third, shas=(shas[id(after)], shas[id(third)])).to_dict()
+    second = diff(after, third, keys=(shas[id(after)], shas[id(third)])).to_dict()
     assert [first, second] == plain
     common = len(corpus.operation_keys(before) & corpus.operation_keys(after))
     assert after_first == 2 * common
     assert len(described) - after_first == common  # v2's side came from the first diff
     described.clear()
-    assert diff(before, after, shas=(shas[id(before)], shas[id(after)])).to_dict() == plain[0]
+    assert diff(before, after, keys=(shas[id(before)], shas[id(after)])).to_dict() == plain[0]
     assert described == []  # both sides known by their hashes
 
 
