@@ -19,7 +19,6 @@ from typing import Any
 from sync.errors import SpecError
 from sync.lru import Lru
 
-_MISSING = object()
 SCANNED_KEYS = ("x-ms-visibility", "x-ms-trigger")  # values the validator checks on any node
 
 Path = tuple[str | int, ...]
@@ -83,20 +82,7 @@ def iter_refs(doc: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
 
     A *property named* ``$ref`` inside ``properties`` has an object value and is not a reference.
     """
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, dict):
-            ref = node.get("$ref", _MISSING)
-            if isinstance(ref, str):
-                yield (*path, "$ref"), ref
-            for key, value in node.items():
-                if isinstance(value, (dict, list)):
-                    stack.append((value, (*path, key)))
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                if isinstance(value, (dict, list)):
-                    stack.append((value, (*path, index)))
+    return iter(scan(doc).refs)
 
 
 def is_local(ref: str) -> bool:
