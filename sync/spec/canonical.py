@@ -74,6 +74,12 @@ _CANONICAL_PARTS = Lru(2)  # documents recently hashed: {entry digest: the entry
 _HASHED = itertools.count()  # keys of _CANONICAL_PARTS
 
 
+def _parted(key: str, value: Any) -> bool:
+    """Whether a member is encoded entry by entry; the compact and the canonical assembly must
+    agree on it (the canonical one looks up the entries' hashes the compact one made)."""
+    return key in PARTED and isinstance(value, dict) and all(isinstance(n, str) for n in value)
+
+
 def _encode_in_parts(doc: Any) -> _Forms | None:
     """``compact_bytes(doc)`` built from the compact JSON of each member, and of each entry of
     ``paths`` and ``definitions``: the same bytes (one encoder, keys encoded as it encodes them,
@@ -84,7 +90,7 @@ def _encode_in_parts(doc: Any) -> _Forms | None:
     members: list[bytes] = []
     digests: dict[tuple[str, str], bytes] = {}
     for key, value in doc.items():
-        if key in PARTED and isinstance(value, dict) and all(isinstance(n, str) for n in value):
+        if _parted(key, value):
             entries: list[bytes] = []
             for name, entry in value.items():
                 encoded = _ENCODE(entry).encode()
@@ -122,7 +128,7 @@ def _canonical_from_parts(doc: dict[str, Any], forms: _Forms) -> bytes:
     members: list[bytes] = []
     for key in sorted(doc):
         value = doc[key]
-        if key in PARTED and isinstance(value, dict) and all(isinstance(n, str) for n in value):
+        if _parted(key, value):
             entries: list[bytes] = []
             for name in sorted(value):
                 digest = forms.digests[(key, name)]
