@@ -5,16 +5,17 @@ objects) that every collection would scan again for nothing (~45 ms of a ~550 ms
 So the collector runs rarely here (a high first-generation threshold) and never re-scans what the
 imports left behind (``gc.freeze``); it still runs, so cyclic garbage of a long run over a big
 map is reclaimed. ``worker`` (a loop that may run for hours) goes back to the default thresholds.
+A command that returned ends without the interpreter's teardown (``sync/process_exit.py``).
 """
 
 import gc
-import sys
 
 CLI_THRESHOLDS = (50_000, 20, 20)
 
 gc.set_threshold(*CLI_THRESHOLDS)  # before the imports: they are what a collection would re-scan
 
 from sync.cli import main  # noqa: E402
+from sync.process_exit import finish  # noqa: E402
 
 gc.freeze()  # import-time objects live as long as the process: out of every later collection
-sys.exit(main())
+finish(main())
