@@ -65,7 +65,7 @@ def test_python_m_sync_collects_rarely_and_skips_import_time_objects(tmp_path) -
         "runpy.run_module('sync', run_name='__main__')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert "gc: True (50000, 20, 20) True" in out.stdout, out.stdout + out.stderr
+    assert "gc: True (200000, 20, 20) True" in out.stdout, out.stdout + out.stderr
 
 
 def test_worker_goes_back_to_the_default_thresholds(tmp_path) -> None:
@@ -75,7 +75,7 @@ def test_worker_goes_back_to_the_default_thresholds(tmp_path) -> None:
     from sync.cli import main
 
     before = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(200_000, 20, 20)
     try:
         assert main(["worker", "--config", str(tmp_path / "absent.yaml")]) == 2
         assert gc.get_threshold() == (700, 10, 10)
