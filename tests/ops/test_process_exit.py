@@ -9,9 +9,12 @@ stderr before it ends the process: that tells the two exits apart.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,20 +28,31 @@ PRELUDE = (
 )
 
 
-def run_module(argv: list[str], extra: str = "", **kwargs: object) -> subprocess.CompletedProcess:
+def run_module(argv: list[str], extra: str = "") -> subprocess.CompletedProcess:
+    """Run ``python -m sync ARGV`` with its standard streams block-buffered, as on a pipe in CI:
+    output still in a buffer at the end is lost unless the exit flushes it."""
     code = (
         PRELUDE
         + extra
         + f"sys.argv = ['sync', *{argv!r}]\nrunpy.run_module('sync', run_name='__main__')\n"
     )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
-        **kwargs,
     )
+
+
+def write_map(path: Path) -> Path:
+    path.write_text(
+        "apis:\n  a:\n    spec: {url: 'https://a.example/s.json'}\n"
+        "    targets: [{name: pr, folder: ./connector}]\n"
+    )
+    return path
 
 
 def openapi(operations: int) -> dict:
@@ -90,26 +104,41 @@ def test_the_exit_code_is_the_commands(tmp_path: Path) -> None:
     assert "absent.yaml" in missing.stdout + missing.stderr
 
 
+def test_a_short_output_left_in_the_buffer_is_flushed(tmp_path: Path) -> None:
+    sync_map = write_map(tmp_path / "map.yaml")
+    done = run_module(["config", "validate", str(sync_map)])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{sync_map}: valid (1 APIs, 1 targets)\n"
+    assert "fast exit" in done.stderr
+
+
 def test_atexit_handlers_and_logging_handlers_still_run(tmp_path: Path) -> None:
+    """A MemoryHandler writes its records only when logging's atexit hook closes it."""
     marker = tmp_path / "atexit.txt"
     logfile = tmp_path / "sync.log"
     extra = (
-        "import logging\n"
-        f"handler = logging.FileHandler({str(logfile)!r}, delay=False)\n"
-        "logging.getLogger('witness').addHandler(handler)\n"
-        "logging.getLogger('witness').warning('kept in the buffer until flushed')\n"
+        "import logging, logging.handlers\n"
+        f"target = logging.FileHandler({str(logfile)!r})\n"
+        "held = logging.handlers.MemoryHandler(1000, logging.CRITICAL + 1, target)\n"
+        "logging.getLogger('witness').addHandler(held)\n"
+        "logging.getLogger('witness').warning('held until logging shuts down')\n"
         f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
     )
-    sync_map = tmp_path / "map.yaml"
-    sync_map.write_text(
-        "apis:\n  a:\n    spec: {url: 'https://a.example/s.json'}\n"
-        "    targets: [{name: pr, folder: ./connector}]\n"
-    )
-    done = run_module(["config", "validate", str(sync_map)], extra)
+    done = run_module(["config", "validate", str(write_map(tmp_path / "map.yaml"))], extra)
     assert done.returncode == 0, done.stderr
     assert marker.read_text() == "ran"
-    assert "kept in the buffer until flushed" in logfile.read_text()
+    assert "held until logging shuts down" in logfile.read_text()
     assert "fast exit" in done.stderr
+
+
+@pytest.mark.parametrize("install", ["sys.settrace", "sys.setprofile"])
+def test_a_tracer_or_profiler_keeps_the_ordinary_exit(tmp_path: Path, install: str) -> None:
+    """coverage and cProfile write their results after the command returns: nothing is skipped."""
+    extra = f"{install}(lambda *args: None)\n"
+    done = run_module(["config", "validate", str(write_map(tmp_path / "map.yaml"))], extra)
+    assert done.returncode == 0, done.stderr
+    assert "valid (1 APIs, 1 targets)" in done.stdout
+    assert "fast exit" not in done.stderr
 
 
 def test_a_running_non_daemon_thread_is_waited_for(tmp_path: Path) -> None:
