@@ -119,6 +119,14 @@ class Ledger(Protocol):
         same transaction; ``release_lease`` on it afterwards is then a no-op."""
         ...
 
+    def prepare_definitions(
+        self, upstream: dict[str, Any], applied: dict[str, Any], shas: tuple[str, str]
+    ) -> None:
+        """Work ahead for a ``record_version`` of these documents (``shas``: their sha256 as
+        the caller knows them), run in the background while the connector is written; it
+        writes nothing, and ``record_version`` is correct without it."""
+        ...
+
     def versions(
         self, api: str, target: str | None = None, *, limit: int = 20, before: int | None = None
     ) -> list[VersionRecord]:

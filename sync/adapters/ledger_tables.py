@@ -444,6 +444,14 @@ class TableLedger:
         )
 
     @_azure_errors("ledger.record_version")
+    def prepare_definitions(
+        self, upstream: dict[str, Any], applied: dict[str, Any], shas: tuple[str, str]
+    ) -> None:
+        """Compress the pair the version row will carry while the connector is written (zlib
+        lets go of the GIL): ``record_version`` then finds it packed (``codec.pack_pair`` keeps
+        a pair by the hashes it was claimed and checked under)."""
+        codec.pack_pair(upstream, applied, shas=shas)
+
     def record_version(
         self,
         record: VersionRecord,

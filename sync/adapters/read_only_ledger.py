@@ -32,6 +32,11 @@ class EmptyLedger:
     def get_run(self, run_id: str) -> RunSummary | None:
         return None
 
+    def prepare_definitions(
+        self, upstream: dict[str, Any], applied: dict[str, Any], shas: tuple[str, str]
+    ) -> None:
+        return None
+
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError(
             "this command needs ledger storage: set SYNC_STORAGE_CONNECTION_STRING or "
