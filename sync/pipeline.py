@@ -248,25 +248,6 @@ def diff_cached(ours: dict[str, Any] | None, new: dict[str, Any]):
     return _DIFFING.cached(_DIFFS, keys, lambda: spec.diff(ours, new, keys=keys))
 
 
-def diff_early(reading: Future[CurrentConnector], state: TargetState, prepared: Prepared) -> None:
-    """Start the diff the stages will most likely ask for, as soon as the connector is read:
-    when the connector holds the last upstream (the merge base), the merge is upstream itself
-    (see ``_stages``), so the diff is ours -> upstream. It then runs while the item waits on
-    the lease and the state read, and the stage finds it done or joins it (``diff_cached``).
-    Judged on the state read before the lease; if the stages decide otherwise (the state moved,
-    a drift policy, a three-way merge) they diff what they merged and this one is only cached."""
-
-    def speculate() -> None:
-        current = reading.result()
-        ours = current.definition
-        if ours is None or state.version <= 0 or not state.upstream_sha256:
-            return
-        if _definition_sha(current) == state.upstream_sha256:
-            diff_cached(ours, prepared.upstream)
-
-    in_background(speculate, name="diff-early")
-
-
 def _order_key(doc: dict[str, Any]) -> bytes:
     return hashlib.sha256(compact_bytes_kept(doc)).digest()
 
@@ -416,8 +397,6 @@ class Pipeline:
                 )
                 if hook := getattr(target, "prevalidate", None):
                     hook(upstream.upstream)
-                if reading is not None:
-                    diff_early(reading, state, upstream)
             # One owner per attempt, not per process: the host runs queue invocations in threads
             # of one process, and a process-wide owner would let two of them take the same lease.
             owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"

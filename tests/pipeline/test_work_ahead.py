@@ -1,6 +1,6 @@
-"""Work an update does while it waits on the network: the diff it will most likely need starts as
-soon as the connector is read, and the version row's compressed definitions while the connector is
-written. Both only move work: each is done once per update, and what is recorded is the same."""
+"""Work an update does while it waits on the network: the version row's definitions are
+compressed while the connector is written. That only moves the work: it is done once per update,
+and what is recorded is the same."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 
 import sync.adapters.ledger_codec as codec
-import sync.pipeline as pipeline
-from sync import spec
 from sync.lru import Lru
 from sync.models import RunSummary, SyncRequest, WorkItem
 from sync.runs import execute, run_id_for
@@ -33,8 +31,7 @@ def item_for(svc: Any, target: str, event_id: str) -> WorkItem:
 
 @pytest.fixture
 def first_sync(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A service whose dev connector holds v1 of the spec, with caches no other test filled."""
-    monkeypatch.setattr(pipeline, "_DIFFS", Lru(16))
+    """A service whose dev connector holds v1 of the spec, with a pack cache no other test filled."""
     monkeypatch.setattr(codec, "_PACKED", Lru(8))
     stack.serve("openapi-v1.yaml")
     svc = stack.service()
@@ -54,36 +51,6 @@ def threads_calling(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> l
 
     monkeypatch.setattr(owner, name, recording)
     return seen
-
-
-def test_the_diff_starts_in_the_background_when_the_connector_holds_the_last_upstream(
-    stack: Stack, first_sync: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = json.loads(stack.folder("dev").read_text())
-    diffs = threads_calling(monkeypatch, spec, "diff")
-    stack.serve("openapi-v2.yaml")
-    second = execute(item_for(first_sync, "dev", "evt-v2"), first_sync.pipeline, first_sync.ports)
-    assert second.result == "updated", second.message
-    assert diffs == ["diff-early"]  # once, and not on the item's thread
-    after = json.loads(stack.folder("dev").read_text())
-    monkeypatch.undo()
-    assert second.diff == spec.diff(before, after).to_dict()
-    assert second.diff["added"] or second.diff["changed"] or second.diff["removed"]
-
-
-def test_a_connector_edited_by_hand_is_merged_and_diffed_on_the_items_thread(
-    stack: Stack, first_sync: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = stack.folder("dev")
-    edited = json.loads(path.read_text())
-    edited["info"]["description"] = "edited in the portal"
-    path.write_text(json.dumps(edited))
-    diffs = threads_calling(monkeypatch, spec, "diff")
-    stack.serve("openapi-v2.yaml")
-    second = execute(item_for(first_sync, "dev", "evt-v2"), first_sync.pipeline, first_sync.ports)
-    assert second.result == "updated", second.message
-    assert diffs == ["MainThread"]  # ours -> merged, which no early start could know
-    assert json.loads(path.read_text())["info"]["description"] == "edited in the portal"
 
 
 def test_the_version_rows_definitions_are_packed_once_while_the_connector_is_written(
