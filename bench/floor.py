@@ -89,6 +89,7 @@ _ROW_KEY_IN_BODY = re.compile(rb'"RowKey": "([^"]*)"')
 _INNER_POST = re.compile(rb"^POST [^\r\n]* HTTP/1\.1\r?\n(?:[^\r\n]+\r?\n)*\r?\n(\{[^\r\n]*)", re.M)
 _INNER_IF_MATCH = re.compile(rb"^If-Match: [^\r\n]*", re.M)
 _INNER_STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})", re.M)
+_INNER_REQUEST = re.compile(rb"^(?:POST|PUT|PATCH|MERGE|DELETE) \S+ HTTP/1\.1\r?$", re.M)
 _SIGNED = frozenset({"authorization", "x-ms-date", "date", "content-length"})
 
 
@@ -145,13 +146,14 @@ def send_replay(client: httpx.Client, requests: list[StorageRequest]) -> None:
             raise RuntimeError(
                 f"floor replay {request.method} {path}: {response.status_code} {response.text[:300]}"
             )
-        inner = (
-            [int(code) for code in _INNER_STATUS.findall(response.content)]
-            if "$batch" in path
-            else []
-        )
-        if any(code >= 300 for code in inner):
-            raise RuntimeError(f"floor replay batch refused: {inner} {response.text[:500]}")
+        if "$batch" not in path:
+            continue
+        inner = [int(code) for code in _INNER_STATUS.findall(response.content)]
+        sent = len(_INNER_REQUEST.findall(request.body or b""))
+        if not inner or len(inner) != sent or any(code >= 300 for code in inner):
+            raise RuntimeError(
+                f"floor replay batch of {sent} operations answered {inner}: {response.text[:500]}"
+            )
 
 
 @contextlib.contextmanager

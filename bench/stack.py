@@ -145,18 +145,25 @@ class Stack:
             ENV, self.connector_id("paconn"), self.case.before, self.case.properties
         )
 
-    def flip(self, api: str) -> None:
+    def next_flip(self, api: str) -> str:
+        """Which definition the next ``flip`` of ``api`` serves: "after" (odd flips) or "before"."""
+        return "after" if (self.flips[api] + 1) % 2 else "before"
+
+    def flip(self, api: str) -> str:
         """Serve a definition the service has never seen, so the next sync of ``api`` is a real
         update (a PATCH) and no content-addressed cache (prepared spec, validation verdicts,
         merge bases) can answer for it: before/after alternate, and each one carries a new
-        ``info.x-bench-build``, as every real deployment brings new content."""
+        ``info.x-bench-build``, as every real deployment brings new content. Returns which of
+        the two it serves (the case's definitions differ in size: compare like with like)."""
+        to = self.next_flip(api)
         self.flips[api] += 1
-        doc = self.case.after if self.flips[api] % 2 else self.case.before
+        doc = self.case.after if to == "after" else self.case.before
         build = f"{self.suffix}-{api}-{self.flips[api]}"
         body = {**doc, "info": {**(doc.get("info") or {}), "x-bench-build": build}}
         self.server.set_spec(
             f"/{api}.json", json.dumps(body, indent=2).encode(), "application/json"
         )
+        return to
 
     def stop(self) -> None:
         for stop in (self.server.stop, self.sim.stop, self.identity.stop, self.azurite.stop):

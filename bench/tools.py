@@ -56,10 +56,14 @@ class Paconn:
         )
         self.count = 0
 
+    def next_update(self) -> str:
+        """Which definition the next ``update`` sends: "after" (odd updates) or "before"."""
+        return "after" if (self.count + 1) % 2 else "before"
+
     def update(self) -> float:
         """One `paconn update`, alternating definitions so each one is a real PATCH."""
+        definition = f"{self.next_update()}.json"
         self.count += 1
-        definition = "after.json" if self.count % 2 else "before.json"
         args = [
             str(PACONN),
             "update",
