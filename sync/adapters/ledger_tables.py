@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sync.adapters import ledger_codec as codec
+from sync.adapters import run_outcomes
 from sync.adapters.storage_clients import (
     StorageAccount,
     call_storage,
@@ -857,13 +858,9 @@ class TableLedger:
             self._run_rows.put(row["RowKey"], (row, etag, run))
 
     def _run_entity(self, run: RunSummary) -> dict[str, Any]:
-        outcomes = json.dumps([o.to_dict() for o in run.outcomes], separators=(",", ":")).encode()
-        packed = codec.zlib_compress(outcomes)
-        if len(packed) > codec.INLINE_LIMIT:
-            raise PermanentError(
-                f"run outcomes are {len(packed)} bytes compressed, above {codec.INLINE_LIMIT}",
-                where=f"ledger.run({run.run_id})",
-            )
+        packed = run_outcomes.encode(
+            run.outcomes, limit=codec.INLINE_LIMIT, where=f"ledger.run({run.run_id})"
+        )
         suffix, request = codec.encode_json_property(run.request.to_dict())
         chunks = codec.chunk_properties(packed, prefix="Out")
         entity: dict[str, Any] = {
@@ -887,7 +884,7 @@ class TableLedger:
         packed = codec.join_chunks(
             entity, int(entity.get("OutChunks", 0)), where=where, prefix="Out"
         )
-        outcomes = json.loads(codec.zlib_decompress(packed, where=where))
+        outcomes = run_outcomes.decode(packed, where=where)
         return RunSummary(
             run_id=entity["RowKey"],
             api=entity["Api"],

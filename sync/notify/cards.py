@@ -398,6 +398,8 @@ def _diff_blocks(diff: dict[str, Any] | None, detail: _Detail) -> list[dict[str,
         blocks.append(_text(_counted("Removed, breaking", removed, detail), color="attention"))
     if changed:
         blocks.extend(_changed_blocks(changed, detail))
+    if diff.get("detailsOmitted"):  # a run row over its size limit (sync/adapters/run_outcomes)
+        blocks.append(_text("Non-breaking change details: see the version history", isSubtle=True))
     return blocks
 
 

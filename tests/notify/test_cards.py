@@ -53,7 +53,28 @@ def _all_messages() -> dict[str, dict[str, Any]]:
         RunSummary("r1", "api", runs.request(), ("a", "b"), (runs.outcome("a", "updated"),))
     )
     messages["empty"] = build_message(RunSummary("r2", "api", runs.request(), ()))
+    messages["details-omitted"] = build_message(_details_omitted_run())
     return messages
+
+
+def _details_omitted_run() -> RunSummary:
+    """An outcome as a run row over its size limit keeps it (sync/adapters/run_outcomes.py)."""
+    diff = {
+        "added": ["NewOp"],
+        "removed": [],
+        "changed": [
+            {"operationId": "GetItem", "changes": []},
+            {
+                "operationId": "ListItems",
+                "changes": [
+                    {"kind": "param-required", "message": "top is required", "breaking": True}
+                ],
+            },
+        ],
+        "breaking": True,
+        "detailsOmitted": True,
+    }
+    return runs.run([runs.outcome("prod", "updated", diff=diff)])
 
 
 @pytest.mark.cards
@@ -356,3 +377,14 @@ def _runs(draw: st.DrawFn) -> RunSummary:
 def test_any_run_gives_a_card_within_teams_rules(run: RunSummary) -> None:
     assert problems(build_message(run, max_bytes=8000)) == []
     assert len(encode_message(build_message(run, max_bytes=8000))) <= 8000
+
+
+def test_a_diff_without_its_non_breaking_details_says_where_they_are() -> None:
+    body = texts(build_card(_details_omitted_run()))
+    assert "Non-breaking change details: see the version history" in body
+    assert any("ListItems: top is required" in t for t in body)
+    assert any("GetItem" in t for t in body)
+    full = runs.run(
+        [runs.outcome("prod", "updated", diff={"added": ["NewOp"], "removed": [], "changed": []})]
+    )
+    assert not any("Non-breaking change details" in t for t in texts(build_card(full)))

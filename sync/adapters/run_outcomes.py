@@ -1,0 +1,115 @@
+"""How a run row stores its targets' outcomes: compressed JSON that must stay under the row's
+size limit whatever the fan-out, or the run never completes and nobody gets a card.
+
+The targets of a fan-out mostly report one diff (the same spec moving every environment from the
+same definition to the same one), and a diff of a large change is hundreds of KB of JSON: zlib's
+32 KB window cannot see that the third copy repeats the first, so 20 such outcomes used to pass
+the limit, and the row refused the outcome of a target whose connector was already updated. So
+each distinct diff is stored once and the outcomes refer to it (lossless). Only if the distinct
+diffs are still too large are the details of non-breaking changes left out: every added, removed
+and changed operation and every breaking change stays, so the card's counts and warnings hold;
+the version rows keep each target's full summary.
+
+Rows written before this format hold a plain list of outcomes, and are still read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sync.adapters import ledger_codec as codec
+from sync.adapters.ledger_codec import LedgerCorruptError
+from sync.errors import PermanentError
+from sync.models import TargetOutcome
+
+log = logging.getLogger(__name__)
+
+
+def encode(outcomes: Sequence[TargetOutcome], *, limit: int, where: str) -> bytes:
+    """The outcomes as compressed JSON of at most ``limit`` bytes (see the module docstring)."""
+    dicts = [outcome.to_dict() for outcome in outcomes]
+    packed = codec.zlib_compress(_document(dicts, details=True))
+    if len(packed) <= limit:
+        return packed
+    shorter = codec.zlib_compress(_document(dicts, details=False))
+    if len(shorter) <= limit:
+        log.warning(
+            "run row outcomes are %d bytes compressed, above %d: non-breaking change details "
+            "left out (%d bytes); the version rows keep them",
+            len(packed),
+            limit,
+            len(shorter),
+        )
+        return shorter
+    raise PermanentError(
+        f"run outcomes are {len(shorter)} bytes compressed even without change details, "
+        f"above {limit}",
+        where=where,
+    )
+
+
+def decode(data: bytes, *, where: str) -> list[dict[str, Any]]:
+    """The outcome dicts ``encode`` stored (or a row's plain list, from before this format)."""
+    try:
+        document = json.loads(codec.zlib_decompress(data, where=where))
+    except ValueError as exc:
+        raise LedgerCorruptError(f"run outcomes are not JSON: {exc}", where=where) from None
+    if isinstance(document, list):
+        return document
+    if not isinstance(document, dict) or not isinstance(document.get("outcomes"), list):
+        raise LedgerCorruptError("run outcomes have an unknown shape", where=where)
+    diffs = document.get("diffs")
+    if not isinstance(diffs, list):
+        raise LedgerCorruptError("run outcomes have no list of diffs", where=where)
+    out: list[dict[str, Any]] = []
+    for entry in document["outcomes"]:
+        if not isinstance(entry, dict):
+            raise LedgerCorruptError("a run outcome is not an object", where=where)
+        entry = dict(entry)
+        ref = entry.pop("diffRef", None)
+        if ref is not None:
+            if type(ref) is not int or not 0 <= ref < len(diffs):
+                raise LedgerCorruptError(f"a run outcome names diff {ref!r}", where=where)
+            entry["diff"] = diffs[ref]
+        out.append(entry)
+    return out
+
+
+def _document(outcomes: list[dict[str, Any]], *, details: bool) -> bytes:
+    diffs: list[Any] = []
+    seen: dict[str, int] = {}
+    by_object: dict[int, int] = {}  # outcomes decoded from a row share their diff objects
+    stored: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        diff = outcome.get("diff")
+        if not isinstance(diff, dict):
+            stored.append(outcome)
+            continue
+        ref = by_object.get(id(diff))
+        if ref is None:
+            shown = diff if details else _without_details(diff)
+            key = json.dumps(shown, separators=(",", ":"), sort_keys=True)
+            ref = seen.get(key)
+            if ref is None:
+                ref = seen[key] = len(diffs)
+                diffs.append(shown)
+            by_object[id(diff)] = ref
+        stored.append({**{k: v for k, v in outcome.items() if k != "diff"}, "diffRef": ref})
+    document = {"diffs": diffs, "outcomes": stored}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _without_details(diff: dict[str, Any]) -> dict[str, Any]:
+    """Every operation the diff names and every breaking change, without the other changes."""
+    changed = []
+    for entry in diff.get("changed") or ():
+        if not isinstance(entry, dict):
+            continue
+        breaking = [
+            c for c in entry.get("changes") or () if isinstance(c, dict) and c.get("breaking")
+        ]
+        changed.append({"operationId": entry.get("operationId"), "changes": breaking})
+    return {**diff, "changed": changed, "detailsOmitted": True}

@@ -1,0 +1,155 @@
+"""A run row holds every target's outcome under the row's size limit: a fan-out whose targets
+share one large diff stores it once, distinct large diffs lose only their non-breaking details,
+and rows written in the earlier format are still read."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from sync.adapters import ledger_codec as codec
+from sync.adapters import run_outcomes
+from sync.adapters.ledger_codec import LedgerCorruptError
+from sync.errors import PermanentError
+from sync.models import RunSummary, SyncRequest, TargetOutcome, new_run_id
+
+API = "contoso-invoicing"
+
+
+def large_diff(seed: int, operations: int = 250) -> dict:
+    """A diff of a big change, in spec.diff's JSON form, that compresses poorly (random text)."""
+    rng = random.Random(seed)
+
+    def text(n: int) -> str:
+        return "".join(rng.choice("0123456789abcdef") for _ in range(n))
+
+    changed = []
+    for i in range(operations):
+        changes = [{"kind": "response-field-removed", "message": text(40), "breaking": True}]
+        changes += [
+            {"kind": "description", "message": text(110), "breaking": False} for _ in range(4)
+        ]
+        changed.append({"operationId": f"Op{i}_{text(8)}", "changes": changes})
+    return {
+        "added": [f"New{i}_{text(6)}" for i in range(20)],
+        "removed": [f"Gone{i}_{text(6)}" for i in range(5)],
+        "changed": changed,
+        "breaking": True,
+    }
+
+
+def outcome(target: str, diff: dict) -> TargetOutcome:
+    return TargetOutcome(
+        api=API,
+        target=target,
+        result="updated",
+        message=f"v7 applied to {target} (breaking changes warned)",
+        version=7,
+        diff=diff,
+        warnings=("x-ms-summary missing on 3 parameters",),
+    )
+
+
+def started(ledger, targets: list[str]) -> RunSummary:
+    run = RunSummary(
+        run_id=new_run_id(),
+        api=API,
+        request=SyncRequest(api=API, reason="event", event_id="evt-big", targets=tuple(targets)),
+        targets=tuple(targets),
+        created_at="2026-01-01T00:00:00Z",
+    )
+    ledger.start_run(run)
+    return run
+
+
+def old_encoding_size(outcomes: list[TargetOutcome]) -> int:
+    plain = json.dumps([o.to_dict() for o in outcomes], separators=(",", ":")).encode()
+    return len(codec.zlib_compress(plain))
+
+
+@pytest.mark.azurite
+def test_a_fan_out_sharing_one_large_diff_completes_and_reads_back_whole(ledger) -> None:
+    targets = [f"env{i:02d}" for i in range(12)]
+    shared = large_diff(seed=1)
+    outcomes = [outcome(t, json.loads(json.dumps(shared))) for t in targets]  # equal, not same
+    assert old_encoding_size(outcomes) > codec.INLINE_LIMIT  # the row refused this before
+    run = started(ledger, targets)
+    finished = [ledger.finish_item(run.run_id, o) for o in outcomes]
+    assert finished[:-1] == [None] * (len(targets) - 1)
+    assert finished[-1] is not None and finished[-1].complete
+    stored = ledger.get_run(run.run_id)
+    assert stored.outcomes == tuple(outcomes)  # lossless: every diff in full
+
+
+@pytest.mark.azurite
+def test_distinct_large_diffs_keep_every_operation_and_breaking_change(ledger) -> None:
+    targets = [f"env{i:02d}" for i in range(12)]
+    outcomes = [outcome(t, large_diff(seed=i)) for i, t in enumerate(targets)]
+    run = started(ledger, targets)
+    for o in outcomes:
+        ledger.finish_item(run.run_id, o)
+    stored = ledger.get_run(run.run_id)
+    assert stored.complete
+    for given, kept in zip(outcomes, stored.outcomes, strict=True):
+        assert (kept.target, kept.result, kept.message, kept.version, kept.warnings) == (
+            given.target,
+            given.result,
+            given.message,
+            given.version,
+            given.warnings,
+        )
+        assert kept.diff["detailsOmitted"] is True
+        assert kept.diff["added"] == given.diff["added"]
+        assert kept.diff["removed"] == given.diff["removed"]
+        assert kept.diff["breaking"] is True
+        assert [(e["operationId"], e["changes"]) for e in kept.diff["changed"]] == [
+            (e["operationId"], [c for c in e["changes"] if c["breaking"]])
+            for e in given.diff["changed"]
+        ]
+
+
+@pytest.mark.azurite
+def test_a_row_written_in_the_earlier_format_is_still_read(ledger) -> None:
+    targets = ["dev", "prod"]
+    run = started(ledger, targets)
+    outcomes = (outcome("dev", large_diff(seed=3, operations=3)), outcome("prod", None))
+    entity = ledger._run_entity(run)
+    for name in [k for k in entity if k.startswith("Out")]:
+        del entity[name]
+    plain = json.dumps([o.to_dict() for o in outcomes], separators=(",", ":")).encode()
+    packed = codec.zlib_compress(plain)  # a plain list: the format before diffs were shared
+    chunks = codec.chunk_properties(packed, prefix="Out")
+    entity.update(chunks, OutChunks=len(chunks), OutBytes=len(packed))
+    ledger._table().upsert_entity(entity)
+    assert ledger.get_run(run.run_id).outcomes == outcomes
+
+
+def test_outcomes_too_large_even_without_details_are_refused_with_their_size() -> None:
+    outcomes = [outcome(f"env{i}", large_diff(seed=i)) for i in range(3)]
+    with pytest.raises(PermanentError, match=r"bytes compressed even without change details"):
+        run_outcomes.encode(outcomes, limit=2_000, where="test")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"outcomes": [{"target": "a", "diffRef": 1}], "diffs": [{}]},
+        {"outcomes": [{"target": "a", "diffRef": "0"}], "diffs": [{}]},
+        {"outcomes": [{"target": "a", "diffRef": True}], "diffs": [{}]},
+        {"outcomes": [{"target": "a"}]},
+        {"outcomes": ["a"], "diffs": []},
+        {"diffs": []},
+        "outcomes",
+    ],
+)
+def test_a_damaged_outcomes_document_is_reported_as_corrupt(document: object) -> None:
+    data = codec.zlib_compress(json.dumps(document).encode())
+    with pytest.raises(LedgerCorruptError):
+        run_outcomes.decode(data, where="ledger.run(test)")
+
+
+def test_outcomes_that_are_not_json_are_reported_as_corrupt() -> None:
+    with pytest.raises(LedgerCorruptError, match="not JSON"):
+        run_outcomes.decode(codec.zlib_compress(b"{not json"), where="ledger.run(test)")
