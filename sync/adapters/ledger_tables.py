@@ -444,7 +444,6 @@ class TableLedger:
             is not None
         )
 
-    @_azure_errors("ledger.record_version")
     def prepare_definitions(
         self, upstream: dict[str, Any], applied: dict[str, Any], shas: tuple[str, str]
     ) -> None:
@@ -453,6 +452,7 @@ class TableLedger:
         a pair by the hashes it was claimed and checked under)."""
         codec.pack_pair(upstream, applied, shas=shas)
 
+    @_azure_errors("ledger.record_version")
     def record_version(
         self,
         record: VersionRecord,

@@ -112,6 +112,15 @@ def test_a_short_output_left_in_the_buffer_is_flushed(tmp_path: Path) -> None:
     assert "fast exit" in done.stderr
 
 
+def test_output_written_before_stdout_was_replaced_is_flushed(tmp_path: Path) -> None:
+    """Code that swaps sys.stdout (a capture, a wrapper) leaves the real stream's buffer behind."""
+    extra = "sys.stdout.write('written first\\n')\nimport io\nsys.stdout = io.StringIO()\n"
+    done = run_module(["config", "validate", str(write_map(tmp_path / "map.yaml"))], extra)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "written first\n"
+    assert "fast exit" in done.stderr
+
+
 def test_atexit_handlers_and_logging_handlers_still_run(tmp_path: Path) -> None:
     """A MemoryHandler writes its records only when logging's atexit hook closes it."""
     marker = tmp_path / "atexit.txt"
