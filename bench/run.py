@@ -410,7 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         say("unchanged spec ...")
         unch = unchanged(stack, svc)
         say("first invocation ...")
-        first = [tools.first_invocation(stack, svc) for _ in range(1 if args.quick else 3)]
+        first, first_to = [], []
+        for _ in range(1 if args.quick else 3):  # after, before, after: the "after" ones count
+            first_to.append(stack.next_flip("first"))
+            first.append(tools.first_invocation(stack, svc))
         say("1 MB definition ...")
         big = spec1mb(stack, 3)
     finally:
@@ -442,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             "spec1mb_ms": big["stages_ms"]["total"],
             "spec1mb_rss_mb": big["rss_peak_mb"],
             "cold_start_ms": round((med(cold["app_s"]) - med(cold["azure_functions_s"])) * 1000, 1),
-            "first_invocation_ms": round(med([f["handled_ms"] for f in first]), 1),
+            "first_invocation_ms": round(med(pick([f["handled_ms"] for f in first], first_to)), 1),
             "unchanged_writes": unch["writes"],
             "details": {
                 "medians_ms": {
