@@ -5,6 +5,7 @@
                        queue (visibility timeout), then poison-queued and notified.
   ``PermanentError``   retrying cannot help: recorded, notified and acknowledged.
     ``SpecError``          the spec cannot be parsed, has external ``$ref``s, fails validation.
+    ``SpecNotNamedError``  only an event can name the spec (a blob prefix without ``blobName``).
     ``BlockedError``       the breaking-change policy refused the change.
     ``TargetError``        the platform refused the write (4xx) or the read-back did not match.
     ``SecretError``        a secret is missing or access is denied (names vault + secret, never value).
@@ -48,6 +49,11 @@ class PermanentError(SyncError):
 
 class SpecError(PermanentError):
     pass
+
+
+class SpecNotNamedError(PermanentError):
+    """The spec source cannot tell which document to read without an event naming it (a blob
+    source with a prefix and no ``blobName``): a drift check then keeps to the recorded spec."""
 
 
 class BlockedError(PermanentError):

@@ -28,7 +28,14 @@ from sync import drift, spec
 from sync.adapters.urlguard import redact_url
 from sync.background import in_background
 from sync.config import ApiConfig, SyncMap, TargetConfig
-from sync.errors import BlockedError, PermanentError, SpecError, SyncError, TargetError
+from sync.errors import (
+    BlockedError,
+    PermanentError,
+    SpecError,
+    SpecNotNamedError,
+    SyncError,
+    TargetError,
+)
 from sync.logs import set_stage
 from sync.lru import Lru
 from sync.models import (
@@ -519,7 +526,16 @@ class Pipeline:
             )
         set_stage("fetch")
         conditional = state.version > 0 and state.last_outcome in (None, "updated", "unchanged")
-        fetched = self._fetch_for_run(item, api, state, conditional)
+        try:
+            fetched = self._fetch_for_run(item, api, state, conditional)
+        except SpecNotNamedError as exc:
+            if request.reason != drift.DRIFT_REASON or state.version <= 0:
+                raise
+            # Only an event names the document (a blob prefix): the drift check still looks
+            # for connector edits, against the spec recorded with the last version.
+            raise Unchanged(
+                f"{exc.message}; the connector was checked against v{state.version}'s spec"
+            ) from None
         location = fetched.url
         if fetched.not_modified:
             raise Unchanged("spec not modified (HTTP 304)")

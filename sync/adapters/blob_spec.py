@@ -30,7 +30,7 @@ import httpx
 from sync.adapters.http import check_transient, default_timeout
 from sync.adapters.spec_sources import read_capped, retried_request
 from sync.adapters.urlguard import redact_url
-from sync.errors import ConfigError, PermanentError, SpecError
+from sync.errors import ConfigError, PermanentError, SpecError, SpecNotNamedError
 from sync.models import FetchedSpec, SyncRequest
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def blob_location(
         named = match.group("container"), match.group("blob")
     if named is None:
         if not fixed:
-            raise PermanentError(
+            raise SpecNotNamedError(
                 "no blob to read: set spec.blob.blobName, or sync from a BlobCreated event",
                 where=where,
             )

@@ -168,3 +168,42 @@ def test_zero_length_and_data_lake_create_file_are_ignored(stack, azurite):
     assert plan(empty, svc) == []
     assert drain(svc, wait_seconds=0.2) == []
     assert not stack.folder("dev").exists()
+
+
+def test_a_drift_check_of_a_prefix_source_keeps_to_the_recorded_spec(stack, azurite):
+    """No event names a blob on the drift timer and there is no blobName: the check still looks
+    for connector edits, against the spec recorded with the last version, instead of failing
+    (and carding) on every tick."""
+    from sync.models import SyncRequest
+    from sync.runs import submit
+
+    event = sample("eg-storage-blob-created.json")
+    container = blob_map(stack, azurite, event)
+    blob = event["subject"].split("/blobs/", 1)[1]
+    blob_container(azurite, container).upload_blob(blob, demo_spec(), overwrite=True)
+    (first,) = run(stack, event)
+    assert first.result == "updated", first.message
+
+    def drift_check() -> Any:
+        svc = stack.service()
+        submit(SyncRequest(api="blobapi", reason="drift"), svc.map, svc.ports)
+        (outcome,) = drain(svc, wait_seconds=0.3)
+        return outcome
+
+    quiet = drift_check()
+    assert quiet.result == "unchanged", quiet.message
+    assert "no blob to read" in quiet.message and "checked against v1's spec" in quiet.message
+    assert not quiet.drift
+
+    path = stack.folder("dev")
+    edited = json.loads(path.read_text())
+    edited["info"]["description"] = "edited in the portal"
+    path.write_text(json.dumps(edited))
+    found = drift_check()
+    assert found.result == "unchanged" and found.drift, found.message
+    assert "edited outside the service" in found.message
+
+    manual = stack.service()
+    submit(SyncRequest(api="blobapi", reason="manual"), manual.map, manual.ports)
+    (refused,) = drain(manual, wait_seconds=0.3)
+    assert refused.result == "failed" and "no blob to read" in refused.message
