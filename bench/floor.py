@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
@@ -108,8 +108,11 @@ def _inserted_keys(requests: list[StorageRequest]) -> list[bytes]:
 def floor_partition(partition: str) -> str:
     """Where the replay writes instead of the target's own partition: the same length, so the
     bodies and a batch's inner Content-Length stay as they were."""
-    api, _, target = partition.partition("~")
-    return "f" * len(api) + "~" + target
+    api, sep, target = partition.partition("~")
+    moved = "f" * len(api) + sep + target
+    if not sep or moved == partition:
+        raise RuntimeError(f"floor: no partition of the same length beside {partition!r}")
+    return moved
 
 
 def replayable(requests: list[StorageRequest], partition: str) -> list[StorageRequest]:
@@ -123,17 +126,20 @@ def replayable(requests: list[StorageRequest], partition: str) -> list[StorageRe
         key: secrets.token_hex(len(key))[: len(key)].encode() for key in _inserted_keys(requests)
     }
     moved = floor_partition(partition)
+    # The partition key, as written and percent-encoded, wherever it occurs: point URLs, $filter
+    # queries, entity JSON and the operations of a batch. The "<api>~<target>" form occurs
+    # nowhere else (messages name a target as "<api>/<target>"; base64 has no "~").
+    forms = {partition: moved, quote(partition, safe=""): quote(moved, safe="")}
     replayed = []
     for request in requests:
-        url = request.url.replace(f"PartitionKey='{partition}'", f"PartitionKey='{moved}'")
-        body = request.body
-        if body is not None:  # entity JSON, and the URLs of a batch's operations
-            body = body.replace(
-                b'"PartitionKey": "' + partition.encode() + b'"',
-                b'"PartitionKey": "' + moved.encode() + b'"',
-            ).replace(
-                b"PartitionKey='" + partition.encode() + b"'",
-                b"PartitionKey='" + moved.encode() + b"'",
+        url, body = request.url, request.body
+        for old_form, new_form in forms.items():
+            url = url.replace(old_form, new_form)
+            if body is not None:
+                body = body.replace(old_form.encode(), new_form.encode())
+        if partition in unquote(url) or (body is not None and partition.encode() in body):
+            raise RuntimeError(
+                f"floor: the replay of {request.method} {url} still names {partition}"
             )
         for old, new in renamed.items():
             url = url.replace(f"RowKey='{old.decode()}'", f"RowKey='{new.decode()}'")

@@ -529,10 +529,13 @@ class Pipeline:
         try:
             fetched = self._fetch_for_run(item, api, state, conditional)
         except SpecNotNamedError as exc:
-            if request.reason != drift.DRIFT_REASON or state.version <= 0:
+            if request.reason != drift.DRIFT_REASON:
                 raise
             # Only an event names the document (a blob prefix): the drift check still looks
-            # for connector edits, against the spec recorded with the last version.
+            # for connector edits, against the spec recorded with the last version; a target
+            # never synced has nothing to check until an event names a blob.
+            if state.version <= 0:
+                raise Unchanged(f"{exc.message}; nothing synced yet to check") from None
             raise Unchanged(
                 f"{exc.message}; the connector was checked against v{state.version}'s spec"
             ) from None

@@ -10,7 +10,8 @@ diffs are still too large are the details of non-breaking changes left out: ever
 and changed operation and every breaking change stays, so the card's counts and warnings hold;
 the version rows keep each target's full summary.
 
-Rows written before this format hold a plain list of outcomes, and are still read.
+A run that fits is still written as a plain list of outcomes, the format every release reads;
+only a run past the limit takes the shared-diff form, which releases before it cannot read.
 """
 
 from __future__ import annotations
@@ -29,17 +30,22 @@ log = logging.getLogger(__name__)
 
 
 def encode(outcomes: Sequence[TargetOutcome], *, limit: int, where: str) -> bytes:
-    """The outcomes as compressed JSON of at most ``limit`` bytes (see the module docstring)."""
+    """The outcomes as compressed JSON of at most ``limit`` bytes (see the module docstring).
+    A run that fits is written as before, a plain list, which every release reads (a rollback
+    or a slot swap may leave older workers finishing the runs newer ones started)."""
     dicts = [outcome.to_dict() for outcome in outcomes]
-    packed = codec.zlib_compress(_document(dicts, details=True))
-    if len(packed) <= limit:
-        return packed
+    plain = codec.zlib_compress(json.dumps(dicts, separators=(",", ":")).encode())
+    if len(plain) <= limit:
+        return plain
+    shared = codec.zlib_compress(_document(dicts, details=True))
+    if len(shared) <= limit:
+        return shared
     shorter = codec.zlib_compress(_document(dicts, details=False))
     if len(shorter) <= limit:
         log.warning(
             "run row outcomes are %d bytes compressed, above %d: non-breaking change details "
             "left out (%d bytes); the version rows keep them",
-            len(packed),
+            len(shared),
             limit,
             len(shorter),
         )
@@ -103,13 +109,21 @@ def _document(outcomes: list[dict[str, Any]], *, details: bool) -> bytes:
 
 
 def _without_details(diff: dict[str, Any]) -> dict[str, Any]:
-    """Every operation the diff names and every breaking change, without the other changes."""
-    changed = []
-    for entry in diff.get("changed") or ():
-        if not isinstance(entry, dict):
+    """Every operation the diff names and every breaking change, without the other changes; the
+    diff itself when it has none to leave out."""
+    entries = diff.get("changed")
+    if not isinstance(entries, list):
+        return diff
+    changed: list[Any] = []
+    dropped = False
+    for entry in entries:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            changed.append(entry)
             continue
-        breaking = [
-            c for c in entry.get("changes") or () if isinstance(c, dict) and c.get("breaking")
-        ]
-        changed.append({"operationId": entry.get("operationId"), "changes": breaking})
+        kept = [c for c in changes if isinstance(c, dict) and c.get("breaking")]
+        dropped = dropped or len(kept) < len(changes)
+        changed.append({**entry, "changes": kept})
+    if not dropped:
+        return diff
     return {**diff, "changed": changed, "detailsOmitted": True}

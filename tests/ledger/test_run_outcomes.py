@@ -87,12 +87,18 @@ def test_a_fan_out_sharing_one_large_diff_completes_and_reads_back_whole(ledger)
 def test_distinct_large_diffs_keep_every_operation_and_breaking_change(ledger) -> None:
     targets = [f"env{i:02d}" for i in range(12)]
     outcomes = [outcome(t, large_diff(seed=i)) for i, t in enumerate(targets)]
-    run = started(ledger, targets)
+    nothing_to_drop = {"added": ["NewOp"], "removed": [], "changed": [], "breaking": False}
+    outcomes.append(outcome("added-only", nothing_to_drop))
+    outcomes.append(outcome("no-diff", None))
+    run = started(ledger, [*targets, "added-only", "no-diff"])
     for o in outcomes:
         ledger.finish_item(run.run_id, o)
     stored = ledger.get_run(run.run_id)
     assert stored.complete
-    for given, kept in zip(outcomes, stored.outcomes, strict=True):
+    *large, added_only, no_diff = stored.outcomes
+    assert added_only.diff == nothing_to_drop  # nothing was left out, so nothing says so
+    assert no_diff.diff is None
+    for given, kept in zip(outcomes[:-2], large, strict=True):
         assert (kept.target, kept.result, kept.message, kept.version, kept.warnings) == (
             given.target,
             given.result,
@@ -108,6 +114,22 @@ def test_distinct_large_diffs_keep_every_operation_and_breaking_change(ledger) -
             (e["operationId"], [c for c in e["changes"] if c["breaking"]])
             for e in given.diff["changed"]
         ]
+
+
+@pytest.mark.azurite
+def test_a_run_that_fits_is_stored_as_a_plain_list_every_release_reads(ledger) -> None:
+    run = started(ledger, ["dev", "prod"])
+    given = outcome("dev", large_diff(seed=5, operations=3))
+    ledger.finish_item(run.run_id, given)
+    entity = ledger._table().get_entity(run_partition(), run.run_id)
+    packed = codec.join_chunks(entity, entity["OutChunks"], where="test", prefix="Out")
+    assert json.loads(codec.zlib_decompress(packed, where="test")) == [given.to_dict()]
+
+
+def run_partition() -> str:
+    from sync.adapters.ledger_tables import RUNS_PARTITION
+
+    return RUNS_PARTITION
 
 
 @pytest.mark.azurite

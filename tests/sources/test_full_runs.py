@@ -181,14 +181,18 @@ def test_a_drift_check_of_a_prefix_source_keeps_to_the_recorded_spec(stack, azur
     container = blob_map(stack, azurite, event)
     blob = event["subject"].split("/blobs/", 1)[1]
     blob_container(azurite, container).upload_blob(blob, demo_spec(), overwrite=True)
-    (first,) = run(stack, event)
-    assert first.result == "updated", first.message
 
     def drift_check() -> Any:
         svc = stack.service()
         submit(SyncRequest(api="blobapi", reason="drift"), svc.map, svc.ports)
         (outcome,) = drain(svc, wait_seconds=0.3)
         return outcome
+
+    waiting = drift_check()  # no event has named a blob yet: nothing to check, nothing failed
+    assert waiting.result == "unchanged", waiting.message
+    assert "nothing synced yet" in waiting.message
+    (first,) = run(stack, event)
+    assert first.result == "updated", first.message
 
     quiet = drift_check()
     assert quiet.result == "unchanged", quiet.message
