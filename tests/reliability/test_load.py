@@ -116,8 +116,15 @@ def test_a_thousand_shuffled_events_converge_with_no_error(azurite: Any, tmp_pat
         results = Counter(o.result for o in outcomes)
         assert set(results) <= {"updated", "unchanged"}, results
         items = len(runs) * len(TARGETS)
-        # every item ended exactly once (retries of a leased target are not outcomes)
-        assert len(outcomes) == items, (len(outcomes), items)
+        redelivered = sum(
+            o.message == "event already processed" or "recorded by an earlier attempt" in o.message
+            for o in outcomes
+        )
+        # Every item ended (retries of a leased target are not outcomes). Delivery is at least
+        # once: on a loaded machine a message whose 2 s visibility ran out mid-item is received
+        # again, and that second run finds the event marker (and reports what the first
+        # recorded) without writing, so any outcome beyond one per item is such a redelivery.
+        assert items <= len(outcomes) <= items + redelivered, (len(outcomes), items, redelivered)
         for api in fleet.apis:
             newest = spec_doc(api, VERSIONS)
             for target in TARGETS:
