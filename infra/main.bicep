@@ -70,6 +70,13 @@ param authTenantId string = ''
 @description('Optional. SYNC_AUTH_AUDIENCE: audience the manual HTTP endpoint requires. Empty: manual endpoint refuses every caller.')
 param authAudience string = ''
 
+@description('Optional. SYNC_EVENTGRID_WEBHOOK_AUTH: "entra" makes Event Grid webhook deliveries to POST /api/sync carry an Entra token with the AzureEventGridSecureWebhookSubscriber app role; "key": the function key alone. The deployed subscriptions use the Event Grid trigger, not this route.')
+@allowed([
+  'key'
+  'entra'
+])
+param eventGridWebhookAuth string = 'key'
+
 @description('Optional. SYNC_LOG_LEVEL.')
 param logLevel string = 'INFO'
 
@@ -225,6 +232,7 @@ module functionApp './app/function.bicep' = {
     driftSchedule: driftSchedule
     authTenantId: !empty(authTenantId) ? authTenantId : subscription().tenantId
     authAudience: authAudience
+    eventGridWebhookAuth: eventGridWebhookAuth
     logLevel: logLevel
   }
   // The host needs its storage roles before it starts and indexes the functions.

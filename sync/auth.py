@@ -44,6 +44,7 @@ from sync.settings import Settings
 log = logging.getLogger(__name__)
 
 ROLE = "Connector.Sync"
+EVENT_GRID_ROLE = "AzureEventGridSecureWebhookSubscriber"  # Event Grid's Entra webhook delivery
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 120  # Entra recommends tolerating a few minutes of skew; keep it small
 KEYS_TTL_SECONDS = 6 * 3600  # Entra rolls keys with weeks of overlap; refresh well inside that
@@ -365,8 +366,10 @@ def authenticate(
     *,
     cloud: Cloud,
     keys: SigningKeys | None = None,
+    role: str = ROLE,
 ) -> Caller:
     """The caller behind a request's bearer token, or ``Unauthorized`` / ``Forbidden``.
+    ``role``: the app role the token must carry (``EVENT_GRID_ROLE`` for Event Grid deliveries).
 
     Raises ``ConfigError`` (500, naming the setting) when auth is not configured: the endpoints
     fail closed instead of running unauthenticated. ``TransientError`` when the keys are out of reach.
@@ -409,9 +412,9 @@ def authenticate(
         name=_name(claims),
         roles=roles,
     )
-    if ROLE not in roles:
-        log.warning("caller %s lacks app role %s", caller.label, ROLE)
-        raise Forbidden(f"the caller lacks the app role {ROLE!r}")
+    if role not in roles:
+        log.warning("caller %s lacks app role %s", caller.label, role)
+        raise Forbidden(f"the caller lacks the app role {role!r}")
     log.info("authenticated caller %s", caller.label)
     return caller
 

@@ -30,6 +30,9 @@ LEASE_SECONDS = "SYNC_LEASE_SECONDS"
 DRIFT_SCHEDULE = "SYNC_DRIFT_SCHEDULE"  # read by the host as %SYNC_DRIFT_SCHEDULE%
 AUTH_TENANT_ID = "SYNC_AUTH_TENANT_ID"
 AUTH_AUDIENCE = "SYNC_AUTH_AUDIENCE"
+# "key" (default): Event Grid webhook deliveries to POST /api/sync need the function key only;
+# "entra": also an Entra token with the AzureEventGridSecureWebhookSubscriber app role
+EVENTGRID_WEBHOOK_AUTH = "SYNC_EVENTGRID_WEBHOOK_AUTH"
 LOG_LEVEL = "SYNC_LOG_LEVEL"
 
 # --- local-only settings (never set in Azure) ------------------------------------------------------
@@ -57,6 +60,7 @@ APP_SETTINGS: tuple[str, ...] = (
     DRIFT_SCHEDULE,
     AUTH_TENANT_ID,
     AUTH_AUDIENCE,
+    EVENTGRID_WEBHOOK_AUTH,
     LOG_LEVEL,
 )
 LOCAL_SETTINGS: tuple[str, ...] = (
@@ -69,6 +73,18 @@ LOCAL_SETTINGS: tuple[str, ...] = (
 )
 
 DEFAULT_FETCH_MAX_BYTES = 10 * 1024 * 1024
+
+
+WEBHOOK_AUTH_MODES = ("key", "entra")
+
+
+def _choice(raw: str | None, name: str) -> str:
+    value = (raw or WEBHOOK_AUTH_MODES[0]).lower()
+    if value not in WEBHOOK_AUTH_MODES:
+        raise ConfigError(
+            f"app setting {name}={raw!r} must be one of {', '.join(WEBHOOK_AUTH_MODES)}", path=name
+        )
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -105,6 +121,7 @@ class Settings:
     auth_audience: str | None = None
     auth_metadata_url: str | None = None
     auth_disabled: bool = False
+    eventgrid_webhook_auth: str = "key"  # or "entra", see EVENTGRID_WEBHOOK_AUTH
     allow_private_hosts: frozenset[str] = field(default_factory=frozenset)
     secrets_from_env: bool = False
     notify_file: str | None = None
@@ -143,6 +160,7 @@ class Settings:
             auth_audience=text(AUTH_AUDIENCE),
             auth_metadata_url=text(AUTH_METADATA_URL),
             auth_disabled=text(AUTH_DISABLED) == "1",
+            eventgrid_webhook_auth=_choice(text(EVENTGRID_WEBHOOK_AUTH), EVENTGRID_WEBHOOK_AUTH),
             allow_private_hosts=hosts,
             secrets_from_env=text(SECRETS_FROM_ENV) in {"1", "true", "True", "yes"},
             notify_file=text(NOTIFY_FILE),

@@ -163,6 +163,14 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
         return ApiResponse(200, None, headers)
     kind = req.headers.get("aeg-event-type")
     if kind:  # Event Grid pointed at this route (custom topics)
+        if kind != "SubscriptionValidation" and svc.settings.eventgrid_webhook_auth == "entra":
+            # Entra-protected delivery: Event Grid's token, with its app role. The handshake
+            # plans nothing (it echoes a code), so it is answered on the function key alone.
+            from sync import auth
+            from sync.clouds import cloud_for
+
+            cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
+            auth.authenticate(req.headers, svc.settings, cloud=cloud, role=auth.EVENT_GRID_ROLE)
         delivered = events.events_from_body(req.body)
         if kind == "SubscriptionValidation":
             answer = events.validation_response(delivered[0]) if delivered else None

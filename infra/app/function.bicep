@@ -93,6 +93,13 @@ param authTenantId string = ''
 @description('Optional. Audience (application id URI or client id) the manual HTTP endpoint requires.')
 param authAudience string = ''
 
+@description('Optional. Event Grid webhook deliveries to POST /api/sync: "key" (function key) or "entra" (also an Entra token with the AzureEventGridSecureWebhookSubscriber app role).')
+@allowed([
+  'key'
+  'entra'
+])
+param eventGridWebhookAuth string = 'key'
+
 @description('Optional. Log level of the sync package.')
 @allowed([
   'DEBUG'
@@ -212,6 +219,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SYNC_DRIFT_SCHEDULE: driftSchedule
       SYNC_AUTH_TENANT_ID: authTenantId
       SYNC_AUTH_AUDIENCE: authAudience
+      SYNC_EVENTGRID_WEBHOOK_AUTH: eventGridWebhookAuth
       SYNC_LOG_LEVEL: logLevel
     }
   }
