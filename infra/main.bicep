@@ -70,10 +70,11 @@ param authTenantId string = ''
 @description('Optional. SYNC_AUTH_AUDIENCE: audience the manual HTTP endpoint requires. Empty: manual endpoint refuses every caller.')
 param authAudience string = ''
 
-@description('Optional. SYNC_EVENTGRID_WEBHOOK_AUTH: "entra" makes Event Grid webhook deliveries to POST /api/sync carry an Entra token with the AzureEventGridSecureWebhookSubscriber app role; "key": the function key alone. The deployed subscriptions use the Event Grid trigger, not this route.')
+@description('Optional. SYNC_EVENTGRID_WEBHOOK_AUTH (lower case): "key": Event Grid webhook deliveries to POST /api/sync need the function key alone; "entra": also Event Grid\'s own Entra token (app role AzureEventGridSecureWebhookSubscriber, Event Grid\'s application id); "off": refused. The deployed subscriptions use the Event Grid trigger, not this route.')
 @allowed([
   'key'
   'entra'
+  'off'
 ])
 param eventGridWebhookAuth string = 'key'
 

@@ -19,6 +19,8 @@ What a token must satisfy (all of it, or 401/403):
 * ``appid`` (v1) or ``azp`` (v2) present: Entra access tokens always carry one and ID tokens never
   do, so an ID token whose ``aud`` is our client id is not mistaken for an access token;
 * ``roles`` contains ``Connector.Sync`` (else 403: the token is fine, the caller lacks the role).
+  Event Grid webhook deliveries instead need ``AzureEventGridSecureWebhookSubscriber`` *and*
+  ``appid``/``azp`` equal to Event Grid's own application id (else 403).
 
 Failing to reach the key endpoints is a ``TransientError`` (503 + Retry-After), never a 401: a
 caller with a good token should retry, not go hunting for a permission problem.
@@ -45,6 +47,16 @@ log = logging.getLogger(__name__)
 
 ROLE = "Connector.Sync"
 EVENT_GRID_ROLE = "AzureEventGridSecureWebhookSubscriber"  # Event Grid's Entra webhook delivery
+# Event Grid's first-party application ("Microsoft.EventGrid"): the appid/azp of the tokens it sends.
+# The role alone is not enough: whoever creates a subscription also holds it. The id differs per
+# cloud (Microsoft's secure webhook delivery scripts); none is published for China.
+EVENT_GRID_APP_IDS: dict[str, str] = {
+    "public": "4962773b-9cdb-44cf-a8bf-237846a00ab7",
+    "usgov": "54316b56-3481-47f9-8f30-0300f5542a7b",  # Azure Government: where sync.clouds puts
+    # GCC's Azure resources (its ARM), as for GCC High and DoD
+    "usgovhigh": "54316b56-3481-47f9-8f30-0300f5542a7b",
+    "dod": "54316b56-3481-47f9-8f30-0300f5542a7b",
+}
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 120  # Entra recommends tolerating a few minutes of skew; keep it small
 KEYS_TTL_SECONDS = 6 * 3600  # Entra rolls keys with weeks of overlap; refresh well inside that
@@ -112,7 +124,8 @@ class Unauthorized(AuthError):
 
 
 class Forbidden(AuthError):
-    """403: a valid token for this app whose caller lacks the ``Connector.Sync`` role."""
+    """403: a valid token for this app whose caller lacks the required app role (or, where one
+    application alone may call, was issued to another)."""
 
     status = 403
     code = "Forbidden"
@@ -367,9 +380,12 @@ def authenticate(
     cloud: Cloud,
     keys: SigningKeys | None = None,
     role: str = ROLE,
+    expected_appid: str | None = None,
 ) -> Caller:
     """The caller behind a request's bearer token, or ``Unauthorized`` / ``Forbidden``.
     ``role``: the app role the token must carry (``EVENT_GRID_ROLE`` for Event Grid deliveries).
+    ``expected_appid``: the only client application accepted (its ``appid``/``azp``), for routes
+    that only one service may call (Event Grid: ``event_grid_app_id``).
 
     Raises ``ConfigError`` (500, naming the setting) when auth is not configured: the endpoints
     fail closed instead of running unauthenticated. ``TransientError`` when the keys are out of reach.
@@ -412,11 +428,31 @@ def authenticate(
         name=_name(claims),
         roles=roles,
     )
+    # Entra sets one of appid/azp; should both come, both must be the expected application.
+    presented = {c.lower() for c in (claims.get("appid"), claims.get("azp")) if isinstance(c, str)}
+    if expected_appid is not None and presented != {expected_appid.lower()}:
+        log.warning("caller %s is application %s, not %s", caller.label, appid, expected_appid)
+        raise Forbidden(
+            f"the token's appid/azp is not the application {expected_appid} this route accepts"
+        )
     if role not in roles:
         log.warning("caller %s lacks app role %s", caller.label, role)
         raise Forbidden(f"the caller lacks the app role {role!r}")
     log.info("authenticated caller %s", caller.label)
     return caller
+
+
+def event_grid_app_id(cloud: Cloud) -> str:
+    """Event Grid's application id in ``cloud``; ``ConfigError`` where none is published, so
+    ``SYNC_EVENTGRID_WEBHOOK_AUTH=entra`` fails closed instead of trusting the role alone."""
+    app_id = EVENT_GRID_APP_IDS.get(cloud.name)
+    if app_id is None:
+        raise ConfigError(
+            f"{names.EVENTGRID_WEBHOOK_AUTH}=entra: Event Grid's application id in cloud "
+            f"{cloud.name!r} is not known, so its tokens cannot be told apart; use 'key' or 'off'",
+            path=names.EVENTGRID_WEBHOOK_AUTH,
+        )
+    return app_id
 
 
 def _name(claims: Mapping[str, Any]) -> str | None:

@@ -30,8 +30,9 @@ LEASE_SECONDS = "SYNC_LEASE_SECONDS"
 DRIFT_SCHEDULE = "SYNC_DRIFT_SCHEDULE"  # read by the host as %SYNC_DRIFT_SCHEDULE%
 AUTH_TENANT_ID = "SYNC_AUTH_TENANT_ID"
 AUTH_AUDIENCE = "SYNC_AUTH_AUDIENCE"
-# "key" (default): Event Grid webhook deliveries to POST /api/sync need the function key only;
-# "entra": also an Entra token with the AzureEventGridSecureWebhookSubscriber app role
+# Event Grid webhook deliveries to POST /api/sync. "key" (default): the function key only;
+# "entra": also Event Grid's own Entra token (app role AzureEventGridSecureWebhookSubscriber);
+# "off": refused (deployments that only use the Event Grid trigger)
 EVENTGRID_WEBHOOK_AUTH = "SYNC_EVENTGRID_WEBHOOK_AUTH"
 LOG_LEVEL = "SYNC_LOG_LEVEL"
 
@@ -75,14 +76,19 @@ LOCAL_SETTINGS: tuple[str, ...] = (
 DEFAULT_FETCH_MAX_BYTES = 10 * 1024 * 1024
 
 
-WEBHOOK_AUTH_MODES = ("key", "entra")
+WEBHOOK_AUTH_MODES = ("key", "entra", "off")  # the first is the default; Bicep @allowed mirrors it
 
 
-def _choice(raw: str | None, name: str) -> str:
-    value = (raw or WEBHOOK_AUTH_MODES[0]).lower()
-    if value not in WEBHOOK_AUTH_MODES:
+def _choice(raw: str | None, name: str, allowed: tuple[str, ...]) -> str:
+    """``raw`` stripped, or ``allowed[0]`` when unset. Exact match only: Bicep's ``@allowed`` is
+    case-sensitive, so a value the deployment would refuse is refused here too."""
+    value = (raw or "").strip()
+    if not value:
+        return allowed[0]
+    if value not in allowed:
         raise ConfigError(
-            f"app setting {name}={raw!r} must be one of {', '.join(WEBHOOK_AUTH_MODES)}", path=name
+            f"app setting {name}={value[:64]!r} is not allowed; use one of: {', '.join(allowed)}",
+            path=name,
         )
     return value
 
@@ -121,7 +127,7 @@ class Settings:
     auth_audience: str | None = None
     auth_metadata_url: str | None = None
     auth_disabled: bool = False
-    eventgrid_webhook_auth: str = "key"  # or "entra", see EVENTGRID_WEBHOOK_AUTH
+    eventgrid_webhook_auth: str = "key"  # one of WEBHOOK_AUTH_MODES, see EVENTGRID_WEBHOOK_AUTH
     allow_private_hosts: frozenset[str] = field(default_factory=frozenset)
     secrets_from_env: bool = False
     notify_file: str | None = None
@@ -160,7 +166,9 @@ class Settings:
             auth_audience=text(AUTH_AUDIENCE),
             auth_metadata_url=text(AUTH_METADATA_URL),
             auth_disabled=text(AUTH_DISABLED) == "1",
-            eventgrid_webhook_auth=_choice(text(EVENTGRID_WEBHOOK_AUTH), EVENTGRID_WEBHOOK_AUTH),
+            eventgrid_webhook_auth=_choice(
+                text(EVENTGRID_WEBHOOK_AUTH), EVENTGRID_WEBHOOK_AUTH, WEBHOOK_AUTH_MODES
+            ),
             allow_private_hosts=hosts,
             secrets_from_env=text(SECRETS_FROM_ENV) in {"1", "true", "True", "yes"},
             notify_file=text(NOTIFY_FILE),

@@ -23,10 +23,13 @@ log = logging.getLogger(__name__)
 __all__ = ["ApiRequest", "ApiResponse"]
 
 
-def plan(event: Any, svc: Service, *, traceparent: str | None = None) -> list[str]:
+def plan(
+    event: Any, svc: Service, *, traceparent: str | None = None, caller: str | None = None
+) -> list[str]:
     """Event (dict or parsed) -> runs. Unmatched or malformed events are acknowledged and logged,
     with no side effect. The trace comes from the CloudEvents ``traceparent`` attribute (or the
-    delivering request's header), else a new one starts here."""
+    delivering request's header), else a new one starts here. ``caller``: who delivered the event
+    over HTTP, recorded on the run and its versions like an HTTP caller's label."""
     from dataclasses import replace
 
     from sync import events
@@ -54,7 +57,9 @@ def plan(event: Any, svc: Service, *, traceparent: str | None = None) -> list[st
             log.info("event %s debounced (%s)", event.id, decision.debounce_key)
             return []
         return [
-            submit(replace(request, traceparent=traceparent), svc.map, svc.ports).run_id
+            submit(
+                replace(request, traceparent=traceparent, caller=caller), svc.map, svc.ports
+            ).run_id
             for request in decision.requests
         ]
 
@@ -162,24 +167,8 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
             return error(400, "BadRequest", "OPTIONS is only for the CloudEvents webhook handshake")
         return ApiResponse(200, None, headers)
     kind = req.headers.get("aeg-event-type")
-    if kind:  # Event Grid pointed at this route (custom topics)
-        if kind != "SubscriptionValidation" and svc.settings.eventgrid_webhook_auth == "entra":
-            # Entra-protected delivery: Event Grid's token, with its app role. The handshake
-            # plans nothing (it echoes a code), so it is answered on the function key alone.
-            from sync import auth
-            from sync.clouds import cloud_for
-
-            cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
-            auth.authenticate(req.headers, svc.settings, cloud=cloud, role=auth.EVENT_GRID_ROLE)
-        delivered = events.events_from_body(req.body)
-        if kind == "SubscriptionValidation":
-            answer = events.validation_response(delivered[0]) if delivered else None
-            if answer is None:
-                return error(400, "BadRequest", "no subscription validation event in the body")
-            return ApiResponse(200, answer)
-        trace = req.headers.get("traceparent")
-        runs = [run for ev in delivered for run in plan(ev, svc, traceparent=trace)]
-        return ApiResponse(200, {"runs": runs})
+    if kind is not None:  # Event Grid pointed at this route (custom topics)
+        return _event_grid_delivery(req, svc, kind)
     from sync import auth
     from sync.clouds import cloud_for
 
@@ -188,6 +177,66 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
         cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
         caller = auth.authenticate(req.headers, svc.settings, cloud=cloud).label
     return http_api.post_sync(req, svc, caller=caller)
+
+
+EVENT_GRID_KINDS = ("Notification", "SubscriptionValidation")  # the aeg-event-type values it sends
+
+
+def _event_grid_delivery(req: ApiRequest, svc: Service, kind: str) -> ApiResponse:
+    """An Event Grid webhook delivery, checked per ``SYNC_EVENTGRID_WEBHOOK_AUTH``.
+
+    Only the exact header values Event Grid sends are accepted (400 otherwise), so no value of the
+    caller's choosing reaches a path with weaker checks. The handshake plans nothing (it echoes a
+    code), so outside ``off`` it is answered on the function key alone.
+    """
+    from sync import auth, events
+    from sync.settings import EVENTGRID_WEBHOOK_AUTH
+
+    if kind not in EVENT_GRID_KINDS:
+        return error(
+            400,
+            "BadRequest",
+            f"header aeg-event-type must be exactly one of {', '.join(EVENT_GRID_KINDS)}",
+            field="aeg-event-type",
+        )
+    mode = svc.settings.eventgrid_webhook_auth
+    if mode == "off":
+        return error(
+            403,
+            "Forbidden",
+            f"{EVENTGRID_WEBHOOK_AUTH}=off: this route takes no Event Grid deliveries "
+            "(subscribe the Event Grid trigger instead)",
+        )
+    if kind == "SubscriptionValidation":
+        delivered = events.events_from_body(req.body)
+        answer = events.validation_response(delivered[0]) if delivered else None
+        if answer is None:
+            return error(400, "BadRequest", "no subscription validation event in the body")
+        return ApiResponse(200, answer)
+    if mode == "key":
+        caller = "eventgrid-webhook:key"  # admitted on the function key alone: no identity known
+    elif mode == "entra":  # Event Grid's own token: its app role and its application id
+        from sync.clouds import cloud_for
+
+        cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
+        who = auth.authenticate(
+            req.headers,
+            svc.settings,
+            cloud=cloud,
+            role=auth.EVENT_GRID_ROLE,
+            expected_appid=auth.event_grid_app_id(cloud),
+        )
+        caller = (
+            f"eventgrid-webhook:app:{who.appid}" if who.appid else f"eventgrid-webhook:{who.label}"
+        )
+    else:  # a Settings built in code skips the env check; an unknown mode must not admit anyone
+        raise ConfigError(
+            f"{EVENTGRID_WEBHOOK_AUTH}={mode!r} is not a known mode", path=EVENTGRID_WEBHOOK_AUTH
+        )
+    delivered = events.events_from_body(req.body)
+    trace = req.headers.get("traceparent")
+    runs = [run for ev in delivered for run in plan(ev, svc, traceparent=trace, caller=caller)]
+    return ApiResponse(200, {"runs": runs})
 
 
 def _mutating_caller(req: ApiRequest, svc: Service) -> str:

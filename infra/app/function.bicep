@@ -93,10 +93,11 @@ param authTenantId string = ''
 @description('Optional. Audience (application id URI or client id) the manual HTTP endpoint requires.')
 param authAudience string = ''
 
-@description('Optional. Event Grid webhook deliveries to POST /api/sync: "key" (function key) or "entra" (also an Entra token with the AzureEventGridSecureWebhookSubscriber app role).')
+@description('Optional. Event Grid webhook deliveries to POST /api/sync: "key" (function key), "entra" (also Event Grid\'s own Entra token: app role AzureEventGridSecureWebhookSubscriber, Event Grid\'s application id) or "off" (refused).')
 @allowed([
   'key'
   'entra'
+  'off'
 ])
 param eventGridWebhookAuth string = 'key'
 

@@ -118,6 +118,77 @@ def test_a_valid_token_without_the_role_is_403(authority, settings, roles):
     assert "Connector.Sync" in caught.value.message
 
 
+EVENT_GRID = auth.EVENT_GRID_APP_IDS["public"]
+
+
+def event_grid_check(token: str, settings: Settings) -> auth.Caller:
+    headers = {"Authorization": f"Bearer {token}"}
+    return auth.authenticate(
+        headers,
+        settings,
+        cloud=PUBLIC,
+        keys=auth.SigningKeys(),
+        role=auth.EVENT_GRID_ROLE,
+        expected_appid=auth.event_grid_app_id(PUBLIC),
+    )
+
+
+def test_expected_appid_accepts_event_grids_v2_azp_and_v1_appid(authority, settings):
+    v2 = authority.token(roles=[auth.EVENT_GRID_ROLE], azp=EVENT_GRID)
+    assert event_grid_check(v2, settings).appid == EVENT_GRID
+    v1 = authority.token(
+        roles=[auth.EVENT_GRID_ROLE],
+        iss=f"https://sts.windows.net/{TENANT}/",
+        aud=CLIENT_ID,
+        azp=None,
+        appid=EVENT_GRID.upper(),  # a GUID is the same id in either case
+        ver="1.0",
+    )
+    assert event_grid_check(v1, settings).appid == EVENT_GRID.upper()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"azp": CALLER_APP},  # another app that holds the role (the subscription's creator)
+        {"azp": None, "appid": CALLER_APP, "ver": "1.0", "idtyp": "user"},  # a user, v1
+        {"azp": CALLER_APP, "appid": EVENT_GRID},  # both claims: both must be Event Grid's
+        {"azp": EVENT_GRID, "appid": CALLER_APP},
+    ],
+    ids=["v2 other app", "v1 user via other app", "azp differs", "appid differs"],
+)
+def test_expected_appid_refuses_the_role_from_another_application(authority, settings, overrides):
+    token = authority.token(roles=[auth.EVENT_GRID_ROLE], **overrides)
+    with pytest.raises(auth.Forbidden) as caught:
+        event_grid_check(token, settings)
+    assert caught.value.status == 403
+    assert "appid/azp" in caught.value.message
+    assert EVENT_GRID in caught.value.message
+    assert token not in caught.value.www_authenticate
+    assert CALLER_APP not in caught.value.message  # names what is expected, not what came
+
+
+def test_expected_appid_does_not_replace_the_role(authority, settings):
+    token = authority.token(roles=["Connector.Sync"], azp=EVENT_GRID)
+    with pytest.raises(auth.Forbidden) as caught:
+        event_grid_check(token, settings)
+    assert auth.EVENT_GRID_ROLE in caught.value.message
+
+
+def test_without_expected_appid_any_application_may_call(authority, settings):
+    assert check(authority.token(azp=CALLER_APP), settings).appid == CALLER_APP
+
+
+def test_event_grids_app_id_follows_the_cloud_and_fails_closed_where_unknown():
+    assert auth.event_grid_app_id(PUBLIC) == "4962773b-9cdb-44cf-a8bf-237846a00ab7"
+    for name in ("usgov", "usgovhigh", "dod"):
+        assert auth.event_grid_app_id(CLOUDS[name]) == "54316b56-3481-47f9-8f30-0300f5542a7b"
+    with pytest.raises(ConfigError) as caught:
+        auth.event_grid_app_id(CLOUDS["china"])
+    assert caught.value.path == "SYNC_EVENTGRID_WEBHOOK_AUTH"
+    assert "china" in caught.value.message
+
+
 def test_a_user_token_with_only_a_delegated_scope_is_403(authority, settings):
     token = authority.token(roles=None, scp="user_impersonation", idtyp="user")
     with pytest.raises(auth.Forbidden):

@@ -1,0 +1,62 @@
+"""``_choice``: a setting with a fixed set of values reads exactly what Bicep's ``@allowed`` lets
+through (case-sensitive), so a value is never accepted by one and refused by the other."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sync import settings
+from sync.errors import ConfigError
+from sync.settings import EVENTGRID_WEBHOOK_AUTH, WEBHOOK_AUTH_MODES, Settings, _choice
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("value", WEBHOOK_AUTH_MODES)
+def test_each_allowed_value_is_read_as_is(value: str) -> None:
+    assert _choice(value, EVENTGRID_WEBHOOK_AUTH, WEBHOOK_AUTH_MODES) == value
+    assert _choice(f"  {value}\t", EVENTGRID_WEBHOOK_AUTH, WEBHOOK_AUTH_MODES) == value
+
+
+@pytest.mark.parametrize("raw", [None, "", "   "])
+def test_unset_or_blank_is_the_default(raw: str | None) -> None:
+    assert _choice(raw, EVENTGRID_WEBHOOK_AUTH, WEBHOOK_AUTH_MODES) == "key"
+
+
+@pytest.mark.parametrize("raw", ["Entra", "KEY", "Off", "certificate", "key,entra", "en tra"])
+def test_other_values_name_the_setting_the_value_and_the_choices(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _choice(raw, EVENTGRID_WEBHOOK_AUTH, WEBHOOK_AUTH_MODES)
+    assert caught.value.path == EVENTGRID_WEBHOOK_AUTH
+    message = caught.value.message
+    assert EVENTGRID_WEBHOOK_AUTH in message
+    assert repr(raw) in message
+    assert "key, entra, off" in message
+
+
+def test_a_long_bad_value_is_cut_in_the_message() -> None:
+    with pytest.raises(ConfigError) as caught:
+        _choice("x" * 500, EVENTGRID_WEBHOOK_AUTH, WEBHOOK_AUTH_MODES)
+    assert "x" * 65 not in caught.value.message
+
+
+def test_settings_from_env_reads_the_mode() -> None:
+    assert Settings.from_env({}).eventgrid_webhook_auth == "key"
+    assert Settings.from_env({EVENTGRID_WEBHOOK_AUTH: " off "}).eventgrid_webhook_auth == "off"
+    with pytest.raises(ConfigError):
+        Settings.from_env({EVENTGRID_WEBHOOK_AUTH: "Entra"})
+
+
+@pytest.mark.parametrize("bicep", ["infra/main.bicep", "infra/app/function.bicep"])
+def test_bicep_allows_exactly_the_modes_the_code_reads(bicep: str) -> None:
+    text = (ROOT / bicep).read_text(encoding="utf-8")
+    match = re.search(
+        r"@allowed\(\[(?P<values>[^\]]*)\]\)\s*param eventGridWebhookAuth string = '(?P<default>\w+)'",
+        text,
+    )
+    assert match, f"{bicep}: no @allowed list on eventGridWebhookAuth"
+    assert tuple(re.findall(r"'([^']*)'", match["values"])) == settings.WEBHOOK_AUTH_MODES
+    assert match["default"] == settings.WEBHOOK_AUTH_MODES[0]
