@@ -226,17 +226,6 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
     return _VALIDATING.cached(_REPORTS, (sha, limit_bytes, strict), validate)
 
 
-def validate_early(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> None:
-    """Start ``validate_cached`` in the background: the pipeline calls it when new content arrives
-    and then waits on the network (lease, state, connector read), where the validator's CPU time
-    costs nothing; the stage itself then finds the report (or waits for it)."""
-
-    in_background(  # a failure stays in the future: the stage validates again and raises it
-        lambda: validate_cached(doc, sha, limit_bytes=limit_bytes, strict=strict),
-        name="validate-early",
-    )
-
-
 def diff_cached(ours: dict[str, Any] | None, new: dict[str, Any]):
     """The targets of a fan-out usually move from the same definition to the same one: the
     first computes the diff, the others (four run at once) wait for it (single flight).
@@ -396,12 +385,10 @@ class Pipeline:
         try:
             if early.prepared is not None:  # new content: the checks overlap the lease, as the read
                 upstream = early.prepared
-                validate_early(
-                    upstream.upstream,
-                    upstream.upstream_sha,
-                    limit_bytes=target.limit_bytes,
-                    strict=api.strict,
-                )
+                # Only the platform's validation starts here: a round trip that uploads the whole
+                # definition, the longest wait before the write. The local validation runs in
+                # the stages, on this thread: started here in the background too, its CPU
+                # competed with this thread's own requests (A/B on 2 cores: ~1.5 ms more wall).
                 if hook := getattr(target, "prevalidate", None):
                     hook(upstream.upstream)
             # One owner per attempt, not per process: the host runs queue invocations in threads
@@ -741,15 +728,18 @@ class Pipeline:
         if request.dry_run:
             return TargetOutcome(**common, result="dry-run", message="dry run: nothing written")
         ledger = self.ports.ledger
-        in_background(  # the version row's compressed definitions, while the connector is written
-            lambda: ledger.prepare_definitions(
-                prepared.upstream, merged, (upstream_sha, merged_sha)
-            ),
-            name="pack-early",
-        )
+
+        def pack_early() -> None:  # the version row's compressed definitions, during the write
+            in_background(
+                lambda: ledger.prepare_definitions(
+                    prepared.upstream, merged, (upstream_sha, merged_sha)
+                ),
+                name="pack-early",
+            )
+
         set_stage("apply")
         connector_id, latest = self._apply(
-            item, target, current, merged, merged_sha, ours_sha, state
+            item, target, current, merged, merged_sha, ours_sha, state, pack_early
         )
         set_stage("record")
         record = VersionRecord(
@@ -892,15 +882,20 @@ class Pipeline:
         merged_sha: str,
         ours_sha: str | None,
         state: TargetState,
+        while_writing: Callable[[], None],
     ) -> tuple[str | None, TargetState]:
         """Pending marker, write, verify; returns the connector id and the state row to record
         on. A connector that already holds ``merged`` (a crash after a previous write) is not
-        written again: only the missing ledger version is recorded."""
+        written again: only the missing ledger version is recorded. ``while_writing`` starts
+        background work after the marker, so it overlaps the write's wait for the platform
+        instead of competing with the marker's request (A/B on 2 cores: ~1.5-3.5 ms less wall
+        per 512 KB update than starting it before the marker)."""
         if ours_sha == merged_sha:
             log.info("connector already holds the definition; reconciling the ledger")
             return current.connector_id, state
         pending = json.dumps({"run": item.run_id, "sha256": merged_sha, "at": iso(utcnow())})
         marked = self.ports.ledger.save_state(item.api, item.target, state.evolve(pending=pending))
+        while_writing()
         connector_id = target.write(merged, current)
         set_stage("verify")
         self._verify(target, merged, merged_sha, item)

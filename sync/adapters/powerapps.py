@@ -260,6 +260,8 @@ class PowerAppsTarget(MarkedConnectorTarget):
             self._connector_id, self._id_source = cid, "created"
             log.info("created connector %s for %s", cid, self._where)
         else:
+            if url:  # the read-back will compare with ``definition``: prepare while waiting
+                in_background(lambda: stored_definitions.expect_soon(definition), name="pp-expect")
             self._send("PATCH", self._url(f"apis/{cid}"), content=body)
             self._written_at = (cid, url) if url else None
             log.info("updated connector %s for %s", cid, self._where)

@@ -72,18 +72,6 @@ def test_a_failure_reaches_every_asker_and_is_not_kept(slow_validate) -> None:
     assert calls == ["bomb", "bomb"]  # the failed run was not cached: asked again
 
 
-def test_an_early_start_is_joined_by_the_stage(slow_validate) -> None:
-    calls, gate = slow_validate
-    sha = uuid.uuid4().hex
-    pipeline.validate_early(doc("early"), sha, limit_bytes=None, strict=False)
-    results: list = []
-    stage = ask(results, doc("early"), sha)
-    gate.set()
-    stage.join(5)
-    assert calls == ["early"]
-    assert results[0].ok
-
-
 def test_the_size_check_encodes_the_bytes_the_target_then_sends(monkeypatch):
     from sync.spec import canonical
 

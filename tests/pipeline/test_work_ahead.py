@@ -67,3 +67,30 @@ def test_the_version_rows_definitions_are_packed_once_while_the_connector_is_wri
     assert record.upstream is not None
     assert record.upstream_sha256 == sha256_hex(record.upstream)
     assert record.applied_sha256 == sha256_hex(record.applied)
+
+
+def test_the_packing_starts_after_the_pending_marker(
+    stack: Stack, first_sync: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started before the marker, the packing competed with the marker's request for the CPU;
+    started after it, it overlaps the write's wait for the platform."""
+    order: list[str] = []
+    from sync.adapters.ledger_tables import TableLedger as ledger
+
+    real_save, real_prepare = ledger.save_state, ledger.prepare_definitions
+
+    def save_state(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real_save(self, *args, **kwargs)
+        order.append("pending marked" if args[2].pending else "state saved")
+        return result
+
+    def prepare_definitions(self: Any, *args: Any, **kwargs: Any) -> Any:
+        order.append("packing")
+        return real_prepare(self, *args, **kwargs)
+
+    monkeypatch.setattr(ledger, "save_state", save_state)
+    monkeypatch.setattr(ledger, "prepare_definitions", prepare_definitions)
+    stack.serve("openapi-v2.yaml")
+    second = execute(item_for(first_sync, "dev", "evt-v2"), first_sync.pipeline, first_sync.ports)
+    assert second.result == "updated", second.message
+    assert order.index("pending marked") < order.index("packing")

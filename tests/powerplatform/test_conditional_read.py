@@ -7,6 +7,7 @@ headers) and against Azurite's, a real Blob Storage implementation no one here w
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from sync.adapters import stored_definitions
+from sync.spec.canonical import sha256_hex
 from tests.powerplatform.conftest import ENV
 from tests.powerplatform.samples import APIKEY_PROPERTIES, DEFINITION, changed
 from tests.simulators.powerplatform import Simulator
@@ -134,3 +136,26 @@ def test_against_azurites_blob_service_a_304_stands_for_the_bytes_read_before(
     assert statuses == [200, 304, 200]
     assert first is not None and again == first and first[0] == DEFINITION
     assert third is not None and third[0] == changed(DEFINITION)
+
+
+def test_an_update_prepares_the_read_backs_comparison_while_the_write_is_in_flight(
+    sim: Simulator, make_powerapps: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PATCH's wait is idle time: the written definition's marshal form is made then, so the
+    read-back marshals only what it downloads (and still accepts it)."""
+    sim.seed_powerapps(ENV, CID, DEFINITION, APIKEY_PROPERTIES)
+    target = make_powerapps({"connector": CID})
+    current = target.read()
+    edited = changed(DEFINITION)
+    prepared: list[object] = []
+    real = stored_definitions.expect_soon
+    monkeypatch.setattr(
+        stored_definitions, "expect_soon", lambda doc: prepared.append(doc) or real(doc)
+    )
+    target.write(edited, current)
+    deadline = time.monotonic() + 5
+    while not prepared and time.monotonic() < deadline:  # a background task
+        time.sleep(0.01)
+    assert len(prepared) == 1 and prepared[0] is edited
+    target.verify(edited, sha256_hex(edited))  # the quick read-back accepts it
+    assert sim.powerapps_connector(ENV, CID)["definition"] == edited

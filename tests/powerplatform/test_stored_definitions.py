@@ -154,3 +154,41 @@ def test_what_was_written_is_known_by_its_values_not_by_how_python_holds_them(mo
         raw, counting_parse([]), expect=(with_tuple, "t", compact)
     )
     assert (doc, sha) == (with_tuple, "t") and len(encoded) == 1
+
+
+def test_a_form_prepared_during_the_write_is_used_by_the_read_back(monkeypatch) -> None:
+    """``expect_soon`` (called while the PATCH is in flight) leaves one marshal for after it; a
+    form made for another object, or for a changed copy, is never taken for the written one."""
+    import marshal
+
+    import sync.adapters.stored_definitions as module
+
+    written = json.loads(json.dumps(DEFINITION))
+    module.expect_soon(written)
+    marshaled: list[object] = []
+    real = marshal.dumps
+    monkeypatch.setattr(
+        module,
+        "marshal",
+        type("M", (), {"dumps": staticmethod(lambda d, v: marshaled.append(d) or real(d, v))}),
+    )
+    compact = json.dumps(written, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = json.dumps(written).encode()
+    doc, sha = StoredDefinitions().parsed(raw, counting_parse([]), expect=(written, "w", compact))
+    assert (doc, sha) == (written, "w")
+    assert len(marshaled) == 1 and marshaled[0] is not written  # only the downloaded copy
+
+    other = changed(written)  # same shape, never prepared: marshaled on the spot, and it differs
+    marshaled.clear()
+    doc, sha = StoredDefinitions().parsed(
+        raw, counting_parse([]), expect=(other, sha256_hex(other), json.dumps(other).encode())
+    )
+    assert sha != sha256_hex(other) and len(marshaled) == 2
+
+
+def test_a_definition_marshal_cannot_write_is_not_prepared() -> None:
+    import sync.adapters.stored_definitions as module
+
+    weird = {"swagger": "2.0", "x-obj": object()}  # marshal refuses it (ValueError): no raise
+    module.expect_soon(weird)
+    assert module._MARSHALED.get(id(weird)) is None
