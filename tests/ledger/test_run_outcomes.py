@@ -175,3 +175,26 @@ def test_a_damaged_outcomes_document_is_reported_as_corrupt(document: object) ->
 def test_outcomes_that_are_not_json_are_reported_as_corrupt() -> None:
     with pytest.raises(LedgerCorruptError, match="not JSON"):
         run_outcomes.decode(codec.zlib_compress(b"{not json"), where="ledger.run(test)")
+
+
+def test_a_plain_row_is_the_json_of_the_list_and_each_outcome_is_encoded_once(monkeypatch):
+    """The plain form stays byte for byte what releases before wrote (``json.dumps`` of the
+    list), while a fan-out's rewrites encode each outcome object once, not once per rewrite."""
+    diff = large_diff(7, operations=3)
+    outcomes = [outcome(f"env{i}", diff) for i in range(5)]
+    expected = json.dumps([o.to_dict() for o in outcomes], separators=(",", ":")).encode()
+    encoded = run_outcomes.encode(outcomes, limit=codec.INLINE_LIMIT, where="test")
+    assert codec.zlib_decompress(encoded, where="test") == expected
+
+    calls: list[str] = []
+    real = TargetOutcome.to_dict
+    monkeypatch.setattr(
+        TargetOutcome, "to_dict", lambda self: calls.append(self.target) or real(self)
+    )
+    grown = [*outcomes, outcome("env5", diff)]
+    for count in range(1, len(grown) + 1):  # the rewrites of a run, one more outcome each
+        run_outcomes.encode(grown[:count], limit=codec.INLINE_LIMIT, where="test")
+    assert calls == ["env5"]  # the five encoded above are reused
+    copy = TargetOutcome(**{**grown[0].__dict__})  # an equal but new object is encoded anew
+    run_outcomes.encode([copy], limit=codec.INLINE_LIMIT, where="test")
+    assert calls == ["env5", "env0"]
