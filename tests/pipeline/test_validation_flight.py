@@ -1,5 +1,5 @@
 """Local validation runs once per definition: a finished report is reused, a running one is
-waited for, a failure reaches every asker and is not remembered, and an early start is joined."""
+waited for, and a failure reaches every asker and is not remembered."""
 
 from __future__ import annotations
 
