@@ -94,6 +94,7 @@ _PREPARED = Lru(8)  # (api, overlay, overrides, sha of raw spec) -> upstream, lo
 _BASES = Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
 _REPORTS = Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
 FETCH_SHARE_SECONDS = 600.0  # a run's download is shared this long; a later retry downloads again
+_MERGES = Lru(8)  # ids of (base, ours, theirs) -> them, the merge, its conflicts and sha256
 _DIFFS = Lru(16)  # (key of the connector's definition, key of the new one) -> Diff, see diff_cached
 
 
@@ -214,6 +215,7 @@ class SingleFlight:
 _VALIDATING = SingleFlight()  # validations running now, so a second asker waits
 _DIFFING = SingleFlight()  # diffs running now (the same for diff_cached)
 _PREPARING = SingleFlight()  # specs being prepared now (the same for prepare_upstream)
+_MERGING = SingleFlight()  # merges running now (the same for merge_cached)
 
 
 def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, strict: bool) -> Any:
@@ -228,6 +230,26 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
         return spec.validate(doc, limit_bytes=limit_bytes, strict=strict, encoded=encoded)
 
     return _VALIDATING.cached(_REPORTS, (sha, limit_bytes, strict), validate)
+
+
+def merge_cached(
+    base: dict[str, Any] | None, ours: dict[str, Any] | None, theirs: dict[str, Any]
+) -> tuple[dict[str, Any], list[str], str]:
+    """``merge3`` and the merged document's sha256, once for the targets of a fan-out: they
+    usually merge the very same three objects (the shared download's document, the shared read
+    of one definition, the shared merge base), and each used to make its own merged copy, then
+    hash and encode it again (~8 ms per target at 512 KB). Keyed by the objects' identities; the
+    cached entry holds them, so their ids cannot be reused while it is kept."""
+    key = (id(base), id(ours), id(theirs))
+
+    def merge() -> tuple[Any, ...]:
+        merged, conflicts = spec.merge3(base, ours, theirs, share=True)
+        return base, ours, theirs, merged, tuple(conflicts), sha256_hex_kept(merged)
+
+    entry = _MERGING.cached(_MERGES, key, merge)
+    if entry[0] is not base or entry[1] is not ours or entry[2] is not theirs:
+        entry = merge()  # not the same objects after all: never another target's merge
+    return entry[3], list(entry[4]), entry[5]
 
 
 def diff_cached(ours: dict[str, Any] | None, new: dict[str, Any]):
@@ -677,18 +699,18 @@ class Pipeline:
         set_stage("merge")
         if prepared.desired is not None:  # rollback: the recorded definition, not a merge
             merged, conflicts = prepared.desired, []
+            merged_sha = upstream_sha if merged is prepared.upstream else sha256_hex(merged)
         elif mode == "overwrite" or (
             state.version > 0 and ours_sha is not None and ours_sha == state.upstream_sha256
         ):
             # Upstream wins (overwrite), or the connector holds exactly the last upstream (the
             # merge base): no connector-side edit to keep, so the merge is upstream itself and
             # neither the base nor a merge is needed (spec/test_properties proves the equality).
-            merged, conflicts = prepared.upstream, []
+            merged, conflicts, merged_sha = prepared.upstream, [], upstream_sha
         else:
             merge_base = self._merge_base(item, state)
-            merged, conflicts = spec.merge3(merge_base, ours, prepared.upstream, share=True)
+            merged, conflicts, merged_sha = merge_cached(merge_base, ours, prepared.upstream)
         set_stage("validate")
-        merged_sha = upstream_sha if merged is prepared.upstream else sha256_hex(merged)
         report = validate_cached(
             merged, merged_sha, limit_bytes=target.limit_bytes, strict=api.strict
         )

@@ -1,6 +1,7 @@
 """A fan-out's workers get the shared download at the same moment: the bytes are prepared (parse,
-``$ref`` guard, normalize, hash) once, and every target gets the very same document, so the
-caches keyed by it (compact bytes, diff keys, read-back expectations) hit for all of them."""
+``$ref`` guard, normalize, hash) once, every target gets the very same document, and targets that
+merge the same documents share one merge, so the caches keyed by them (compact bytes, diff keys,
+read-back expectations) hit for all of them."""
 
 from __future__ import annotations
 
@@ -88,3 +89,45 @@ def test_a_broken_spec_reaches_every_target_and_is_not_kept(gated_parse) -> None
     with pytest.raises(SpecError):
         pipeline.prepare_upstream(config, TARGET, b'{"swagger": "2.0", "info": {', source="spec")
     assert len(calls) == 2  # asked again, not remembered
+
+
+def swagger(title: str, **extra) -> dict:
+    return {"swagger": "2.0", "info": {"title": title, "version": "1"}, "paths": {}, **extra}
+
+
+def test_targets_merging_the_same_documents_share_one_merge(monkeypatch) -> None:
+    """The targets of a fan-out merge the same three objects: one merge, one merged document and
+    one hash for all of them; the same content in other objects is merged on its own."""
+    calls: list[tuple] = []
+    gate = threading.Event()
+    real = pipeline.spec.merge3
+
+    def merge3(base, ours, theirs, **kwargs):
+        calls.append((base, ours, theirs))
+        assert gate.wait(5)
+        return real(base, ours, theirs, **kwargs)
+
+    monkeypatch.setattr(pipeline.spec, "merge3", merge3)
+    base = swagger("v1")
+    ours = swagger("v1", **{"x-ms-connector-metadata": [{"propertyName": "Website"}]})
+    theirs = swagger("v2")
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda: results.append(pipeline.merge_cached(base, ours, theirs)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(calls) == 1 and len(results) == 4
+    merged, conflicts, sha = results[0]
+    assert all(r[0] is merged and r[2] == sha for r in results)
+    assert merged["info"]["title"] == "v2" and "x-ms-connector-metadata" in merged
+    assert sha == pipeline.sha256_hex(merged)
+    conflicts.append("a caller's own list")
+    assert results[1][1] == []
+
+    again = pipeline.merge_cached(json.loads(json.dumps(base)), ours, theirs)  # an equal copy
+    assert len(calls) == 2 and again[0] == merged and again[0] is not merged

@@ -192,3 +192,22 @@ def test_a_definition_marshal_cannot_write_is_not_prepared() -> None:
     weird = {"swagger": "2.0", "x-obj": object()}  # marshal refuses it (ValueError): no raise
     module.expect_soon(weird)
     assert module._MARSHALED.get(id(weird)) is None
+
+
+def test_a_fan_outs_shared_definition_is_marshaled_once(monkeypatch) -> None:
+    import marshal
+
+    import sync.adapters.stored_definitions as module
+
+    written = json.loads(json.dumps(DEFINITION))
+    marshaled: list[object] = []
+    real = marshal.dumps
+    monkeypatch.setattr(
+        module,
+        "marshal",
+        type("M", (), {"dumps": staticmethod(lambda d, v: marshaled.append(d) or real(d, v))}),
+    )
+    for _ in range(20):  # every target of the fan-out writes this very object
+        module.expect_soon(written)
+    module.expect_soon(json.loads(json.dumps(DEFINITION)))  # an equal copy is another object
+    assert len(marshaled) == 2
