@@ -94,7 +94,7 @@ _PREPARED = Lru(8)  # (api, overlay, overrides, sha of raw spec) -> upstream, lo
 _BASES = Lru(32)  # (api, target, version) -> recorded upstream (the merge base)
 _REPORTS = Lru(64)  # (sha of the definition, limit, strict) -> ValidationReport
 FETCH_SHARE_SECONDS = 600.0  # a run's download is shared this long; a later retry downloads again
-_MERGES = Lru(8)  # ids of (base, ours, theirs) -> them, the merge, its conflicts and sha256
+_MERGES = Lru(4)  # ids of (base, ours, theirs) -> them, the merge, its conflicts and sha256
 _DIFFS = Lru(16)  # (key of the connector's definition, key of the new one) -> Diff, see diff_cached
 
 
@@ -203,6 +203,10 @@ class SingleFlight:
         running, leader = self.join(key)
         if not leader:
             return running.result()
+        done = cache.get(key)  # a leader that finished between the first look and the join
+        if done is not None:
+            self.lead(key, running, lambda: done)
+            return done
 
         def compute_and_keep() -> T:
             value = compute()

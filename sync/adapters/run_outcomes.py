@@ -58,7 +58,7 @@ def encode(outcomes: Sequence[TargetOutcome], *, limit: int, where: str) -> byte
     )
 
 
-_ENCODED = Lru(256)  # id(outcome) -> (outcome, its compact JSON), see _encoded
+_ENCODED = Lru(64)  # id(outcome) -> (outcome, its compact JSON), see _encoded
 
 
 def _encoded(outcome: TargetOutcome) -> bytes:

@@ -73,24 +73,27 @@ def test_the_packing_starts_after_the_pending_marker(
     stack: Stack, first_sync: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Started before the marker, the packing competed with the marker's request for the CPU;
-    started after it, it overlaps the write's wait for the platform."""
-    order: list[str] = []
-    from sync.adapters.ledger_tables import TableLedger as ledger
+    started after it, it overlaps the write's wait for the platform. The hand-off is recorded on
+    the item's own thread, so the order does not depend on when the worker runs it."""
+    import sync.pipeline as pipeline
+    from sync.adapters.ledger_tables import TableLedger
 
-    real_save, real_prepare = ledger.save_state, ledger.prepare_definitions
+    order: list[str] = []
+    real_save, real_background = TableLedger.save_state, pipeline.in_background
 
     def save_state(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = real_save(self, *args, **kwargs)
         order.append("pending marked" if args[2].pending else "state saved")
         return result
 
-    def prepare_definitions(self: Any, *args: Any, **kwargs: Any) -> Any:
-        order.append("packing")
-        return real_prepare(self, *args, **kwargs)
+    def in_background(fn: Any, *, name: str) -> Any:
+        order.append(f"handed off {name}")
+        return real_background(fn, name=name)
 
-    monkeypatch.setattr(ledger, "save_state", save_state)
-    monkeypatch.setattr(ledger, "prepare_definitions", prepare_definitions)
+    monkeypatch.setattr(TableLedger, "save_state", save_state)
+    monkeypatch.setattr(pipeline, "in_background", in_background)
     stack.serve("openapi-v2.yaml")
     second = execute(item_for(first_sync, "dev", "evt-v2"), first_sync.pipeline, first_sync.ports)
     assert second.result == "updated", second.message
-    assert order.index("pending marked") < order.index("packing")
+    assert order.count("handed off pack-early") == 1
+    assert order.index("pending marked") < order.index("handed off pack-early")
