@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 
@@ -29,6 +30,18 @@ class Lru:
             self._data.move_to_end(key)
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
+
+    def for_object(self, obj: Any, make: Callable[[Any], Any]) -> Any:
+        """``make(obj)``, made once per object while it is kept: keyed by ``id(obj)``, the entry
+        holds ``obj`` itself, so no other object can take that id meanwhile. For objects never
+        changed once made (the pipeline's documents, frozen outcomes); what ``make`` raises is
+        not kept."""
+        known = self.get(id(obj))
+        if known is not None and known[0] is obj:
+            return known[1]
+        value = make(obj)
+        self.put(id(obj), (obj, value))
+        return value
 
     def pop(self, key: Any) -> Any:
         """Remove ``key``; its value, or None if it was not there."""

@@ -243,16 +243,14 @@ def merge_cached(
     usually merge the very same three objects (the shared download's document, the shared read
     of one definition, the shared merge base), and each used to make its own merged copy, then
     hash and encode it again (~8 ms per target at 512 KB). Keyed by the objects' identities; the
-    cached entry holds them, so their ids cannot be reused while it is kept."""
-    key = (id(base), id(ours), id(theirs))
+    entry holds the three objects, so while it is kept (or handed to a waiter) no other object
+    can take their ids: an entry found for these ids is a merge of these very objects."""
 
     def merge() -> tuple[Any, ...]:
         merged, conflicts = spec.merge3(base, ours, theirs, share=True)
         return base, ours, theirs, merged, tuple(conflicts), sha256_hex_kept(merged)
 
-    entry = _MERGING.cached(_MERGES, key, merge)
-    if entry[0] is not base or entry[1] is not ours or entry[2] is not theirs:
-        entry = merge()  # not the same objects after all: never another target's merge
+    entry = _MERGING.cached(_MERGES, (id(base), id(ours), id(theirs)), merge)
     return entry[3], list(entry[4]), entry[5]
 
 

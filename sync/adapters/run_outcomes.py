@@ -58,7 +58,7 @@ def encode(outcomes: Sequence[TargetOutcome], *, limit: int, where: str) -> byte
     )
 
 
-_ENCODED = Lru(64)  # id(outcome) -> (outcome, its compact JSON), see _encoded
+_ENCODED = Lru(64)  # outcome -> its compact JSON (Lru.for_object), see _encoded
 
 
 def _encoded(outcome: TargetOutcome) -> bytes:
@@ -67,12 +67,9 @@ def _encoded(outcome: TargetOutcome) -> bytes:
     run-row rewrites holds every earlier outcome again (~8 KB of JSON each with its diff), and
     encoding them all each time cost ~1 ms per rewrite. Outcomes are frozen and their diffs
     never changed, so the JSON of an object stays right; a new object is encoded anew."""
-    known = _ENCODED.get(id(outcome))
-    if known is not None and known[0] is outcome:  # the very object, not a reused id
-        return known[1]
-    data = json.dumps(outcome.to_dict(), separators=(",", ":")).encode()
-    _ENCODED.put(id(outcome), (outcome, data))
-    return data
+    return _ENCODED.for_object(
+        outcome, lambda o: json.dumps(o.to_dict(), separators=(",", ":")).encode()
+    )
 
 
 def decode(data: bytes, *, where: str) -> list[dict[str, Any]]:

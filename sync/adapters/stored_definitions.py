@@ -14,6 +14,7 @@ whose connector nobody touched since our read-back downloads nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 from collections.abc import Callable
@@ -78,7 +79,7 @@ class StoredDefinitions:
 
 SHARED = StoredDefinitions()
 
-_MARSHALED = Lru(MAX_ENTRIES)  # id(document) -> (document, its marshal form), see expect_soon
+_MARSHALED = Lru(MAX_ENTRIES)  # document -> its marshal form (Lru.for_object), see expect_soon
 
 
 def expect_soon(document: dict[str, Any]) -> None:
@@ -86,21 +87,12 @@ def expect_soon(document: dict[str, Any]) -> None:
     read-back that follows (``expect``) then marshals only what it downloaded. The write's wait
     for the platform is idle time for this process; after it, ~0.9 ms per 512 KB is not. The
     targets of a fan-out write one document object: it is marshaled once."""
-    known = _MARSHALED.get(id(document))
-    if known is not None and known[0] is document:
-        return
-    try:
-        form = marshal.dumps(document, 2)
-    except ValueError:  # a value marshal cannot write: _same_json falls back to the JSON
-        return
-    _MARSHALED.put(id(document), (document, form))
+    with contextlib.suppress(ValueError):  # marshal refuses it: _same_json uses the JSON then
+        _marshaled(document)
 
 
 def _marshaled(document: dict[str, Any]) -> bytes:
-    known = _MARSHALED.get(id(document))
-    if known is not None and known[0] is document:  # the very object, not a reused id
-        return known[1]
-    return marshal.dumps(document, 2)
+    return _MARSHALED.for_object(document, lambda doc: marshal.dumps(doc, 2))
 
 
 def _same_json(document: dict[str, Any], expect: tuple[dict[str, Any], str, bytes]) -> bool:

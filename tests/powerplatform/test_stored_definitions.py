@@ -156,15 +156,12 @@ def test_what_was_written_is_known_by_its_values_not_by_how_python_holds_them(mo
     assert (doc, sha) == (with_tuple, "t") and len(encoded) == 1
 
 
-def test_a_form_prepared_during_the_write_is_used_by_the_read_back(monkeypatch) -> None:
-    """``expect_soon`` (called while the PATCH is in flight) leaves one marshal for after it; a
-    form made for another object, or for a changed copy, is never taken for the written one."""
+def counting_marshal(monkeypatch) -> list[object]:
+    """The documents ``stored_definitions`` marshals from now on (its ``marshal`` module wrapped)."""
     import marshal
 
     import sync.adapters.stored_definitions as module
 
-    written = json.loads(json.dumps(DEFINITION))
-    module.expect_soon(written)
     marshaled: list[object] = []
     real = marshal.dumps
     monkeypatch.setattr(
@@ -172,6 +169,17 @@ def test_a_form_prepared_during_the_write_is_used_by_the_read_back(monkeypatch) 
         "marshal",
         type("M", (), {"dumps": staticmethod(lambda d, v: marshaled.append(d) or real(d, v))}),
     )
+    return marshaled
+
+
+def test_a_form_prepared_during_the_write_is_used_by_the_read_back(monkeypatch) -> None:
+    """``expect_soon`` (called while the PATCH is in flight) leaves one marshal for after it; a
+    form made for another object, or for a changed copy, is never taken for the written one."""
+    import sync.adapters.stored_definitions as module
+
+    written = json.loads(json.dumps(DEFINITION))
+    module.expect_soon(written)
+    marshaled = counting_marshal(monkeypatch)
     compact = json.dumps(written, separators=(",", ":"), ensure_ascii=False).encode()
     raw = json.dumps(written).encode()
     doc, sha = StoredDefinitions().parsed(raw, counting_parse([]), expect=(written, "w", compact))
@@ -195,18 +203,10 @@ def test_a_definition_marshal_cannot_write_is_not_prepared() -> None:
 
 
 def test_a_fan_outs_shared_definition_is_marshaled_once(monkeypatch) -> None:
-    import marshal
-
     import sync.adapters.stored_definitions as module
 
     written = json.loads(json.dumps(DEFINITION))
-    marshaled: list[object] = []
-    real = marshal.dumps
-    monkeypatch.setattr(
-        module,
-        "marshal",
-        type("M", (), {"dumps": staticmethod(lambda d, v: marshaled.append(d) or real(d, v))}),
-    )
+    marshaled = counting_marshal(monkeypatch)
     for _ in range(20):  # every target of the fan-out writes this very object
         module.expect_soon(written)
     module.expect_soon(json.loads(json.dumps(DEFINITION)))  # an equal copy is another object
