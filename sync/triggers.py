@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sync import collector, http_api
 from sync.bootstrap import Service, service
@@ -17,6 +17,9 @@ from sync.errors import ConfigError, SyncError
 from sync.http_api import ApiRequest, ApiResponse, error
 from sync.models import SyncRequest, WorkItem
 from sync.runs import execute, give_up, submit
+
+if TYPE_CHECKING:  # the routes import sync.auth where they authenticate
+    from sync.auth import Caller
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +173,10 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
     if kind is not None:  # Event Grid pointed at this route (custom topics)
         return _event_grid_delivery(req, svc, kind)
     from sync import auth
-    from sync.clouds import cloud_for
 
     caller = None
     if not auth.is_dry_run_body(req.body):  # dry runs write nothing: the function key suffices
-        cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
-        caller = auth.authenticate(req.headers, svc.settings, cloud=cloud).label
+        caller = _mutating_caller(req, svc)
     return http_api.post_sync(req, svc, caller=caller)
 
 
@@ -189,7 +190,7 @@ def _event_grid_delivery(req: ApiRequest, svc: Service, kind: str) -> ApiRespons
     caller's choosing reaches a path with weaker checks. The handshake plans nothing (it echoes a
     code), so outside ``off`` it is answered on the function key alone.
     """
-    from sync import auth, events
+    from sync import events
     from sync.settings import EVENTGRID_WEBHOOK_AUTH
 
     if kind not in EVENT_GRID_KINDS:
@@ -216,16 +217,7 @@ def _event_grid_delivery(req: ApiRequest, svc: Service, kind: str) -> ApiRespons
     if mode == "key":
         caller = "eventgrid-webhook:key"  # admitted on the function key alone: no identity known
     elif mode == "entra":  # Event Grid's own token: its app role and its application id
-        from sync.clouds import cloud_for
-
-        cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
-        who = auth.authenticate(
-            req.headers,
-            svc.settings,
-            cloud=cloud,
-            role=auth.EVENT_GRID_ROLE,
-            expected_appid=auth.event_grid_app_id(cloud),
-        )
+        who = _authenticated(req, svc, event_grid=True)
         caller = (
             f"eventgrid-webhook:app:{who.appid}" if who.appid else f"eventgrid-webhook:{who.label}"
         )
@@ -240,13 +232,27 @@ def _event_grid_delivery(req: ApiRequest, svc: Service, kind: str) -> ApiRespons
 
 
 def _mutating_caller(req: ApiRequest, svc: Service) -> str:
-    """The authenticated caller of a mutating route (rollback, release): the same check as a real
-    POST /api/sync; its label goes on the hold and the version record."""
+    """The authenticated caller of a mutating route (a real POST /api/sync, rollback, release);
+    its label goes on the run, the hold and the version record."""
+    return _authenticated(req, svc).label
+
+
+def _authenticated(req: ApiRequest, svc: Service, *, event_grid: bool = False) -> Caller:
+    """``auth.authenticate`` against the map's cloud. ``event_grid``: an Event Grid delivery,
+    which needs Event Grid's app role and its own application id instead of ``Connector.Sync``."""
     from sync import auth
     from sync.clouds import cloud_for
 
     cloud = cloud_for(svc.map.cloud, svc.map.endpoints)
-    return auth.authenticate(req.headers, svc.settings, cloud=cloud).label
+    if not event_grid:
+        return auth.authenticate(req.headers, svc.settings, cloud=cloud)
+    return auth.authenticate(
+        req.headers,
+        svc.settings,
+        cloud=cloud,
+        role=auth.EVENT_GRID_ROLE,
+        expected_appid=auth.event_grid_app_id(cloud),
+    )
 
 
 def rollback_route(req: ApiRequest, svc: Service) -> ApiResponse:
