@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class _Workers:
@@ -75,6 +77,21 @@ def in_background(fn: Callable[[], T], *, name: str) -> Future[T]:
             thread.name = "background"
 
     return _WORKERS.submit(run)
+
+
+def settle(future: Future[Any]) -> None:
+    """Return once a background head start no longer does the caller's next work twice. A task
+    no worker has started is cancelled: the caller does that work itself, as it would have
+    without the head start (on two busy cores a queued task can wait longer than the work
+    takes). A running one is waited for: what is left of it is less than doing it again, and
+    a second copy would compete with it for the GIL. Its failure is not raised here: the
+    caller's own attempt meets the same cause where it is handled."""
+    if future.cancel():
+        return
+    try:
+        future.result()
+    except Exception:  # the caller's own attempt meets and reports it
+        log.debug("background head start failed; the caller does the work itself", exc_info=True)
 
 
 def unfinished() -> int:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from sync import drift, spec
 from sync.adapters.urlguard import redact_url
-from sync.background import in_background
+from sync.background import in_background, settle
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import (
     BlockedError,
@@ -757,12 +757,16 @@ class Pipeline:
             return TargetOutcome(**common, result="dry-run", message="dry run: nothing written")
         ledger = self.ports.ledger
 
+        packing: list[Future[None]] = []
+
         def pack_early() -> None:  # the version row's compressed definitions, during the write
-            in_background(
-                lambda: ledger.prepare_definitions(
-                    prepared.upstream, merged, (upstream_sha, merged_sha)
-                ),
-                name="pack-early",
+            packing.append(
+                in_background(
+                    lambda: ledger.prepare_definitions(
+                        prepared.upstream, merged, (upstream_sha, merged_sha)
+                    ),
+                    name="pack-early",
+                )
             )
 
         set_stage("apply")
@@ -808,6 +812,8 @@ class Pipeline:
             hold=_hold_after(request, latest, record.version),
             drift_sha256=None,
         )
+        for started in packing:  # packed once: record_version finds it, or packs it itself
+            settle(started)
         self.ports.ledger.record_version(record, new_state, request.event_id, lease)
         _BASES.put((item.api, item.target, record.version), prepared.upstream)
         message = f"v{record.version} applied"

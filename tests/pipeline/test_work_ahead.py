@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -56,10 +57,27 @@ def threads_calling(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> l
 def test_the_version_rows_definitions_are_packed_once_while_the_connector_is_written(
     stack: Stack, first_sync: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The write is held until the head start has packed (or 10 s have passed): on a loaded
+    machine the worker may otherwise start only after the write, which is allowed (the item
+    then packs it itself) but proves nothing about the overlap."""
+    from sync.adapters.folder_target import FolderTarget
+
     packed = threads_calling(monkeypatch, codec, "PackedPair")
+    real_write = FolderTarget.write
+    packed_during_write: list[bool] = []
+
+    def write_once_packed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + 10
+        while not packed and time.monotonic() < deadline:
+            time.sleep(0.002)
+        packed_during_write.append(bool(packed))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(FolderTarget, "write", write_once_packed)
     stack.serve("openapi-v2.yaml")
     second = execute(item_for(first_sync, "dev", "evt-v2"), first_sync.pipeline, first_sync.ports)
     assert second.result == "updated", second.message
+    assert packed_during_write == [True]
     assert packed == ["pack-early"]
     monkeypatch.undo()
     record = first_sync.ports.ledger.version(API, "dev", 2, include_definitions=True)
@@ -97,3 +115,61 @@ def test_the_packing_starts_after_the_pending_marker(
     assert second.result == "updated", second.message
     assert order.count("handed off pack-early") == 1
     assert order.index("pending marked") < order.index("handed off pack-early")
+
+
+def test_a_head_start_still_queued_is_cancelled_and_the_caller_packs_itself(
+    stack: Stack, first_sync: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head start no worker has begun by the time the version is recorded (a busy pool) is
+    not waited for: the item packs on its own thread, once, and records the same row."""
+    from concurrent.futures import Future
+
+    import sync.pipeline as pipeline
+
+    queued: list[Future[Any]] = []
+    real_background = pipeline.in_background
+
+    def never_started(fn: Any, *, name: str) -> Future[Any]:
+        if name != "pack-early":
+            return real_background(fn, name=name)
+        queued.append(Future())  # a task no worker has picked up
+        return queued[-1]
+
+    packed = threads_calling(monkeypatch, codec, "PackedPair")
+    monkeypatch.setattr(pipeline, "in_background", never_started)
+    stack.serve("openapi-v2.yaml")
+    second = execute(item_for(first_sync, "dev", "evt-v2"), first_sync.pipeline, first_sync.ports)
+    assert second.result == "updated", second.message
+    assert [future.cancelled() for future in queued] == [True]
+    assert packed == [threading.current_thread().name]
+    monkeypatch.undo()
+    record = first_sync.ports.ledger.version(API, "dev", 2, include_definitions=True)
+    assert record.applied == json.loads(stack.folder("dev").read_text())
+
+
+def test_settle_waits_for_a_running_head_start_and_cancels_a_queued_one() -> None:
+    from concurrent.futures import Future
+
+    from sync.background import in_background, settle
+
+    started, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+        done.append("packed")
+
+    running = in_background(slow, name="probe")
+    assert started.wait(5)
+    threading.Timer(0.05, release.set).start()
+    settle(running)
+    assert done == ["packed"]  # returned only after the running task finished
+
+    queued: Future[None] = Future()
+    settle(queued)
+    assert queued.cancelled()
+
+    failing = in_background(lambda: 1 / 0, name="probe")
+    failing.exception(timeout=5)
+    settle(failing)  # a failed head start is the caller's to redo, not an error here
