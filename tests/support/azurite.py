@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,29 @@ def _wait(port: int, deadline: float) -> None:
     raise RuntimeError(f"Azurite did not open port {port} in time")
 
 
+def _hold(port: int) -> socket.socket:
+    """A socket bound to ``port`` and not listening. Without SO_REUSEADDR no other socket can bind
+    the port, listening or not; where a connection the emulator closed lingers in TIME_WAIT on
+    it, that bind is refused and the port is bound with SO_REUSEADDR instead (still refused to
+    any listener, though a server that also sets it could bind beside it)."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+        return sock
+    except OSError:
+        sock.close()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(
+            f"port {port} of the stopped Azurite was taken by another server: {exc}"
+        ) from None
+    return sock
+
+
 @dataclass
 class Azurite:
     process: subprocess.Popen[bytes]
@@ -47,6 +73,46 @@ class Azurite:
             f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/{ACCOUNT};"
             f"TableEndpoint=http://127.0.0.1:{self.table_port}/{ACCOUNT};"
         )
+
+    @property
+    def ports(self) -> tuple[int, int, int]:
+        return (self.blob_port, self.queue_port, self.table_port)
+
+    def until_answering(self, timeout: float = 60.0) -> None:
+        """Until every service answers an HTTP request (any status). A port opens before node has
+        finished starting the service behind it, and on a loaded 2-core machine the first answer
+        can take seconds: longer than a health probe's 5 s read timeout."""
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            while True:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+                try:
+                    connection.request("GET", f"/{ACCOUNT}?comp=properties")
+                    connection.getresponse().read()
+                    break
+                except OSError as exc:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"Azurite did not answer on port {port} in time"
+                        ) from exc
+                    time.sleep(0.1)
+                finally:
+                    connection.close()
+
+    @contextlib.contextmanager
+    def stopped_and_held(self) -> Iterator[None]:
+        """Stop the emulator and keep its ports bound (never listening) meanwhile, so a request
+        to them is refused and no server another test starts can take a freed port and answer
+        in its place."""
+        self.stop()
+        held: list[socket.socket] = []
+        try:
+            for port in self.ports:
+                held.append(_hold(port))
+            yield
+        finally:
+            for sock in held:
+                sock.close()
 
     def stop(self) -> None:
         if self.process.poll() is None:
