@@ -26,12 +26,22 @@ def free_port() -> int:
 
 
 def _wait(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"Azurite did not open port {port} in time")
+    """Until the service on ``port`` answers an HTTP request (any status). Its port opens before
+    node has finished starting the service behind it, and on a loaded 2-core machine the first
+    answer can take seconds: longer than a health probe's 5 s read timeout."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeError(f"Azurite did not answer on port {port} in time")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=remaining)
+        try:
+            connection.request("GET", f"/{ACCOUNT}?comp=properties")
+            connection.getresponse().read()
+            return
+        except (OSError, http.client.HTTPException):  # not up yet, or still starting
+            time.sleep(0.05)
+        finally:
+            connection.close()
 
 
 def _hold(port: int) -> socket.socket:
@@ -77,27 +87,6 @@ class Azurite:
     @property
     def ports(self) -> tuple[int, int, int]:
         return (self.blob_port, self.queue_port, self.table_port)
-
-    def until_answering(self, timeout: float = 60.0) -> None:
-        """Until every service answers an HTTP request (any status). A port opens before node has
-        finished starting the service behind it, and on a loaded 2-core machine the first answer
-        can take seconds: longer than a health probe's 5 s read timeout."""
-        deadline = time.monotonic() + timeout
-        for port in self.ports:
-            while True:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-                try:
-                    connection.request("GET", f"/{ACCOUNT}?comp=properties")
-                    connection.getresponse().read()
-                    break
-                except OSError as exc:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"Azurite did not answer on port {port} in time"
-                        ) from exc
-                    time.sleep(0.1)
-                finally:
-                    connection.close()
 
     @contextlib.contextmanager
     def stopped_and_held(self) -> Iterator[None]:
