@@ -12,6 +12,7 @@ holds that definition and records the missing version instead of writing again.
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -49,7 +50,7 @@ from sync.models import (
     iso,
     utcnow,
 )
-from sync.ports import Ports, Target
+from sync.ports import Ledger, Ports, Target
 from sync.spec.canonical import compact_bytes_kept, sha256_hex, sha256_hex_kept
 from sync.spec.parse import load_object
 
@@ -290,6 +291,12 @@ class Pipeline:
         # per module: a spec is only shared between items of the same service.
         self._fetched = Lru(4)  # (run, api, source, url, version) -> (when, 200, UTC start)
         self._fetching = SingleFlight()
+
+    def with_ledger(self, ledger: Ledger) -> Pipeline:
+        """This pipeline on another ledger (one run's ``RunRowFirst``), sharing its caches."""
+        other = copy.copy(self)
+        other.ports = replace(self.ports, ledger=ledger)
+        return other
 
     # -- entry point ---------------------------------------------------------------------------
     def run(self, item: WorkItem) -> TargetOutcome:

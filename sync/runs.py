@@ -8,12 +8,14 @@ dry runs execute the same items inline.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from sync import drift
+from sync.background import in_background
 from sync.config import SyncMap
 from sync.errors import PermanentError, SyncError
 from sync.logs import log_context, set_stage, trace_id_of, traced, work_context
@@ -28,6 +30,7 @@ from sync.models import (
 )
 from sync.pipeline import Pipeline
 from sync.ports import Ports
+from sync.run_row_first import RunRowFirst
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +214,27 @@ def run_inline(
     targets run at once (each is its own connector; the lease still guards each one).
     """
     request, run = new_run(request, sync_map)
-    targets = run.targets
+    run_row: Future[None] | None = None
     if not request.dry_run:
-        ports.ledger.start_run(run)
+        # The run row's round trip overlaps the items' first reads; no write goes ahead of it.
+        ledger = ports.ledger
+        run_row = in_background(lambda: ledger.start_run(run), name="run-row")
+        ports = replace(ports, ledger=RunRowFirst(ledger, run_row))
+        pipeline = pipeline.with_ledger(ports.ledger)
+    try:
+        result = _run_items(request, run, ports, pipeline, concurrency)
+    finally:
+        if run_row is not None:  # no write outlives the call, whatever happened to the items
+            concurrent.futures.wait([run_row])
+    if run_row is not None:
+        run_row.result()  # items that wrote nothing did not meet its failure: raise it here
+    return result
+
+
+def _run_items(
+    request: SyncRequest, run: RunSummary, ports: Ports, pipeline: Pipeline, concurrency: int
+) -> InlineResult:
+    targets = run.targets
     result = InlineResult(run=run)
 
     def one(target: str) -> tuple[TargetOutcome, RunSummary | None]:
