@@ -371,12 +371,23 @@ class Pipeline:
     ) -> TargetOutcome:
         request = item.request
         ledger = self.ports.ledger
-        if (
-            request.event_id
-            and not request.dry_run
-            and ledger.seen_event(item.api, item.target, request.event_id)
-        ):
+        if request.event_id and not request.dry_run:
+            # A new event (the usual case) needs both rows: the state row's round trip overlaps
+            # the event marker's. A state read before the marker's is checked under the lease
+            # like any other (its ETag), and a redelivery reads the state again below.
+            reading = in_background(
+                lambda: ledger.state(item.api, item.target), name=f"state {item.target}"
+            )
+            try:
+                seen = ledger.seen_event(item.api, item.target, request.event_id)
+            finally:
+                concurrent.futures.wait([reading])  # no read outlives its item
+            state = reading.result()
+        else:
+            seen = False
             state = ledger.state(item.api, item.target)
+        if seen:
+            state = ledger.state(item.api, item.target)  # read after the marker, as recorded
             if (
                 state.last_run_id == item.run_id
                 and state.last_outcome == "updated"
@@ -392,7 +403,6 @@ class Pipeline:
                     message=f"v{state.version} applied (recorded by an earlier attempt)",
                 )
             return TargetOutcome(**base, result="unchanged", message="event already processed")
-        state = ledger.state(item.api, item.target)
         if (
             state.hold
             and state.hold.active()
