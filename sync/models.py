@@ -27,6 +27,9 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
+MAX_LEASE_REQUEUES = 3  # a work item waits out a held lease at most this often
+
+
 @dataclass(frozen=True)
 class SyncRequest:
     """Why a sync runs, whatever asked for it (event, HTTP, timer, CLI, rollback)."""
@@ -71,24 +74,32 @@ class WorkItem:
     target: str
     request: SyncRequest
     enqueued_at: str = field(default_factory=lambda: iso(utcnow()) or "")
+    lease_requeues: int = 0  # times sent again to wait out a lease (``runs.wait_out_lease``)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "runId": self.run_id,
             "api": self.api,
             "target": self.target,
             "request": self.request.to_dict(),
             "enqueuedAt": self.enqueued_at,
         }
+        if self.lease_requeues:  # only then: a first message reads as it always did
+            data["leaseRequeues"] = self.lease_requeues
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkItem:
+        requeues = data.get("leaseRequeues", 0)
+        if type(requeues) is not int or not 0 <= requeues <= MAX_LEASE_REQUEUES:
+            raise ValueError(f"leaseRequeues must be an integer 0..{MAX_LEASE_REQUEUES}")
         return cls(
             run_id=str(data["runId"]),
             api=str(data["api"]),
             target=str(data["target"]),
             request=SyncRequest.from_dict(dict(data["request"])),
             enqueued_at=str(data.get("enqueuedAt") or ""),
+            lease_requeues=requeues,
         )
 
 

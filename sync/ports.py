@@ -154,7 +154,9 @@ class Ledger(Protocol):
 
 
 class WorkQueue(Protocol):
-    def send(self, item: WorkItem) -> None: ...
+    def send(self, item: WorkItem, *, visibility_timeout: int | None = None) -> None:
+        """Enqueue ``item``; ``visibility_timeout`` (seconds) keeps it hidden that long first."""
+        ...
 
 
 class Notifier(Protocol):

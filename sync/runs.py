@@ -11,15 +11,17 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import logging
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from sync import drift
 from sync.background import in_background
 from sync.config import SyncMap
-from sync.errors import PermanentError, SyncError
+from sync.errors import LeaseTakenError, PermanentError, SyncError
 from sync.logs import log_context, set_stage, trace_id_of, traced, work_context
 from sync.models import (
+    MAX_LEASE_REQUEUES,
     RunSummary,
     SyncRequest,
     TargetOutcome,
@@ -146,6 +148,42 @@ def execute(item: WorkItem, pipeline: Pipeline, ports: Ports) -> TargetOutcome:
         set_stage("complete")
         complete(item, outcome, ports)
     return outcome
+
+
+def wait_out_lease(
+    item: WorkItem, exc: LeaseTakenError, ports: Ports, *, dequeue_count: int
+) -> bool:
+    """On the delivery the host would poison, a lease that is still held (by a worker that
+    crashed or timed out, most likely: a live one holds it for seconds, and the retries so far
+    spanned minutes) sends the item again, hidden until the lease expires; True when sent, and
+    the caller then acknowledges this delivery. Before, the item was recorded as failed ("gave
+    up") and a card sent, although the pending write would have been reconciled once the lease
+    ran out (``SYNC_LEASE_SECONDS``, 600 s by default, against the host's 5 deliveries 30 s
+    apart). A lease of unknown length, or an item already sent again ``MAX_LEASE_REQUEUES``
+    times, is left to the host's poison handling as before."""
+    from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT, MAX_VISIBILITY_SECONDS
+
+    if (
+        dequeue_count < HOST_MAX_DEQUEUE_COUNT
+        or exc.retry_after is None
+        or item.lease_requeues >= MAX_LEASE_REQUEUES
+    ):
+        return False
+    delay = min(math.ceil(exc.retry_after) + 1, MAX_VISIBILITY_SECONDS)
+    again = replace(item, lease_requeues=item.lease_requeues + 1)
+    try:
+        ports.queue.send(again, visibility_timeout=delay)
+    except SyncError as send_error:  # this delivery then fails as it would have
+        log.warning("could not send the item again to wait out the lease: %s", send_error)
+        return False
+    log.warning(
+        "lease still held on the last delivery; item sent again, visible in %d s (%d of %d)",
+        delay,
+        again.lease_requeues,
+        MAX_LEASE_REQUEUES,
+        extra={"run_id": item.run_id, "api": item.api, "target": item.target, "stage": "lease"},
+    )
+    return True
 
 
 def give_up(

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sync import collector, http_api
 from sync.bootstrap import Service, service
-from sync.errors import ConfigError, SyncError
+from sync.errors import ConfigError, LeaseTakenError, SyncError
 from sync.http_api import ApiRequest, ApiResponse, error
 from sync.models import SyncRequest, WorkItem
-from sync.runs import execute, give_up, submit
+from sync.runs import execute, give_up, submit, wait_out_lease
 
 if TYPE_CHECKING:  # the routes import sync.auth where they authenticate
     from sync.auth import Caller
@@ -108,6 +108,9 @@ def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
     )
     try:
         execute(item, svc.pipeline, svc.ports)
+    except LeaseTakenError as exc:
+        if not wait_out_lease(item, exc, svc.ports, dequeue_count=dequeue_count):
+            raise  # the host retries (or, on the last delivery, poisons)
     finally:
         collector.after_item()  # the first item loaded what the process keeps (no-op after)
 

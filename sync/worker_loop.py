@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
-from sync.errors import SyncError
+from sync.errors import LeaseTakenError, SyncError
 from sync.models import TargetOutcome
-from sync.runs import execute, give_up
+from sync.runs import execute, give_up, wait_out_lease
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,11 @@ def _one(svc: Any, item: Any, handle: Any) -> TargetOutcome | None:
             dequeues,
             exc,
         )
+        if isinstance(exc, LeaseTakenError) and wait_out_lease(
+            item, exc, svc.ports, dequeue_count=dequeues
+        ):
+            queue.delete(handle)  # sent again, hidden until the lease expires
+            return None
         if dequeues >= HOST_MAX_DEQUEUE_COUNT:  # the host would poison it now
             outcome = give_up(item, svc.ports, attempts=dequeues, reason=str(exc))
             queue.delete(handle)

@@ -81,6 +81,22 @@ def stack(azurite: Any, tmp_path: Path) -> Iterator[Stack]:
         server.stop()
 
 
+@pytest.fixture
+def env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """The stack as the Function App sees it: its settings in the environment."""
+    from sync import settings as names
+
+    monkeypatch.setenv(names.SYNC_CONFIG, stack.settings.config_path)
+    monkeypatch.setenv(names.STORAGE_CONNECTION_STRING, stack.settings.storage_connection_string)
+    monkeypatch.setenv(names.LEDGER_TABLE, stack.settings.ledger_table)
+    monkeypatch.setenv(names.LEDGER_CONTAINER, stack.settings.ledger_container)
+    monkeypatch.setenv(names.WORK_QUEUE, stack.settings.work_queue)
+    monkeypatch.setenv(names.ALLOW_PRIVATE_HOSTS, "127.0.0.1")
+    monkeypatch.setenv(names.FETCH_BUDGET_SECONDS, "3")
+    monkeypatch.setenv(names.AUTH_DISABLED, "1")  # tokens: tests/auth
+    return stack
+
+
 def ci_event(event_id: str | None = None, **data: Any) -> dict[str, Any]:
     """The documented CI event (CloudEvents 1.0)."""
     return {

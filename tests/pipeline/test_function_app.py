@@ -92,19 +92,6 @@ def test_function_app_imports_no_azure_sdk_and_reads_no_setting(monkeypatch):
     assert out.stdout.strip() == "[]"
 
 
-@pytest.fixture
-def env(stack, monkeypatch):
-    monkeypatch.setenv(names.SYNC_CONFIG, stack.settings.config_path)
-    monkeypatch.setenv(names.STORAGE_CONNECTION_STRING, stack.settings.storage_connection_string)
-    monkeypatch.setenv(names.LEDGER_TABLE, stack.settings.ledger_table)
-    monkeypatch.setenv(names.LEDGER_CONTAINER, stack.settings.ledger_container)
-    monkeypatch.setenv(names.WORK_QUEUE, stack.settings.work_queue)
-    monkeypatch.setenv(names.ALLOW_PRIVATE_HOSTS, "127.0.0.1")
-    monkeypatch.setenv(names.FETCH_BUDGET_SECONDS, "3")
-    monkeypatch.setenv(names.AUTH_DISABLED, "1")  # tokens: tests/auth
-    return stack
-
-
 def http(name, method, url, body=b"", route=None, params=None, headers=None):
     req = func.HttpRequest(
         method=method,

@@ -1,0 +1,123 @@
+"""A lease left by a crashed worker outlasts the host's five deliveries (30 s apart; the lease runs
+600 s): on the delivery that would poison, the item is sent again, hidden until the lease
+expires, instead of being recorded as failed with a card. Earlier deliveries, leases of unknown
+length and items already sent again too often keep the host's retry and poison handling."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from azure.functions.queue import QueueMessage  # the type the worker hands the trigger
+
+from sync.errors import LeaseTakenError
+from sync.models import MAX_LEASE_REQUEUES, RunSummary, SyncRequest, WorkItem
+from sync.triggers import parse_work_item
+from sync.worker_loop import drain
+from tests.pipeline.test_function_app import call, received
+
+pytestmark = pytest.mark.azurite
+
+API = "contoso-invoicing"
+
+
+def started_item(svc, **changes) -> WorkItem:
+    request = SyncRequest(api=API, reason="manual", targets=("dev",))
+    item = WorkItem(run_id=uuid.uuid4().hex, api=API, target="dev", request=request, **changes)
+    svc.ports.ledger.start_run(
+        RunSummary(run_id=item.run_id, api=API, request=request, targets=("dev",))
+    )
+    return item
+
+
+def delivery(item: WorkItem, dequeue_count: int) -> QueueMessage:
+    body = json.dumps(item.to_dict()).encode()
+    return QueueMessage(id="m", body=body, dequeue_count=dequeue_count)
+
+
+def wait_for_message(svc, seconds: float) -> list:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        messages = received(svc)
+        if messages:
+            return messages
+        time.sleep(0.2)
+    return []
+
+
+def test_the_last_delivery_waits_out_a_lease_a_crashed_worker_left(env):
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc)
+    svc.ports.ledger.acquire_lease(API, "dev", "crashed-worker", 3)
+
+    assert call("work_item", delivery(item, dequeue_count=5)) is None  # acknowledged
+
+    assert received(svc) == []  # hidden until the lease has run out
+    assert svc.ports.ledger.state(API, "dev").last_outcome != "failed"
+    assert not svc.ports.ledger.get_run(item.run_id).complete
+    assert env.cards() == []
+    [(again, handle)] = wait_for_message(svc, 8)
+    assert (again.run_id, again.target, again.lease_requeues) == (item.run_id, "dev", 1)
+
+    call("work_item", delivery(again, dequeue_count=1))
+    svc.ports.queue.delete(handle)
+    assert env.folder("dev").exists()
+    run = svc.ports.ledger.get_run(item.run_id)
+    assert run.complete and [o.result for o in run.outcomes] == ["updated"]
+    assert len(env.cards()) == 1
+
+
+def test_earlier_deliveries_leave_a_held_lease_to_the_host_retry(env):
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc)
+    svc.ports.ledger.acquire_lease(API, "dev", "live-worker", 60)
+    with pytest.raises(LeaseTakenError, match="live-worker"):
+        call("work_item", delivery(item, dequeue_count=4))
+    time.sleep(0.2)
+    assert received(svc) == []  # nothing sent: the host shows this message again in 30 s
+
+
+def test_an_item_sent_again_too_often_is_left_to_the_poison_queue(env):
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc, lease_requeues=MAX_LEASE_REQUEUES)
+    svc.ports.ledger.acquire_lease(API, "dev", "stuck-worker", 60)
+    with pytest.raises(LeaseTakenError):
+        call("work_item", delivery(item, dequeue_count=5))
+    assert wait_for_message(svc, 1) == []
+
+
+def test_the_local_worker_loop_waits_out_the_lease_too(env):
+    """The CLI's worker: five deliveries 1 s apart meet the lease; the fifth sends the item again
+    hidden until the lease expires, and the loop then runs it."""
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc)
+    svc.ports.queue.send(item)
+    svc.ports.ledger.acquire_lease(API, "dev", "crashed-worker", 6)
+
+    outcomes = drain(svc, wait_seconds=5, visibility_timeout=1)
+
+    assert [o.result for o in outcomes] == ["updated"], outcomes
+    assert svc.ports.ledger.get_run(item.run_id).complete
+    assert len(env.cards()) == 1
+
+
+def test_a_first_message_carries_no_requeue_count_and_a_requeued_one_round_trips():
+    request = SyncRequest(api=API, reason="manual")
+    first = WorkItem(run_id="r" * 32, api=API, target="dev", request=request)
+    assert "leaseRequeues" not in first.to_dict()
+    again = WorkItem(run_id="r" * 32, api=API, target="dev", request=request, lease_requeues=2)
+    assert WorkItem.from_dict(json.loads(json.dumps(again.to_dict()))) == again
+
+
+@pytest.mark.parametrize("value", [-1, MAX_LEASE_REQUEUES + 1, "1", True, 1.0, None, 10**9])
+def test_a_bad_requeue_count_makes_the_message_malformed(value):
+    request = SyncRequest(api=API, reason="manual")
+    data = WorkItem(run_id="r" * 32, api=API, target="dev", request=request).to_dict()
+    data["leaseRequeues"] = value
+    assert parse_work_item(json.dumps(data)) is None  # acknowledged and dropped, logged
