@@ -189,9 +189,10 @@ def wait_out_lease(
 def give_up(
     item: WorkItem, ports: Ports, *, attempts: int | None = None, reason: str | None = None
 ) -> TargetOutcome:
-    """Poison-queue body: the item failed every retry; record that and tell the humans.
-    ``reason`` is the last error when the caller knows it (the local loop does; the host's poison
-    trigger does not), so the card says why instead of "see logs"."""
+    """The item failed every retry; record that and tell the humans.
+    ``reason`` is the last error when the caller knows it (the last delivery of the queue trigger
+    and the local loop do; the host's poison trigger does not), so the card says why instead of
+    "see logs"."""
     with log_context(**work_context(item), stage="poison"):
         log.error("work item poisoned", extra={"outcome": "failed"})
         return _give_up(item, ports, attempts=attempts, reason=reason)

@@ -108,11 +108,28 @@ def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
     )
     try:
         execute(item, svc.pipeline, svc.ports)
-    except LeaseTakenError as exc:
-        if not wait_out_lease(item, exc, svc.ports, dequeue_count=dequeue_count):
-            raise  # the host retries (or, on the last delivery, poisons)
+    except SyncError as exc:
+        if isinstance(exc, LeaseTakenError) and wait_out_lease(
+            item, exc, svc.ports, dequeue_count=dequeue_count
+        ):
+            return  # sent again, hidden until the lease expires: this delivery is done
+        from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
+
+        if dequeue_count >= HOST_MAX_DEQUEUE_COUNT:
+            _give_up_with_reason(item, exc, svc, dequeue_count)
+        raise  # the host retries, or after the last delivery moves it to the poison queue
     finally:
         collector.after_item()  # the first item loaded what the process keeps (no-op after)
+
+
+def _give_up_with_reason(item: WorkItem, exc: SyncError, svc: Service, attempts: int) -> None:
+    """The last delivery failed: record it and send the card now, while the error is known. The
+    host then moves the message to the poison queue (kept there for a re-drive), whose trigger
+    finds the outcome recorded and adds nothing; before, its card could only say "see logs"."""
+    try:
+        give_up(item, svc.ports, attempts=attempts, reason=str(exc))
+    except SyncError as failed:  # the poison trigger records it instead, without the reason
+        log.warning("could not record the last delivery's failure: %s", failed)
 
 
 def on_poison_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
@@ -123,6 +140,18 @@ def on_poison_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
     if item is None:
         return
     svc = service()
+    run = svc.ports.ledger.get_run(item.run_id)
+    if run is not None and any(o.target == item.target for o in run.outcomes):
+        # recorded already: by the last delivery (with its error), or by an attempt that
+        # finished before the host gave up on the message. Recording "failed" over it would be
+        # wrong; the message stays in the poison queue for whoever wants to re-drive it.
+        log.info(
+            "poisoned item %s/%s already has its outcome in run %s; nothing to add",
+            item.api,
+            item.target,
+            item.run_id,
+        )
+        return
     give_up(item, svc.ports, attempts=None)
 
 

@@ -79,16 +79,62 @@ def test_earlier_deliveries_leave_a_held_lease_to_the_host_retry(env):
         call("work_item", delivery(item, dequeue_count=4))
     time.sleep(0.2)
     assert received(svc) == []  # nothing sent: the host shows this message again in 30 s
+    assert svc.ports.ledger.state(API, "dev").last_outcome is None  # nothing recorded yet
+    assert env.cards() == []
 
 
-def test_an_item_sent_again_too_often_is_left_to_the_poison_queue(env):
+def test_the_last_delivery_records_its_error_and_the_poison_trigger_adds_nothing(env):
+    """An item sent again too often meets the lease once more on its last delivery: that delivery
+    records the failure with the error it met (the host's poison trigger cannot know it), and
+    the poison trigger that runs next finds the outcome and leaves it."""
     env.serve("openapi-v1.yaml")
     svc = env.service()
     item = started_item(svc, lease_requeues=MAX_LEASE_REQUEUES)
     svc.ports.ledger.acquire_lease(API, "dev", "stuck-worker", 60)
-    with pytest.raises(LeaseTakenError):
+
+    with pytest.raises(LeaseTakenError):  # so the host moves the message to the poison queue
         call("work_item", delivery(item, dequeue_count=5))
-    assert wait_for_message(svc, 1) == []
+
+    assert wait_for_message(svc, 1) == []  # not sent again
+    state = svc.ports.ledger.state(API, "dev")
+    assert state.last_outcome == "failed"
+    assert "gave up after 5 attempts" in state.last_message
+    assert "held by stuck-worker" in state.last_message, state.last_message
+    run = svc.ports.ledger.get_run(item.run_id)
+    assert run.complete and [o.result for o in run.outcomes] == ["failed"]
+    [card] = env.cards()
+    assert "stuck-worker" in json.dumps(card)
+    assert "see logs" not in json.dumps(card)
+
+    call("poison_item", QueueMessage(id="p", body=json.dumps(item.to_dict()).encode()))
+
+    assert len(env.cards()) == 1
+    assert svc.ports.ledger.state(API, "dev").last_message == state.last_message
+
+
+def test_the_poison_trigger_leaves_an_item_whose_attempt_finished(env):
+    """A message the host gave up on after an attempt that did finish (the host lost the answer)
+    is not recorded as failed over the update."""
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc)
+    call("work_item", delivery(item, dequeue_count=1))
+    assert svc.ports.ledger.state(API, "dev").last_outcome == "updated"
+
+    call("poison_item", QueueMessage(id="p", body=json.dumps(item.to_dict()).encode()))
+
+    assert svc.ports.ledger.state(API, "dev").last_outcome == "updated"
+    assert len(env.cards()) == 1
+
+
+def test_the_host_retries_as_often_as_the_code_expects():
+    """``wait_out_lease`` and the last delivery's own record take delivery 5 as the last."""
+    from pathlib import Path
+
+    from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
+
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    assert host["extensions"]["queues"]["maxDequeueCount"] == HOST_MAX_DEQUEUE_COUNT
 
 
 def test_the_local_worker_loop_waits_out_the_lease_too(env):
