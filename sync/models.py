@@ -91,8 +91,11 @@ class WorkItem:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkItem:
         requeues = data.get("leaseRequeues", 0)
-        if type(requeues) is not int or not 0 <= requeues <= MAX_LEASE_REQUEUES:
-            raise ValueError(f"leaseRequeues must be an integer 0..{MAX_LEASE_REQUEUES}")
+        if type(requeues) is not int or requeues < 0:
+            raise ValueError("leaseRequeues must be an integer >= 0")
+        # a higher count (a release that allows more) reads as the most this one allows, so
+        # an item is never dropped for it
+        requeues = min(requeues, MAX_LEASE_REQUEUES)
         return cls(
             run_id=str(data["runId"]),
             api=str(data["api"]),

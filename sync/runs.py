@@ -151,7 +151,7 @@ def execute(item: WorkItem, pipeline: Pipeline, ports: Ports) -> TargetOutcome:
 
 
 def wait_out_lease(
-    item: WorkItem, exc: LeaseTakenError, ports: Ports, *, dequeue_count: int
+    item: WorkItem, exc: LeaseTakenError, ports: Ports, *, last_delivery: bool
 ) -> bool:
     """On the delivery the host would poison, a lease that is still held (by a worker that
     crashed or timed out, most likely: a live one holds it for seconds, and the retries so far
@@ -161,13 +161,9 @@ def wait_out_lease(
     ran out (``SYNC_LEASE_SECONDS``, 600 s by default, against the host's 5 deliveries 30 s
     apart). A lease of unknown length, or an item already sent again ``MAX_LEASE_REQUEUES``
     times, is left to the host's poison handling as before."""
-    from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT, MAX_VISIBILITY_SECONDS
+    from sync.adapters.queue_storage import MAX_VISIBILITY_SECONDS
 
-    if (
-        dequeue_count < HOST_MAX_DEQUEUE_COUNT
-        or exc.retry_after is None
-        or item.lease_requeues >= MAX_LEASE_REQUEUES
-    ):
+    if not last_delivery or exc.retry_after is None or item.lease_requeues >= MAX_LEASE_REQUEUES:
         return False
     delay = min(math.ceil(exc.retry_after) + 1, MAX_VISIBILITY_SECONDS)
     again = replace(item, lease_requeues=item.lease_requeues + 1)
@@ -201,6 +197,12 @@ def give_up(
 def _give_up(
     item: WorkItem, ports: Ports, *, attempts: int | None, reason: str | None = None
 ) -> TargetOutcome:
+    recorded = _recorded_outcome(item, ports)
+    if recorded is not None:
+        # An attempt finished (its answer lost, or the host gave up on it late), or the last
+        # delivery recorded its failure already: "failed" over it would be wrong.
+        log.info("%s/%s already has its outcome in run %s", item.api, item.target, item.run_id)
+        return recorded
     suffix = f" after {attempts} attempts" if attempts else ""
     outcome = TargetOutcome(
         api=item.api,
@@ -226,6 +228,25 @@ def _give_up(
         log.warning("could not record poison outcome on the state row: %s", exc)
     complete(item, outcome, ports)
     return outcome
+
+
+def _recorded_outcome(item: WorkItem, ports: Ports) -> TargetOutcome | None:
+    """The target's outcome if the run row holds one (None also when the row cannot be read:
+    giving up then records as before, and ``finish_item`` still keeps the first outcome)."""
+    try:
+        run = ports.ledger.get_run(item.run_id)
+    except SyncError as exc:
+        log.warning("could not read run %s before giving up: %s", item.run_id, exc)
+        return None
+    if run is None:
+        return None
+    return next((o for o in run.outcomes if o.target == item.target), None)
+
+
+def attempts_of(item: WorkItem, dequeue_count: int, deliveries_per_message: int) -> int:
+    """Deliveries of this item in all: each copy sent again to wait out a lease was delivered
+    ``deliveries_per_message`` times before it was."""
+    return item.lease_requeues * deliveries_per_message + dequeue_count
 
 
 @dataclass
@@ -266,7 +287,7 @@ def run_inline(
         if run_row is not None:  # no write outlives the call, whatever happened to the items
             concurrent.futures.wait([run_row])
     if run_row is not None:
-        run_row.result()  # items that wrote nothing did not meet its failure: raise it here
+        run_row.result()  # every item met it in finish_item; a guard, should one ever not
     return result
 
 

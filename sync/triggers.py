@@ -16,7 +16,7 @@ from sync.bootstrap import Service, service
 from sync.errors import ConfigError, LeaseTakenError, SyncError
 from sync.http_api import ApiRequest, ApiResponse, error
 from sync.models import SyncRequest, WorkItem
-from sync.runs import execute, give_up, submit, wait_out_lease
+from sync.runs import attempts_of, execute, give_up, submit, wait_out_lease
 
 if TYPE_CHECKING:  # the routes import sync.auth where they authenticate
     from sync.auth import Caller
@@ -109,14 +109,16 @@ def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
     try:
         execute(item, svc.pipeline, svc.ports)
     except SyncError as exc:
-        if isinstance(exc, LeaseTakenError) and wait_out_lease(
-            item, exc, svc.ports, dequeue_count=dequeue_count
-        ):
-            return  # sent again, hidden until the lease expires: this delivery is done
         from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
 
-        if dequeue_count >= HOST_MAX_DEQUEUE_COUNT:
-            _give_up_with_reason(item, exc, svc, dequeue_count)
+        last = dequeue_count >= HOST_MAX_DEQUEUE_COUNT  # host.json maxDequeueCount (a test)
+        if isinstance(exc, LeaseTakenError) and wait_out_lease(
+            item, exc, svc.ports, last_delivery=last
+        ):
+            return  # sent again, hidden until the lease expires: this delivery is done
+        if last:
+            attempts = attempts_of(item, dequeue_count, HOST_MAX_DEQUEUE_COUNT)
+            _give_up_with_reason(item, exc, svc, attempts)
         raise  # the host retries, or after the last delivery moves it to the poison queue
     finally:
         collector.after_item()  # the first item loaded what the process keeps (no-op after)
@@ -140,18 +142,8 @@ def on_poison_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
     if item is None:
         return
     svc = service()
-    run = svc.ports.ledger.get_run(item.run_id)
-    if run is not None and any(o.target == item.target for o in run.outcomes):
-        # recorded already: by the last delivery (with its error), or by an attempt that
-        # finished before the host gave up on the message. Recording "failed" over it would be
-        # wrong; the message stays in the poison queue for whoever wants to re-drive it.
-        log.info(
-            "poisoned item %s/%s already has its outcome in run %s; nothing to add",
-            item.api,
-            item.target,
-            item.run_id,
-        )
-        return
+    # An outcome the run row holds already (the last delivery's, with its error, or that of an
+    # attempt that finished) is kept; the message stays in the poison queue for a re-drive.
     give_up(item, svc.ports, attempts=None)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
 from sync.errors import LeaseTakenError, SyncError
 from sync.models import TargetOutcome
-from sync.runs import execute, give_up, wait_out_lease
+from sync.runs import attempts_of, execute, give_up, wait_out_lease
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,15 @@ def _one(svc: Any, item: Any, handle: Any) -> TargetOutcome | None:
             dequeues,
             exc,
         )
+        last = dequeues >= HOST_MAX_DEQUEUE_COUNT  # the host would poison it now
         if isinstance(exc, LeaseTakenError) and wait_out_lease(
-            item, exc, svc.ports, dequeue_count=dequeues
+            item, exc, svc.ports, last_delivery=last
         ):
             queue.delete(handle)  # sent again, hidden until the lease expires
             return None
-        if dequeues >= HOST_MAX_DEQUEUE_COUNT:  # the host would poison it now
-            outcome = give_up(item, svc.ports, attempts=dequeues, reason=str(exc))
+        if last:
+            attempts = attempts_of(item, dequeues, HOST_MAX_DEQUEUE_COUNT)
+            outcome = give_up(item, svc.ports, attempts=attempts, reason=str(exc))
             queue.delete(handle)
             return outcome
         return None  # left on the queue: visible again after the timeout, like the host

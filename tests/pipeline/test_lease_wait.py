@@ -98,7 +98,7 @@ def test_the_last_delivery_records_its_error_and_the_poison_trigger_adds_nothing
     assert wait_for_message(svc, 1) == []  # not sent again
     state = svc.ports.ledger.state(API, "dev")
     assert state.last_outcome == "failed"
-    assert "gave up after 5 attempts" in state.last_message
+    assert "gave up after 20 attempts" in state.last_message  # 3 copies x 5 deliveries + 5
     assert "held by stuck-worker" in state.last_message, state.last_message
     run = svc.ports.ledger.get_run(item.run_id)
     assert run.complete and [o.result for o in run.outcomes] == ["failed"]
@@ -144,13 +144,53 @@ def test_the_local_worker_loop_waits_out_the_lease_too(env):
     svc = env.service()
     item = started_item(svc)
     svc.ports.queue.send(item)
-    svc.ports.ledger.acquire_lease(API, "dev", "crashed-worker", 6)
+    svc.ports.ledger.acquire_lease(API, "dev", "crashed-worker", 9)  # outlasts 5 deliveries
+    sent: list[tuple[int, int | None]] = []
+    real_send = svc.ports.queue.send
 
-    outcomes = drain(svc, wait_seconds=5, visibility_timeout=1)
+    def send(work: WorkItem, *, visibility_timeout: int | None = None) -> None:
+        sent.append((work.lease_requeues, visibility_timeout))
+        real_send(work, visibility_timeout=visibility_timeout)
+
+    svc.ports.queue.send = send  # the queue adapter is the real one; this only watches it
+
+    outcomes = drain(svc, wait_seconds=6, visibility_timeout=1)
 
     assert [o.result for o in outcomes] == ["updated"], outcomes
+    [(requeues, delay)] = sent
+    assert requeues == 1 and delay is not None and 2 <= delay <= 10, sent
     assert svc.ports.ledger.get_run(item.run_id).complete
     assert len(env.cards()) == 1
+
+
+def test_a_lost_answer_on_the_last_delivery_does_not_turn_an_update_into_a_failure(
+    env, monkeypatch
+):
+    """The last delivery updates the connector and its outcome reaches the run row, but the
+    answer to that write is lost: the delivery fails, and giving up keeps the recorded update
+    (before, the state row said "failed" over it)."""
+    from sync.adapters.ledger_tables import TableLedger
+    from sync.errors import TransientError
+
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc)
+    real_finish = TableLedger.finish_item
+
+    def finish_then_lose_the_answer(self, run_id, outcome):
+        real_finish(self, run_id, outcome)
+        raise TransientError("response lost", where="ledger.finish_item")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TableLedger, "finish_item", finish_then_lose_the_answer)
+        with pytest.raises(TransientError, match="response lost"):
+            call("work_item", delivery(item, dequeue_count=5))
+
+    ledger = svc.ports.ledger
+    assert ledger.state(API, "dev").last_outcome == "updated"
+    assert [o.result for o in ledger.get_run(item.run_id).outcomes] == ["updated"]
+    call("poison_item", QueueMessage(id="p", body=json.dumps(item.to_dict()).encode()))
+    assert ledger.state(API, "dev").last_outcome == "updated"
 
 
 def test_a_first_message_carries_no_requeue_count_and_a_requeued_one_round_trips():
@@ -161,9 +201,20 @@ def test_a_first_message_carries_no_requeue_count_and_a_requeued_one_round_trips
     assert WorkItem.from_dict(json.loads(json.dumps(again.to_dict()))) == again
 
 
-@pytest.mark.parametrize("value", [-1, MAX_LEASE_REQUEUES + 1, "1", True, 1.0, None, 10**9])
+@pytest.mark.parametrize("value", [-1, "1", True, 1.0, None])
 def test_a_bad_requeue_count_makes_the_message_malformed(value):
     request = SyncRequest(api=API, reason="manual")
     data = WorkItem(run_id="r" * 32, api=API, target="dev", request=request).to_dict()
     data["leaseRequeues"] = value
     assert parse_work_item(json.dumps(data)) is None  # acknowledged and dropped, logged
+
+
+@pytest.mark.parametrize("value", [MAX_LEASE_REQUEUES + 1, 10**9])
+def test_a_higher_requeue_count_reads_as_the_most_this_release_allows(value):
+    """A release that allows more requeues may have sent it (a rollback, or two releases side
+    by side): the item still runs, with no requeue left here."""
+    request = SyncRequest(api=API, reason="manual")
+    data = WorkItem(run_id="r" * 32, api=API, target="dev", request=request).to_dict()
+    data["leaseRequeues"] = value
+    item = parse_work_item(json.dumps(data))
+    assert item is not None and item.lease_requeues == MAX_LEASE_REQUEUES

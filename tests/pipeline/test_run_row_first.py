@@ -114,14 +114,15 @@ def test_the_run_row_overlaps_the_first_reads_and_every_write_waits_for_it(stack
     assert stack.folder("dev").exists()
 
 
-def test_a_run_whose_row_cannot_be_written_writes_nothing(stack):
+@pytest.mark.parametrize("concurrency", [1, 4])  # 4: the CLI's, both targets at once
+def test_a_run_whose_row_cannot_be_written_writes_nothing(stack, concurrency):
     ledger = stack.service().ports.ledger
     held = HeldRunRow(ledger, fail=TransientError("storage down", where="ledger.start_run"))
     svc, wrappers = service(stack, held)
     request = SyncRequest(api=API, reason="cli")
 
     with pytest.raises(TransientError, match="storage down"):
-        run_inline(request, svc.map, svc.ports, svc.pipeline)
+        run_inline(request, svc.map, svc.ports, svc.pipeline, concurrency=concurrency)
 
     assert wrappers["dev"].reads >= 1  # the items did start (and only read)
     assert set(held.calls) - READS == {"start_run"}, held.calls
@@ -132,8 +133,9 @@ def test_a_run_whose_row_cannot_be_written_writes_nothing(stack):
 
 
 def test_a_run_row_that_fails_after_the_items_only_read_still_fails_the_run(stack):
-    """The second run of an unchanged spec writes nothing of its own, so only the run row's own
-    failure can tell the caller that the run was not recorded."""
+    """The second run of an unchanged spec writes nothing to the target or its rows; its
+    fan-in (``finish_item``, held for the row) is what tells the caller the run was not
+    recorded."""
     ledger = stack.service().ports.ledger
     first = stack.service()
     request = SyncRequest(api=API, reason="cli", targets=("dev",))
