@@ -88,6 +88,13 @@ class LeaseTakenError(TransientError):
     pass
 
 
+class NotificationPendingError(TransientError):
+    """A run is complete and another caller claimed its card moments ago without having sent
+    it yet: asking again later (the queue's retry) either finds it sent or takes the claim
+    over, so a caller that died between the fan-in and the card does not leave the run
+    without one."""
+
+
 class ConfigError(SyncError):
     """The sync map or an app setting is invalid; ``path`` is the key path (``apis.x.targets[0]``)."""
 

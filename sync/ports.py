@@ -139,9 +139,15 @@ class Ledger(Protocol):
 
     def start_run(self, run: RunSummary) -> None: ...
 
-    def finish_item(self, run_id: str, outcome: TargetOutcome) -> RunSummary | None:
+    def finish_item(
+        self, run_id: str, outcome: TargetOutcome, *, last_chance: bool = False
+    ) -> RunSummary | None:
         """Add one target's outcome (ETag-guarded); return the run once it is complete and this
-        call completed it (exactly one caller gets it), else None."""
+        call completed it (exactly one caller gets it), else None. A target already recorded
+        gets the run back only when the run's card was claimed but never sent and the claim
+        may be taken over (``NotificationPendingError`` while it may still be in flight);
+        ``last_chance`` (giving up) takes over a claim of this target's own earlier attempt at
+        once, as no later delivery will come."""
         ...
 
     def get_run(self, run_id: str) -> RunSummary | None: ...

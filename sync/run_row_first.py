@@ -73,8 +73,10 @@ class RunRowFirst:
     def start_run(self, run: RunSummary) -> None:
         self._after_run_row().start_run(run)
 
-    def finish_item(self, run_id: str, outcome: TargetOutcome) -> RunSummary | None:
-        return self._after_run_row().finish_item(run_id, outcome)
+    def finish_item(
+        self, run_id: str, outcome: TargetOutcome, *, last_chance: bool = False
+    ) -> RunSummary | None:
+        return self._after_run_row().finish_item(run_id, outcome, last_chance=last_chance)
 
     def get_run(self, run_id: str) -> RunSummary | None:
         return self._after_run_row().get_run(run_id)

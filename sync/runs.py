@@ -109,11 +109,14 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
     return run
 
 
-def complete(item: WorkItem, outcome: TargetOutcome, ports: Ports) -> RunSummary | None:
-    """Fan in: add the outcome to the run; the call that completes it notifies (best effort)."""
+def complete(
+    item: WorkItem, outcome: TargetOutcome, ports: Ports, *, last_chance: bool = False
+) -> RunSummary | None:
+    """Fan in: add the outcome to the run; the call that completes it notifies (best effort).
+    ``last_chance``: giving up (see ``Ledger.finish_item``)."""
     if item.request.dry_run:
         return None
-    run = ports.ledger.finish_item(item.run_id, outcome)
+    run = ports.ledger.finish_item(item.run_id, outcome, last_chance=last_chance)
     if run is None:
         return None
     if not drift.worth_a_card(run):  # the drift timer found nothing new: no card, row completes
@@ -200,8 +203,13 @@ def _give_up(
     recorded = _recorded_outcome(item, ports)
     if recorded is not None:
         # An attempt finished (its answer lost, or the host gave up on it late), or the last
-        # delivery recorded its failure already: "failed" over it would be wrong.
+        # delivery recorded its failure already: "failed" over it would be wrong. The fan-in
+        # still runs: a complete run whose card's claimant died gets its card here.
         log.info("%s/%s already has its outcome in run %s", item.api, item.target, item.run_id)
+        try:
+            complete(item, recorded, ports, last_chance=True)
+        except SyncError as exc:  # a claim too young to take over, or storage failing now
+            log.warning("run %s may lack its card: %s", item.run_id, exc)
         return recorded
     suffix = f" after {attempts} attempts" if attempts else ""
     outcome = TargetOutcome(

@@ -32,6 +32,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ from sync.adapters.storage_clients import (
 from sync.errors import (
     ConfigError,
     LeaseTakenError,
+    NotificationPendingError,
     PermanentError,
     SyncError,
     TransientError,
@@ -81,6 +83,12 @@ STATE_ROW = "state"
 LEASE_ROW = "lease"
 MAX_MESSAGE_CHARS = 4_000
 CAS_ATTEMPTS = 64  # optimistic-concurrency rounds on the run row (not an HTTP retry loop)
+# How long a claim on a complete run's card holds before another caller may take it over: the
+# Teams notifier's time budget (60 s) and a margin, so a live claimant has marked its card by then.
+NOTIFY_CLAIM_SECONDS = 90.0
+# Run-row properties RunSummary does not carry, kept when finish_item REPLACEs the row.
+_NOT_IN_SUMMARY = ("NotifiedAt", "NotifyClaim", "NotifyClaimedAt")
+_AGAIN = object()  # finish_item's next optimistic-concurrency round
 
 _created: set[tuple[str, str, str]] = set()  # (kind, endpoint, name) made sure of in this process
 _created_lock = threading.Lock()
@@ -766,7 +774,9 @@ class TableLedger:
         return self._run_from(entity) if entity is not None else None
 
     @_azure_errors("ledger.finish_item")
-    def finish_item(self, run_id: str, outcome: TargetOutcome) -> RunSummary | None:
+    def finish_item(
+        self, run_id: str, outcome: TargetOutcome, *, last_chance: bool = False
+    ) -> RunSummary | None:
         """Add the outcome under the row's ETag; only the update that completes the run returns it.
 
         The loop is optimistic concurrency on one row (each round re-reads), not a network retry:
@@ -778,7 +788,7 @@ class TableLedger:
         """
         rk = _check_run_id(run_id)
         with self._run_lock(rk):
-            return self._finish_item(rk, outcome)
+            return self._finish_item(rk, outcome, last_chance)
 
     def _run_lock(self, rk: str) -> threading.Lock:
         with self._lock:
@@ -788,10 +798,13 @@ class TableLedger:
                 self._run_locks.put(rk, lock)
             return lock
 
-    def _finish_item(self, rk: str, outcome: TargetOutcome) -> RunSummary | None:
+    def _finish_item(
+        self, rk: str, outcome: TargetOutcome, last_chance: bool = False
+    ) -> RunSummary | None:
         from azure.core.exceptions import ResourceModifiedError
 
         where = f"ledger.finish_item({rk}, {outcome.target})"
+        claim = uuid.uuid4().hex  # names this call in the write that completes the run
         known = self._run_rows.get(rk)  # the row as this process last wrote it, its ETag, decoded
         for attempt in range(CAS_ATTEMPTS):
             if known is not None:  # first round only: if anyone wrote since, the ETag says so
@@ -804,10 +817,15 @@ class TableLedger:
                 etag, trusted = entity.metadata["etag"], False
                 run = self._run_from(entity)
             if any(o.target == outcome.target for o in run.outcomes):
-                log.info(
-                    "run %s already has an outcome for %s; keeping the first", rk, outcome.target
+                if trusted:  # decide on the stored row: another process may have notified
+                    self._run_rows.pop(rk)
+                    continue
+                decided = self._recorded_before(
+                    rk, entity, etag, run, claim, outcome.target, last_chance
                 )
-                return None
+                if decided is _AGAIN:
+                    continue
+                return decided
             if outcome.target not in run.targets:
                 log.warning(
                     "run %s does not list target %s; recording it anyway", rk, outcome.target
@@ -815,8 +833,11 @@ class TableLedger:
             was_complete = run.complete
             updated = replace(run, outcomes=(*run.outcomes, outcome))
             row = self._run_entity(updated)
-            if entity.get("NotifiedAt"):  # not part of RunSummary; REPLACE must not drop it
-                row["NotifiedAt"] = entity["NotifiedAt"]
+            for kept in _NOT_IN_SUMMARY:  # REPLACE must not drop them
+                if entity.get(kept):
+                    row[kept] = entity[kept]
+            if updated.complete and not was_complete:  # the caller sends the card
+                row["NotifyClaim"], row["NotifyClaimedAt"] = claim, iso(utcnow())
             try:
                 written = self._replace_if_unchanged(row, etag)
             except ResourceModifiedError:
@@ -828,6 +849,70 @@ class TableLedger:
             self._remember_run_row(row, written, updated)
             return updated if updated.complete and not was_complete else None
         raise ConcurrencyError(f"run row kept changing over {CAS_ATTEMPTS} attempts", where=where)
+
+    def _recorded_before(
+        self,
+        rk: str,
+        entity: dict[str, Any],
+        etag: str,
+        run: RunSummary,
+        claim: str,
+        target: str,
+        last_chance: bool,
+    ) -> RunSummary | object | None:
+        """The target's outcome is in the row already: a redelivered item, or this very call
+        when the answer to its REPLACE was lost (azure-core resent it and met its own ETag
+        change). The first outcome is kept. The run is returned (the caller sends the card) when
+        it is complete and no card went out, and either this call completed it or the claim on
+        its card is older than ``NOTIFY_CLAIM_SECONDS`` (its claimant died between the fan-in
+        and the card): the claim is then taken over under the row's ETag, ``_AGAIN`` when that
+        lost a race. A younger claim raises ``NotificationPendingError``, so the queue asks
+        again later instead of acknowledging a run whose card may never come, except on the
+        ``last_chance`` of the target whose outcome completed the run: the claimant was an
+        earlier attempt of this very item (the host delivers an item once at a time), and no
+        delivery after this one would take it over. Before, every such call returned None, and
+        a run whose completing answer was lost got no card."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        where = f"ledger.finish_item({rk}, {target})"
+        if not run.complete or entity.get("NotifiedAt") or entity.get("Notified"):
+            log.info("run %s already has an outcome for %s; keeping the first", rk, target)
+            return None
+        if entity.get("NotifyClaim") == claim:
+            log.warning("the answer that completed run %s was lost; the card goes out now", rk)
+            return run
+        age = _seconds_since(entity.get("NotifyClaimedAt"), entity)
+        ours = last_chance and run.outcomes[-1].target == target
+        if age is not None and age < NOTIFY_CLAIM_SECONDS and not ours:
+            raise NotificationPendingError(
+                f"run {rk} is complete and its card was claimed {age:.0f} s ago but not sent yet",
+                where=where,
+                retry_after=NOTIFY_CLAIM_SECONDS - age,
+            )
+        taking = {
+            "PartitionKey": RUNS_PARTITION,
+            "RowKey": rk,
+            "NotifyClaim": claim,
+            "NotifyClaimedAt": iso(utcnow()),
+        }
+        try:
+            self._table().update_entity(
+                taking,
+                mode=UpdateMode.MERGE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            return _AGAIN
+        self._run_rows.pop(rk)
+        log.warning(
+            "run %s was complete without its card (claimed %s); the card goes out now",
+            rk,
+            "never" if age is None else f"{age:.0f} s ago",
+        )
+        return run
 
     @_azure_errors("ledger.mark_notified")
     def mark_notified(self, run_id: str, status: str) -> None:
@@ -927,3 +1012,20 @@ class TableLedger:
         except ResourceModifiedError:
             return False
         return True
+
+
+def _seconds_since(claimed_at: Any, entity: Any) -> float | None:
+    """Age of a card's claim: its own time, else the row's last write (a row completed by a
+    release before claims); None when neither can be read."""
+    when: datetime | None = None
+    if isinstance(claimed_at, str):
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(claimed_at)
+    if when is None:
+        stamp = (getattr(entity, "metadata", None) or {}).get("timestamp")
+        when = stamp if isinstance(stamp, datetime) else None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (utcnow() - when).total_seconds())

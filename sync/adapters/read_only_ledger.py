@@ -47,5 +47,7 @@ class EmptyLedger:
     save_state = acquire_lease = release_lease = record_version = _refuse
     start_run = mark_notified = debounce = _refuse
 
-    def finish_item(self, run_id: str, outcome: TargetOutcome) -> RunSummary | None:
+    def finish_item(
+        self, run_id: str, outcome: TargetOutcome, *, last_chance: bool = False
+    ) -> RunSummary | None:
         return self._refuse()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.data.tables import UpdateMode
 
-from sync.adapters.ledger_tables import TableLedger
-from sync.errors import PermanentError
+from sync.adapters import ledger_tables
+from sync.adapters.ledger_tables import NOTIFY_CLAIM_SECONDS, TableLedger
+from sync.errors import NotificationPendingError, PermanentError
 from sync.models import RunSummary, SyncRequest, TargetOutcome, new_run_id
+from tests.support.lossy_proxy import lossy_proxy
 
 pytestmark = pytest.mark.azurite
 
@@ -78,14 +82,128 @@ def test_concurrent_finishers_exactly_one_gets_the_summary(ledger, azurite):
     assert ledger.get_run(run.run_id).outcomes == done[0].outcomes
 
 
-def test_redelivered_item_after_completion_gets_nothing(ledger):
+def test_redelivered_item_after_the_card_gets_nothing(ledger):
     run = _run(["a"])
     ledger.start_run(run)
     summary = ledger.finish_item(run.run_id, _outcome("a", "failed"))
     assert summary is not None
     assert summary.failed_targets == ["a"]
+    ledger.mark_notified(run.run_id, "accepted")
     assert ledger.finish_item(run.run_id, _outcome("a", "unchanged")) is None
     assert ledger.get_run(run.run_id).outcomes[0].result == "failed"
+
+
+def test_an_outcome_for_an_unfinished_run_is_kept_once_and_nothing_is_claimed(ledger):
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    assert ledger.finish_item(run.run_id, _outcome("a")) is None
+    assert ledger.finish_item(run.run_id, _outcome("a", "failed")) is None  # a redelivery
+    row = ledger._table().get_entity("runs", run.run_id)
+    assert "NotifyClaim" not in row
+    assert [o.result for o in ledger.get_run(run.run_id).outcomes] == ["updated"]
+
+
+def test_a_redelivered_item_before_the_card_went_out_is_told_to_ask_again(ledger):
+    """The run is complete, its card claimed a moment ago and not yet sent (the claimant may be
+    sending it now, or may have died): acknowledging would risk a run without a card, so the
+    item is retried; the first outcome stays."""
+    run = _run(["a"])
+    ledger.start_run(run)
+    assert ledger.finish_item(run.run_id, _outcome("a")) is not None
+    with pytest.raises(NotificationPendingError, match="claimed 0 s ago") as caught:
+        ledger.finish_item(run.run_id, _outcome("a", "unchanged"))
+    assert caught.value.transient
+    assert 0 < caught.value.retry_after <= NOTIFY_CLAIM_SECONDS
+    assert [o.result for o in ledger.get_run(run.run_id).outcomes] == ["updated"]
+
+
+def _later(monkeypatch, seconds: float) -> None:
+    """This process's clock, ``seconds`` ahead: claims made before look that old."""
+    ahead = datetime.now(UTC) + timedelta(seconds=seconds)
+    monkeypatch.setattr(ledger_tables, "utcnow", lambda: ahead)
+
+
+def test_a_claim_older_than_the_notifier_could_take_is_taken_over_once(
+    ledger, azurite, monkeypatch
+):
+    """The claimant died between the fan-in and the card: a later delivery of any of the run's
+    items takes the claim over and gets the run to notify; a second one, racing it from another
+    process, finds the new claim fresh."""
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    ledger.finish_item(run.run_id, _outcome("a"))
+    assert ledger.finish_item(run.run_id, _outcome("b")) is not None  # ...and then it died
+    _later(monkeypatch, NOTIFY_CLAIM_SECONDS + 1)
+    other = TableLedger(
+        connection_string=azurite.connection_string,
+        table_name=ledger.table_name,
+        container=ledger.container,
+    )
+    taken = other.finish_item(run.run_id, _outcome("a", "unchanged"))
+    assert taken is not None and taken.complete
+    assert [o.result for o in taken.outcomes] == ["updated", "updated"]
+    with pytest.raises(NotificationPendingError):
+        ledger.finish_item(run.run_id, _outcome("b", "unchanged"))
+    other.mark_notified(run.run_id, "accepted")
+    assert ledger.finish_item(run.run_id, _outcome("b", "unchanged")) is None
+
+
+def test_giving_up_takes_over_only_a_claim_of_its_own_targets_earlier_attempt(ledger):
+    """On the last chance a young claim is taken over only when this target's outcome completed
+    the run (the claimant was an earlier attempt of this very item); another target's claimant
+    may be sending the card right now."""
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    ledger.finish_item(run.run_id, _outcome("a"))
+    assert ledger.finish_item(run.run_id, _outcome("b")) is not None  # b completed it
+    with pytest.raises(NotificationPendingError):
+        ledger.finish_item(run.run_id, _outcome("a", "failed"), last_chance=True)
+    taken = ledger.finish_item(run.run_id, _outcome("b", "failed"), last_chance=True)
+    assert taken is not None and [o.result for o in taken.outcomes] == ["updated", "updated"]
+    with pytest.raises(NotificationPendingError):  # the new claim is young, and not a's
+        ledger.finish_item(run.run_id, _outcome("a", "failed"), last_chance=True)
+
+
+def test_a_row_completed_before_claims_existed_is_aged_by_its_last_write(ledger, monkeypatch):
+    """A release before 2026-12-06 completed the row without a claim: its last write's time
+    stands in for one."""
+    run = _run(["a"])
+    ledger.start_run(run)
+    ledger.finish_item(run.run_id, _outcome("a"))
+    table = ledger._table()
+    row = table.get_entity("runs", run.run_id)
+    for name in ("NotifyClaim", "NotifyClaimedAt"):
+        del row[name]
+    table.update_entity(row, mode=UpdateMode.REPLACE)
+    with pytest.raises(NotificationPendingError):
+        ledger.finish_item(run.run_id, _outcome("a", "unchanged"))
+    _later(monkeypatch, NOTIFY_CLAIM_SECONDS + 1)
+    assert ledger.finish_item(run.run_id, _outcome("a", "unchanged")) is not None
+
+
+def test_the_completing_write_whose_answer_was_lost_still_returns_the_run(azurite, ledger):
+    """The REPLACE that completes the run lands, its answer is lost on the wire; azure-core
+    sends it again and meets the ETag its own first copy changed. The call that completed the
+    run still returns it (before: None, and the run never got its card)."""
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    assert ledger.finish_item(run.run_id, _outcome("a")) is None
+    with lossy_proxy(azurite.table_port) as proxy:
+        through = TableLedger(
+            connection_string=azurite.connection_string.replace(
+                f":{azurite.table_port}/", f":{proxy.port}/"
+            ),
+            table_name=ledger.table_name,
+            container=ledger.container,
+        )
+        proxy.lose_next(lambda method, path: method == "PUT" and run.run_id in path)
+        summary = through.finish_item(run.run_id, _outcome("b"))
+    assert len(proxy.lost) == 1, proxy.seen
+    puts = [r for r in proxy.seen if r.startswith("PUT") and run.run_id in r]
+    assert len(puts) == 2, proxy.seen  # the lost one and azure-core's resend (refused: 412)
+    assert summary is not None and summary.complete
+    assert [o.target for o in summary.outcomes] == ["a", "b"]
+    assert [o.target for o in ledger.get_run(run.run_id).outcomes] == ["a", "b"]
 
 
 def test_large_outcomes_span_chunks(ledger):

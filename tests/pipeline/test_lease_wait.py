@@ -171,7 +171,9 @@ def test_a_lost_answer_on_the_last_delivery_does_not_turn_an_update_into_a_failu
 ):
     """The last delivery updates the connector and its outcome reaches the run row, but the
     answer to that write is lost: the delivery fails, and giving up keeps the recorded update
-    (before, the state row said "failed" over it)."""
+    (before, the state row said "failed" over it) and sends the card the lost answer kept from
+    going out (the claim is this item's own, and no later delivery comes); the poison trigger
+    adds nothing."""
     from sync.adapters.ledger_tables import TableLedger
     from sync.errors import TransientError
 
@@ -180,8 +182,13 @@ def test_a_lost_answer_on_the_last_delivery_does_not_turn_an_update_into_a_failu
     item = started_item(svc)
     real_finish = TableLedger.finish_item
 
-    def finish_then_lose_the_answer(self, run_id, outcome):
-        real_finish(self, run_id, outcome)
+    lost: list[str] = []
+
+    def finish_then_lose_the_answer(self, run_id, outcome, **options):
+        done = real_finish(self, run_id, outcome, **options)
+        if lost:
+            return done
+        lost.append(outcome.target)
         raise TransientError("response lost", where="ledger.finish_item")
 
     with monkeypatch.context() as patch:
@@ -191,9 +198,14 @@ def test_a_lost_answer_on_the_last_delivery_does_not_turn_an_update_into_a_failu
 
     ledger = svc.ports.ledger
     assert ledger.state(API, "dev").last_outcome == "updated"
-    assert [o.result for o in ledger.get_run(item.run_id).outcomes] == ["updated"]
+    run = ledger.get_run(item.run_id)
+    assert [o.result for o in run.outcomes] == ["updated"]
+    assert run.notified
+    [card] = env.cards()
+    assert item.run_id in json.dumps(card)
     call("poison_item", QueueMessage(id="p", body=json.dumps(item.to_dict()).encode()))
     assert ledger.state(API, "dev").last_outcome == "updated"
+    assert len(env.cards()) == 1
 
 
 def test_a_first_message_carries_no_requeue_count_and_a_requeued_one_round_trips():

@@ -233,11 +233,11 @@ def test_an_update_whose_outcome_was_lost_is_reported_as_updated_on_the_retry(st
     real = ledger.finish_item
     calls = {"n": 0}
 
-    def blink_once(run_id, outcome):
+    def blink_once(run_id, outcome, **options):
         calls["n"] += 1
         if calls["n"] == 1:  # the version is recorded; storage blinks before the run row
             raise TransientError("storage unavailable", where="test")
-        return real(run_id, outcome)
+        return real(run_id, outcome, **options)
 
     monkeypatch.setattr(ledger, "finish_item", blink_once)
     [run_id] = plan(ci_event("evt-lost-outcome"), svc)
