@@ -83,11 +83,12 @@ STATE_ROW = "state"
 LEASE_ROW = "lease"
 MAX_MESSAGE_CHARS = 4_000
 CAS_ATTEMPTS = 64  # optimistic-concurrency rounds on the run row (not an HTTP retry loop)
-# How long a claim on a complete run's card holds before another caller may take it over: the
-# Teams notifier's time budget (60 s) and a margin, so a live claimant has marked its card by then.
+# How long a claim on a complete run's card holds, from the row's last write, before a later
+# attempt of the claiming target's item may take it over: the Teams notifier's time budget (60 s)
+# and a margin, so a live claimant has marked its card by then.
 NOTIFY_CLAIM_SECONDS = 90.0
 # Run-row properties RunSummary does not carry, kept when finish_item REPLACEs the row.
-_NOT_IN_SUMMARY = ("NotifiedAt", "NotifyClaim", "NotifyClaimedAt")
+_NOT_IN_SUMMARY = ("NotifiedAt", "NotifyClaim")
 _AGAIN = object()  # finish_item's next optimistic-concurrency round
 
 _created: set[tuple[str, str, str]] = set()  # (kind, endpoint, name) made sure of in this process
@@ -837,7 +838,7 @@ class TableLedger:
                 if entity.get(kept):
                     row[kept] = entity[kept]
             if updated.complete and not was_complete:  # the caller sends the card
-                row["NotifyClaim"], row["NotifyClaimedAt"] = claim, iso(utcnow())
+                row["NotifyClaim"] = f"{outcome.target} {claim}"
             try:
                 written = self._replace_if_unchanged(row, etag)
             except ResourceModifiedError:
@@ -861,42 +862,45 @@ class TableLedger:
         last_chance: bool,
     ) -> RunSummary | object | None:
         """The target's outcome is in the row already: a redelivered item, or this very call
-        when the answer to its REPLACE was lost (azure-core resent it and met its own ETag
-        change). The first outcome is kept. The run is returned (the caller sends the card) when
-        it is complete and no card went out, and either this call completed it or the claim on
-        its card is older than ``NOTIFY_CLAIM_SECONDS`` (its claimant died between the fan-in
-        and the card): the claim is then taken over under the row's ETag, ``_AGAIN`` when that
-        lost a race. A younger claim raises ``NotificationPendingError``, so the queue asks
-        again later instead of acknowledging a run whose card may never come, except on the
-        ``last_chance`` of the target whose outcome completed the run: the claimant was an
-        earlier attempt of this very item (the host delivers an item once at a time), and no
-        delivery after this one would take it over. Before, every such call returned None, and
-        a run whose completing answer was lost got no card."""
+        when the answer to its REPLACE was lost (azure-core resent it and met the ETag its own
+        first copy changed). The first outcome is kept, and None returned, unless the run is
+        complete, no card is marked sent and the claim on the card (``NotifyClaim``: the target
+        whose outcome completed the run, and a token of that call) is this target's:
+
+        - this call's own token: its answer was lost, the card is this call's to send;
+        - an earlier attempt of this target's item (the host delivers an item once at a time and
+          acknowledges it only after the card, so that attempt died or failed): taken over once
+          the row's last write is ``NOTIFY_CLAIM_SECONDS`` old, or at once on the
+          ``last_chance`` (giving up: no later delivery would); before that
+          ``NotificationPendingError`` (transient), so the queue asks again later, in case a
+          duplicate message of the item is still sending it.
+
+        Another target's claim is left to its own item, whose message stays unacknowledged
+        until the card is sent. The run is returned after the claim was written again under the
+        row's ETag (which restarts its clock; ``_AGAIN`` when someone wrote first). Before,
+        every such call returned None, and a run whose completing answer was lost, or whose
+        worker died before the card, got none."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError
         from azure.data.tables import UpdateMode
 
-        where = f"ledger.finish_item({rk}, {target})"
         if not run.complete or entity.get("NotifiedAt") or entity.get("Notified"):
             log.info("run %s already has an outcome for %s; keeping the first", rk, target)
             return None
-        if entity.get("NotifyClaim") == claim:
-            log.warning("the answer that completed run %s was lost; the card goes out now", rk)
-            return run
-        age = _seconds_since(entity.get("NotifyClaimedAt"), entity)
-        ours = last_chance and run.outcomes[-1].target == target
-        if age is not None and age < NOTIFY_CLAIM_SECONDS and not ours:
+        # a row completed before claims existed: the last outcome's target completed it
+        holder, _, token = str(entity.get("NotifyClaim") or run.outcomes[-1].target).partition(" ")
+        if holder != target:
+            log.info("run %s: its card is %s's to send; %s adds nothing", rk, holder, target)
+            return None
+        age = _seconds_since(entity)
+        if token != claim and not last_chance and (age is None or age < NOTIFY_CLAIM_SECONDS):
+            shown = "at an unknown time" if age is None else f"{age:.0f} s ago"
             raise NotificationPendingError(
-                f"run {rk} is complete and its card was claimed {age:.0f} s ago but not sent yet",
-                where=where,
-                retry_after=NOTIFY_CLAIM_SECONDS - age,
+                f"run {rk} is complete and its card was claimed {shown} but not sent yet",
+                where=f"ledger.finish_item({rk}, {target})",
+                retry_after=NOTIFY_CLAIM_SECONDS - (age or 0.0),
             )
-        taking = {
-            "PartitionKey": RUNS_PARTITION,
-            "RowKey": rk,
-            "NotifyClaim": claim,
-            "NotifyClaimedAt": iso(utcnow()),
-        }
+        taking = {"PartitionKey": RUNS_PARTITION, "RowKey": rk, "NotifyClaim": f"{target} {claim}"}
         try:
             self._table().update_entity(
                 taking,
@@ -908,9 +912,11 @@ class TableLedger:
             return _AGAIN
         self._run_rows.pop(rk)
         log.warning(
-            "run %s was complete without its card (claimed %s); the card goes out now",
+            "run %s was complete without its card (%s); the card goes out now",
             rk,
-            "never" if age is None else f"{age:.0f} s ago",
+            "the answer to its completing write was lost"
+            if token == claim
+            else f"claimed by an earlier attempt of {target}",
         )
         return run
 
@@ -1014,18 +1020,15 @@ class TableLedger:
         return True
 
 
-def _seconds_since(claimed_at: Any, entity: Any) -> float | None:
-    """Age of a card's claim: its own time, else the row's last write (a row completed by a
-    release before claims); None when neither can be read."""
-    when: datetime | None = None
-    if isinstance(claimed_at, str):
-        with contextlib.suppress(ValueError):
-            when = datetime.fromisoformat(claimed_at)
-    if when is None:
-        stamp = (getattr(entity, "metadata", None) or {}).get("timestamp")
-        when = stamp if isinstance(stamp, datetime) else None
-    if when is None:
+def _seconds_since(entity: Any) -> float | None:
+    """Age of the row's last write (the service's ``Timestamp``): the write that completed the
+    run or took its card's claim over, as nothing else writes a complete row before its card is
+    marked sent but an outcome for a target the run did not list, which only restarts the
+    clock. The service's clock, not the claimant's: a write that took long to land counts from
+    when it did. None when the row carries no time."""
+    stamp = (getattr(entity, "metadata", None) or {}).get("timestamp")
+    if not isinstance(stamp, datetime):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (utcnow() - when).total_seconds())
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return max(0.0, (utcnow() - stamp).total_seconds())

@@ -123,62 +123,114 @@ def _later(monkeypatch, seconds: float) -> None:
     monkeypatch.setattr(ledger_tables, "utcnow", lambda: ahead)
 
 
-def test_a_claim_older_than_the_notifier_could_take_is_taken_over_once(
-    ledger, azurite, monkeypatch
-):
-    """The claimant died between the fan-in and the card: a later delivery of any of the run's
-    items takes the claim over and gets the run to notify; a second one, racing it from another
-    process, finds the new claim fresh."""
-    run = _run(["a", "b"])
-    ledger.start_run(run)
-    ledger.finish_item(run.run_id, _outcome("a"))
-    assert ledger.finish_item(run.run_id, _outcome("b")) is not None  # ...and then it died
-    _later(monkeypatch, NOTIFY_CLAIM_SECONDS + 1)
-    other = TableLedger(
+def _same_table(ledger, azurite) -> TableLedger:
+    """Another process's ledger on the same table."""
+    return TableLedger(
         connection_string=azurite.connection_string,
         table_name=ledger.table_name,
         container=ledger.container,
     )
-    taken = other.finish_item(run.run_id, _outcome("a", "unchanged"))
+
+
+def test_a_claim_older_than_the_notifier_could_take_is_taken_over_once(
+    ledger, azurite, monkeypatch
+):
+    """The claimant died between the fan-in and the card: a later delivery of its item takes
+    the claim over and gets the run to notify; another delivery of it, from another process,
+    then finds the new claim young. The other target's items leave the card to b's."""
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    ledger.finish_item(run.run_id, _outcome("a"))
+    assert ledger.finish_item(run.run_id, _outcome("b")) is not None  # ...and then it died
+    assert ledger.finish_item(run.run_id, _outcome("a", "unchanged")) is None
+    _later(monkeypatch, NOTIFY_CLAIM_SECONDS + 1)
+    assert ledger.finish_item(run.run_id, _outcome("a", "unchanged")) is None
+    other = _same_table(ledger, azurite)
+    taken = other.finish_item(run.run_id, _outcome("b", "unchanged"))
     assert taken is not None and taken.complete
     assert [o.result for o in taken.outcomes] == ["updated", "updated"]
-    with pytest.raises(NotificationPendingError):
+    monkeypatch.undo()  # back to now: the takeover is a new write
+    with pytest.raises(NotificationPendingError, match="claimed 0 s ago"):
         ledger.finish_item(run.run_id, _outcome("b", "unchanged"))
     other.mark_notified(run.run_id, "accepted")
     assert ledger.finish_item(run.run_id, _outcome("b", "unchanged")) is None
 
 
-def test_giving_up_takes_over_only_a_claim_of_its_own_targets_earlier_attempt(ledger):
-    """On the last chance a young claim is taken over only when this target's outcome completed
-    the run (the claimant was an earlier attempt of this very item); another target's claimant
-    may be sending the card right now."""
+def test_two_takers_of_one_stale_claim_one_wins(ledger, azurite, monkeypatch):
+    """Two deliveries of the claimant's item, in two processes, read the same stale claim and
+    both try to take it: the ETag lets one write; the other reads again and finds it young."""
+    run = _run(["a"])
+    ledger.start_run(run)
+    assert ledger.finish_item(run.run_id, _outcome("a")) is not None  # ...and then it died
+    both_read = threading.Barrier(2, timeout=20)
+    real_age = ledger_tables._seconds_since
+    first_round = threading.local()
+    decided: list[float] = []
+
+    def age_then_meet(entity):
+        age = real_age(entity)
+        if not getattr(first_round, "done", False):  # both decide from the same stale row
+            first_round.done = True
+            age += NOTIFY_CLAIM_SECONDS + 1
+            both_read.wait()
+        decided.append(age)
+        return age
+
+    monkeypatch.setattr(ledger_tables, "_seconds_since", age_then_meet)
+    results: list[object] = []
+
+    def take(store: TableLedger) -> None:
+        try:
+            results.append(store.finish_item(run.run_id, _outcome("a", "unchanged")))
+        except NotificationPendingError as exc:
+            results.append(exc)
+
+    threads = [
+        threading.Thread(target=take, args=(store,))
+        for store in (ledger, _same_table(ledger, azurite))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    won = [r for r in results if isinstance(r, RunSummary)]
+    waiting = [r for r in results if isinstance(r, NotificationPendingError)]
+    assert len(won) == 1 and len(waiting) == 1, results
+    assert len(decided) == 3, decided  # the loser's MERGE was refused and it read the row again
+
+
+def test_giving_up_takes_over_only_its_own_targets_claim_and_at_once(ledger):
+    """On the last chance a young claim of this target's earlier attempt is taken over at once
+    (no later delivery would); another target's claim is left to that target's item, whose
+    message stays unacknowledged until the card is sent."""
     run = _run(["a", "b"])
     ledger.start_run(run)
     ledger.finish_item(run.run_id, _outcome("a"))
     assert ledger.finish_item(run.run_id, _outcome("b")) is not None  # b completed it
-    with pytest.raises(NotificationPendingError):
-        ledger.finish_item(run.run_id, _outcome("a", "failed"), last_chance=True)
+    assert ledger.finish_item(run.run_id, _outcome("a", "failed"), last_chance=True) is None
     taken = ledger.finish_item(run.run_id, _outcome("b", "failed"), last_chance=True)
     assert taken is not None and [o.result for o in taken.outcomes] == ["updated", "updated"]
-    with pytest.raises(NotificationPendingError):  # the new claim is young, and not a's
-        ledger.finish_item(run.run_id, _outcome("a", "failed"), last_chance=True)
+    assert ledger.finish_item(run.run_id, _outcome("a", "failed"), last_chance=True) is None
+    with pytest.raises(NotificationPendingError):  # b's new claim is young
+        ledger.finish_item(run.run_id, _outcome("b", "failed"))
 
 
-def test_a_row_completed_before_claims_existed_is_aged_by_its_last_write(ledger, monkeypatch):
-    """A release before 2026-12-06 completed the row without a claim: its last write's time
-    stands in for one."""
-    run = _run(["a"])
+def test_a_row_completed_before_claims_existed_is_left_to_its_last_target(ledger, monkeypatch):
+    """A release before 2026-12-06 completed the row without a claim: the target whose outcome
+    came last completed it, and the row's last write dates the claim."""
+    run = _run(["a", "b"])
     ledger.start_run(run)
     ledger.finish_item(run.run_id, _outcome("a"))
+    ledger.finish_item(run.run_id, _outcome("b"))
     table = ledger._table()
     row = table.get_entity("runs", run.run_id)
-    for name in ("NotifyClaim", "NotifyClaimedAt"):
-        del row[name]
+    del row["NotifyClaim"]
     table.update_entity(row, mode=UpdateMode.REPLACE)
     with pytest.raises(NotificationPendingError):
-        ledger.finish_item(run.run_id, _outcome("a", "unchanged"))
+        ledger.finish_item(run.run_id, _outcome("b", "unchanged"))
     _later(monkeypatch, NOTIFY_CLAIM_SECONDS + 1)
-    assert ledger.finish_item(run.run_id, _outcome("a", "unchanged")) is not None
+    assert ledger.finish_item(run.run_id, _outcome("a", "unchanged")) is None
+    assert ledger.finish_item(run.run_id, _outcome("b", "unchanged")) is not None
 
 
 def test_the_completing_write_whose_answer_was_lost_still_returns_the_run(azurite, ledger):
