@@ -137,7 +137,10 @@ class Ledger(Protocol):
         self, api: str, target: str, number: int, *, include_definitions: bool = False
     ) -> VersionRecord | None: ...
 
-    def start_run(self, run: RunSummary) -> None: ...
+    def start_run(self, run: RunSummary) -> RunSummary | None:
+        """Record a new run; None when this call created its row, else the run as stored (a
+        redelivered event's: the first row is kept)."""
+        ...
 
     def finish_item(
         self, run_id: str, outcome: TargetOutcome, *, last_chance: bool = False

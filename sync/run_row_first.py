@@ -21,7 +21,7 @@ class RunRowFirst:
     """Delegates to ``ledger``; reads of rows the run row cannot affect go straight through,
     everything else (writes, and the run row's own read) after ``run_row`` has succeeded."""
 
-    def __init__(self, ledger: Ledger, run_row: Future[None]) -> None:
+    def __init__(self, ledger: Ledger, run_row: Future[Any]) -> None:
         self._ledger = ledger
         self._run_row = run_row
 
@@ -70,8 +70,8 @@ class RunRowFirst:
     ) -> TargetState:
         return self._after_run_row().record_version(record, state, event_id, lease)
 
-    def start_run(self, run: RunSummary) -> None:
-        self._after_run_row().start_run(run)
+    def start_run(self, run: RunSummary) -> RunSummary | None:
+        return self._after_run_row().start_run(run)
 
     def finish_item(
         self, run_id: str, outcome: TargetOutcome, *, last_chance: bool = False

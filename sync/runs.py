@@ -87,7 +87,16 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
     with log_context(
         run_id=run.run_id, api=request.api, event_id=request.event_id, trace_id=trace_id
     ):
-        ports.ledger.start_run(run)
+        stored = ports.ledger.start_run(run)
+        if stored is not None:  # a redelivered event: its targets that finished stay finished
+            finished = {o.target for o in stored.outcomes}
+            targets = tuple(t for t in targets if t not in finished)
+            log.info(
+                "run %s planned before; %d of its targets finished, %d enqueued again",
+                run.run_id,
+                len(finished),
+                len(targets),
+            )
         for target in targets:
             ports.queue.send(
                 WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
@@ -282,7 +291,7 @@ def run_inline(
     targets run at once (each is its own connector; the lease still guards each one).
     """
     request, run = new_run(request, sync_map)
-    run_row: Future[None] | None = None
+    run_row: Future[RunSummary | None] | None = None
     if not request.dry_run:
         # The run row's round trip overlaps the items' first reads; no write goes ahead of it.
         ledger = ports.ledger

@@ -757,8 +757,10 @@ class TableLedger:
     # --- runs (fan-in) ----------------------------------------------------------------------------
 
     @_azure_errors("ledger.start_run")
-    def start_run(self, run: RunSummary) -> None:
-        """Create the run row; a second start of the same run id (redelivery) keeps the first."""
+    def start_run(self, run: RunSummary) -> RunSummary | None:
+        """Create the run row; a second start of the same run id (redelivery) keeps the first
+        and returns it as stored (one read, only then), so the planner can leave out the targets
+        that finished already."""
         from azure.core.exceptions import ResourceExistsError
 
         entity = self._run_entity(run)
@@ -766,8 +768,12 @@ class TableLedger:
             written = self._table().create_entity(entity)
         except ResourceExistsError:
             log.info("run %s already started; keeping the existing row", run.run_id)
-        else:
-            self._remember_run_row(entity, written, run)
+            stored = self._get(RUNS_PARTITION, entity["RowKey"])
+            if stored is None:  # deleted in between (by hand): nothing finished
+                return replace(run, outcomes=())
+            return self._run_from(stored)
+        self._remember_run_row(entity, written, run)
+        return None
 
     @_azure_errors("ledger.get_run")
     def get_run(self, run_id: str) -> RunSummary | None:

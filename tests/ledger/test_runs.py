@@ -40,11 +40,12 @@ def test_start_and_get_round_trip(ledger):
     assert ledger.get_run(new_run_id()) is None
 
 
-def test_second_start_keeps_the_first(ledger):
+def test_second_start_keeps_the_first_and_returns_it(ledger):
     run = _run(["a", "b"])
-    ledger.start_run(run)
+    assert ledger.start_run(run) is None  # created
     assert ledger.finish_item(run.run_id, _outcome("a")) is None
-    ledger.start_run(run)  # the planner's event was redelivered
+    stored = ledger.start_run(run)  # the planner's event was redelivered
+    assert stored is not None and [o.target for o in stored.outcomes] == ["a"]
     assert [o.target for o in ledger.get_run(run.run_id).outcomes] == ["a"]
 
 

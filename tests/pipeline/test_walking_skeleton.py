@@ -72,9 +72,27 @@ def test_redelivered_event_changes_nothing_and_sends_one_card(stack):
     drain(svc, wait_seconds=0.5)
     second = plan(event, svc)  # Event Grid redelivers
     assert first == second  # the same run
-    outcomes = drain(svc, wait_seconds=0.5)
-    assert {o.result for o in outcomes} == {"unchanged"}
+    assert drain(svc, wait_seconds=0.5) == []  # every target finished: nothing enqueued again
     assert versions(svc, "dev") == [1]
+    assert len(stack.cards()) == 1
+
+
+def test_a_redelivered_event_enqueues_only_the_targets_that_did_not_finish(stack):
+    """Event Grid redelivers when the planner's answer came late or failed, maybe after some
+    items ran: those keep their outcomes and are not enqueued again (before, every target was,
+    and each copy went through the pipeline to "event already processed")."""
+    svc = stack.service()
+    stack.serve("openapi-v1.yaml")
+    event = ci_event("evt-half-done")
+    [run_id] = plan(event, svc)
+    [done] = drain(svc, max_items=1, wait_seconds=0.5)
+    assert done.result in ("updated", "blocked")
+    assert plan(event, svc) == [run_id]  # the redelivery
+    rest = drain(svc, wait_seconds=0.5)
+    assert rest and {o.target for o in rest} == {"dev", "prod"} - {done.target}, rest
+    assert len(rest) == 2  # the first item, and the one enqueued again (absorbed by its marker)
+    run = svc.ports.ledger.get_run(run_id)
+    assert run.complete and sorted(o.target for o in run.outcomes) == ["dev", "prod"]
     assert len(stack.cards()) == 1
 
 
