@@ -88,14 +88,13 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
         run_id=run.run_id, api=request.api, event_id=request.event_id, trace_id=trace_id
     ):
         stored = ports.ledger.start_run(run)
-        if stored is not None:  # a redelivered event: its targets that finished stay finished
-            finished = {o.target for o in stored.outcomes}
-            targets = tuple(t for t in targets if t not in finished)
+        if stored is not None:
+            targets = _unfinished(stored)
             log.info(
-                "run %s planned before; %d of its targets finished, %d enqueued again",
+                "run %s planned before; %d of its %d targets enqueued again",
                 run.run_id,
-                len(finished),
                 len(targets),
+                len(stored.targets),
             )
         for target in targets:
             ports.queue.send(
@@ -116,6 +115,20 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
             },
         )
     return run
+
+
+def _unfinished(stored: RunSummary) -> tuple[str, ...]:
+    """What a redelivered event enqueues again: the targets of its run as first planned (the map
+    may have changed since; an item for a target no longer in it ends as failed) that have no
+    outcome yet, or only a failed one (a retry may heal the connector; the run row keeps the
+    first outcome). A complete run whose card is not marked sent also gets the item of the
+    target whose outcome came last, the usual claimant of its card, which takes the claim over
+    if that worker died (``Ledger.finish_item``)."""
+    settled = {o.target for o in stored.outcomes if o.result != "failed"}
+    again = [t for t in stored.targets if t not in settled]
+    if stored.complete and not stored.notified and stored.outcomes:
+        again.append(stored.outcomes[-1].target)
+    return tuple(dict.fromkeys(again))
 
 
 def complete(

@@ -764,16 +764,23 @@ class TableLedger:
         from azure.core.exceptions import ResourceExistsError
 
         entity = self._run_entity(run)
-        try:
-            written = self._table().create_entity(entity)
-        except ResourceExistsError:
-            log.info("run %s already started; keeping the existing row", run.run_id)
-            stored = self._get(RUNS_PARTITION, entity["RowKey"])
-            if stored is None:  # deleted in between (by hand): nothing finished
-                return replace(run, outcomes=())
-            return self._run_from(stored)
-        self._remember_run_row(entity, written, run)
-        return None
+        for _ in range(2):  # a row deleted (by hand) between the create and the read: once more
+            try:
+                written = self._table().create_entity(entity)
+            except ResourceExistsError:
+                log.info("run %s already started; keeping the existing row", run.run_id)
+                stored = self._get(RUNS_PARTITION, entity["RowKey"])
+                if stored is None:
+                    continue
+                try:
+                    return self._run_from(stored)
+                except PermanentError as exc:  # unreadable: plan as if nothing had finished
+                    log.error("run %s: the stored row cannot be read: %s", run.run_id, exc)
+                    return run
+            else:
+                self._remember_run_row(entity, written, run)
+                return None
+        raise TransientError("run row deleted while it was being started", where="ledger.start_run")
 
     @_azure_errors("ledger.get_run")
     def get_run(self, run_id: str) -> RunSummary | None:

@@ -49,6 +49,63 @@ def test_second_start_keeps_the_first_and_returns_it(ledger):
     assert [o.target for o in ledger.get_run(run.run_id).outcomes] == ["a"]
 
 
+def test_a_run_row_deleted_between_the_create_and_the_read_is_created_again(ledger, monkeypatch):
+    run = _run(["a"])
+    ledger.start_run(run)
+    real_get = TableLedger._get
+    deleted: list[str] = []
+
+    def delete_first(self, pk, rk, select=None):
+        if not deleted:  # someone deletes the row just before the planner reads it
+            deleted.append(rk)
+            self._table().delete_entity(pk, rk)
+            return None
+        return real_get(self, pk, rk, select)
+
+    monkeypatch.setattr(TableLedger, "_get", delete_first)
+    assert ledger.start_run(run) is None  # created again
+    assert deleted == [run.run_id]
+    assert ledger.get_run(run.run_id) == run
+
+
+def test_an_unreadable_stored_run_plans_as_if_nothing_had_finished(ledger):
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    ledger.finish_item(run.run_id, _outcome("a"))
+    table = ledger._table()
+    row = table.get_entity("runs", run.run_id)
+    row["Out00"] = b"not zlib"  # the stored outcomes no longer decode
+    table.update_entity(row, mode=UpdateMode.REPLACE)
+    stored = ledger.start_run(run)
+    assert stored is not None and stored.outcomes == () and stored.targets == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "notified", "again"),
+    [
+        ((), None, ("a", "b", "c")),
+        ((("a", "updated"),), None, ("b", "c")),
+        ((("a", "failed"), ("b", "blocked")), None, ("a", "c")),  # a retry may heal a failure
+        ((("a", "updated"), ("b", "held"), ("c", "unchanged")), "accepted", ()),
+        ((("a", "updated"), ("c", "failed"), ("b", "held")), None, ("c", "b")),  # b: the card
+        ((("c", "failed"), ("a", "updated"), ("b", "held")), "accepted", ("c",)),
+    ],
+)
+def test_a_redelivered_event_enqueues_what_did_not_settle_and_the_cards_claimant(
+    outcomes, notified, again
+):
+    from dataclasses import replace
+
+    from sync.runs import _unfinished
+
+    run = replace(
+        _run(["a", "b", "c"]),
+        outcomes=tuple(_outcome(t, r) for t, r in outcomes),
+        notified=notified,
+    )
+    assert _unfinished(run) == again
+
+
 def test_concurrent_finishers_exactly_one_gets_the_summary(ledger, azurite):
     targets = [f"t{i}" for i in range(8)]
     run = _run(targets)

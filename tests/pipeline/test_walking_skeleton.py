@@ -96,6 +96,52 @@ def test_a_redelivered_event_enqueues_only_the_targets_that_did_not_finish(stack
     assert len(stack.cards()) == 1
 
 
+def test_a_redelivery_after_planning_failed_half_way_enqueues_what_is_missing(stack, monkeypatch):
+    """The queue fails after the first target's item was sent: the planner raises, Event Grid
+    delivers again, and the redelivery sends every target without an outcome (the first one
+    again too: its copy is absorbed)."""
+    svc = stack.service()
+    stack.serve("openapi-v1.yaml")
+    event = ci_event("evt-half-planned")
+    real_send = svc.ports.queue.send
+    sent: list[str] = []
+
+    def send_one_then_fail(item, **options):
+        if sent:
+            raise TransientError("queue unavailable", where="queue.send")
+        sent.append(item.target)
+        real_send(item, **options)
+
+    monkeypatch.setattr(svc.ports.queue, "send", send_one_then_fail)
+    with pytest.raises(TransientError, match="queue unavailable"):
+        plan(event, svc)
+    monkeypatch.undo()
+    [run_id] = plan(event, svc)
+    outcomes = drain(svc, wait_seconds=0.5)
+    assert sorted(o.target for o in outcomes) == sorted(["dev", "prod", sent[0]])
+    run = svc.ports.ledger.get_run(run_id)
+    assert run.complete and sorted(o.target for o in run.outcomes) == ["dev", "prod"]
+    assert len(stack.cards()) == 1
+
+
+def test_a_failed_read_of_the_stored_run_makes_the_planner_ask_for_a_redelivery(stack, monkeypatch):
+    from azure.core.exceptions import ServiceRequestError
+
+    from sync.adapters.ledger_tables import TableLedger
+
+    svc = stack.service()
+    stack.serve("openapi-v1.yaml")
+    event = ci_event("evt-read-fails")
+    plan(event, svc)
+
+    def down(*args, **kwargs):
+        raise ServiceRequestError("connection refused")
+
+    monkeypatch.setattr(TableLedger, "_get", down)
+    with pytest.raises(TransientError, match=r"ledger\.start_run"):
+        plan(event, svc)  # Event Grid retries a failed delivery
+
+
 def test_unchanged_spec_writes_nothing(stack):
     svc = stack.service()
     stack.serve("openapi-v1.yaml")
