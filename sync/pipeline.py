@@ -824,7 +824,7 @@ class Pipeline:
             last_message="",
             last_run_id=item.run_id,
             last_synced_at=record.created_at,
-            last_event_time=request.event_time or latest.last_event_time,
+            last_event_time=_later_event_time(request.event_time, latest.last_event_time),
             pending=None,
             hold=_hold_after(request, latest, record.version),
             drift_sha256=None,
@@ -1015,6 +1015,18 @@ def _event_moment(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=moment.tzinfo or UTC) if moment else None
+
+
+def _later_event_time(ours: str | None, recorded: str | None) -> str | None:
+    """The state's event time only grows: an event that applied a version but is older than the
+    one recorded (an event naming no spec is not ordered, so a late one applies) must not lower
+    it, or an even older event naming a spec would pass ``_superseded`` and roll back."""
+    mine, last = _event_moment(ours), _event_moment(recorded)
+    if mine is None:
+        return recorded
+    if last is not None and last >= mine:
+        return recorded
+    return ours
 
 
 def _synced_since(state: TargetState, moment: datetime) -> bool:

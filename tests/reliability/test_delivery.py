@@ -140,6 +140,29 @@ def test_an_older_event_arriving_after_a_newer_one_does_not_roll_the_connector_b
     assert fleet.server.count(fleet.version_path(api, 1)) == 0
 
 
+def test_a_late_event_without_a_spec_location_does_not_lower_the_recorded_event_time(
+    fleet: Fleet,
+):
+    """An event naming no spec is decided by content, so a late one applies what is live; it
+    must not lower the recorded event time, or an even later-arriving older event naming a spec
+    would pass the ordering check and roll the connector back (before 2026-12-06 it did)."""
+    api = fleet.apis[0]
+    v1, v2 = (fleet.publish(api, n, live=False) for n in (1, 2))
+    fleet.publish(api, 3)  # live now
+    svc = fleet.service()
+    plan(event(api, time="2026-11-28T10:05:00Z", spec_url=v2, version="2.0.0"), svc)
+    assert {o.result for o in drain(svc, wait_seconds=0.3)} == {"updated"}
+    plan(event(api, time="2026-11-28T09:00:00Z"), svc)  # late, no location: applies live v3
+    assert {o.result for o in drain(svc, wait_seconds=0.3)} == {"updated"}
+    assert svc.ports.ledger.state(api, "a").last_event_time.startswith("2026-11-28T10:05:00")
+    plan(event(api, time="2026-11-28T10:00:00Z", spec_url=v1, version="1.0.0"), svc)
+    late = drain(svc, wait_seconds=0.3)
+    assert {o.result for o in late} == {"unchanged"}
+    assert all("older than the event already applied" in o.message for o in late)
+    for target in ("a", "b"):
+        assert fleet.connector(api, target)["info"]["version"] == "3.0.0"
+
+
 def test_events_without_a_spec_location_are_decided_by_the_fetched_content(fleet: Fleet):
     api = fleet.apis[0]
     fleet.publish(api, 1)
