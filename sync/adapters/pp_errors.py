@@ -121,8 +121,10 @@ def send(
     token refreshed by the provider is used on the retry.
 
     ``resend_unanswered=False`` is for calls that are not idempotent (a create): when the request
-    was sent but no answer came, the platform may have acted on it, so it is not sent again here;
-    the caller's next attempt must look for the result first.
+    was sent but no answer came, or the answer was a 5xx or 408 (a gateway's 502 may follow a
+    create the service carried out, reference F3), the platform may have acted on it, so it is
+    not sent again here; the caller's next attempt must look for the result first. A 429 is
+    still retried here: a throttled request was not carried out.
 
     ``content`` is a JSON body already encoded (``json_bytes``), for callers that send the same
     large definition more than once and should not encode it each time."""
@@ -140,6 +142,10 @@ def send(
             if resend_unanswered:
                 raise
             raise _Unanswered(type(exc).__name__) from exc
+        status = response.status_code
+        if not resend_unanswered and (status >= 500 or status == 408):
+            text, _, tid = describe(response, service=service)
+            raise _Unanswered(f"{text}{f', tracking id {tid}' if tid and tid not in text else ''}")
         return raise_for_status(
             response, service=service, where=where, transient=statuses, hint=hint
         )
@@ -151,8 +157,8 @@ def send(
         raise
     except _Unanswered as exc:
         raise TransientError(
-            f"{service} did not answer {method} ({exc}); not sent again since it may have been "
-            "carried out",
+            f"{service} gave no usable answer to {method} ({exc}); not sent again since it may "
+            "have been carried out",
             where=where,
         ) from None
     except httpx.TimeoutException as exc:

@@ -22,7 +22,7 @@ from sync.adapters.powerapps import PowerAppsTarget
 from sync.adapters.queue_storage import StorageWorkQueue
 from sync.adapters.teams import TeamsWebhookNotifier
 from sync.clouds import cloud_for
-from sync.errors import TransientError
+from sync.errors import TargetError, TransientError
 from sync.spec.canonical import sha256_hex
 from sync.triggers import plan
 from sync.worker_loop import drain
@@ -196,6 +196,67 @@ def test_an_unanswered_create_is_not_sent_again_by_the_shared_retry(sim: Simulat
         )
     assert "not sent again" in str(caught.value) and "ReadTimeout" in str(caught.value)
     assert len(sim.requests_to("POST", r"/apis$")) == 1
+
+
+@pytest.mark.parametrize("status", [502, 504, 500, 408])
+def test_a_create_answered_with_a_gateway_error_is_not_sent_again_by_the_shared_retry(
+    sim: Simulator, fast_retries, status: int
+):
+    """A gateway's 5xx may follow a create the service carried out (reference F3): resending it
+    made a twin connector (found by review: one write left two marked connectors)."""
+    from sync.adapters.pp_errors import send
+
+    sim.faults.add(status=status, method="POST", path=r"/apis$", acted=True)
+    url = f"{sim.url}/providers/Microsoft.PowerApps/apis?api-version=2016-11-01"
+    with httpx.Client(timeout=5) as client, pytest.raises(TransientError) as caught:
+        send(
+            client,
+            "POST",
+            url,
+            service="PowerApps API",
+            where="t",
+            budget_seconds=5,
+            json_body={"properties": {}},
+            resend_unanswered=False,
+        )
+    assert "not sent again" in str(caught.value) and f"HTTP {status}" in str(caught.value)
+    assert len(sim.requests_to("POST", r"/apis$")) == 1
+
+
+def test_a_throttled_create_is_still_retried_in_place(sim: Simulator, fast_retries):
+    from sync.adapters.pp_errors import send
+
+    sim.faults.add(status=429, retry_after=0.1, method="POST", path=r"/apis$")
+    url = f"{sim.url}/providers/Microsoft.PowerApps/apis?api-version=2016-11-01"
+    with httpx.Client(timeout=5) as client, pytest.raises(TargetError, match="401"):
+        send(  # the second POST reaches the service, which wants a token
+            client,
+            "POST",
+            url,
+            service="PowerApps API",
+            where="t",
+            budget_seconds=5,
+            json_body={"properties": {}},
+            resend_unanswered=False,
+        )
+    assert len(sim.requests_to("POST", r"/apis$")) == 2
+
+
+def test_a_gateway_error_after_the_create_ends_with_one_connector(pp, sim: Simulator):
+    """Through the pipeline: the create lands, the gateway answers 502; the queue's retry finds
+    the marked connector and adopts it."""
+    fleet, svc = pp
+    api = fleet.apis[0]
+    fleet.publish(api, 1)
+    sim.faults.add(status=502, method="POST", path=r"/apis$", acted=True, times=2)
+    plan(event(api), svc)
+    outcomes = drain(svc, wait_seconds=3.5, visibility_timeout=1)
+    results = {o.target: o.result for o in outcomes}
+    assert results == {"a": "updated", "b": "updated"}, outcomes
+    by_target: dict[str, list] = {}
+    for connector in connectors(sim):
+        by_target.setdefault(connector["description"], []).append(connector)
+    assert len(by_target) == 2 and all(len(v) == 1 for v in by_target.values()), by_target
 
 
 def test_platform_timeouts_are_retried_by_the_queue_then_succeed(pp, sim: Simulator):

@@ -156,6 +156,7 @@ class Fault:
     code: str = "InternalServerError"
     message: str | None = None
     delay: float = 0.0
+    acted: bool = False  # carry the request out, then answer ``status`` (a gateway's 502, F3)
 
 
 @dataclass
@@ -181,6 +182,7 @@ class Faults:
         code: str | None = None,
         message: str | None = None,
         delay: float = 0.0,
+        acted: bool = False,
     ) -> None:
         default_code = {429: "TooManyRequests", 502: "BadGateway", 503: "ServiceUnavailable"}
         with self._lock:
@@ -196,6 +198,7 @@ class Faults:
                     code=code or default_code.get(status or 0, "InternalServerError"),
                     message=message,
                     delay=delay,
+                    acted=acted,
                 )
             )
 
@@ -514,9 +517,23 @@ class Simulator:
         if fault:
             if fault.delay:
                 time.sleep(fault.delay)
-            if fault.status is not None:
+            if fault.status is not None and not fault.acted:
                 return self._fault_reply(fault, path)
         url = f"{self.url}{target}"
+        if fault and fault.acted and fault.status is not None:
+            self._route(method, path, query, headers, body, url)  # carried out, answer lost
+            return self._fault_reply(fault, path)
+        return self._route(method, path, query, headers, body, url)
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        url: str,
+    ) -> Reply:
         if path.startswith("/blob/"):
             return self._blob(method, path, query, headers)
         if path.startswith(PA_PREFIX):
