@@ -119,9 +119,20 @@ def with_retries(
     wait_initial: float = 0.5,
     wait_max: float = 15.0,
 ) -> T:
-    """Run ``call`` until it succeeds, raises a non-transient error, or the budget is spent."""
+    """Run ``call`` until it succeeds, raises a non-transient error, or the budget is spent. A
+    ``Retry-After`` longer than what is left of the budget ends the retries at once: the error,
+    which carries it, goes to the caller (the queue retries the item that late) instead of a
+    wait past the budget, which would eat into the lease and the function's time."""
+    deadline = time.monotonic() + budget_seconds
+
+    def backoff(exc: Exception) -> bool | float:
+        wait = _backoff(exc)
+        if not isinstance(wait, bool) and wait > deadline - time.monotonic():
+            return False
+        return wait
+
     for attempt in stamina.retry_context(
-        on=_backoff,
+        on=backoff,
         attempts=attempts,
         timeout=budget_seconds,
         wait_initial=wait_initial,

@@ -48,6 +48,23 @@ def test_retry_after_is_honoured_by_the_shared_policy(
     assert "HTTP 429 TooManyRequests" in caught.value.message
 
 
+def test_a_retry_after_beyond_the_budget_ends_the_call_at_once(
+    seeded: Simulator, make_powerapps: Callable[..., PowerAppsTarget]
+) -> None:
+    """Waiting 30 s inside a call with a few seconds' budget would eat into the lease and the
+    function's time (found by review: a 1 s budget waited 4 s); the error carries the wait,
+    which the queue's retry honours."""
+    import time
+
+    seeded.faults.add(status=429, method="GET", path=r"/apis/", retry_after=30, times=10)
+    started = time.monotonic()
+    with pytest.raises(RetryableStatus) as caught:
+        make_powerapps({"connector": CID}).read()
+    assert time.monotonic() - started < 5
+    assert caught.value.retry_after == 30
+    assert len(seeded.requests_to("GET", r"/apis/")) == 1
+
+
 def test_500_every_time_fails_with_status_code_and_tracking_id(
     seeded: Simulator, make_powerapps: Callable[..., PowerAppsTarget]
 ) -> None:
