@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunparse
 import httpx
 
 from sync.adapters import stored_definitions
-from sync.adapters.http import with_retries
+from sync.adapters.http import as_transient, with_retries
 from sync.adapters.pp_errors import raise_for_status
 from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_difference lived here
     MarkedConnectorTarget,
@@ -432,7 +432,12 @@ class PowerAppsTarget(MarkedConnectorTarget):
                 response.close()
 
         budget = self._budget if budget_seconds is None else min(budget_seconds, self._budget)
-        content, etag = with_retries(attempt, budget_seconds=budget)
+        try:
+            content, etag = with_retries(attempt, budget_seconds=budget)
+        except httpx.HTTPError as exc:  # still failing when the budget ran out: name it
+            # (a raw httpx error escaped the pipeline's handling, and the quick read-back's
+            # fall-through to the full one, which catches SyncError)
+            raise as_transient(exc, where=f"{self._where} {shown}") from None
         if content is None:
             assert known is not None
             return known[1]  # not written since we read those bytes: they are what it holds

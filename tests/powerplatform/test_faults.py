@@ -65,6 +65,34 @@ def test_a_retry_after_beyond_the_budget_ends_the_call_at_once(
     assert len(seeded.requests_to("GET", r"/apis/")) == 1
 
 
+def test_a_definition_download_that_keeps_timing_out_is_a_named_transient_error(
+    seeded: Simulator, cloud
+) -> None:
+    """The blob GET of the stored definition is not sent through the platform's client call: a
+    raw httpx error escaped the pipeline's error handling (found by review)."""
+    import httpx
+
+    from tests.powerplatform.conftest import DictSecrets
+
+    seeded.faults.add(status=None, method="GET", path=r"^/blob/", delay=0.6, times=20)
+    with httpx.Client(timeout=0.2) as client:
+        target = PowerAppsTarget(
+            api="contoso",
+            name="prod",
+            params={"environment": ENV, "credential": "pp-user", "connector": CID},
+            cloud=cloud,
+            tokens=FakeTokens(),
+            secrets=DictSecrets(),
+            client=client,
+            get_state_connector_id=lambda: None,
+            budget_seconds=1,
+        )
+        with pytest.raises(TransientError) as caught:
+            target.read()
+    assert "timed out" in str(caught.value) and "ReadTimeout" in str(caught.value)
+    assert "contoso/prod" in str(caught.value) and "sig=" not in str(caught.value)
+
+
 def test_500_every_time_fails_with_status_code_and_tracking_id(
     seeded: Simulator, make_powerapps: Callable[..., PowerAppsTarget]
 ) -> None:
