@@ -116,7 +116,7 @@ def read_json(req: ApiRequest, schema: dict[str, Any] | None = None) -> dict[str
         data = json.loads(req.body.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequest("body is not valid UTF-8") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # also an integer past the 4,300-digit limit
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")

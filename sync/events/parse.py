@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sync.events.model import Event, MalformedEvent, Schema
@@ -25,6 +25,8 @@ MAX_BODY_BYTES = 1_048_576 + 65_536
 MAX_EVENTS = 5_000
 MAX_ID_CHARS = 512
 MAX_ATTR_CHARS = 4_096
+# An event time further ahead of this host's clock counts as its arrival time (see _time).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 _SUPPORTED_SPECVERSIONS = ("1.0", "1")
 
 
@@ -69,6 +71,8 @@ def _string(
         raise MalformedEvent(f"is longer than {limit} characters", field=name, where=where)
     if any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
         raise MalformedEvent("contains control characters", field=name, where=where)
+    if any("\ud800" <= ch <= "\udfff" for ch in value):  # JSON's lone \ud800: no UTF-8 form
+        raise MalformedEvent("contains an unpaired surrogate", field=name, where=where)
     return value
 
 
@@ -92,7 +96,24 @@ def _time(raw: Mapping[str, Any], name: str, *, where: str | None) -> str | None
         )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:30:00-01:00 is past the last datetime in UTC
+        raise MalformedEvent(
+            f"is outside the range of dates: {_short(value)}", field=name, where=where
+        ) from None
+    arrived = datetime.now(UTC)
+    if moment > arrived + MAX_CLOCK_SKEW:
+        # Events naming a spec are ordered by time, and one from the future would make every
+        # later event look older than it for good: it counts as having happened on arrival.
+        log.warning(
+            "event %s %s is more than %s ahead of this host's clock; its arrival time is used",
+            name,
+            moment.isoformat(),
+            MAX_CLOCK_SKEW,
+        )
+        moment = arrived
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _data(raw: Mapping[str, Any], *, where: str | None) -> dict[str, Any]:
@@ -214,6 +235,8 @@ def events_from_body(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> list[Ev
         ) from None
     except RecursionError:
         raise MalformedEvent("is nested too deeply", field="body") from None
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit conversion limit
+        raise MalformedEvent(f"is not usable JSON: {exc}", field="body") from None
     if isinstance(parsed, Mapping):
         return [normalize_event(parsed)]
     if not isinstance(parsed, list):
@@ -241,7 +264,11 @@ def events_from_body(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> list[Ev
 def _host_time(value: datetime | str | None) -> str | None:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # no UTC form: the time is unknown, normalize_event says so
+            return None
+        return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
     return value
 
 

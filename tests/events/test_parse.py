@@ -78,6 +78,16 @@ def test_cloud_event_fields() -> None:
     assert event.time == "2024-05-01T10:00:00.123000Z"
 
 
+def test_a_time_ahead_of_the_clock_counts_as_the_arrival_time() -> None:
+    """Events naming a spec are ordered by time; one dated 9999 would make every later one look
+    older for good (found by review), so a time over five minutes ahead counts as arrival."""
+    before = datetime.now(UTC)
+    moment = datetime.fromisoformat(normalize_event(ce(time="9999-01-01T00:00:00Z")).time)
+    assert before <= moment <= datetime.now(UTC)
+    soon = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+    assert normalize_event(ce(time=soon)).time.startswith(soon[:19])  # a little skew is kept
+
+
 def test_times_are_utc_and_fixed_width() -> None:
     assert normalize_event(eg(eventTime="2024-05-01T12:00:00+02:00")).time == (
         "2024-05-01T10:00:00.000000Z"
@@ -109,6 +119,10 @@ def test_times_are_utc_and_fixed_width() -> None:
         (eg(eventTime="2024-05-01"), "eventTime"),
         (eg(eventTime=1714557600), "eventTime"),
         (eg(eventTime="2024-13-01T00:00:00Z"), "eventTime"),
+        (eg(eventTime="9999-12-31T23:30:00-01:00"), "eventTime"),  # no UTC form: overflow
+        (ce(time="0001-01-01T00:00:00+01:00"), "time"),
+        (eg(id="\ud800"), "id"),  # a lone surrogate has no UTF-8 form (the run id hashes it)
+        (ce(subject="a\udfffb"), "subject"),
         (ce(id=...), "id"),
         (ce(type=...), "type"),
         (ce(type=1), "type"),
@@ -170,6 +184,7 @@ def test_bad_value_is_shortened_in_the_message() -> None:
         (b'[{"id": "a", "id": "b"}]', "duplicate key"),
         (b'[{"id": NaN}]', "NaN is not valid JSON"),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'[{"id": ' + b"9" * 5000 + b"}]", "is not usable JSON"),  # past the digit limit
     ],
 )
 def test_bad_bodies(payload: bytes, message: str) -> None:

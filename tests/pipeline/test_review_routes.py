@@ -29,3 +29,19 @@ def test_a_bad_version_number_is_400_naming_n_without_a_ledger_read(stack, n):
     resp = guarded(lambda r: get_version(r, svc))(req)
     assert resp.status == 400, resp.body
     assert resp.body["error"]["field"] == "n"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"api": ' + b"9" * 5000 + b"}", "not valid JSON"),  # past the 4,300-digit limit
+        (b'{"api": "x"', "not valid JSON"),
+        (b"\xff", "not valid UTF-8"),
+    ],
+)
+def test_a_json_body_python_cannot_read_is_a_400_not_a_crash(body: bytes, expected: str) -> None:
+    from sync.http_api import ApiRequest, BadRequest, read_json
+
+    with pytest.raises(BadRequest, match=expected) as caught:
+        read_json(ApiRequest(method="POST", url="http://localhost/api/sync", body=body))
+    assert caught.value.status == 400
