@@ -192,6 +192,8 @@ def post_sync_route(req: ApiRequest, svc: Service) -> ApiResponse:
         headers = events.is_cloudevents_abuse_protection(req.method, req.headers)
         if headers is None:
             return error(400, "BadRequest", "OPTIONS is only for the CloudEvents webhook handshake")
+        if svc.settings.eventgrid_webhook_auth == "off":  # as for Event Grid's own handshake
+            return _webhook_off()
         return ApiResponse(200, None, headers)
     kind = req.headers.get("aeg-event-type")
     if kind is not None:  # Event Grid pointed at this route (custom topics)
@@ -226,12 +228,7 @@ def _event_grid_delivery(req: ApiRequest, svc: Service, kind: str) -> ApiRespons
         )
     mode = svc.settings.eventgrid_webhook_auth
     if mode == "off":
-        return error(
-            403,
-            "Forbidden",
-            f"{EVENTGRID_WEBHOOK_AUTH}=off: this route takes no Event Grid deliveries "
-            "(subscribe the Event Grid trigger instead)",
-        )
+        return _webhook_off()
     if kind == "SubscriptionValidation":
         delivered = events.events_from_body(req.body)
         answer = events.validation_response(delivered[0]) if delivered else None
@@ -249,10 +246,26 @@ def _event_grid_delivery(req: ApiRequest, svc: Service, kind: str) -> ApiRespons
         raise ConfigError(
             f"{EVENTGRID_WEBHOOK_AUTH}={mode!r} is not a known mode", path=EVENTGRID_WEBHOOK_AUTH
         )
-    delivered = events.events_from_body(req.body)
+    skipped: list[events.MalformedEvent] = []
+    delivered = events.events_from_body(req.body, skipped=skipped)
     trace = req.headers.get("traceparent")
     runs = [run for ev in delivered for run in plan(ev, svc, traceparent=trace, caller=caller)]
-    return ApiResponse(200, {"runs": runs})
+    answer: dict[str, Any] = {"runs": runs}
+    if skipped:  # acknowledged with the rest (a 400 would lose the batch's good events too)
+        answer["skipped"] = [str(exc) for exc in skipped]
+    return ApiResponse(200, answer)
+
+
+def _webhook_off() -> ApiResponse:
+    """A subscription must not validate (look healthy) when every delivery would be refused."""
+    from sync.settings import EVENTGRID_WEBHOOK_AUTH
+
+    return error(
+        403,
+        "Forbidden",
+        f"{EVENTGRID_WEBHOOK_AUTH}=off: this route takes no Event Grid deliveries "
+        "(subscribe the Event Grid trigger instead)",
+    )
 
 
 def _mutating_caller(req: ApiRequest, svc: Service) -> str:

@@ -211,11 +211,19 @@ def _no_constants(name: str) -> Any:
     raise MalformedEvent(f"{name} is not valid JSON", field="body")
 
 
-def events_from_body(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> list[Event]:
+def events_from_body(
+    body: bytes,
+    *,
+    max_bytes: int = MAX_BODY_BYTES,
+    skipped: list[MalformedEvent] | None = None,
+) -> list[Event]:
     """An HTTP delivery body: an array of Event Grid events, one CloudEvent, or a CloudEvents batch.
 
     Size is checked before parsing so a hostile body costs nothing; the batch must be one schema
-    (Event Grid never mixes them in one delivery, so a mix means a hand-made body).
+    (Event Grid never mixes them in one delivery, so a mix means a hand-made body). Given a
+    ``skipped`` list, a malformed event of a batch is added to it (and logged) instead of
+    refusing the batch: a webhook answered 400 is not delivered again, and the batch's good
+    events would be lost with the bad one.
     """
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise MalformedEvent(f"must be bytes, got {type(body).__name__}", field="body")
@@ -249,7 +257,19 @@ def events_from_body(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> list[Ev
         raise MalformedEvent(
             f"holds {len(parsed):,} events; the limit is {MAX_EVENTS:,}", field="body"
         )
-    events = [normalize_event(item, where=f"events[{i}]") for i, item in enumerate(parsed)]
+    events = []
+    for i, item in enumerate(parsed):
+        try:
+            events.append(normalize_event(item, where=f"events[{i}]"))
+        except MalformedEvent as exc:
+            if skipped is None:
+                raise
+            log.warning("malformed event acknowledged and ignored: %s", exc)
+            skipped.append(exc)
+    if not events:
+        raise (
+            skipped[0] if skipped else MalformedEvent("is an empty array: no events", field="body")
+        )
     schemas = {e.schema for e in events}
     if len(schemas) > 1:
         first = next(i for i, e in enumerate(events) if e.schema != events[0].schema)

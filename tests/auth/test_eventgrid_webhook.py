@@ -216,12 +216,37 @@ def test_by_default_the_function_key_alone_admits_a_delivery_and_says_so(secured
     assert run_caller(run_id) == "eventgrid-webhook:key"
 
 
+def test_a_malformed_event_in_a_batch_is_skipped_and_the_others_planned(secured) -> None:
+    """Event Grid does not deliver a batch answered 400 again: refusing the whole batch for one
+    bad event lost the good ones with it (found by review)."""
+    [good] = json.loads(DELIVERY)
+    bad = {**good, "id": 5}
+    resp = deliver(json.dumps([bad, good]).encode())
+    assert resp.status_code == 200, resp.get_body()
+    answer = json.loads(resp.get_body())
+    assert len(answer["runs"]) == 1
+    [why] = answer["skipped"]
+    assert "events[0]" in why and "id" in why
+    assert len(received(secured.service())) == 2  # the good event's two targets
+
+
+def test_a_batch_of_only_malformed_events_is_refused(secured) -> None:
+    [good] = json.loads(DELIVERY)
+    resp = deliver(json.dumps([{**good, "id": 5}]).encode())
+    assert resp.status_code == 400, resp.get_body()
+    assert received(secured.service()) == []
+
+
 def test_off_refuses_deliveries_and_the_handshake(off, authority) -> None:
     for body, kind in ((DELIVERY, "Notification"), (HANDSHAKE, "SubscriptionValidation")):
         resp = deliver(body, kind=kind, token=event_grid_token(authority))
         assert resp.status_code == 403, resp.get_body()
         assert f"{names.EVENTGRID_WEBHOOK_AUTH}=off" in resp.get_body().decode()
     assert received(off.service()) == []
+    # the CloudEvents handshake too: a subscription must not validate only to be refused
+    options = http("sync_api", "OPTIONS", URL, b"", headers={"WebHook-Request-Origin": "e.net"})
+    assert options.status_code == 403, options.get_body()
+    assert f"{names.EVENTGRID_WEBHOOK_AUTH}=off" in options.get_body().decode()
 
 
 def test_off_leaves_the_normal_path_alone(off, authority) -> None:
