@@ -274,6 +274,12 @@ def _api_center(event: Event, sync_map: SyncMap) -> Decision:
     subject = _API_CENTER_DEFINITION.match(event.subject)
     if not subject:
         return _ignore(event, "the subject is not an API Center definition resource id")
+    if not _from_api_center(event.topic, event.subject):
+        return _ignore(
+            event,
+            f"the source {event.topic!r} is not the API Center the subject names (anyone who can "
+            "publish to another topic could send this subject)",
+        )
 
     def accepts(trigger: dict[str, Any]) -> bool:
         return (
@@ -291,6 +297,15 @@ def _api_center(event: Event, sync_map: SyncMap) -> Decision:
     if not apis:
         return _not_configured(event, "apiCenter")
     return Decision(requests=[_request(api, event) for api in apis])
+
+
+def _from_api_center(topic: str | None, subject: str) -> bool:
+    """API Center publishes from its services' resource id (``…/Microsoft.ApiCenter/services``
+    in the stored samples, which stop before the service's name), a prefix of the subject."""
+    source = (topic or "").rstrip("/").casefold()
+    return "/providers/microsoft.apicenter/services" in source and subject.casefold().startswith(
+        source + "/"
+    )
 
 
 def _blob(event: Event, sync_map: SyncMap) -> Decision:

@@ -256,18 +256,57 @@ def test_apim_other_service_is_ignored(sync_map: SyncMap) -> None:
 # --- API Center ---------------------------------------------------------------------------------
 
 
+CENTER_SOURCE = CENTER.rsplit("/", 1)[0]  # what the stored samples carry: ".../services"
+DEFINITION = CENTER + "/workspaces/default/apis/{api_name}/versions/v/definitions/{definition_name}"
+
+
 def test_api_center_other_definition_is_ignored(sync_map: SyncMap) -> None:
     subject = CENTER + "/workspaces/default/apis/{api_name}/versions/v1/definitions/graphql"
-    decision = decide(system("Microsoft.ApiCenter.ApiDefinitionUpdated", "/x", subject), sync_map)
+    decision = decide(
+        system("Microsoft.ApiCenter.ApiDefinitionUpdated", CENTER_SOURCE, subject), sync_map
+    )
     assert decision.requests == []
+    assert "no API lists a matching 'apiCenter:' trigger" in (decision.ignored or "")
 
 
 def test_api_center_subject_that_is_not_a_definition(sync_map: SyncMap) -> None:
     decision = decide(
-        system("Microsoft.ApiCenter.ApiDefinitionAdded", "/x", CENTER + "/workspaces/default"),
+        system(
+            "Microsoft.ApiCenter.ApiDefinitionAdded", CENTER_SOURCE, CENTER + "/workspaces/default"
+        ),
         sync_map,
     )
     assert "not an API Center definition" in (decision.ignored or "")
+
+
+@pytest.mark.parametrize("source", [CENTER_SOURCE, CENTER, CENTER.upper()])
+def test_an_api_center_event_from_its_service_plans(source: str, sync_map: SyncMap) -> None:
+    decision = decide(
+        system("Microsoft.ApiCenter.ApiDefinitionAdded", source, DEFINITION), sync_map
+    )
+    assert decision.requests, decision.ignored
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.EventGrid/topics/ci",
+        "/x",
+        CENTER.replace("{api_center_name}", "other"),
+        "",
+    ],
+)
+def test_an_api_center_subject_from_another_source_is_ignored(
+    source: str, sync_map: SyncMap
+) -> None:
+    """Only the subject was checked: anyone who can publish to some other topic this app
+    subscribes to could start a sync with it (found by review; low impact, it syncs the
+    configured spec)."""
+    decision = decide(
+        system("Microsoft.ApiCenter.ApiDefinitionAdded", source, DEFINITION), sync_map
+    )
+    assert decision.requests == []
+    assert "is not the API Center the subject names" in (decision.ignored or "")
 
 
 # --- Blob Storage -------------------------------------------------------------------------------
