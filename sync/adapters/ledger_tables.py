@@ -290,15 +290,18 @@ class TableLedger:
                 self._container_client = client
         return self._container_client
 
-    def _replace_if_unchanged(self, entity: dict[str, Any], etag: str) -> Any:
-        """REPLACE the row only while it still has ``etag`` (optimistic concurrency); raises
-        azure-core's ResourceModifiedError when someone changed it first."""
+    def _replace_if_unchanged(
+        self, entity: dict[str, Any], etag: str, *, merge: bool = False
+    ) -> Any:
+        """REPLACE (or, with ``merge``, MERGE: only ``entity``'s properties) the row only while
+        it still has ``etag`` (optimistic concurrency); raises azure-core's
+        ResourceModifiedError when someone changed it first."""
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
         return self._table().update_entity(
             entity,
-            mode=UpdateMode.REPLACE,
+            mode=UpdateMode.MERGE if merge else UpdateMode.REPLACE,
             etag=etag,
             match_condition=MatchConditions.IfNotModified,
         )
@@ -893,9 +896,7 @@ class TableLedger:
         row's ETag (which restarts its clock; ``_AGAIN`` when someone wrote first). Before,
         every such call returned None, and a run whose completing answer was lost, or whose
         worker died before the card, got none."""
-        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError
-        from azure.data.tables import UpdateMode
 
         if not run.complete or entity.get("NotifiedAt") or entity.get("Notified"):
             log.info("run %s already has an outcome for %s; keeping the first", rk, target)
@@ -915,12 +916,7 @@ class TableLedger:
             )
         taking = {"PartitionKey": RUNS_PARTITION, "RowKey": rk, "NotifyClaim": f"{target} {claim}"}
         try:
-            self._table().update_entity(
-                taking,
-                mode=UpdateMode.MERGE,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
+            self._replace_if_unchanged(taking, etag, merge=True)
         except ResourceModifiedError:
             return _AGAIN
         self._run_rows.pop(rk)

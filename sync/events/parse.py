@@ -94,14 +94,12 @@ def _time(raw: Mapping[str, Any], name: str, *, where: str | None) -> str | None
         raise MalformedEvent(
             f"is not an ISO-8601 date-time: {_short(value)}", field=name, where=where
         )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        moment = moment.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:30:00-01:00 is past the last datetime in UTC
+    in_utc = _in_utc(moment)
+    if in_utc is None:
         raise MalformedEvent(
             f"is outside the range of dates: {_short(value)}", field=name, where=where
-        ) from None
+        )
+    moment = in_utc
     arrived = datetime.now(UTC)
     if moment > arrived + MAX_CLOCK_SKEW:
         # Events naming a spec are ordered by time, and one from the future would make every
@@ -113,6 +111,20 @@ def _time(raw: Mapping[str, Any], name: str, *, where: str | None) -> str | None
             MAX_CLOCK_SKEW,
         )
         moment = arrived
+    return _fixed_width(moment)
+
+
+def _in_utc(moment: datetime) -> datetime | None:
+    """``moment`` in UTC (one without an offset read as UTC); None when it has no UTC form, as
+    9999-12-31T23:30:00-01:00, past the last datetime in UTC."""
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def _fixed_width(moment: datetime) -> str:
+    """A UTC time with microseconds always shown, so ISO strings sort as times do."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -283,12 +295,8 @@ def events_from_body(
 
 def _host_time(value: datetime | str | None) -> str | None:
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        try:
-            moment = moment.astimezone(UTC)
-        except OverflowError:  # no UTC form: the time is unknown, normalize_event says so
-            return None
-        return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        moment = _in_utc(value)  # None: no UTC form, the time is unknown
+        return _fixed_width(moment) if moment is not None else None
     return value
 
 

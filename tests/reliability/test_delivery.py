@@ -114,19 +114,31 @@ def test_a_redelivered_event_is_skipped_by_id_even_if_the_live_spec_moved(fleet:
     assert fleet.connector(api, "b")["info"]["version"] == "2.0.0"
 
 
+def results(svc, raw: dict) -> set[str]:
+    """Plan one event and work its items off: the results they ended with."""
+    plan(raw, svc)
+    return {o.result for o in drain(svc, wait_seconds=0.3)}
+
+
+def assert_superseded(svc, raw: dict) -> None:
+    """The event is older than the one applied: every item ends unchanged, saying so."""
+    plan(raw, svc)
+    late = drain(svc, wait_seconds=0.3)
+    assert {o.result for o in late} == {"unchanged"}
+    assert all("older than the event already applied" in o.message for o in late)
+
+
 def test_an_older_event_arriving_after_a_newer_one_does_not_roll_the_connector_back(
     fleet: Fleet,
 ):
     api = fleet.apis[0]
     v1, v2, v3 = (fleet.publish(api, n, live=False) for n in (1, 2, 3))
     svc = fleet.service()
-    plan(event(api, time="2026-11-28T10:05:00Z", spec_url=v2, version="2.0.0"), svc)
-    assert {o.result for o in drain(svc, wait_seconds=0.3)} == {"updated"}
+    assert results(svc, event(api, time="2026-11-28T10:05:00Z", spec_url=v2, version="2.0.0")) == {
+        "updated"
+    }
     # Event Grid delivers the 10:00 deployment late
-    plan(event(api, time="2026-11-28T10:00:00Z", spec_url=v1, version="1.0.0"), svc)
-    late = drain(svc, wait_seconds=0.3)
-    assert {o.result for o in late} == {"unchanged"}
-    assert all("older than the event already applied" in o.message for o in late)
+    assert_superseded(svc, event(api, time="2026-11-28T10:00:00Z", spec_url=v1, version="1.0.0"))
     for target in ("a", "b"):
         assert fleet.connector(api, target)["info"]["version"] == "2.0.0"
         assert [v for v, _ in version_shas(svc, api, target)] == [1]
@@ -150,15 +162,13 @@ def test_a_late_event_without_a_spec_location_does_not_lower_the_recorded_event_
     v1, v2 = (fleet.publish(api, n, live=False) for n in (1, 2))
     fleet.publish(api, 3)  # live now
     svc = fleet.service()
-    plan(event(api, time="2026-11-28T10:05:00Z", spec_url=v2, version="2.0.0"), svc)
-    assert {o.result for o in drain(svc, wait_seconds=0.3)} == {"updated"}
-    plan(event(api, time="2026-11-28T09:00:00Z"), svc)  # late, no location: applies live v3
-    assert {o.result for o in drain(svc, wait_seconds=0.3)} == {"updated"}
+    assert results(svc, event(api, time="2026-11-28T10:05:00Z", spec_url=v2, version="2.0.0")) == {
+        "updated"
+    }
+    # late, no location: applies live v3
+    assert results(svc, event(api, time="2026-11-28T09:00:00Z")) == {"updated"}
     assert svc.ports.ledger.state(api, "a").last_event_time.startswith("2026-11-28T10:05:00")
-    plan(event(api, time="2026-11-28T10:00:00Z", spec_url=v1, version="1.0.0"), svc)
-    late = drain(svc, wait_seconds=0.3)
-    assert {o.result for o in late} == {"unchanged"}
-    assert all("older than the event already applied" in o.message for o in late)
+    assert_superseded(svc, event(api, time="2026-11-28T10:00:00Z", spec_url=v1, version="1.0.0"))
     for target in ("a", "b"):
         assert fleet.connector(api, target)["info"]["version"] == "3.0.0"
 

@@ -148,6 +148,33 @@ def connectors(sim: Simulator) -> list[dict[str, Any]]:
     return [sim.powerapps_connector(ENV, cid) for cid in sim.powerapps_ids(ENV)]
 
 
+def connectors_by_target(sim: Simulator) -> dict[str, list[dict[str, Any]]]:
+    """The simulator's connectors grouped by description (each carries its target's marker)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for connector in connectors(sim):
+        grouped.setdefault(connector["description"], []).append(connector)
+    return grouped
+
+
+def create_without_resend(sim: Simulator, timeout: float) -> None:
+    """One create POST through the shared retry, as the PowerApps target sends it (never sent
+    again once it may have been carried out)."""
+    from sync.adapters.pp_errors import send
+
+    url = f"{sim.url}/providers/Microsoft.PowerApps/apis?api-version=2016-11-01"
+    with httpx.Client(timeout=timeout) as client:
+        send(
+            client,
+            "POST",
+            url,
+            service="PowerApps API",
+            where="t",
+            budget_seconds=5,
+            json_body={"properties": {}},
+            resend_unanswered=False,
+        )
+
+
 def test_platform_429_with_retry_after_is_waited_out_and_the_sync_succeeds(pp, sim: Simulator):
     fleet, svc = pp
     api = fleet.apis[0]
@@ -179,21 +206,9 @@ def test_platform_500_every_time_ends_failed_with_the_status_and_no_connector(pp
 
 def test_an_unanswered_create_is_not_sent_again_by_the_shared_retry(sim: Simulator, fast_retries):
     """A POST that times out may still have created the connector; resending it makes a twin."""
-    from sync.adapters.pp_errors import send
-
     sim.faults.add(status=None, method="POST", path=r"/apis$", delay=1.5, times=1)
-    url = f"{sim.url}/providers/Microsoft.PowerApps/apis?api-version=2016-11-01"
-    with httpx.Client(timeout=0.5) as client, pytest.raises(TransientError) as caught:
-        send(
-            client,
-            "POST",
-            url,
-            service="PowerApps API",
-            where="t",
-            budget_seconds=5,
-            json_body={"properties": {}},
-            resend_unanswered=False,
-        )
+    with pytest.raises(TransientError) as caught:
+        create_without_resend(sim, timeout=0.5)
     assert "not sent again" in str(caught.value) and "ReadTimeout" in str(caught.value)
     assert len(sim.requests_to("POST", r"/apis$")) == 1
 
@@ -204,41 +219,17 @@ def test_a_create_answered_with_a_gateway_error_is_not_sent_again_by_the_shared_
 ):
     """A gateway's 5xx may follow a create the service carried out (reference F3): resending it
     made a twin connector (found by review: one write left two marked connectors)."""
-    from sync.adapters.pp_errors import send
-
     sim.faults.add(status=status, method="POST", path=r"/apis$", acted=True)
-    url = f"{sim.url}/providers/Microsoft.PowerApps/apis?api-version=2016-11-01"
-    with httpx.Client(timeout=5) as client, pytest.raises(TransientError) as caught:
-        send(
-            client,
-            "POST",
-            url,
-            service="PowerApps API",
-            where="t",
-            budget_seconds=5,
-            json_body={"properties": {}},
-            resend_unanswered=False,
-        )
+    with pytest.raises(TransientError) as caught:
+        create_without_resend(sim, timeout=5)
     assert "not sent again" in str(caught.value) and f"HTTP {status}" in str(caught.value)
     assert len(sim.requests_to("POST", r"/apis$")) == 1
 
 
 def test_a_throttled_create_is_still_retried_in_place(sim: Simulator, fast_retries):
-    from sync.adapters.pp_errors import send
-
     sim.faults.add(status=429, retry_after=0.1, method="POST", path=r"/apis$")
-    url = f"{sim.url}/providers/Microsoft.PowerApps/apis?api-version=2016-11-01"
-    with httpx.Client(timeout=5) as client, pytest.raises(TargetError, match="401"):
-        send(  # the second POST reaches the service, which wants a token
-            client,
-            "POST",
-            url,
-            service="PowerApps API",
-            where="t",
-            budget_seconds=5,
-            json_body={"properties": {}},
-            resend_unanswered=False,
-        )
+    with pytest.raises(TargetError, match="401"):  # the second POST reaches the service,
+        create_without_resend(sim, timeout=5)  # which wants a token
     assert len(sim.requests_to("POST", r"/apis$")) == 2
 
 
@@ -253,9 +244,7 @@ def test_a_gateway_error_after_the_create_ends_with_one_connector(pp, sim: Simul
     outcomes = drain(svc, wait_seconds=3.5, visibility_timeout=1)
     results = {o.target: o.result for o in outcomes}
     assert results == {"a": "updated", "b": "updated"}, outcomes
-    by_target: dict[str, list] = {}
-    for connector in connectors(sim):
-        by_target.setdefault(connector["description"], []).append(connector)
+    by_target = connectors_by_target(sim)
     assert len(by_target) == 2 and all(len(v) == 1 for v in by_target.values()), by_target
 
 
@@ -277,9 +266,7 @@ def test_platform_timeouts_are_retried_by_the_queue_then_succeed(pp, sim: Simula
     assert set(results) == {"a", "b"}, outcomes
     assert set(results.values()) <= {"updated", "failed"}, outcomes
     # whatever the platform did with the slow POSTs, each target holds at most one connector
-    by_target = {}
-    for connector in connectors(sim):
-        by_target.setdefault(connector["description"], []).append(connector)
+    by_target = connectors_by_target(sim)
     assert all(len(v) == 1 for v in by_target.values()), by_target
 
 

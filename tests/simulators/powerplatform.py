@@ -514,16 +514,14 @@ class Simulator:
         if self.faults.slow_seconds:
             time.sleep(self.faults.slow_seconds)
         fault = self.faults.take(method, path)
-        if fault:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.status is not None and not fault.acted:
-                return self._fault_reply(fault, path)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
         url = f"{self.url}{target}"
-        if fault and fault.acted and fault.status is not None:
+        if fault is None or fault.status is None:
+            return self._route(method, path, query, headers, body, url)
+        if fault.acted:
             self._route(method, path, query, headers, body, url)  # carried out, answer lost
-            return self._fault_reply(fault, path)
-        return self._route(method, path, query, headers, body, url)
+        return self._fault_reply(fault, path)
 
     def _route(
         self,
