@@ -41,6 +41,7 @@ from typing import Any
 from sync import settings as names
 from sync.clouds import Cloud
 from sync.errors import ConfigError, SyncError, TransientError, UnsafeUrlError
+from sync.redact import redact_url
 from sync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -222,8 +223,6 @@ class SigningKeys:
 
 
 def _shown(url: str) -> str:
-    from sync.adapters.urlguard import redact_url
-
     return redact_url(url)
 
 

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sync import drift, spec
-from sync.adapters.urlguard import redact_url
 from sync.background import in_background, settle
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import (
@@ -51,6 +50,7 @@ from sync.models import (
     utcnow,
 )
 from sync.ports import Ledger, Ports, Target
+from sync.redact import redact_url
 from sync.spec.canonical import compact_bytes_kept, sha256_hex, sha256_hex_kept
 from sync.spec.parse import load_object
 

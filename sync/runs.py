@@ -32,6 +32,7 @@ from sync.models import (
 )
 from sync.pipeline import Pipeline
 from sync.ports import Ports
+from sync.redact import redact_url
 from sync.run_row_first import RunRowFirst
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ def new_run(request: SyncRequest, sync_map: SyncMap) -> tuple[SyncRequest, RunSu
     request = traced(request)
     shown = request  # the run row and GET /api/runs show the request: no SAS ``sig=`` there
     if request.spec_url:
-        from sync.adapters.urlguard import redact_url
-
         shown = replace(request, spec_url=redact_url(request.spec_url))
     run = RunSummary(
         run_id=run_id_for(request),

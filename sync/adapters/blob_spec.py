@@ -29,9 +29,9 @@ import httpx
 
 from sync.adapters.http import check_transient, default_timeout
 from sync.adapters.spec_sources import read_capped, retried_request
-from sync.adapters.urlguard import redact_url
 from sync.errors import ConfigError, PermanentError, SpecError, SpecNotNamedError
 from sync.models import FetchedSpec, SyncRequest
+from sync.redact import redact_url
 
 if TYPE_CHECKING:
     from sync.ports import TokenProvider

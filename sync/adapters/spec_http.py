@@ -29,9 +29,10 @@ from sync.adapters.http import (
     with_retries,
 )
 from sync.adapters.spec_sources import read_capped
-from sync.adapters.urlguard import UrlGuard, guarded_client, redact_url
+from sync.adapters.urlguard import UrlGuard, guarded_client
 from sync.errors import PermanentError, SpecError, TransientError, UnsafeUrlError
 from sync.models import FetchedSpec
+from sync.redact import redact_url
 from sync.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from sync.adapters.http import RetryableStatus, as_transient, check_transient, with_retries
-from sync.adapters.urlguard import install_httpx_log_redaction, redact_url
+from sync.adapters.urlguard import install_httpx_log_redaction
 from sync.errors import SyncError
 from sync.models import RunSummary
 from sync.notify.cards import build_message, encode_message, plain
+from sync.redact import redact_url
 
 log = logging.getLogger(__name__)
 

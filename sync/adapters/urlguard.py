@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 from sync.errors import TransientError, UnsafeUrlError
+from sync.redact import redact_url
 
 if TYPE_CHECKING:
     from sync.settings import Settings
@@ -51,25 +51,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-# Query parameters whose values are credentials (SAS ``sig``, Functions ``code``, API keys).
-SECRET_QUERY_KEYS = frozenset(
-    {
-        "sig",
-        "signature",
-        "code",
-        "key",
-        "token",
-        "access_token",
-        "api_key",
-        "apikey",
-        "api-key",
-        "subscription-key",
-        "password",
-        "secret",
-        "client_secret",
-    }
-)
-REDACTED = "REDACTED"
 
 _NAME_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$")
 _LEGACY_V4_RE = re.compile(r"^[0-9a-fx.]+$")
@@ -77,25 +58,6 @@ _LEGACY_V4_RE = re.compile(r"^[0-9a-fx.]+$")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _COMPAT = ipaddress.ip_network("::/96")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """The URL with credential-carrying query values (``sig=``, ``code=``...) replaced, for logs
-    and error messages; userinfo is dropped too. Unparseable input is reduced to a marker."""
-    text = str(url)
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs],
-            safe="/:",
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def system_resolver(host: str, port: int) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from sync.config import SyncMap, parse_map
 from sync.errors import ConfigError, SpecError, SyncError, TransientError
+from sync.redact import redact_url
 from sync.spec.parse import load_object
 
 log = logging.getLogger(__name__)
@@ -160,8 +161,6 @@ def load_remote_map(url: str, *, reader: Any = None, clock: Any = time.monotonic
     it, the planner raises so Event Grid retries), whether the blob is missing, refused, or
     storage is briefly unreachable before a first copy is cached.
     """
-    from sync.adapters.urlguard import redact_url
-
     try:
         return _load_remote_map(url, reader=reader, clock=clock)
     except ConfigError:
@@ -173,8 +172,6 @@ def load_remote_map(url: str, *, reader: Any = None, clock: Any = time.monotonic
 
 
 def _load_remote_map(url: str, *, reader: Any, clock: Any) -> SyncMap:
-    from sync.adapters.urlguard import redact_url
-
     source = redact_url(url)
     reader = reader or _default_reader()
     with _lock:

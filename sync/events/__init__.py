@@ -10,7 +10,7 @@ from sync.events.handshake import (
     is_cloudevents_abuse_protection,
     validation_response,
 )
-from sync.events.match import Decision, plan_requests, redact_url
+from sync.events.match import Decision, plan_requests
 from sync.events.model import Event, MalformedEvent
 from sync.events.parse import (
     MAX_BODY_BYTES,
@@ -41,6 +41,5 @@ __all__ = [
     "normalize_event",
     "parse_api_deployed",
     "plan_requests",
-    "redact_url",
     "validation_response",
 ]

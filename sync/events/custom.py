@@ -44,7 +44,11 @@ def _spec_url(value: Any, where: str) -> str:
         raise MalformedEvent(
             "contains whitespace, control characters or '\\'", field=field, where=where
         )
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port that is not a number in 0..65535
+    except ValueError:  # its message would quote the netloc, user info and all
+        raise MalformedEvent("is not a valid URL", field=field, where=where) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise MalformedEvent("must be an absolute http(s) URL", field=field, where=where)
     if "@" in parts.netloc:

@@ -13,13 +13,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from sync.config import ApiConfig, SyncMap
 from sync.events.custom import API_DEPLOYED, parse_api_deployed
 from sync.events.handshake import SUBSCRIPTION_VALIDATION
 from sync.events.model import Event, MalformedEvent
 from sync.models import SyncRequest
+from sync.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +135,6 @@ def _matching_apis(sync_map: SyncMap, kind: str, accepts: Callable[[Any], bool])
         if api.name not in found and accepts(trigger):
             found[api.name] = api
     return list(found.values())
-
-
-def redact_url(url: str) -> str:
-    """A URL safe to log: a query string may carry a SAS signature, so it is never shown."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?<redacted>" if parts.query else "")
 
 
 def _custom(event: Event, sync_map: SyncMap) -> Decision:

@@ -13,7 +13,6 @@ from sync.events import (
     normalize_event,
     parse_api_deployed,
     plan_requests,
-    redact_url,
 )
 
 SITE = "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Web/sites/<site-name>"
@@ -133,6 +132,10 @@ def test_unknown_api_name_is_ignored(sync_map: SyncMap) -> None:
         ({"specUrl": "https://contoso-invoicing.azurewebsites.net/%2e%2e/admin"}, "data.specUrl"),
         ({"specUrl": "https://contoso-invoicing.azurewebsites.net/a b"}, "data.specUrl"),
         ({"specUrl": "https://contoso-invoicing.azurewebsites.net/x#frag"}, "data.specUrl"),
+        ({"specUrl": "https://[contoso-invoicing/x"}, "data.specUrl"),  # urlsplit refuses it
+        ({"specUrl": "https://\u2100.example/x"}, "data.specUrl"),  # NFKC makes it a/c
+        ({"specUrl": "https://contoso-invoicing.azurewebsites.net:99999/x"}, "data.specUrl"),
+        ({"specUrl": "https://contoso-invoicing.azurewebsites.net:x/y"}, "data.specUrl"),
         ({"specUrl": "https://contoso-invoicing.azurewebsites.net/" + "a" * 3000}, "data.specUrl"),
         ({"version": 2}, "data.version"),
         ({"commit": ""}, "data.commit"),
@@ -387,11 +390,3 @@ def test_events_outside_the_config_are_ignored(
     assert decision.ignored is not None
     assert raw["eventType"] in decision.ignored
     assert repr(topic or "(none)") in decision.ignored
-
-
-def test_redact_url() -> None:
-    assert (
-        redact_url("https://a.example/x/y.json?sv=1&sig=abc")
-        == "https://a.example/x/y.json?<redacted>"
-    )
-    assert redact_url("https://a.example/x") == "https://a.example/x"
