@@ -32,19 +32,9 @@ from sync.credential_commands import (
 from sync.errors import ConfigError, SyncError
 from sync.ports import SecretStore
 from sync.settings import Settings
+from sync.token_claims import unverified_claims
 
 SHOWN_CLAIMS = ("aud", "oid", "idtyp", "tid", "appid")
-
-
-def token_claims(token: str) -> dict[str, Any] | None:
-    """The payload of a JWT access token, unverified (for display only); None if not a JWT."""
-    import jwt
-
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    return claims if isinstance(claims, dict) else None
 
 
 def scope_for(target: TargetConfig, cloud: Cloud) -> str | None:
@@ -106,7 +96,7 @@ def doctor(
         except SyncError as exc:
             print(f"token: REFUSED - {exc}", file=out)
             return EXIT_REFUSED
-        claims = token_claims(token)
+        claims = unverified_claims(token)
         if claims is None:
             print("token: acquired (not a JWT; claims not shown)", file=out)
         else:
@@ -272,5 +262,4 @@ __all__ = [
     "map_and_store",
     "register",
     "scope_for",
-    "token_claims",
 ]

@@ -46,6 +46,7 @@ from sync.errors import ConfigError, SyncError, TargetError
 from sync.models import CurrentConnector
 from sync.ports import SecretStore, TokenProvider
 from sync.spec.canonical import compact_bytes, compact_bytes_kept, compact_size, with_member
+from sync.token_claims import unverified_claims
 
 log = logging.getLogger(__name__)
 PREVALIDATE_BUDGET_SECONDS = 10.0  # the early validateApiSwagger gives up sooner; write retries
@@ -109,13 +110,7 @@ def oauth_settings(properties: dict[str, Any]) -> list[dict[str, Any]]:
 
 def token_claims(token: str) -> dict[str, Any]:
     """The access token's claims, unverified: only used to pick the oid and explain refusals."""
-    import jwt  # ~25 ms with cryptography; most runs never decode a token
-
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
+    return unverified_claims(token) or {}
 
 
 def _strip_marker(text: str, tag: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.credential_cli import CliDeps, register, token_claims
+from sync.credential_cli import CliDeps, register
 from sync.errors import TargetError
 from tests.credentials.conftest import store_for
 from tests.support.local_identity import LocalIdentity
@@ -250,7 +250,3 @@ def test_doctor_folder_target_needs_no_token(identity: LocalIdentity, setup) -> 
     assert code == 0
     assert "needs no token" in out and "probe: skipped" in out
     assert identity.token_requests() == []
-
-
-def test_token_claims_of_a_non_jwt() -> None:
-    assert token_claims("opaque-token") is None
