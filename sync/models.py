@@ -90,6 +90,8 @@ class WorkItem:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkItem:
+        if not isinstance(data, dict):  # valid JSON of another shape: refused like a missing key
+            raise TypeError(f"a work item must be a JSON object, got {type(data).__name__}")
         requeues = data.get("leaseRequeues", 0)
         if type(requeues) is not int or requeues < 0:
             raise ValueError("leaseRequeues must be an integer >= 0")

@@ -86,7 +86,7 @@ def parse_work_item(body: bytes | str) -> WorkItem | None:
     try:
         data = json.loads(body)
         return WorkItem.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # nesting past the limit
         log.error("malformed work item acknowledged and dropped: %s", type(exc).__name__)
         return None
 

@@ -54,7 +54,7 @@ def decode_item(text: str) -> WorkItem:
     try:
         data = json.loads(base64.b64decode(text, validate=True))
         return WorkItem.from_dict(data)
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise PermanentError(
             f"queue message is not a base64 JSON work item ({type(exc).__name__})",
             where="queue.receive",

@@ -168,3 +168,8 @@ def test_other_refusals_of_a_delete_still_raise(azurite, queue):
     _raw_client(azurite, queue).delete_queue()  # 404 QueueNotFound: the setup is wrong
     with pytest.raises(PermanentError, match="queue answered HTTP 404"):
         queue.delete(handle)
+
+
+def test_decode_item_rejects_json_nested_past_the_recursion_limit():
+    with pytest.raises(PermanentError, match="not a base64 JSON work item"):
+        decode_item(base64.b64encode(b"[" * 100_000).decode())

@@ -326,3 +326,22 @@ def test_a_query_parameter_cannot_override_the_version_in_the_path(env):
     )
     assert resp.status_code == 200
     assert json.loads(resp.get_body())["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b'"text"',
+        b"1",
+        b"[" * 100_000,
+    ],
+    ids=["array", "string", "number", "nested"],
+)
+def test_a_work_item_that_is_not_an_object_is_acknowledged_not_crashed_on(env, body):
+    """A message of valid JSON that is not a work item object (an array, a string, nesting past
+    the recursion limit) raised AttributeError/RecursionError out of the trigger: the host
+    retried it five times and poisoned it, and the poison trigger crashed on it again."""
+    call("work_item", func.QueueMessage(id="m", body=body))
+    call("poison_item", func.QueueMessage(id="m", body=body))
+    assert not env.folder("dev").exists()
