@@ -33,6 +33,12 @@ class ApiDeployed:
     deployment_id: str | None = None
 
 
+def _has_surrogate(value: str) -> bool:
+    """JSON's lone ``\\ud800`` has no UTF-8 form: the run row and the queue message that carry
+    these values could not be written, and the event would be retried for a day."""
+    return any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
 def _spec_url(value: Any, where: str) -> str:
     """Shape only; whether the URL is *allowed* is the API's allowedSpecUrls decision."""
     field = "data.specUrl"
@@ -44,6 +50,8 @@ def _spec_url(value: Any, where: str) -> str:
         raise MalformedEvent(
             "contains whitespace, control characters or '\\'", field=field, where=where
         )
+    if _has_surrogate(value):
+        raise MalformedEvent("contains an unpaired surrogate", field=field, where=where)
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises for a port that is not a number in 0..65535
@@ -97,6 +105,8 @@ def parse_api_deployed(event: Event) -> ApiDeployed:
             )
         if any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
             raise MalformedEvent("contains control characters", field=f"data.{key}", where=where)
+        if _has_surrogate(value):
+            raise MalformedEvent("contains an unpaired surrogate", field=f"data.{key}", where=where)
         values[attr] = value
     spec_url = data.get("specUrl")
     return ApiDeployed(

@@ -141,6 +141,9 @@ def test_unknown_api_name_is_ignored(sync_map: SyncMap) -> None:
         ({"commit": ""}, "data.commit"),
         ({"deploymentId": "x" * 300}, "data.deploymentId"),
         ({"commit": "abc\r\ninjected"}, "data.commit"),
+        ({"version": "1.0\ud800"}, "data.version"),  # JSON's lone \ud800: no UTF-8 form
+        ({"deploymentId": "\udfff"}, "data.deploymentId"),
+        ({"specUrl": "https://contoso-invoicing.azurewebsites.net/\ud800"}, "data.specUrl"),
         ({"specURL": "https://contoso-invoicing.azurewebsites.net/x"}, "data"),
     ],
 )

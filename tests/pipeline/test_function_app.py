@@ -345,3 +345,18 @@ def test_a_work_item_that_is_not_an_object_is_acknowledged_not_crashed_on(env, b
     call("work_item", func.QueueMessage(id="m", body=body))
     call("poison_item", func.QueueMessage(id="m", body=body))
     assert not env.folder("dev").exists()
+
+
+def test_an_event_whose_version_has_no_utf8_form_is_acknowledged_not_retried(env):
+    """JSON may carry a lone surrogate (``"\\ud800"``); such a version passed the event checks
+    and the queue message's UTF-8 encoding raised UnicodeEncodeError, so Event Grid retried the
+    event for 24 hours."""
+    event = func.CloudEvent(
+        id="1",
+        source="/x",
+        type="ConnectorSync.ApiDeployed",
+        specversion="1.0",
+        data={"api": "contoso-invoicing", "version": "1.0\ud800"},
+    )
+    assert call("plan_event", event) is None
+    assert received(env.service()) == []
