@@ -120,6 +120,7 @@ def read_json(req: ApiRequest, schema: dict[str, Any] | None = None) -> dict[str
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    _refuse_unpaired_surrogates(data)
     if schema is not None:
         from jsonschema import Draft202012Validator
 
@@ -131,6 +132,23 @@ def read_json(req: ApiRequest, schema: dict[str, Any] | None = None) -> dict[str
             where = ".".join(str(p) for p in first.absolute_path) or "(body)"
             raise BadRequest(f"{where}: {first.message}", field_name=where)
     return data
+
+
+def _refuse_unpaired_surrogates(data: dict[str, Any]) -> None:
+    """JSON may escape a lone surrogate (``"\\ud800"``), which has no UTF-8 form: the run row and
+    the queue message holding it could not be written (a 500 after the checks had passed).
+    Names the top-level member that holds one."""
+    for key, value in data.items():
+        try:
+            json.dumps([key, value], ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            field = key if key.isprintable() else None  # a key holding one is not shown
+            raise BadRequest(
+                f"{field or 'a member name'}: contains an unpaired surrogate (\\ud800-\\udfff)",
+                field_name=field,
+            ) from None
+        except RecursionError:  # as deep as json.loads allowed, from a deeper frame
+            raise BadRequest("body is nested too deeply") from None
 
 
 def sync_request_from_body(

@@ -224,6 +224,8 @@ def test_http_sync_enqueues_and_answers_202_with_a_run_id(env):
         (b'{"api": "contoso-invoicing", "specUrl": "http://169.254.169.254/x"}', 400, "specUrl"),
         (b'{"api": "contoso-invoicing", "dryRun": "yes"}', 400, "dryRun"),
         (b"\xff\xfe", 400, None),
+        (b'{"api": "contoso-invoicing", "version": "1.0\\ud800"}', 400, "version"),
+        (b'{"api": "contoso-invoicing", "commit": "\\udfff"}', 400, "commit"),
         (b'{"api": "' + b"a" * 70000 + b'"}', 413, None),
     ],
 )
