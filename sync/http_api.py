@@ -287,9 +287,14 @@ def get_version(req: ApiRequest, svc: Any) -> ApiResponse:
     if target is None:
         raise BadRequest("target query parameter is required", field_name="target")
     raw = req.route.get("n", "")  # ASCII digits only: "²".isdigit() is true but int() refuses it
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10**9:
+    digits = raw.lstrip("0")  # int() raises past 4,300 digits, leading zeros counted
+    if (
+        not (raw.isascii() and raw.isdigit())
+        or len(digits) > 10
+        or not 1 <= int(digits or 0) <= 10**9
+    ):
         raise BadRequest("version must be an integer between 1 and 1000000000", field_name="n")
-    number = int(raw)
+    number = int(digits)
     wanted = {part for part in (req.query.get("include") or "").split(",") if part}
     if wanted - {"definition", "diff"}:
         raise BadRequest(

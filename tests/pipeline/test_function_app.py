@@ -362,3 +362,23 @@ def test_an_event_whose_version_has_no_utf8_form_is_acknowledged_not_retried(env
     )
     assert call("plan_event", event) is None
     assert received(env.service()) == []
+
+
+def test_a_version_number_past_ints_digit_limit_is_not_a_500(env):
+    """int() refuses more than 4,300 digits (leading zeros counted) with ValueError, which
+    escaped as a 500; too many digits is the range's 400, leading zeros still read as the number
+    (no version 1 is recorded here: 404)."""
+
+    def get(n: str):
+        return http(
+            "api_version",
+            "GET",
+            "http://localhost/x",
+            route={"api": "contoso-invoicing", "n": n},
+            params={"target": "dev"},
+        )
+
+    too_long = get("1" * 4301)
+    assert too_long.status_code == 400, too_long.get_body()
+    assert json.loads(too_long.get_body())["error"]["field"] == "n"
+    assert get("0" * 5000 + "1").status_code == 404
