@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -57,13 +58,17 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
     if "x-ms-retry-after-ms" in response.headers and "retry-after" not in response.headers:
         try:
-            return min(float(raw) / 1000.0, MAX_RETRY_AFTER)
+            millis = float(raw)
         except ValueError:
             return None
+        # float() reads "nan" and "-5000": waits time.sleep() refuses with ValueError
+        return min(max(millis / 1000.0, 0.0), MAX_RETRY_AFTER) if not math.isnan(millis) else None
     try:
-        return min(max(float(raw), 0.0), MAX_RETRY_AFTER)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        return min(max(seconds, 0.0), MAX_RETRY_AFTER) if not math.isnan(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):

@@ -59,3 +59,31 @@ def test_power_platform_tracking_id_in_the_message_reaches_the_retryable_error()
         )
     assert caught.value.tracking_id == "0123abcd-0000"
     assert "S answered HTTP 503 ServerBusy" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "-NaN"}, None),
+        ({"x-ms-retry-after-ms": "nan"}, None),
+        ({"x-ms-retry-after-ms": "-5000"}, 0.0),
+    ],
+)
+def test_a_retry_after_that_is_no_wait_in_seconds_does_not_break_the_retry(headers, wait) -> None:
+    """float() reads "nan", and the milliseconds header was not floored at 0: the retry's sleep
+    raised ValueError ("Invalid value NaN", "sleep length must be non-negative"), which escaped
+    every adapter's error handling instead of the RetryableStatus."""
+    from sync.adapters.http import retry_after_seconds, with_retries
+
+    assert retry_after_seconds(answer(429, headers)) == wait
+    calls = []
+
+    def call() -> httpx.Response:
+        calls.append(1)
+        return check_transient(answer(429, headers), where="w")
+
+    with pytest.raises(RetryableStatus) as caught:
+        with_retries(call, budget_seconds=0.5, attempts=2, wait_initial=0.01, wait_max=0.01)
+    assert caught.value.retry_after == wait
+    assert len(calls) == 2
