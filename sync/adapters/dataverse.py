@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from sync.adapters.pp_target import MarkedConnectorTarget, json_object, next_page
+from sync.adapters.pp_target import MarkedConnectorTarget, json_object, list_page, next_page
 from sync.clouds import Cloud
 from sync.errors import ConfigError, TargetError
 from sync.models import CurrentConnector
@@ -202,12 +202,13 @@ class DataverseTarget(MarkedConnectorTarget):
         seen = {first}
         found: list[str] = []
         while url:
-            page = self._send("GET", url).json()
-            found += [
-                str(r["connectorid"])
-                for r in page.get("value") or []
-                if self.marker in str(r.get("description") or "")
-            ]
+            rows, page = list_page(self._send("GET", url), where=self._where)
+            marked = [r for r in rows if self.marker in str(r.get("description") or "")]
+            if any(not r.get("connectorid") for r in marked):
+                raise TargetError(
+                    "the list answer has a marked row without connectorid", where=self._where
+                )
+            found += [str(r["connectorid"]) for r in marked]
             url = next_page(page.get("@odata.nextLink"), first, seen, where=self._where)
         return found
 

@@ -35,6 +35,7 @@ from sync.adapters.pp_target import (  # noqa: F401 - marker, verify, first_diff
     MarkedConnectorTarget,
     first_difference,
     json_object,
+    list_page,
     marker,
     next_page,
     verify,
@@ -349,8 +350,8 @@ class PowerAppsTarget(MarkedConnectorTarget):
         seen = {first}
         matches: list[str] = []
         while url:
-            page = self._send("GET", url).json()
-            for item in page.get("value") or []:
+            items, page = list_page(self._send("GET", url), where=self._where)
+            for item in items:
                 props = item.get("properties") or {}
                 if self.marker in str(props.get("description") or ""):
                     matches.append(str(item.get("name")))

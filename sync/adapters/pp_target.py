@@ -104,6 +104,26 @@ def json_object(text: str | bytes, *, what: str, where: str) -> dict[str, Any]:
     return document
 
 
+def list_page(
+    response: httpx.Response, *, where: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A list answer's ``value`` rows and the page itself (for its next link), or a TargetError:
+    a gateway's HTML or an answer of another shape must end the item with a reason, not with an
+    AttributeError that gets it retried until poisoned."""
+    try:
+        page = response.json()
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+        raise TargetError(
+            f"the list answer (HTTP {response.status_code}) is not JSON", where=where
+        ) from None
+    rows = page.get("value") if isinstance(page, dict) else None
+    if not isinstance(page, dict) or not isinstance(rows or [], list):
+        raise TargetError("the list answer is not an object with a 'value' array", where=where)
+    if not all(isinstance(row, dict) for row in rows or []):
+        raise TargetError("the list answer's 'value' holds a non-object", where=where)
+    return rows or [], page
+
+
 MAX_LIST_PAGES = 100  # a marker search never needs more; a longer chain is a broken service
 
 
@@ -116,7 +136,12 @@ def next_page(link: Any, first: str, seen: set[str], *, where: str) -> str | Non
     if not link:
         return None
     text = str(link)
-    here, there = urlsplit(first), urlsplit(text)
+    try:
+        here, there = urlsplit(first), urlsplit(text)
+    except ValueError:  # e.g. "https://[bad/x"; not shown: it may be long, or carry a signature
+        raise TargetError(
+            "the list answer's nextLink is not a URL; not followed", where=where
+        ) from None
     if (there.scheme.lower(), there.netloc.lower()) != (here.scheme.lower(), here.netloc.lower()):
         raise TargetError(
             f"the list answer's nextLink points at {there.scheme}://{there.netloc}, not at "

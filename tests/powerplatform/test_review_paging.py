@@ -39,3 +39,39 @@ def test_a_next_link_that_repeats_is_refused_instead_of_looping(sim, make_powera
     )
     with pytest.raises(TargetError, match="nextLink"):
         target.read()
+
+
+# A list answer of another shape (a gateway's HTML, an array, a nextLink that is no URL) raised
+# JSONDecodeError, AttributeError, TypeError, KeyError or ValueError out of the target's read:
+# no SyncError, so the work item crashed without a reason and was retried until poisoned.
+LIST_ANSWERS = {
+    "not-json": b"<html>busy</html>",
+    "array": b"[]",
+    "value-not-a-list": b'{"value": 5}',
+    "item-not-an-object": b'{"value": ["x"]}',
+    "next-link-not-a-url": b'{"value": [], "nextLink": "https://[bad/x"}',
+    "odata-next-link-not-a-url": b'{"value": [], "@odata.nextLink": "https://[bad/x"}',
+}
+
+
+@pytest.mark.parametrize("body", LIST_ANSWERS.values(), ids=LIST_ANSWERS.keys())
+def test_a_powerapps_list_answer_of_another_shape_is_a_target_error(sim, make_powerapps, body):
+    sim.faults.add(status=200, method="GET", path=r"/apis$", body=body, times=50)
+    with pytest.raises(TargetError, match="list answer"):
+        make_powerapps().read()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *(body for name, body in LIST_ANSWERS.items() if name != "next-link-not-a-url"),
+        b'{"value": [{"description": "x cs:contoso/dv"}]}',
+    ],
+    ids=[*(name for name in LIST_ANSWERS if name != "next-link-not-a-url"), "row-without-id"],
+)
+def test_a_dataverse_list_answer_of_another_shape_is_a_target_error(sim, make_dataverse, body):
+    target = make_dataverse()
+    body = body.replace(b"cs:contoso/dv", target.marker.encode())
+    sim.faults.add(status=200, method="GET", path=r"/connectors$", body=body, times=50)
+    with pytest.raises(TargetError, match="list answer"):
+        target.read()
