@@ -372,7 +372,10 @@ class PowerAppsTarget(MarkedConnectorTarget):
             if adopted is None:
                 return None
             return self._get_registration(adopted)
-        body = response.json()
+        try:
+            body = response.json()
+        except (ValueError, RecursionError):  # a gateway's HTML page; UnicodeDecodeError too
+            body = None
         if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
             raise TargetError(
                 f"connector {cid}: the answer has no 'properties' object", where=self._where
@@ -391,10 +394,22 @@ class PowerAppsTarget(MarkedConnectorTarget):
         Returns the document and its canonical sha256 (``stored_definitions``: the same bytes
         are parsed and hashed once; ``expect``, the definition just written with its sha256 and
         compact JSON, spares the hash when the bytes hold exactly that)."""
-        url = (properties.get("apiDefinitions") or {}).get("originalSwaggerUrl")
+        definitions = properties.get("apiDefinitions") or {}
+        if not isinstance(definitions, dict):
+            raise TargetError(
+                f"connector {cid}: apiDefinitions is not an object", where=self._where
+            )
+        url = definitions.get("originalSwaggerUrl")
         if not url:
             return None
-        shown = urlsplit(url)._replace(query="").geturl()  # the SAS signature is a credential
+        try:
+            shown = urlsplit(url)._replace(query="").geturl()  # the SAS signature is a credential
+            httpx.URL(url)  # what the GET below builds; InvalidURL is not an httpx.HTTPError
+        except (TypeError, AttributeError, ValueError, httpx.InvalidURL):
+            raise TargetError(
+                f"connector {cid}: apiDefinitions.originalSwaggerUrl is not a URL",
+                where=self._where,
+            ) from None
         known = stored_definitions.SHARED.unchanged_since(shown)
 
         def attempt() -> tuple[bytes | None, str | None]:

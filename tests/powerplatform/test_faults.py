@@ -244,3 +244,26 @@ def test_dataverse_500_gives_odata_code_and_request_id(
         match=r"Dataverse Web API answered HTTP 500 0x80040216: An unexpected error occurred\. \(tracking id ",
     ):
         target.write(changed(DEFINITION), current)
+
+
+REGISTRATION_ANSWERS = {
+    "not-json": b"<html>busy</html>",
+    "api-definitions-not-an-object": b'{"properties": {"apiDefinitions": "x"}}',
+    "definition-url-not-a-url": (
+        b'{"properties": {"apiDefinitions": {"originalSwaggerUrl": "https://[bad/x?sig=s3cret"}}}'
+    ),
+    "definition-url-not-a-string": b'{"properties": {"apiDefinitions": {"originalSwaggerUrl": 5}}}',
+}
+
+
+@pytest.mark.parametrize("body", REGISTRATION_ANSWERS.values(), ids=REGISTRATION_ANSWERS.keys())
+def test_a_registration_answer_of_another_shape_is_a_target_error(
+    seeded: Simulator, make_powerapps: Callable[..., PowerAppsTarget], body: bytes
+) -> None:
+    """HTML, an apiDefinitions that is no object or a definition URL urlsplit refuses raised
+    JSONDecodeError, AttributeError or ValueError out of read(): no reason, retried until
+    poisoned. The URL's signature is never shown."""
+    seeded.faults.add(status=200, method="GET", path=r"/apis/", body=body, times=50)
+    with pytest.raises(TargetError) as caught:
+        make_powerapps({"connector": CID}).read()
+    assert "s3cret" not in str(caught.value)
