@@ -75,7 +75,7 @@ V1_ISSUER_HOSTS: dict[str, str] = {
     "dod": "https://sts.windows.net",
     "china": "https://sts.chinacloudapi.cn",
 }
-_TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+_TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*\Z")
 _UNSAFE_DESCRIPTION = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
 

@@ -22,7 +22,7 @@ from sync.runs import run_inline, submit
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+NAME = r"^[a-z0-9][a-z0-9-]{0,62}\Z"  # \Z: "$" also matches before a final newline
 SYNC_BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

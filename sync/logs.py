@@ -71,7 +71,7 @@ def current_context() -> dict[str, Any]:
 
 # --- W3C trace context ----------------------------------------------------------------------------
 
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

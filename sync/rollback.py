@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOLD_HOURS = 24
 MAX_HOLD_HOURS = 720  # 30 days: a hold is a pause for a fix, not a way to freeze a connector
-NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+NAME = r"^[a-z0-9][a-z0-9-]{0,62}\Z"  # \Z: "$" also matches before a final newline
 TARGETS_SCHEMA: dict[str, Any] = {
     "type": "array",
     "minItems": 1,

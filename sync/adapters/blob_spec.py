@@ -43,7 +43,9 @@ STORAGE_SCOPE = "https://storage.azure.com/.default"
 STORAGE_VERSION = "2023-11-03"
 BLOB_CREATED = "microsoft.storage.blobcreated"
 SAS_MINUTES = 10
-_SUBJECT = re.compile(r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<blob>.+)$")
+_SUBJECT = re.compile(
+    r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<blob>.+)\Z"
+)
 
 
 def connection_string_parts(connection_string: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from sync.ports import SecretStore
 
 log = logging.getLogger(__name__)
 
-SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}\Z")
 TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 
 

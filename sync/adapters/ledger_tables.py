@@ -72,10 +72,10 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
-CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
+RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
+TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}\Z")
+CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z")
 MAX_VERSION = 9_999_999_999
 RUNS_PARTITION = "runs"
 DEBOUNCE_PARTITION = "debounce"

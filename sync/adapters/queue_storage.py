@@ -32,7 +32,7 @@ LOST_MESSAGE_CODES = frozenset({"PopReceiptMismatch", "MessageNotFound"})  # see
 MAX_MESSAGE_BYTES = 64 * 1024  # Queue Storage limit on the message text
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
 HOST_MAX_DEQUEUE_COUNT = 5  # the Functions host default, as host.json's queues.maxDequeueCount
-QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z")
 
 
 def encode_item(item: WorkItem) -> str:

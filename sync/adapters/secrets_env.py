@@ -18,7 +18,7 @@ from sync.ports import SecretStore
 log = logging.getLogger(__name__)
 
 PREFIX = "SYNC_SECRET_"
-_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}\Z")
 
 
 def env_var_for(name: str) -> str:

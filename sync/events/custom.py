@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from sync.events.model import Event, MalformedEvent
 
 API_DEPLOYED = "ConnectorSync.ApiDeployed"
-API_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+API_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 MAX_URL_CHARS = 2_048
 MAX_TEXT_CHARS = 256
 _TEXT_FIELDS = {"version": "version", "commit": "commit", "deploymentId": "deployment_id"}

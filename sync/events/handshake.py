@@ -16,9 +16,9 @@ SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 # A host name (what Event Grid sends, e.g. eventgrid.azure.net); anything else - a URL, a list,
 # CR/LF - is refused rather than reflected into a response header.
 _ORIGIN = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
 )
-_CODE = re.compile(r"^[A-Za-z0-9-]{1,128}$")
+_CODE = re.compile(r"^[A-Za-z0-9-]{1,128}\Z")
 
 
 def validation_response(event: Event) -> dict[str, str] | None:

@@ -58,20 +58,20 @@ KNOWN_IGNORED: dict[str, str] = {
 
 _ARM = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers"
 _SITE = re.compile(
-    rf"^(?P<site>{_ARM}/Microsoft\.Web/sites/[^/]+)(?:/slots/(?P<slot>[^/]+))?/?$", re.I
+    rf"^(?P<site>{_ARM}/Microsoft\.Web/sites/[^/]+)(?:/slots/(?P<slot>[^/]+))?/?\Z", re.I
 )
-_SUBJECT_SLOT = re.compile(r"/slots/(?P<slot>[^/]+)/?$", re.I)
-_APIM_SERVICE = re.compile(rf"^{_ARM}/Microsoft\.ApiManagement/service/[^/]+/?$", re.I)
-_APIM_SUBJECT = re.compile(r"^/apis/(?P<api>[^/;]+)(?:;rev=(?P<rev>[^/;]+))?(?P<rest>/.*)?$", re.I)
-_APIM_RELEASE = re.compile(r"^/releases/[^/]+/?$", re.I)
+_SUBJECT_SLOT = re.compile(r"/slots/(?P<slot>[^/]+)/?\Z", re.I)
+_APIM_SERVICE = re.compile(rf"^{_ARM}/Microsoft\.ApiManagement/service/[^/]+/?\Z", re.I)
+_APIM_SUBJECT = re.compile(r"^/apis/(?P<api>[^/;]+)(?:;rev=(?P<rev>[^/;]+))?(?P<rest>/.*)?\Z", re.I)
+_APIM_RELEASE = re.compile(r"^/releases/[^/]+/?\Z", re.I)
 _API_CENTER_DEFINITION = re.compile(
     rf"^(?P<service>{_ARM}/Microsoft\.ApiCenter/services/[^/]+)/workspaces/(?P<workspace>[^/]+)"
-    r"/apis/(?P<api>[^/]+)/versions/(?P<version>[^/]+)/definitions/(?P<definition>[^/]+)/?$",
+    r"/apis/(?P<api>[^/]+)/versions/(?P<version>[^/]+)/definitions/(?P<definition>[^/]+)/?\Z",
     re.I,
 )
-_STORAGE_ACCOUNT = re.compile(rf"^{_ARM}/Microsoft\.Storage/storageAccounts/[^/]+/?$", re.I)
+_STORAGE_ACCOUNT = re.compile(rf"^{_ARM}/Microsoft\.Storage/storageAccounts/[^/]+/?\Z", re.I)
 _BLOB_SUBJECT = re.compile(
-    r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<blob>.+)$"
+    r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<blob>.+)\Z"
 )
 PRODUCTION = "production"
 

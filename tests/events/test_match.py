@@ -123,6 +123,7 @@ def test_unknown_api_name_is_ignored(sync_map: SyncMap) -> None:
         ({"api": "a" * 64}, "data.api"),
         ({"api": 12}, "data.api"),
         ({"api": "../etc"}, "data.api"),
+        ({"api": "contoso-invoicing\n"}, "data.api"),  # "$" matches before a final newline
         ({"specUrl": ""}, "data.specUrl"),
         ({"specUrl": 5}, "data.specUrl"),
         ({"specUrl": "ftp://contoso-invoicing.azurewebsites.net/x"}, "data.specUrl"),

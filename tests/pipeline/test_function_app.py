@@ -218,6 +218,7 @@ def test_http_sync_enqueues_and_answers_202_with_a_run_id(env):
         (b"not json", 400, None),
         (b"[1]", 400, None),
         (b'{"api": "Bad Name"}', 400, "api"),
+        (b'{"api": "contoso-invoicing\\n"}', 400, "api"),  # "$" let a final newline pass
         (b'{"api": "contoso-invoicing", "extra": 1}', 400, None),
         (b'{"api": "contoso-invoicing", "targets": ["nope"]}', 400, "targets"),
         (b'{"api": "unknown-api"}', 404, "api"),
