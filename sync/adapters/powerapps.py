@@ -353,6 +353,11 @@ class PowerAppsTarget(MarkedConnectorTarget):
             items, page = list_page(self._send("GET", url), where=self._where)
             for item in items:
                 props = item.get("properties") or {}
+                if not isinstance(props, dict):
+                    raise TargetError(
+                        "the list answer has a connector whose 'properties' is not an object",
+                        where=self._where,
+                    )
                 if self.marker in str(props.get("description") or ""):
                     matches.append(str(item.get("name")))
             link = page.get("nextLink") or page.get("@odata.nextLink")
