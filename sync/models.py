@@ -58,11 +58,30 @@ class SyncRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SyncRequest:
+        """What ``to_dict`` wrote (a work item, a run row), its types checked: a message of the
+        right shape with a wrong type (``"dry_run": "no"`` is truthy) must be refused, not
+        silently turned into another request. Raises TypeError naming the field."""
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
+        for key, value in values.items():
+            if not _REQUEST_TYPES.get(key, _is_text)(value):
+                raise TypeError(f"request.{key} has the wrong type ({type(value).__name__})")
         if values.get("targets") is not None:
             values["targets"] = tuple(values["targets"])
         return cls(**values)
+
+
+def _is_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+_REQUEST_TYPES: dict[str, Any] = {  # SyncRequest fields that are not optional text
+    "api": lambda v: isinstance(v, str),
+    "reason": lambda v: isinstance(v, str),
+    "targets": lambda v: v is None or (isinstance(v, list) and all(isinstance(t, str) for t in v)),
+    "dry_run": lambda v: isinstance(v, bool),
+    "rollback_to": lambda v: v is None or (type(v) is int),
+}
 
 
 @dataclass(frozen=True)

@@ -383,3 +383,31 @@ def test_a_version_number_past_ints_digit_limit_is_not_a_500(env):
     assert too_long.status_code == 400, too_long.get_body()
     assert json.loads(too_long.get_body())["error"]["field"] == "n"
     assert get("0" * 5000 + "1").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("dry_run", "no"),  # truthy: would have been a dry run nobody asked for
+        ("dry_run", 0),  # falsy but not a bool
+        ("targets", "dev"),  # tuple("dev") is ('d', 'e', 'v')
+        ("targets", ["dev", 1]),
+        ("rollback_to", "3"),
+        ("rollback_to", True),  # a bool is an int to isinstance
+        ("api", None),
+        ("version", 2),
+        ("event_time", {"at": "now"}),
+    ],
+)
+def test_a_work_item_whose_request_has_a_wrong_type_is_refused(env, field, value):
+    """The queue carries what ``SyncRequest.to_dict`` wrote; a message of that shape with a wrong
+    type is refused by name, not read as another request."""
+    env.serve("openapi-v1.yaml")
+    request = {"api": "contoso-invoicing", "reason": "manual", "targets": ["dev"], field: value}
+    body = {"runId": "r" * 32, "api": "contoso-invoicing", "target": "dev", "request": request}
+    with pytest.raises(TypeError, match=f"request.{field} "):
+        WorkItem.from_dict(body)
+    call("work_item", func.QueueMessage(id="m", body=json.dumps(body).encode()))
+    assert not env.folder("dev").exists()
+    request.pop(field) if field != "api" else request.update(api="contoso-invoicing")
+    WorkItem.from_dict(body)  # the same message with the field right is read
