@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import re
 import ssl
 import threading
@@ -329,8 +330,7 @@ class RefreshTokenGrant:
                 self._current = stored
                 body = self._redeem(stored, scope)
             self._rotate(body.get("refresh_token"))
-            expires_in = float(body.get("expires_in") or 0)
-            return body["access_token"], self._clock() + expires_in
+            return body["access_token"], self._clock() + body["expires_in"]
 
     def _redeem(self, refresh_token: str, scope: str) -> dict[str, Any]:
         form = {
@@ -371,6 +371,20 @@ class RefreshTokenGrant:
                 where=self.where,
             )
         self._scrub.remember(body["access_token"])
+        # JSON allows NaN and Infinity (and 1e400 reads as inf): such an expiry would never let
+        # the cache refresh, and int() of it in get_token() is a ValueError out of an SDK client.
+        expires_in = body.get("expires_in") or 0
+        try:
+            seconds = float(expires_in)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not math.isfinite(seconds):
+            raise PermanentError(
+                f"token endpoint {self.endpoint} answered 200 with expires_in {expires_in!r:.40} "
+                "that is not a finite number of seconds",
+                where=self.where,
+            )
+        body["expires_in"] = seconds
         return body
 
     def _describe(self, response: httpx.Response) -> str:

@@ -450,3 +450,20 @@ def test_service_principal_pkcs12_certificate(identity: LocalIdentity, cloud: Cl
         claims(provider("sp", spec, cloud, identity, store).token(PP_SCOPE))["appid"]
         == app.client_id
     )
+
+
+@pytest.mark.parametrize("expires_in", ["NaN", "Infinity", "1e400", '"soon"', "[3600]"])
+def test_delegated_token_answer_with_a_bad_expires_in_is_permanent(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud, expires_in: str
+) -> None:
+    _app, first, _store, tokens = delegated_setup(identity, vault, cloud)
+    token = identity.mint({"aud": "https://service.powerapps.com"})
+    body = f'{{"access_token": "{token}", "expires_in": {expires_in}}}'.encode()
+    identity.answer_next(body, path_contains="/oauth2/")
+    with pytest.raises(PermanentError) as caught:
+        tokens.get_token(PP_SCOPE)
+    message = str(caught.value)
+    assert "'pp-user' (delegated)" in message
+    assert "expires_in" in message
+    assert token not in message
+    assert first not in message

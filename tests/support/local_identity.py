@@ -213,6 +213,7 @@ class LocalIdentity:
         self.revoke_used_refresh_tokens = False
         self.device_pending_polls = 0
         self._failures: list[tuple[str, int]] = []
+        self._answers: list[tuple[str, int, bytes, str]] = []
         self._lock = threading.Lock()
         self.mi_tenant = "11111111-0000-0000-0000-00000000000a"
         self.add_managed_identity(None)  # the system-assigned identity
@@ -292,6 +293,19 @@ class LocalIdentity:
         with self._lock:
             self._failures.extend([(path_contains, status)] * times)
 
+    def answer_next(
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "application/json; charset=utf-8",
+        path_contains: str = "",
+    ) -> None:
+        """Answer the next POST whose path contains ``path_contains`` with these exact bytes: a
+        token endpoint (or a proxy in front of it) that answers something other than the contract."""
+        with self._lock:
+            self._answers.append((path_contains, status, body, content_type))
+
     def token_requests(self, grant_type: str | None = None) -> list[Recorded]:
         return [
             r
@@ -317,6 +331,14 @@ class LocalIdentity:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key().public_key()))
         jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
         return {"keys": [jwk]}
+
+    def _take_answer(self, path: str) -> tuple[int, bytes, str] | None:
+        with self._lock:
+            for index, (needle, status, body, content_type) in enumerate(self._answers):
+                if needle in path:
+                    del self._answers[index]
+                    return status, body, content_type
+        return None
 
     def _take_failure(self, path: str) -> int | None:
         with self._lock:
@@ -488,6 +510,15 @@ class _AuthorityHandler(_Base):
         failure = self.idp._take_failure(rec.path)
         if failure:
             self._send(rec, failure, {"error": "temporarily_unavailable", "error_codes": []})
+            return
+        answer = self.idp._take_answer(rec.path)
+        if answer:
+            rec.status, data, content_type = answer
+            self.send_response(rec.status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         parts = rec.path.strip("/").split("/")
         try:
