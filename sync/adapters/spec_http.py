@@ -164,7 +164,12 @@ class HttpSpecSource:
         self, location: str, headers: dict[str, str], timeout: float, *, conditional: bool
     ) -> FetchedSpec:
         """One attempt: follow up to ``MAX_REDIRECTS`` vetted hops, then read the capped body."""
-        url = httpx.URL(location)
+        try:
+            url = httpx.URL(location)
+        except (httpx.InvalidURL, ValueError) as exc:
+            # an export link is the service's answer, not checked before: httpx.InvalidURL is no
+            # HTTPError, so it would escape the error tree and be retried until poisoned
+            raise UnsafeUrlError(f"not a valid URL: {exc}", where=redact_url(location)) from None
         deadline = time.monotonic() + timeout
         previous_scheme: str | None = None
         hops = 0

@@ -431,3 +431,24 @@ def test_redirect_to_an_unparseable_location_is_a_spec_error(
         source.fetch(server.url("/swagger.json"))
     assert "SECRETSIG" not in str(caught.value)
     assert server.count() == 1
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://spec.example:abc/x?sig=SECRETSIG",
+        "https://[::1/x?sig=SECRETSIG",
+        "https://spec.example/x\t?sig=SECRETSIG",
+    ],
+)
+def test_a_location_httpx_refuses_is_an_unsafe_url_error(
+    server: SpecServer, source: HttpSpecSource, location: str
+) -> None:
+    """An export link (APIM value.link, API Center's link value) is the service's answer: one
+    httpx cannot parse is refused as an UnsafeUrlError naming it (redacted), not an
+    httpx.InvalidURL that escapes the error tree and is retried until poisoned."""
+    with pytest.raises(UnsafeUrlError, match="not a valid URL") as caught:
+        source.fetch(location)
+    assert "SECRETSIG" not in str(caught.value)
+    assert server.count() == 0
