@@ -80,6 +80,14 @@ class ApimExportSource:
             ) from None
         if not isinstance(link, str) or not link:
             raise SpecError("the API Management export answer has an empty value.link", where=url)
+        try:
+            urlsplit(link).port  # noqa: B018 - link_expiry() and the download parse it
+        except ValueError:
+            # a ValueError out of fetch() would escape the error tree; the link (and its SAS
+            # signature) is not shown
+            raise SpecError(
+                "the API Management export answer's value.link is not a URL", where=url
+            ) from None
         return link
 
     def fetch(self, params: dict[str, Any], *, where: str) -> FetchedSpec:

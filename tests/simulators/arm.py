@@ -87,6 +87,10 @@ class State:
     operations: dict[str, Operation] = field(default_factory=dict)
     store: dict[str, bytes] = field(default_factory=dict)  # /blobstore path -> bytes
     requests: list[Logged] = field(default_factory=list)
+    # (path part, status, body, headers): the next matching request gets exactly this answer
+    answers: list[tuple[str, int, bytes | dict[str, Any], dict[str, str]]] = field(
+        default_factory=list
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -144,6 +148,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.body = self.rfile.read(length) if length else b""
         return unquote(parts.path), query
 
+    def _answered(self, path: str) -> bool:
+        """Send a queued ``answer_next`` answer for ``path``, if there is one."""
+        with self.state.lock:
+            found = next((a for a in self.state.answers if a[0] in path), None)
+            if found is None:
+                return False
+            self.state.answers.remove(found)
+        _needle, status, body, headers = found
+        self._send(status, body, headers)
+        return True
+
     def _claims(self, audience: str) -> dict[str, Any] | None:
         """The token's claims, or None after answering 401/403 like ARM."""
         auth = self.headers.get("authorization", "")
@@ -199,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routes ------------------------------------------------------------------------------
     def do_GET(self) -> None:
         path, query = self._start()
+        if self._answered(path):
+            return
         if path.startswith("/export-blobs/"):
             self._export_blob(path.removeprefix("/export-blobs/"), query)
         elif path.startswith("/blobstore/"):
@@ -212,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path, query = self._start()
+        if self._answered(path):
+            return
         if path.lower().endswith("/exportspecification") and "microsoft.apicenter" in path.lower():
             self._center_export(path.removesuffix("/exportSpecification"), query)
         else:
@@ -413,6 +432,18 @@ class ArmSimulator:
     def put_blob(self, container: str, name: str, data: bytes) -> str:
         self.state.store[f"{container}/{name}"] = data
         return f"{self.url}/blobstore/{container}/{name}"
+
+    def answer_next(
+        self,
+        contains: str,
+        status: int,
+        body: bytes | dict[str, Any] = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next request whose path contains ``contains`` with exactly this, whatever
+        the route and the token: a service answering off its contract."""
+        with self.state.lock:
+            self.state.answers.append((contains, status, body, dict(headers or {})))
 
     def calls(self, contains: str = "") -> list[Logged]:
         with self.state.lock:

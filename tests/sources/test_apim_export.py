@@ -10,7 +10,7 @@ import pytest
 from sync.adapters.spec_http import DownloadRefused
 from sync.adapters.spec_sources import SpecSources, is_forbidden
 from sync.config import parse_map
-from sync.errors import PermanentError
+from sync.errors import PermanentError, SpecError
 from sync.models import SyncRequest
 from sync.settings import Settings
 from tests.sources.conftest import APIM_SERVICE, demo_spec
@@ -185,3 +185,20 @@ def test_only_a_403_status_counts_as_a_refused_link_not_the_words():
     assert is_forbidden(DownloadRefused("HTTP 403 Forbidden", where="x", status=403))
     assert not is_forbidden(DownloadRefused("HTTP 404 Not Found (was 403?)", where="x", status=404))
     assert not is_forbidden(PermanentError("HTTP 403 Forbidden", where="x"))
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://[::1/x?se=2030-01-01T00:00:00Z&sig=SECRETSIG",
+        "https://[bad/x?sig=SECRETSIG",
+        "https://acct.blob.core.windows.net:abc/x?sig=SECRETSIG",
+    ],
+)
+def test_an_export_link_that_is_not_a_url_is_a_spec_error(arm, tmp_path, link):
+    src, api = sources(arm, tmp_path)
+    arm.answer_next("/apis/orders", 200, {"format": "openapi+json-link", "value": {"link": link}})
+    with pytest.raises(SpecError, match=r"value\.link is not a URL") as caught:
+        src.fetch_for(api, REQUEST)
+    assert str(caught.value).startswith(arm.url + APIM_SERVICE)
+    assert "SECRETSIG" not in str(caught.value)
