@@ -24,6 +24,7 @@ from sync.adapters.http import retry_after_seconds
 from sync.adapters.spec_sources import fetch_export_link
 from sync.errors import PermanentError, SpecError, TransientError
 from sync.models import FetchedSpec
+from sync.redact import redact_url
 
 if TYPE_CHECKING:
     from sync.adapters.spec_sources import ArmCaller
@@ -101,8 +102,10 @@ class ApiCenterExportSource:
         url = self.arm.url(self.definition_id(params), "/exportSpecification")
         response, body = self.arm.call("POST", url, params={"api-version": API_VERSION}, where=url)
         deadline = self.clock() + self.arm.settings.fetch_budget_seconds
-        status_url = self._same_origin(response.headers.get("azure-asyncoperation"), url)
-        location = self._same_origin(response.headers.get("location"), url)
+        status_url = self._same_origin(
+            response.headers.get("azure-asyncoperation"), url, header="Azure-AsyncOperation"
+        )
+        location = self._same_origin(response.headers.get("location"), url, header="Location")
         polls = 0
         while response.status_code == 202:
             if not (status_url or location):
@@ -132,12 +135,21 @@ class ApiCenterExportSource:
             raise SpecError(f"unexpected HTTP {response.status_code} from the export", where=url)
         return _json(body, url)
 
-    def _same_origin(self, link: str | None, where: str) -> str | None:
+    def _same_origin(
+        self, link: str | None, where: str, *, header: str = "polling URL"
+    ) -> str | None:
         """Polling URLs come from the answer; the ARM token must not travel to another host."""
         if not link:
             return None
         base = httpx.URL(self.arm.cloud.resource_manager)
-        target = httpx.URL(link)
+        try:
+            target = httpx.URL(link)
+        except (httpx.InvalidURL, ValueError) as exc:
+            # httpx.InvalidURL is no HTTPError: it would escape the error tree as a crash
+            raise PermanentError(
+                f"the export answer's {header} header is not a URL ({redact_url(link)}: {exc})",
+                where=where,
+            ) from None
         if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
             raise PermanentError(
                 f"polling URL host {target.host!r} is not the Resource Manager host "

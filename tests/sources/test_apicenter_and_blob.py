@@ -262,3 +262,15 @@ def test_blob_event_with_dot_segments_cannot_leave_the_container_or_prefix(blob:
     subject = f"/blobServices/default/containers/specs/blobs/{blob}"
     with pytest.raises(PermanentError, match=r"'\.' or '\.\.'"):
         blob_location(blob_params(prefix="v1/"), event(subject), default_account=None, where="w")
+
+
+@pytest.mark.parametrize("header", ["Location", "Azure-AsyncOperation"])
+@pytest.mark.parametrize(
+    "value", ["https://management.azure.com:abc/op?sig=SECRETSIG", "http://[::1/op?sig=SECRETSIG"]
+)
+def test_a_polling_header_that_is_not_a_url_is_a_permanent_error(arm, tmp_path, header, value):
+    src, api, _ = center(arm, tmp_path)
+    arm.answer_next("/exportSpecification", 202, b"", {header: value, "Retry-After": "0"})
+    with pytest.raises(PermanentError, match=f"{header} header") as caught:
+        src.fetch_for(api, REQUEST)
+    assert "SECRETSIG" not in str(caught.value)
