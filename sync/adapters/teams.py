@@ -96,6 +96,12 @@ def _usable(url: str) -> str | None:
         parts = urlsplit(url)
     except ValueError:
         return "webhook URL is not a URL"
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        # a secret pasted with its line break, a port that is no number: urlsplit lets them
+        # through, httpx does not. Its reason names a character, a port or a host, never the query
+        return f"webhook URL is not a URL ({exc})"
     if not parts.hostname:
         return "webhook URL has no host"
     if parts.scheme == "https":
@@ -151,11 +157,12 @@ class TeamsWebhookNotifier:
         except SyncError as exc:  # SecretError names vault and secret, never the value
             log.warning("teams webhook URL unavailable for run %s: %s", run.run_id, exc)
             return f"failed: webhook URL unavailable: {exc}"
-        secrets = {url, str(httpx.URL(url))} if url else set()
         problem = _usable(url or "")
         if problem:
+            problem = redact(problem, {url} if url else set())
             log.warning("teams notification for run %s not sent: %s", run.run_id, problem)
             return f"failed: {problem}"
+        secrets = {url, str(httpx.URL(url))}
         _guard_httpx_logs(url)
 
         def post() -> httpx.Response:

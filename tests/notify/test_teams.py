@@ -152,6 +152,16 @@ def test_any_unexpected_error_is_a_failed_status_not_an_exception(client: httpx.
         (f"ftp://example.com/x?{SIG}", "webhook URL must use https"),
         (f"/workflows/x?{SIG}", "webhook URL has no host"),
         ("", "webhook URL has no host"),
+        # a secret pasted with its line break, or a port that is no number: httpx refuses them
+        (
+            f"https://prod-1.westus.logic.azure.com/workflows/x?{SIG}\n",
+            "webhook URL is not a URL (Invalid non-printable ASCII character in URL, '\\n' at "
+            "position 75.)",
+        ),
+        (
+            f"https://prod-1.westus.logic.azure.com:abc/workflows/x?{SIG}",
+            "webhook URL is not a URL (Invalid port: 'abc')",
+        ),
     ],
 )
 def test_unusable_webhook_urls_are_refused_before_sending(
