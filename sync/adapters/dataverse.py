@@ -224,12 +224,29 @@ class DataverseTarget(MarkedConnectorTarget):
             if adopted is None:
                 return None
             return self._row(adopted, columns)
-        return response.json()
+        try:
+            row = response.json()
+        except (ValueError, RecursionError):  # a gateway's HTML page; UnicodeDecodeError too
+            row = None
+        if not isinstance(row, dict):
+            # an AttributeError out of read() would end the item without a reason
+            raise TargetError(
+                f"connector {cid}: the row answer (HTTP {response.status_code}) is not a JSON "
+                "object",
+                where=self._where,
+            )
+        return row
 
     def _definition(self, row: dict[str, Any]) -> dict[str, Any] | None:
         text = row.get("openapidefinition")
         if not text:
             return None
+        if not isinstance(text, str):  # json.loads would raise TypeError
+            raise TargetError(
+                f"connector {row.get('connectorid')}: openapidefinition is a "
+                f"{type(text).__name__}, not text",
+                where=self._where,
+            )
         return json_object(
             text, what=f"connector {row.get('connectorid')}: openapidefinition", where=self._where
         )

@@ -267,3 +267,29 @@ def test_a_registration_answer_of_another_shape_is_a_target_error(
     with pytest.raises(TargetError) as caught:
         make_powerapps({"connector": CID}).read()
     assert "s3cret" not in str(caught.value)
+
+
+ROW_ANSWERS = {
+    "not-json": b"<html>busy</html>",
+    "an-array": b'[{"connectorid": "x"}]',
+    "a-string": b'"x"',
+    "definition-not-a-string": b'{"connectorid": "x", "openapidefinition": 5}',
+    "definition-an-object": b'{"connectorid": "x", "openapidefinition": {"swagger": "2.0"}}',
+}
+
+
+@pytest.mark.parametrize("body", ROW_ANSWERS.values(), ids=ROW_ANSWERS.keys())
+def test_a_dataverse_row_answer_of_another_shape_is_a_target_error(
+    sim: Simulator, make_dataverse: Callable[..., DataverseTarget], body: bytes
+) -> None:
+    """HTML, a JSON array or an openapidefinition that is no text raised JSONDecodeError,
+    AttributeError or TypeError out of read() and read_back(): no reason, retried until
+    poisoned."""
+    cid = new_guid()
+    sim.seed_dataverse(cid, name="cs_x", definition=DEFINITION)
+    target = make_dataverse({"connector": cid})
+    sim.faults.add(status=200, method="GET", path=r"/connectors\(", body=body, times=50)
+    with pytest.raises(TargetError, match="connector "):
+        target.read()
+    with pytest.raises(TargetError, match="connector "):
+        target.read_back()
