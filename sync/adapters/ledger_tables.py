@@ -159,6 +159,21 @@ def _parse_time(value: Any) -> datetime:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def _hold_from(value: Any) -> Hold:
+    """The state row's Hold JSON; keys a newer release added are ignored (a rolling upgrade
+    must not stop the older instances), a missing key or a wrong type is a ValueError, and so
+    is an ``until`` that ``Hold.active`` could not compare with the time now."""
+    data = json.loads(value)
+    if not isinstance(data, dict):
+        raise ValueError(f"Hold is a JSON {type(data).__name__}, not an object")
+    version, until, by = data.get("version"), data.get("until"), data.get("by")
+    if type(version) is not int or not isinstance(until, str) or not isinstance(by, str):
+        raise ValueError("Hold needs an integer version and text until and by")
+    if _parse_time(until).tzinfo is None:
+        raise ValueError(f"Hold until {until[:40]!r} has no time zone")
+    return Hold(version=version, until=until, by=by)
+
+
 def _azure_errors(where: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Turn what azure-core raises into the service's error tree (after the SDK's own retries)."""
 
@@ -368,13 +383,23 @@ class TableLedger:
         for f in fields(TargetState):
             if f.name == "etag":
                 continue
-            value = entity.get(_pascal(f.name))
+            name = _pascal(f.name)
+            value = entity.get(name)
             if value is None:
                 continue
-            if f.name == "hold":
-                value = Hold(**json.loads(value))
-            elif f.name == "version":
-                value = int(value)
+            try:
+                if f.name == "hold":
+                    value = _hold_from(value)
+                elif f.name == "version":
+                    value = int(value)
+            except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+                # a row edited by hand or by another tool: the item must end with a reason that
+                # names the row, not a TypeError retried until poisoned
+                raise codec.LedgerCorruptError(
+                    f"state row {entity['PartitionKey']}/{entity['RowKey']}: property {name} "
+                    f"cannot be read ({str(exc)[:200]})",
+                    where="ledger.state",
+                ) from None
             values[f.name] = value
         return TargetState(**values, etag=entity.metadata["etag"])
 

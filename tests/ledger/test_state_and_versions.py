@@ -250,3 +250,36 @@ def test_non_ascii_summary_under_32k_characters_but_over_64_kib_is_stored(ledger
     ledger.record_version(rec, TargetState(version=1), rec.event_id)
     assert "SummaryZ" in rows(ledger)[version_row_key(1)]
     assert ledger.versions(API, TARGET)[0].summary == summary
+
+
+HOLD = '{"version": 6, "until": "2026-02-01T00:00:00Z", "by": "cli:alice"}'
+CORRUPT_STATE = {
+    "hold-not-json": {"Hold": "hold v6"},
+    "hold-an-array": {"Hold": "[6]"},
+    "hold-a-number": {"Hold": 6},
+    "hold-missing-keys": {"Hold": '{"version": 6}'},
+    "hold-version-text": {"Hold": HOLD.replace('"version": 6', '"version": "six"')},
+    "hold-until-without-zone": {"Hold": HOLD.replace("00:00Z", "00:00")},
+    "hold-until-no-time": {"Hold": HOLD.replace("2026-02-01T00:00:00Z", "soon")},
+    "version-text": {"Version": "seven"},
+    "version-infinite": {"Version": float("inf")},
+}
+
+
+@pytest.mark.parametrize("change", CORRUPT_STATE.values(), ids=CORRUPT_STATE.keys())
+def test_a_corrupt_state_row_is_a_permanent_error_naming_the_row(ledger, change):
+    """JSONDecodeError, TypeError or ValueError out of state() ended the item without a reason
+    and got it retried until poisoned; the row is named so it can be fixed by hand."""
+    ledger.save_state(API, TARGET, TargetState(version=7))
+    entity = {"PartitionKey": partition_key(API, TARGET), "RowKey": "state", **change}
+    ledger._table().upsert_entity(entity, mode="merge")
+    with pytest.raises(PermanentError, match=f"state row {partition_key(API, TARGET)}/state"):
+        ledger.state(API, TARGET)
+
+
+def test_a_hold_written_with_more_fields_by_a_newer_release_still_reads(ledger):
+    ledger.save_state(API, TARGET, TargetState(version=7))
+    hold = HOLD.replace("}", ', "reason": "audit"}')
+    entity = {"PartitionKey": partition_key(API, TARGET), "RowKey": "state", "Hold": hold}
+    ledger._table().upsert_entity(entity, mode="merge")
+    assert ledger.state(API, TARGET).hold == Hold(6, "2026-02-01T00:00:00Z", "cli:alice")
