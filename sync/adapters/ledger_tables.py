@@ -1005,21 +1005,36 @@ class TableLedger:
 
     @staticmethod
     def _run_from(entity: dict[str, Any]) -> RunSummary:
+        """The run row as a summary; a row edited by hand or left by another release that does
+        not read as one is a ``LedgerCorruptError`` naming the row (a KeyError or TypeError
+        would end the item, or the runs API call, without a reason)."""
         where = f"ledger.run({entity['RowKey']})"
-        packed = codec.join_chunks(
-            entity, int(entity.get("OutChunks", 0)), where=where, prefix="Out"
-        )
-        outcomes = run_outcomes.decode(packed, where=where)
-        return RunSummary(
-            run_id=entity["RowKey"],
-            api=entity["Api"],
-            request=SyncRequest.from_dict(
-                codec.decode_json_property(entity, "Request", where=where)
-            ),
-            targets=tuple(json.loads(entity["Targets"])),
-            outcomes=tuple(TargetOutcome.from_dict(o) for o in outcomes),
-            created_at=entity.get("CreatedAt"),
-            notified=entity.get("Notified"),
+        try:
+            packed = codec.join_chunks(
+                entity, int(entity.get("OutChunks", 0)), where=where, prefix="Out"
+            )
+            outcomes = run_outcomes.decode(packed, where=where)
+            targets = json.loads(entity["Targets"])
+            if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+                raise TypeError("Targets is not a JSON list of target names")
+            request = codec.decode_json_property(entity, "Request", where=where)
+            if not isinstance(request, dict):
+                raise TypeError(f"Request is a JSON {type(request).__name__}, not an object")
+            return RunSummary(
+                run_id=entity["RowKey"],
+                api=entity["Api"],
+                request=SyncRequest.from_dict(request),
+                targets=tuple(targets),
+                outcomes=tuple(TargetOutcome.from_dict(o) for o in outcomes),
+                created_at=entity.get("CreatedAt"),
+                notified=entity.get("Notified"),
+            )
+        except KeyError as exc:
+            why = f"property {exc} is missing"
+        except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+            why = f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise codec.LedgerCorruptError(
+            f"run row {RUNS_PARTITION}/{entity['RowKey']} cannot be read ({why})", where=where
         )
 
     # --- debounce ---------------------------------------------------------------------------------

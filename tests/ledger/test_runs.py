@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -482,3 +483,41 @@ def test_a_summary_finished_from_the_kept_copy_equals_the_stored_row(ledger):
     summary = ledger.finish_item(run.run_id, _outcome("b", result="failed", version=None))
     assert summary is not None
     assert ledger.get_run(run.run_id) == summary
+
+
+CORRUPT_RUN = {
+    "targets-not-json": {"Targets": "a,b"},
+    "targets-a-string": {"Targets": '"ab"'},
+    "targets-of-numbers": {"Targets": "[1, 2]"},
+    "no-targets": {"Targets": None},
+    "no-api": {"Api": None},
+    "request-an-array": {"Request": "[1]"},
+    "request-of-wrong-type": {"Request": '{"api": 5, "reason": "event"}'},
+    "request-a-number": {"Request": 5},
+    "out-chunks-text": {"OutChunks": "one"},
+    "an-outcome-not-an-object": {"Out00": zlib.compress(b"[5]"), "OutChunks": 1},
+    "an-outcome-without-fields": {"Out00": zlib.compress(b"[{}]"), "OutChunks": 1},
+}
+
+
+@pytest.mark.parametrize("change", CORRUPT_RUN.values(), ids=CORRUPT_RUN.keys())
+def test_a_corrupt_run_row_is_a_permanent_error_naming_the_row(ledger, change):
+    """KeyError, TypeError, ValueError or AttributeError out of get_run() and finish_item()
+    ended the item (or the runs API call) without a reason; "ab" read as targets a and b."""
+    run = _run(["a", "b"])
+    ledger.start_run(run)
+    table = ledger._table()
+    row = table.get_entity("runs", run.run_id)
+    for key, value in change.items():
+        if value is None:
+            row.pop(key, None)
+        else:
+            row[key] = value
+    table.update_entity(row, mode=UpdateMode.REPLACE)
+    ledger._run_rows.pop(run.run_id)  # as another process: read the row, not the kept copy
+    with pytest.raises(PermanentError, match=f"run row runs/{run.run_id}"):
+        ledger.get_run(run.run_id)
+    with pytest.raises(PermanentError, match=f"run row runs/{run.run_id}"):
+        ledger.finish_item(run.run_id, _outcome("a"))
+    stored = ledger.start_run(run)  # a redelivered event plans as if nothing had finished
+    assert stored is not None and stored.outcomes == ()
