@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sync.events.model import Event, MalformedEvent
+from sync.events.model import Event, MalformedEvent, has_unpaired_surrogate
 
 API_DEPLOYED = "ConnectorSync.ApiDeployed"
 API_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
@@ -33,12 +33,6 @@ class ApiDeployed:
     deployment_id: str | None = None
 
 
-def _has_surrogate(value: str) -> bool:
-    """JSON's lone ``\\ud800`` has no UTF-8 form: the run row and the queue message that carry
-    these values could not be written, and the event would be retried for a day."""
-    return any("\ud800" <= ch <= "\udfff" for ch in value)
-
-
 def _spec_url(value: Any, where: str) -> str:
     """Shape only; whether the URL is *allowed* is the API's allowedSpecUrls decision."""
     field = "data.specUrl"
@@ -50,7 +44,7 @@ def _spec_url(value: Any, where: str) -> str:
         raise MalformedEvent(
             "contains whitespace, control characters or '\\'", field=field, where=where
         )
-    if _has_surrogate(value):
+    if has_unpaired_surrogate(value):
         raise MalformedEvent("contains an unpaired surrogate", field=field, where=where)
     try:
         parts = urlsplit(value)
@@ -105,7 +99,7 @@ def parse_api_deployed(event: Event) -> ApiDeployed:
             )
         if any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
             raise MalformedEvent("contains control characters", field=f"data.{key}", where=where)
-        if _has_surrogate(value):
+        if has_unpaired_surrogate(value):
             raise MalformedEvent("contains an unpaired surrogate", field=f"data.{key}", where=where)
         values[attr] = value
     spec_url = data.get("specUrl")

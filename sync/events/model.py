@@ -15,6 +15,12 @@ from sync.errors import PermanentError
 Schema = Literal["eventgrid", "cloudevents"]
 
 
+def has_unpaired_surrogate(value: str) -> bool:
+    """JSON's lone ``\\ud800`` has no UTF-8 form: a run row or queue message carrying it could not
+    be written, and the event would be retried for a day. Event fields holding one are refused."""
+    return any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
 class MalformedEvent(PermanentError):
     """An event (or delivery body) we cannot read; retrying the same bytes cannot help.
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sync.events.model import Event, MalformedEvent, Schema
+from sync.events.model import Event, MalformedEvent, Schema, has_unpaired_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _string(
         raise MalformedEvent(f"is longer than {limit} characters", field=name, where=where)
     if any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
         raise MalformedEvent("contains control characters", field=name, where=where)
-    if any("\ud800" <= ch <= "\udfff" for ch in value):  # JSON's lone \ud800: no UTF-8 form
+    if has_unpaired_surrogate(value):
         raise MalformedEvent("contains an unpaired surrogate", field=name, where=where)
     return value
 
