@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from sync.adapters import stored_definitions
+from sync.errors import TargetError
 from sync.spec.canonical import sha256_hex
 from tests.powerplatform.conftest import ENV
 from tests.powerplatform.samples import APIKEY_PROPERTIES, DEFINITION, changed
@@ -159,3 +160,40 @@ def test_an_update_prepares_the_read_backs_comparison_while_the_write_is_in_flig
     assert len(prepared) == 1 and prepared[0] is edited
     target.verify(edited, sha256_hex(edited))  # the quick read-back accepts it
     assert sim.powerapps_connector(ENV, CID)["definition"] == edited
+
+
+def test_after_one_read_back_the_stores_spelling_spares_parsing_the_next(
+    sim: Simulator, make_powerapps: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's blob serves what it stored written out again (``json.dumps`` defaults),
+    not the compact bytes it was sent. The first read-back is parsed; the next updates' read-backs
+    are the written definitions in that spelling, so they are compared as bytes, and a definition
+    the store altered is still caught."""
+    import sync.adapters.powerapps as powerapps
+
+    monkeypatch.setattr(stored_definitions, "SHARED", stored_definitions.StoredDefinitions())
+    parsed: list[str] = []
+    real = powerapps.json_object
+    monkeypatch.setattr(
+        powerapps, "json_object", lambda text, **kw: parsed.append(kw["what"]) or real(text, **kw)
+    )
+    sim.seed_powerapps(ENV, CID, DEFINITION, APIKEY_PROPERTIES)
+    target = make_powerapps({"connector": CID})
+    definition = DEFINITION
+    for n in range(3):
+        current = target.read()
+        definition = {**changed(definition), "x-update": n}
+        target.write(definition, current)
+        target.verify(definition, sha256_hex(definition))
+        assert sim.powerapps_connector(ENV, CID)["definition"] == definition
+    assert len(parsed) == 2  # the seeded definition, and the first read-back
+
+    current = target.read()
+    written = {**changed(definition), "x-update": 3}
+    target.write(written, current)
+    # the store keeps another document than was written: read back, parsed, refused
+    sim.seed_powerapps(ENV, CID, {**written, "host": "altered.example.com"}, APIKEY_PROPERTIES)
+    target._verify_seconds = 0.2  # the full read-back's polling, shortened
+    with pytest.raises(TargetError, match="read-back does not match"):
+        target.verify(written, sha256_hex(written))
+    assert len(parsed) > 2

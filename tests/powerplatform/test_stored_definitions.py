@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from sync.adapters.stored_definitions import StoredDefinitions
+from sync.adapters.stored_definitions import (
+    Spelling,
+    StoredDefinitions,
+    expect_soon,
+    sniff_spelling,
+)
 from sync.errors import TargetError
 from sync.spec.canonical import sha256_hex
 from tests.powerplatform.conftest import ENV
@@ -178,7 +183,7 @@ def test_a_form_prepared_during_the_write_is_used_by_the_read_back(monkeypatch) 
     import sync.adapters.stored_definitions as module
 
     written = json.loads(json.dumps(DEFINITION))
-    module.expect_soon(written)
+    module.expect_soon(written, StoredDefinitions())  # a store with no spelling guessed yet
     marshaled = counting_marshal(monkeypatch)
     compact = json.dumps(written, separators=(",", ":"), ensure_ascii=False).encode()
     raw = json.dumps(written).encode()
@@ -198,7 +203,7 @@ def test_a_definition_marshal_cannot_write_is_not_prepared() -> None:
     import sync.adapters.stored_definitions as module
 
     weird = {"swagger": "2.0", "x-obj": object()}  # marshal refuses it (ValueError): no raise
-    module.expect_soon(weird)
+    module.expect_soon(weird, StoredDefinitions())
     assert module._MARSHALED.get(id(weird)) is None
 
 
@@ -207,7 +212,126 @@ def test_a_fan_outs_shared_definition_is_marshaled_once(monkeypatch) -> None:
 
     written = json.loads(json.dumps(DEFINITION))
     marshaled = counting_marshal(monkeypatch)
+    store = StoredDefinitions()
     for _ in range(20):  # every target of the fan-out writes this very object
-        module.expect_soon(written)
-    module.expect_soon(json.loads(json.dumps(DEFINITION)))  # an equal copy is another object
+        module.expect_soon(written, store)
+    module.expect_soon(json.loads(json.dumps(DEFINITION)), store)  # an equal copy is another one
     assert len(marshaled) == 2
+
+
+# --- read-backs compared as bytes --------------------------------------------------------------
+
+
+def refusing_parse(raw: bytes) -> dict:
+    raise AssertionError("parsed bytes that a byte comparison settles")
+
+
+def compact_of(document: dict) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_a_store_that_keeps_the_bytes_it_was_sent_is_not_parsed() -> None:
+    written = json.loads(json.dumps(DEFINITION))
+    expect = (written, "w", compact_of(written))
+    assert StoredDefinitions().parsed(compact_of(written), refusing_parse, expect=expect) == (
+        written,
+        "w",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "sniffed"),
+    [
+        (b'{"a": 1, "b": [1, 2]}', Spelling(", ", ": ", True)),
+        (b'{"a":1,"b":[1,2]}', Spelling(",", ":", True)),
+        ('{"a":"caf\u00e9 ☕"}'.encode(), Spelling(",", ":", False)),
+        (rb'{"a\\":1}', Spelling(",", ":", True)),  # the name ends in an escaped backslash
+        (rb'{"a\": x":1}', Spelling(",", ":", True)),  # an escaped quote inside the name
+        (rb'{"a\\\": x": 1}', Spelling(", ", ": ", True)),  # a backslash, then an escaped quote
+        (b'{\n  "a": 1\n}', None),  # indented
+        (b'\xef\xbb\xbf{"a":1}', None),  # a byte order mark
+        (b' {"a":1}', None),
+        (b'{"a" : 1}', None),  # a space before the colon: no json.dumps spelling
+        (b'{"unterminated', None),
+        (b"[1, 2]", None),
+    ],
+)
+def test_the_spelling_is_read_off_the_bytes(raw: bytes, sniffed: Spelling | None) -> None:
+    assert sniff_spelling(raw) == sniffed
+
+
+def test_a_read_back_spelled_like_the_last_one_is_compared_as_bytes() -> None:
+    """The simulator writes definitions out with ``json.dumps`` defaults, as some store might:
+    the first read-back is parsed, after it the next definition is prepared in that spelling
+    during its write and its read-back is a byte comparison."""
+    store, calls = StoredDefinitions(), []
+    first = json.loads(json.dumps(DEFINITION))
+    store.parsed(
+        json.dumps(first).encode(), counting_parse(calls), expect=(first, "1", compact_of(first))
+    )
+    assert len(calls) == 1
+    second = changed(first)
+    expect_soon(second, store)
+    assert store.spelled(second) == json.dumps(second).encode()
+    raw = json.dumps(second).encode()
+    assert store.parsed(raw, refusing_parse, expect=(second, "2", compact_of(second))) == (
+        second,
+        "2",
+    )
+
+
+def test_bytes_in_the_spelling_of_another_document_are_parsed_and_hashed() -> None:
+    """A spelling only stands for the document it spells: a store that altered the definition
+    serves other bytes, which are parsed and hashed as they are."""
+    store = StoredDefinitions()
+    first = json.loads(json.dumps(DEFINITION))
+    store.parsed(json.dumps(first).encode(), counting_parse([]), expect=(first, "1", b""))
+    written = changed(first)
+    altered = {**written, "host": "rewritten.example.com"}
+    calls: list[bytes] = []
+    doc, sha = store.parsed(
+        json.dumps(altered).encode(),
+        counting_parse(calls),
+        expect=(written, sha256_hex(written), compact_of(written)),
+    )
+    assert len(calls) == 1 and doc == altered and sha == sha256_hex(altered)
+
+
+def test_a_spelling_that_keeps_missing_is_no_longer_guessed(monkeypatch) -> None:
+    """A store that puts a space after commas but none after colons parses to what was written,
+    but the guess from its bytes (no spaces) does not reproduce them: after three misses in a
+    row no definition is spelled in vain any more."""
+    import sync.adapters.stored_definitions as module
+
+    store = StoredDefinitions()
+    encoded: list[object] = []
+    real = Spelling.encode
+    monkeypatch.setattr(
+        Spelling, "encode", lambda self, doc: encoded.append(doc) or real(self, doc)
+    )
+    document = json.loads(json.dumps(DEFINITION))
+    for round_ in range(6):
+        written = {**document, "x-round": round_}
+        module.expect_soon(written, store)
+        calls: list[bytes] = []
+        got, sha = store.parsed(
+            json.dumps(written, separators=(", ", ":")).encode(),
+            counting_parse(calls),
+            expect=(written, f"r{round_}", compact_of(written)),
+        )
+        assert (got, sha, len(calls)) == (written, f"r{round_}", 1)
+    assert len(encoded) == module.MAX_SPELLING_MISSES  # rounds 1-3 guessed; 4 and 5 did not
+    assert store.spelled(document) is None
+
+
+def test_a_hit_resets_the_count_of_misses() -> None:
+    store = StoredDefinitions()
+    document = json.loads(json.dumps(DEFINITION))
+    for round_, odd in enumerate([False, True, False, False, True, False, False]):
+        written = {**document, "x-round": round_}
+        store.parsed(
+            json.dumps(written, separators=(", ", ":") if odd else None).encode(),
+            counting_parse([]),
+            expect=(written, f"r{round_}", compact_of(written)),
+        )
+    assert store.spelled(document) is not None  # two misses at most between hits
