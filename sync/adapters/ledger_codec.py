@@ -166,15 +166,15 @@ def chunk_properties(payload: bytes, prefix: str = CHUNK_PREFIX) -> dict[str, by
     }
 
 
-def chunk_names(count: int, prefix: str = CHUNK_PREFIX) -> list[str]:
-    return [f"{prefix}{i:02d}" for i in range(count)]
-
-
 def join_chunks(
     entity: dict[str, Any], count: int, *, where: str, prefix: str = CHUNK_PREFIX
 ) -> bytes:
+    """The ``count`` chunks rejoined; a missing one is corruption. The names are made one at a
+    time: a row edited to 2**31 - 1 chunks fails at the first missing one instead of building
+    two billion names first."""
     parts = []
-    for name in chunk_names(count, prefix):
+    for i in range(count):
+        name = f"{prefix}{i:02d}"
         part = entity.get(name)
         if not isinstance(part, bytes | bytearray):
             raise LedgerCorruptError(f"chunk {name} of {count} is missing", where=where)

@@ -174,6 +174,19 @@ def _hold_from(value: Any) -> Hold:
     return Hold(version=version, until=until, by=by)
 
 
+def _whole(value: Any, name: str) -> int:
+    """An integer property as the Tables SDK reads it back: an ``int`` for Edm.Int32, an
+    ``EntityProperty`` for Edm.Int64 (which a hand edit may choose). Text, a double or a bool
+    is a TypeError naming the property: ``int()`` would take "7" and 7.9 and hide the edit."""
+    if type(value) is not int:
+        from azure.data.tables import EntityProperty
+
+        if isinstance(value, EntityProperty) and type(value.value) is int:
+            return value.value
+        raise TypeError(f"property {name} is {type(value).__name__}, not an integer")
+    return value
+
+
 def _azure_errors(where: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Turn what azure-core raises into the service's error tree (after the SDK's own retries)."""
 
@@ -669,37 +682,85 @@ class TableLedger:
         "SummaryZ",
     )
 
+    # version-row properties that are text when present (Api and Target must be)
+    _VERSION_TEXT = (
+        "Api",
+        "Target",
+        "Reason",
+        "Outcome",
+        "RunId",
+        "CreatedAt",
+        "EventId",
+        "EventType",
+        "EventTime",
+        "Caller",
+        "SourceUrl",
+        "InfoVersion",
+        "Commit",
+        "UpstreamSha256",
+        "AppliedSha256",
+    )
+
     def _record_from(self, entity: dict[str, Any], *, definitions: bool) -> VersionRecord:
-        where = f"ledger.version({entity['PartitionKey']} {entity['RowKey']})"
-        upstream = applied = None
-        if definitions:
-            upstream, applied = self._definitions(entity, where)
-        return VersionRecord(
-            api=entity["Api"],
-            target=entity["Target"],
-            version=int(entity["Number"]),
-            reason=entity.get("Reason", ""),
-            outcome=entity.get("Outcome", ""),
-            run_id=entity.get("RunId", ""),
-            created_at=entity.get("CreatedAt", ""),
-            event_id=entity.get("EventId"),
-            event_type=entity.get("EventType"),
-            event_time=entity.get("EventTime"),
-            caller=entity.get("Caller"),
-            source_url=entity.get("SourceUrl"),
-            info_version=entity.get("InfoVersion"),
-            commit=entity.get("Commit"),
-            summary=codec.decode_json_property(entity, "Summary", where=where) or {},
-            upstream_sha256=entity.get("UpstreamSha256"),
-            applied_sha256=entity.get("AppliedSha256"),
-            upstream=upstream,
-            applied=applied,
-        )
+        """The version row as a record; a row edited by hand or left by another tool that does
+        not read as one is a ``LedgerCorruptError`` naming the row (a KeyError or ValueError
+        would end the item, or the versions API call, without a reason)."""
+        pk, rk = entity["PartitionKey"], entity["RowKey"]
+        where = f"ledger.version({pk} {rk})"
+        try:
+            for name in ("Api", "Target", "Number"):
+                if entity.get(name) is None:
+                    raise KeyError(name)
+            for name in self._VERSION_TEXT:
+                value = entity.get(name)
+                if value is not None and not isinstance(value, str):
+                    raise TypeError(f"property {name} is {type(value).__name__}, not text")
+            number = _whole(entity["Number"], "Number")
+            if not 0 <= number <= MAX_VERSION:
+                raise ValueError(f"Number {number} is outside 0..{MAX_VERSION}")
+            summary = codec.decode_json_property(entity, "Summary", where=where)
+            if not isinstance(summary, dict | None):
+                raise TypeError(f"Summary is a JSON {type(summary).__name__}, not an object")
+            upstream = applied = None
+            if definitions:
+                upstream, applied = self._definitions(entity, where)
+            return VersionRecord(
+                api=entity["Api"],
+                target=entity["Target"],
+                version=number,
+                reason=entity.get("Reason", ""),
+                outcome=entity.get("Outcome", ""),
+                run_id=entity.get("RunId", ""),
+                created_at=entity.get("CreatedAt", ""),
+                event_id=entity.get("EventId"),
+                event_type=entity.get("EventType"),
+                event_time=entity.get("EventTime"),
+                caller=entity.get("Caller"),
+                source_url=entity.get("SourceUrl"),
+                info_version=entity.get("InfoVersion"),
+                commit=entity.get("Commit"),
+                summary=summary or {},
+                upstream_sha256=entity.get("UpstreamSha256"),
+                applied_sha256=entity.get("AppliedSha256"),
+                upstream=upstream,
+                applied=applied,
+            )
+        except codec.LedgerCorruptError as exc:  # the stored bytes: said the same way
+            why = exc.message
+        except KeyError as exc:
+            why = f"property {exc} is missing"
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            why = f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise codec.LedgerCorruptError(f"version row {pk}/{rk} cannot be read ({why})", where=where)
 
     def _definitions(
         self, entity: dict[str, Any], where: str
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The stored pair, verified; a Def* property of the wrong type is a TypeError for
+        ``_record_from`` to name the row with."""
         blob = entity.get("DefBlob")
+        if blob is not None and not isinstance(blob, str):
+            raise TypeError(f"property DefBlob is {type(blob).__name__}, not text")
         if blob:
             from azure.core.exceptions import ResourceNotFoundError
 
@@ -708,8 +769,9 @@ class TableLedger:
             except ResourceNotFoundError:
                 raise codec.LedgerCorruptError(f"blob {blob} is missing", where=where) from None
         else:
-            payload = codec.join_chunks(entity, int(entity.get("DefChunks", 0)), where=where)
-        if len(payload) != int(entity.get("DefBytes", -1)):
+            count = _whole(entity.get("DefChunks", 0), "DefChunks")
+            payload = codec.join_chunks(entity, count, where=where)
+        if len(payload) != _whole(entity.get("DefBytes", -1), "DefBytes"):
             raise codec.LedgerCorruptError(
                 f"stored definitions are {len(payload)} bytes compressed, the row records "
                 f"{entity.get('DefBytes')}",
@@ -717,8 +779,8 @@ class TableLedger:
             )
         return codec.unpack_pair(
             payload,
-            upstream_len=int(entity.get("DefUpstreamLen", -1)),
-            applied_len=int(entity.get("DefAppliedLen", -1)),
+            upstream_len=_whole(entity.get("DefUpstreamLen", -1), "DefUpstreamLen"),
+            applied_len=_whole(entity.get("DefAppliedLen", -1), "DefAppliedLen"),
             upstream_sha256=entity.get("DefUpstreamSha256"),
             applied_sha256=entity.get("DefAppliedSha256"),
             where=where,

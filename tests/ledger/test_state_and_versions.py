@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import zlib
+
 import pytest
 
 from sync.adapters.ledger_tables import (
@@ -283,3 +286,82 @@ def test_a_hold_written_with_more_fields_by_a_newer_release_still_reads(ledger):
     entity = {"PartitionKey": partition_key(API, TARGET), "RowKey": "state", "Hold": hold}
     ledger._table().upsert_entity(entity, mode="merge")
     assert ledger.state(API, TARGET).hold == Hold(6, "2026-02-01T00:00:00Z", "cli:alice")
+
+
+def _deep_pair() -> dict:
+    """Definitions whose stored bytes hash right but nest past the recursion limit."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    payload = zlib.compress(deep)
+    return {
+        "Def00": payload,
+        "DefChunks": 1,
+        "DefBytes": len(payload),
+        "DefUpstreamLen": len(deep),
+        "DefAppliedLen": -1,
+        "DefUpstreamSha256": hashlib.sha256(deep).hexdigest(),
+        "DefAppliedSha256": None,
+    }
+
+
+# (change, listed): listed = the versions listing reads the property too, not only version()
+CORRUPT_VERSION = {
+    "number-text": ({"Number": "one"}, True),
+    "number-digits-as-text": ({"Number": "1"}, True),
+    "number-a-double": ({"Number": 1.5}, True),
+    "number-infinite": ({"Number": float("inf")}, True),
+    "number-negative": ({"Number": -1}, True),
+    "no-number": ({"Number": None}, True),
+    "no-api": ({"Api": None}, True),
+    "no-target": ({"Target": None}, True),
+    "api-a-number": ({"Api": 5}, True),
+    "reason-a-number": ({"Reason": 5}, True),
+    "summary-an-array": ({"Summary": "[1]"}, True),
+    "summary-not-json": ({"Summary": "{nope"}, True),
+    "def-chunks-text": ({"DefChunks": "one"}, False),
+    "def-chunks-past-the-row": ({"DefChunks": 2**31 - 1}, False),
+    "def-bytes-text": ({"DefBytes": "many"}, False),
+    "def-upstream-len-text": ({"DefUpstreamLen": "all"}, False),
+    "def-blob-a-number": ({"DefBlob": 5}, False),
+    "definitions-not-zlib": ({"Def00": b"not zlib", "DefChunks": 1, "DefBytes": 8}, False),
+    "definitions-nested-too-deep": (_deep_pair(), False),
+}
+
+
+@pytest.mark.parametrize(("change", "listed"), CORRUPT_VERSION.values(), ids=CORRUPT_VERSION.keys())
+def test_a_corrupt_version_row_is_a_permanent_error_naming_the_row(ledger, change, listed):
+    """KeyError, TypeError, ValueError, OverflowError or RecursionError out of version() and
+    versions() ended the item (or the versions API call) without a reason; the row is named so
+    it can be fixed by hand."""
+    from azure.data.tables import UpdateMode
+
+    commit(ledger, 1, TargetState())
+    table = ledger._table()
+    row = table.get_entity(partition_key(API, TARGET), version_row_key(1))
+    for key, value in change.items():
+        if value is None:
+            row.pop(key, None)
+        else:
+            row[key] = value
+    table.update_entity(row, mode=UpdateMode.REPLACE)
+    named = f"version row {partition_key(API, TARGET)}/{version_row_key(1)} cannot be read"
+    with pytest.raises(PermanentError, match=named):
+        ledger.version(API, TARGET, 1, include_definitions=True)
+    if listed:
+        with pytest.raises(PermanentError, match=named):
+            ledger.versions(API, TARGET)
+        with pytest.raises(PermanentError, match=named):
+            ledger.version(API, TARGET, 1)
+    else:  # the metadata stays readable without the definitions
+        assert [r.version for r in ledger.versions(API, TARGET)] == [1]
+
+
+def test_a_version_number_stored_as_int64_still_reads(ledger):
+    """A hand edit may choose Edm.Int64, which the SDK reads back as an EntityProperty."""
+    from azure.data.tables import EdmType, EntityProperty, UpdateMode
+
+    commit(ledger, 1, TargetState())
+    table = ledger._table()
+    row = table.get_entity(partition_key(API, TARGET), version_row_key(1))
+    row["Number"] = EntityProperty(1, EdmType.INT64)
+    table.update_entity(row, mode=UpdateMode.REPLACE)
+    assert ledger.version(API, TARGET, 1, include_definitions=True).version == 1
