@@ -215,17 +215,38 @@ def encode_json_property(doc: Any) -> tuple[str, str | bytes]:
 
 
 def decode_json_property(entity: dict[str, Any], name: str, *, where: str) -> Any:
-    if isinstance(entity.get(name + "Z"), bytes | bytearray):
-        try:
-            return json.loads(zlib.decompress(bytes(entity[name + "Z"])))
-        except (zlib.error, ValueError) as exc:
+    """The JSON value ``encode_json_property`` stored: ``<name>Z`` (zlib bytes) if present,
+    else ``<name>`` (text), else None. Anything else is a ``LedgerCorruptError`` naming the
+    property: a value of another type (a hand edit, another tool), bytes that do not
+    decompress, text that is not JSON or nests past the recursion limit. Callers then name the
+    row; a TypeError or RecursionError would end the item without a reason."""
+    packed = entity.get(name + "Z")
+    if packed is not None:
+        if not isinstance(packed, bytes | bytearray):
             raise LedgerCorruptError(
-                f"property {name}Z is unreadable: {exc}", where=where
+                f"property {name}Z is {type(packed).__name__}, not binary", where=where
+            )
+        try:
+            return json.loads(zlib.decompress(bytes(packed)))
+        except (zlib.error, ValueError, RecursionError) as exc:
+            raise LedgerCorruptError(
+                f"property {name}Z is unreadable: {_why(exc)}", where=where
             ) from None
     text = entity.get(name)
     if text is None:
         return None
+    if not isinstance(text, str):
+        raise LedgerCorruptError(
+            f"property {name} is {type(text).__name__}, not JSON text", where=where
+        )
     try:
         return json.loads(text)
-    except ValueError as exc:
-        raise LedgerCorruptError(f"property {name} is not JSON: {exc}", where=where) from None
+    except (ValueError, RecursionError) as exc:
+        raise LedgerCorruptError(f"property {name} is not JSON: {_why(exc)}", where=where) from None
+
+
+def _why(exc: BaseException) -> str:
+    """The decoder's reason, short; a RecursionError's own text says nothing about the input."""
+    if isinstance(exc, RecursionError):
+        return "nested past the recursion limit"
+    return str(exc)[:200]

@@ -1091,6 +1091,8 @@ class TableLedger:
                 created_at=entity.get("CreatedAt"),
                 notified=entity.get("Notified"),
             )
+        except codec.LedgerCorruptError as exc:  # a chunk or a property: said the same way
+            why = exc.message
         except KeyError as exc:
             why = f"property {exc} is missing"
         except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from datetime import UTC, datetime
 
 import pytest
 
@@ -96,6 +97,34 @@ def test_unreadable_json_property_is_corruption():
         codec.decode_json_property({"SummaryZ": b"\x00\x01"}, "Summary", where="t")
     with pytest.raises(codec.LedgerCorruptError, match="Summary"):
         codec.decode_json_property({"Summary": "{nope"}, "Summary", where="t")
+
+
+UNREADABLE_PROPERTY = {
+    "text-a-number": ({"Summary": 5}, "property Summary is int, not JSON text"),
+    "text-a-bool": ({"Summary": True}, "property Summary is bool, not JSON text"),
+    "text-a-time": ({"Summary": datetime(2026, 1, 1, tzinfo=UTC)}, "property Summary is datetime"),
+    "text-as-binary": ({"Summary": b'{"a": 1}'}, "property Summary is bytes, not JSON text"),
+    "packed-as-text": ({"SummaryZ": "eJyrrgUAAXUA+Q=="}, "property SummaryZ is str, not binary"),
+    "text-nested-too-deep": (
+        {"Summary": "[" * 16_000 + "]" * 16_000},
+        "property Summary is not JSON: nested past the recursion limit",
+    ),
+    "packed-nested-too-deep": (
+        {"SummaryZ": zlib.compress(b"[" * 100_000 + b"]" * 100_000)},
+        "property SummaryZ is unreadable: nested past the recursion limit",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("entity", "message"), UNREADABLE_PROPERTY.values(), ids=UNREADABLE_PROPERTY.keys()
+)
+def test_a_json_property_of_another_type_or_nested_too_deep_is_corruption(entity, message):
+    """json.loads raised TypeError on a value that is not text, and RecursionError on nesting
+    past the limit (a Summary holds 32,000 characters, a SummaryZ far more once inflated); a
+    SummaryZ that is not binary was skipped, reading the value as absent."""
+    with pytest.raises(codec.LedgerCorruptError, match=message):
+        codec.decode_json_property(entity, "Summary", where="t")
 
 
 def test_applied_equal_to_upstream_is_stored_once_and_read_as_two_objects():
