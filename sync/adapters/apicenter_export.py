@@ -177,7 +177,9 @@ class ApiCenterExportSource:
 
 
 def _json(body: bytes, where: str) -> Any:
+    """The answer's JSON; one that is not JSON, or nests past the recursion limit (whose
+    RecursionError would escape the error tree), is a ``SpecError``."""
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise SpecError("the export answer is not JSON", where=where) from None

@@ -74,7 +74,7 @@ class ApimExportSource:
         try:
             data = json.loads(body)
             link = data["value"]["link"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # nested past the limit too
             raise SpecError(
                 "the API Management export answer has no value.link", where=url
             ) from None

@@ -363,7 +363,7 @@ class RefreshTokenGrant:
             )
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise PermanentError(
@@ -388,10 +388,13 @@ class RefreshTokenGrant:
         return body
 
     def _describe(self, response: httpx.Response) -> str:
-        """Status, OAuth error and AADSTS codes only: the description text is not ours to log."""
+        """Status, OAuth error and AADSTS codes only: the description text is not ours to log.
+        A body nested past the recursion limit reads as no JSON: a RecursionError out of here
+        (check_transient calls it for a 5xx) would turn a retried outage into a permanent
+        failure."""
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = {}
         error = body.get("error") if isinstance(body, dict) else None
         codes = ""

@@ -32,13 +32,15 @@ MAX_SNIPPET = 200
 
 
 def parse_error(response: httpx.Response) -> tuple[str | None, str]:
-    """(code, message) from an error body, whatever shape it has."""
+    """(code, message) from an error body, whatever shape it has; one nested past the recursion
+    limit is described as non-JSON (a RecursionError would escape raise_for_status, turning a
+    retryable 503 into a crash)."""
     text = response.text.strip() if response.content else ""
     if not text:
         return None, "empty body"
     try:
         body: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         kind = response.headers.get("content-type", "unknown content type").split(";")[0]
         snippet = " ".join(text.split())[:MAX_SNIPPET]
         return None, f"non-JSON body ({kind}): {snippet}"

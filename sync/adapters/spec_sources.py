@@ -116,12 +116,14 @@ def retried_request(
 
 
 def arm_error(response: httpx.Response, body: bytes) -> tuple[str, str]:
-    """(code, message) from an ARM error body; the status text when the body is not ARM's."""
+    """(code, message) from an ARM error body; the status text when the body is not ARM's.
+    A body nested past the recursion limit is not ARM's either: a RecursionError out of here
+    would escape the error tree instead of the PermanentError the status calls for."""
     import json
 
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         data = {}
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):

@@ -9,7 +9,6 @@ returned status; httpx's own request log line is redacted too.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -112,13 +111,15 @@ def _usable(url: str) -> str | None:
 
 
 def _describe_refusal(response: httpx.Response, secrets: set[str]) -> str:
-    """ "HTTP 400 TriggerInputSchemaMismatch: ..." from a Logic Apps / Workflows error body."""
+    """ "HTTP 400 TriggerInputSchemaMismatch: ..." from a Logic Apps / Workflows error body; a
+    body that is not JSON, or nests past the recursion limit, gives the status alone (not
+    "unexpected RecursionError")."""
     detail = ""
     try:
         error = response.json().get("error") or {}
         code, message = error.get("code"), error.get("message")
         detail = ": ".join(str(p) for p in (code, message) if p)
-    except (ValueError, AttributeError, json.JSONDecodeError):
+    except (ValueError, AttributeError, RecursionError):  # JSONDecodeError is a ValueError
         detail = ""
     text = f"HTTP {response.status_code}" + (f" {detail}" if detail else "")
     return plain(redact(text, secrets), 300)

@@ -11,7 +11,7 @@ import pytest
 from sync.adapters.credentials import TOKEN_EXCHANGE_SCOPE, build_token_provider
 from sync.adapters.keyvault import KeyVaultSecretStore
 from sync.clouds import Cloud
-from sync.errors import ConfigError, PermanentError, SecretError, TransientError
+from sync.errors import ConfigError, PermanentError, SecretError, SyncError, TransientError
 from tests.support.local_identity import LocalIdentity, make_client_certificate
 from tests.support.local_vault import LocalVault
 
@@ -467,3 +467,27 @@ def test_delegated_token_answer_with_a_bad_expires_in_is_permanent(
     assert "expires_in" in message
     assert token not in message
     assert first not in message
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # JSON nested past the recursion limit
+NOT_JSON = b"<html><body>Service Unavailable</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(400, PermanentError), (503, TransientError), (200, PermanentError)]
+)
+def test_delegated_token_answer_nested_past_the_recursion_limit_fails_as_one_not_json(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud, status: int, error: type
+) -> None:
+    """A RecursionError out of the error description (the 400, and the 503 through
+    check_transient) or the answer's read (the 200) became PermanentError "RecursionError: ...":
+    a 503 that is retried when its body is HTML was then not retried at all."""
+    _app, _first, _store, tokens = delegated_setup(identity, vault, cloud)
+    failures = []
+    for body in (NOT_JSON, DEEP):
+        identity.answer_next(body, status=status, path_contains="/oauth2/")
+        with pytest.raises(SyncError) as caught:
+            tokens.token(PP_SCOPE)
+        failures.append((type(caught.value), str(caught.value)))
+    assert failures[0] == failures[1]
+    assert issubclass(failures[0][0], error)

@@ -7,6 +7,7 @@ import pytest
 
 from sync.adapters.http import RetryableStatus, check_transient
 from sync.adapters.pp_errors import raise_for_status
+from sync.errors import TargetError
 
 
 def answer(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> httpx.Response:
@@ -87,3 +88,16 @@ def test_a_retry_after_that_is_no_wait_in_seconds_does_not_break_the_retry(heade
         with_retries(call, budget_seconds=0.5, attempts=2, wait_initial=0.01, wait_max=0.01)
     assert caught.value.retry_after == wait
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(("status", "error"), [(503, RetryableStatus), (400, TargetError)])
+def test_a_power_platform_error_body_nested_past_the_recursion_limit_reads_as_non_json(
+    status: int, error: type
+) -> None:
+    """A RecursionError out of parse_error escaped raise_for_status: a 503 was not retried and
+    a 400 was no TargetError."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(
+        error, match=rf"HTTP {status}: non-JSON body \(unknown content type\): \[\["
+    ):
+        raise_for_status(answer(status, body=deep), service="Power Apps", where="w")

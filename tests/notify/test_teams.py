@@ -175,3 +175,15 @@ def test_redact_removes_the_url_and_signature_values() -> None:
     assert SECRET_PART not in redact(f"POST {url} failed", {url})
     assert redact(f"POST {url} failed", {url}) == "POST <webhook-url> failed"
     assert redact(f"?a=1&{SIG}&b=2") == "?a=1&sig=***&b=2"
+
+
+def test_a_refusal_nested_past_the_recursion_limit_reads_as_one_that_is_not_json(
+    client: httpx.Client,
+) -> None:
+    """A RecursionError out of the refusal's description ended as "failed: unexpected
+    RecursionError", without the status."""
+    results = []
+    for body in (b"<html><body>Bad Request</body></html>", b"[" * 100_000 + b"]" * 100_000):
+        with webhook([Answer(400, body=body)], sig=SIG) as hook:
+            results.append(notifier(hook.url, client).notify(runs.blocked_run()))
+    assert results == ["failed: webhook refused the card: HTTP 400"] * 2

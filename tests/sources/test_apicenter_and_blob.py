@@ -10,7 +10,7 @@ from sync.adapters.apicenter_export import ApiCenterExportSource
 from sync.adapters.blob_spec import BlobReader, blob_location
 from sync.adapters.spec_sources import SpecSources
 from sync.config import parse_map
-from sync.errors import ConfigError, PermanentError, SpecError, TransientError
+from sync.errors import ConfigError, PermanentError, SpecError, SyncError, TransientError
 from sync.models import SyncRequest
 from sync.settings import Settings
 from tests.sources.conftest import (
@@ -274,3 +274,32 @@ def test_a_polling_header_that_is_not_a_url_is_a_permanent_error(arm, tmp_path, 
     with pytest.raises(PermanentError, match=f"{header} header") as caught:
         src.fetch_for(api, REQUEST)
     assert "SECRETSIG" not in str(caught.value)
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # JSON nested past the recursion limit
+NOT_JSON = b"<html><body>Bad Request</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("where", "status", "error"),
+    [
+        ("/exportSpecification", 400, PermanentError),  # ARM's error body
+        ("/exportSpecification", 200, SpecError),  # the result
+        ("/status", 200, SpecError),  # the Azure-AsyncOperation status
+    ],
+)
+def test_an_answer_nested_past_the_recursion_limit_fails_as_one_that_is_not_json(
+    arm, tmp_path, where, status, error
+):
+    """A RecursionError escaped the ARM error parser and the export's own JSON reads: no
+    SyncError, so the item crashed without a reason and was retried until poisoned."""
+    src, api, _ = center(arm, tmp_path)
+    failures = []
+    for body in (NOT_JSON, DEEP):
+        arm.add_definition(DEFINITION, demo_spec(), polls=1)
+        arm.answer_next(where, status, body)
+        with pytest.raises(SyncError) as caught:
+            src.fetch_for(api, REQUEST)
+        failures.append((type(caught.value), str(caught.value)))
+    assert failures[0] == failures[1]
+    assert failures[0][0] is error

@@ -10,7 +10,7 @@ import pytest
 from sync.adapters.spec_http import DownloadRefused
 from sync.adapters.spec_sources import SpecSources, is_forbidden
 from sync.config import parse_map
-from sync.errors import PermanentError, SpecError
+from sync.errors import PermanentError, SpecError, SyncError
 from sync.models import SyncRequest
 from sync.settings import Settings
 from tests.sources.conftest import APIM_SERVICE, demo_spec
@@ -202,3 +202,24 @@ def test_an_export_link_that_is_not_a_url_is_a_spec_error(arm, tmp_path, link):
         src.fetch_for(api, REQUEST)
     assert str(caught.value).startswith(arm.url + APIM_SERVICE)
     assert "SECRETSIG" not in str(caught.value)
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # JSON nested past the recursion limit
+NOT_JSON = b"<html><body>Bad Request</body></html>"
+
+
+@pytest.mark.parametrize(("status", "error"), [(400, PermanentError), (200, SpecError)])
+def test_an_answer_nested_past_the_recursion_limit_fails_as_one_that_is_not_json(
+    arm, tmp_path, status, error
+):
+    """A RecursionError escaped the ARM error parser (the 400) and the export answer's (the
+    200): no SyncError, so the item crashed without a reason and was retried until poisoned."""
+    src, api = sources(arm, tmp_path)
+    failures = []
+    for body in (NOT_JSON, DEEP):
+        arm.answer_next("/apis/orders", status, body)
+        with pytest.raises(SyncError) as caught:
+            src.fetch_for(api, REQUEST)
+        failures.append((type(caught.value), str(caught.value)))
+    assert failures[0] == failures[1]
+    assert failures[0][0] is error
