@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 KINDS = ("managedIdentity", "federated", "servicePrincipal", "delegated", "default")
 TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope
 REFRESH_MARGIN_SECONDS = 300.0
+# The longest a token is kept, whatever lifetime its answer claims: Entra's access tokens live
+# 60-90 minutes and managed-identity tokens up to 24 h, so only a wrong answer (expires_in in
+# seconds mistaken for milliseconds, a proxy's invention) claims more; kept as claimed, it would
+# be used for years, long after it was revoked.
+MAX_TOKEN_SECONDS = 24 * 3600.0
 KNOWN_AUTHORITY_HOSTS = frozenset(c.authority_host.rstrip("/") for c in CLOUDS.values())
 _AADSTS = re.compile(r"AADSTS\d+")
 # MSAL-backed errors carry the status only in text: "HTTP Error: 503" (token endpoint) or
@@ -186,9 +191,34 @@ class CachedTokenProvider:
                     exc, name=self.name, kind=self.kind, scrub=self._scrub
                 ) from None
             now = self._clock()
+            expires_on = float(expires_on)
+            if expires_on <= now:
+                # A negative (or zero) expires_in: the token is used for this call as it came and
+                # not kept, so the next call asks again, once. No loop asking until a good answer
+                # comes, and a warning, so an endpoint that always answers so is seen.
+                self._cache.pop(scope, None)
+                log.warning(
+                    "credential %s (%s): the token for %s arrived already expired (%.0f s ago); "
+                    "not cached",
+                    self.name,
+                    self.kind,
+                    scope,
+                    now - expires_on,
+                )
+                return AccessTokenInfo(token, expires_on)
+            if expires_on - now > MAX_TOKEN_SECONDS:
+                log.warning(
+                    "credential %s (%s): the token for %s claims %.0f s of life; kept %.0f s",
+                    self.name,
+                    self.kind,
+                    scope,
+                    expires_on - now,
+                    MAX_TOKEN_SECONDS,
+                )
+                expires_on = now + MAX_TOKEN_SECONDS
             # Refresh 5 minutes early, or half-way for tokens that live less than 10 minutes.
-            refresh_at = expires_on - min(self._margin, max(expires_on - now, 0.0) / 2)
-            info = AccessTokenInfo(token, float(expires_on))
+            refresh_at = expires_on - min(self._margin, (expires_on - now) / 2)
+            info = AccessTokenInfo(token, expires_on)
             self._cache[scope] = (info, refresh_at)
             log.debug("credential %s (%s): new token for %s", self.name, self.kind, scope)
             return info
@@ -233,7 +263,11 @@ def _transport(connection_verify: str | None, options: Mapping[str, Any] | None)
 
 
 def _from_credential(factory: Callable[[], Any]) -> Fetch:
-    """Build the azure-identity credential on first use (lazy import), then reuse it."""
+    """Build the azure-identity credential on first use (lazy import), then reuse it.
+
+    A credential that handed out a token claiming more than ``MAX_TOKEN_SECONDS`` is let go: its
+    own cache (MSAL's) would hand the same token back for as long as it claims, so the fetch
+    after ours expires it starts from a new credential instead."""
     holder: list[Any] = []
     lock = threading.Lock()
 
@@ -241,8 +275,14 @@ def _from_credential(factory: Callable[[], Any]) -> Fetch:
         with lock:
             if not holder:
                 holder.append(factory())
-        access = holder[0].get_token(scope)
-        return access.token, float(access.expires_on)
+            credential = holder[0]
+        access = credential.get_token(scope)
+        expires_on = float(access.expires_on)
+        if expires_on - time.time() > MAX_TOKEN_SECONDS:
+            with lock:
+                if holder and holder[0] is credential:
+                    holder.clear()
+        return access.token, expires_on
 
     return fetch
 

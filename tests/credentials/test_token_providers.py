@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 
 import jwt
 import pytest
@@ -491,3 +493,65 @@ def test_delegated_token_answer_nested_past_the_recursion_limit_fails_as_one_not
         failures.append((type(caught.value), str(caught.value)))
     assert failures[0] == failures[1]
     assert issubclass(failures[0][0], error)
+
+
+# --- token lifetimes ------------------------------------------------------------------------------
+
+DAY = 24 * 3600
+
+
+def answering(kind: str, lifetime: float, identity: LocalIdentity, vault: LocalVault, cloud: Cloud):
+    """A provider whose token answer claims ``lifetime`` seconds (a managed identity's every
+    answer, a delegated grant's next one), and a count of its token requests."""
+    if kind == "managedIdentity":
+        identity.token_lifetime = int(lifetime)
+        tokens = provider("mi", {"managedIdentity": {}}, cloud, identity)
+        return tokens, lambda: len([r for r in identity.requests if r.path == "/msi/token"])
+    _app, _first, _store, tokens = delegated_setup(identity, vault, cloud)
+    token = identity.mint({"aud": "https://service.powerapps.com"})
+    body = f'{{"access_token": "{token}", "expires_in": {lifetime}}}'.encode()
+    identity.answer_next(body, path_contains="/oauth2/")
+    return tokens, lambda: len(identity.token_requests("refresh_token"))
+
+
+@pytest.mark.parametrize("kind", ["managedIdentity", "delegated"])
+def test_a_token_claiming_years_of_life_is_kept_a_day_at_most(
+    identity: LocalIdentity,
+    vault: LocalVault,
+    cloud: Cloud,
+    kind: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An answer claiming 31 years (seconds read as milliseconds somewhere, a proxy's
+    invention) pinned the token that long, revoked or not: in our cache, in what get_token
+    tells the SDK clients and, for a managed identity, in MSAL's cache behind ours."""
+    tokens, requests = answering(kind, 1e9, identity, vault, cloud)
+    before = time.time()
+    info = tokens.access_token(PP_SCOPE)
+    assert before + DAY - 5 <= info.expires_on <= before + DAY + 5
+    assert tokens.get_token(PP_SCOPE).expires_on <= before + DAY + 5
+    assert requests() == 1  # kept for the day
+    assert re.search(r"claims (99999\d{4}|1000000000) s of life; kept 86400 s", caplog.text)
+    tokens._clock = lambda: time.time() + DAY  # a day later: asked again
+    tokens.token(PP_SCOPE)
+    assert requests() == 2
+
+
+@pytest.mark.parametrize("kind", ["managedIdentity", "delegated"])
+def test_a_token_that_arrives_expired_is_used_once_not_kept_and_reported(
+    identity: LocalIdentity,
+    vault: LocalVault,
+    cloud: Cloud,
+    kind: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A negative expires_in: the token serves the call it was asked for and the next call asks
+    once more, with no loop waiting for a better answer; the warning keeps it from passing as
+    a silent request per call."""
+    tokens, requests = answering(kind, -3600, identity, vault, cloud)
+    info = tokens.access_token(PP_SCOPE)
+    assert info.expires_on < time.time()
+    assert requests() == 1
+    assert re.search(r"arrived already expired \((359\d|360\d) s ago\); not cached", caplog.text)
+    tokens.token(PP_SCOPE)
+    assert requests() == 2
