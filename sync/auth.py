@@ -257,7 +257,7 @@ def _get_json(client: Any, url: str, what: str) -> dict[str, Any]:
         )
     try:
         data = response.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
         raise TransientError(f"{what} is not JSON", where=where) from None
     if not isinstance(data, dict):
         raise TransientError(f"{what} is not a JSON object", where=where)

@@ -559,7 +559,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
     def _new_id(self, response: httpx.Response) -> str:
         try:
             cid = response.json().get("name")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             cid = None
         if not cid:
             raise TargetError(

@@ -99,6 +99,8 @@ def json_object(text: str | bytes, *, what: str, where: str) -> dict[str, Any]:
         document = json.loads(text)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise TargetError(f"{what} is not JSON ({exc})", where=where) from None
+    except RecursionError:  # nested deeper than the parser goes: no definition is
+        raise TargetError(f"{what} is not JSON (nested too deep)", where=where) from None
     if not isinstance(document, dict):
         raise TargetError(f"{what} is not a JSON object", where=where)
     return document

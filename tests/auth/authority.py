@@ -46,6 +46,7 @@ class Authority:
         self.published: list[str] = ["key-a"]  # kids in the JWKS, in order
         self.jwks_down = False
         self.metadata_down = False
+        self.metadata_body: bytes | None = None  # served as it is instead of the metadata
         self.jwks_fetches = 0
         self.metadata_fetches = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -136,6 +137,13 @@ def _handler(authority: Authority) -> type[BaseHTTPRequestHandler]:
                 authority.metadata_fetches += 1
                 if authority.metadata_down:
                     self._send(503, {"error": "temporarily_unavailable"})
+                    return
+                if authority.metadata_body is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(authority.metadata_body)))
+                    self.end_headers()
+                    self.wfile.write(authority.metadata_body)
                     return
                 base = f"{authority.base}/{authority.tenant}"
                 self._send(

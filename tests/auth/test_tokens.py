@@ -291,6 +291,19 @@ def test_unreachable_keys_are_transient_not_401(authority, settings, down):
         check(authority.token(), settings)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>busy</html>", b"[" * 100_000 + b"]" * 100_000, b"[]"],
+    ids=["html", "nested-too-deep", "an-array"],
+)
+def test_sign_in_metadata_that_is_no_json_object_is_transient(authority, settings, body):
+    """A gateway's page, or JSON nested past the parser's recursion limit (which raised
+    RecursionError out of the check: a 500 instead of a 503 the caller may retry)."""
+    authority.metadata_body = body
+    with pytest.raises(TransientError, match=r"not a JSON object|is not JSON"):
+        check(authority.token(), settings)
+
+
 def test_a_dead_authority_is_transient(settings):
     dead = Authority()
     dead.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from sync.adapters.dataverse import DataverseTarget
@@ -246,6 +247,8 @@ def test_dataverse_500_gives_odata_code_and_request_id(
         target.write(changed(DEFINITION), current)
 
 
+DEEP = b"[" * 100_000 + b"]" * 100_000  # past the parser's recursion limit
+
 REGISTRATION_ANSWERS = {
     "not-json": b"<html>busy</html>",
     "api-definitions-not-an-object": b'{"properties": {"apiDefinitions": "x"}}',
@@ -253,6 +256,7 @@ REGISTRATION_ANSWERS = {
         b'{"properties": {"apiDefinitions": {"originalSwaggerUrl": "https://[bad/x?sig=s3cret"}}}'
     ),
     "definition-url-not-a-string": b'{"properties": {"apiDefinitions": {"originalSwaggerUrl": 5}}}',
+    "nested-too-deep": DEEP,
 }
 
 
@@ -275,6 +279,7 @@ ROW_ANSWERS = {
     "a-string": b'"x"',
     "definition-not-a-string": b'{"connectorid": "x", "openapidefinition": 5}',
     "definition-an-object": b'{"connectorid": "x", "openapidefinition": {"swagger": "2.0"}}',
+    "nested-too-deep": DEEP,
 }
 
 
@@ -293,3 +298,20 @@ def test_a_dataverse_row_answer_of_another_shape_is_a_target_error(
         target.read()
     with pytest.raises(TargetError, match="connector "):
         target.read_back()
+
+
+def test_a_stored_definition_nested_past_the_recursion_limit_is_a_target_error(
+    seeded: Simulator, make_powerapps: Callable[..., PowerAppsTarget]
+) -> None:
+    """json.loads raised RecursionError out of read(): no reason, retried until poisoned."""
+    seeded.faults.add(status=200, method="GET", path=r"/blob/", body=DEEP, times=50)
+    with pytest.raises(TargetError, match="is not JSON"):
+        make_powerapps({"connector": CID}).read()
+
+
+def test_a_create_answer_nested_past_the_recursion_limit_names_the_missing_id(
+    make_powerapps: Callable[..., PowerAppsTarget],
+) -> None:
+    answer = httpx.Response(201, content=DEEP)
+    with pytest.raises(TargetError, match="without a connector 'name'"):
+        make_powerapps()._new_id(answer)
