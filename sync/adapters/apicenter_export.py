@@ -138,12 +138,13 @@ class ApiCenterExportSource:
     def _same_origin(
         self, link: str | None, where: str, *, header: str = "polling URL"
     ) -> str | None:
-        """Polling URLs come from the answer; the ARM token must not travel to another host."""
+        """Polling URLs come from the answer; the ARM token must not travel to another host. A
+        relative one (HTTP allows it in ``Location``) is taken relative to the request's URL."""
         if not link:
             return None
         base = httpx.URL(self.arm.cloud.resource_manager)
         try:
-            target = httpx.URL(link)
+            target = httpx.URL(where).join(link)
         except (httpx.InvalidURL, ValueError) as exc:
             # httpx.InvalidURL is no HTTPError: it would escape the error tree as a crash
             raise PermanentError(
@@ -156,13 +157,21 @@ class ApiCenterExportSource:
                 f"{base.host!r}; refusing to send the token there",
                 where=where,
             )
-        return link
+        return str(target)
 
     def _poll_status(self, status_url: str, where: str) -> tuple[httpx.Response, bytes]:
-        """Read Azure-AsyncOperation; answer a synthetic 202 while it runs."""
+        """Read Azure-AsyncOperation; answer a synthetic 202 while it runs (any status ARM does
+        not call terminal). An answer with no status string is no operation status: waiting on
+        it would only end when the budget does, as a retry of the same wait."""
         response, body = self.arm.call("GET", status_url, where=where)
         data = _json(body, where)
-        status = str(data.get("status", "")).casefold() if isinstance(data, dict) else ""
+        raw_status = data.get("status") if isinstance(data, dict) else None
+        if not isinstance(raw_status, str) or not raw_status.strip():
+            raise SpecError(
+                f"the export's operation status (HTTP {response.status_code}) has no 'status'",
+                where=where,
+            )
+        status = raw_status.casefold()
         if status in TERMINAL_FAILURES:
             error = data.get("error") if isinstance(data.get("error"), dict) else {}
             raise PermanentError(

@@ -303,3 +303,31 @@ def test_an_answer_nested_past_the_recursion_limit_fails_as_one_that_is_not_json
         failures.append((type(caught.value), str(caught.value)))
     assert failures[0] == failures[1]
     assert failures[0][0] is error
+
+
+def test_a_relative_location_is_polled_on_the_resource_manager(arm, tmp_path):
+    """HTTP lets ``Location`` be relative to the request; it was refused as another host."""
+    src, _, _ = center(arm, tmp_path)
+    source = ApiCenterExportSource(src.arm("apiCenterExport", None), src.urls)
+    where = f"{arm.url}{DEFINITION}/exportSpecification"
+    assert source._same_origin("/operations/x/result", where, header="Location") == (
+        f"{arm.url}/operations/x/result"
+    )
+    assert source._same_origin("../x", where) == f"{arm.url}{DEFINITION.rsplit('/', 1)[0]}/x"
+    with pytest.raises(PermanentError, match="refusing to send the token"):
+        source._same_origin("//203.0.113.9/operations/x", where)  # another host, scheme-relative
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{}", b'{"status": 3}', b'{"status": ""}', b"[]", b'"Succeeded"'],
+    ids=["no-status", "a-number", "empty", "an-array", "a-string"],
+)
+def test_an_operation_status_without_a_status_is_a_spec_error(arm, tmp_path, body):
+    """It counted as still running, so the item waited out its budget and was retried, to
+    wait again."""
+    arm.add_definition(DEFINITION, demo_spec(), polls=1)
+    arm.answer_next("/status", 200, body)
+    src, api, _ = center(arm, tmp_path)
+    with pytest.raises(SpecError, match="has no 'status'"):
+        src.fetch_for(api, REQUEST)
