@@ -137,3 +137,21 @@ def test_json_documents_never_import_pyyaml_and_yaml_ones_still_parse() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out == ["False", "{'on': 'yes', 'when': '2024-01-01'}", "True"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [rb'{"info": {"title": "t\ud800"}}', rb'{"x-\udfff": 1}', rb'{"a": ["\uDBFF x"]}'],
+    ids=["in-a-value", "in-a-key", "upper-case"],
+)
+def test_an_unpaired_surrogate_escape_is_refused_naming_the_source(raw):
+    """JSON lets ``\\ud800`` through, and no UTF-8 form exists for it: hashing the spec raised
+    UnicodeEncodeError, which ended the item without a reason (retried until poisoned)."""
+    with pytest.raises(SpecError, match=r"^spec\.json: .*unpaired surrogate"):
+        load_object(raw, source="spec.json")
+
+
+def test_escaped_pairs_and_escaped_backslashes_are_not_unpaired_surrogates():
+    raw = rb'{"emoji": "\ud83d\ude00", "text": "\\ud800", "yaml": "x"}'
+    assert load_object(raw) == {"emoji": "\U0001f600", "text": "\\ud800", "yaml": "x"}
+    assert load_object("a: \\ud800\n") == {"a": "\\ud800"}  # YAML plain text, no escape

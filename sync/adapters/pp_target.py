@@ -26,6 +26,7 @@ from sync.clouds import Cloud
 from sync.errors import TargetError
 from sync.ports import TokenProvider
 from sync.spec.canonical import canonical_bytes
+from sync.spec.parse import unpaired_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,12 @@ def json_object(text: str | bytes, *, what: str, where: str) -> dict[str, Any]:
         raise TargetError(f"{what} is not JSON (nested too deep)", where=where) from None
     if not isinstance(document, dict):
         raise TargetError(f"{what} is not a JSON object", where=where)
+    if unpaired_surrogate(document, text if isinstance(text, str) else None):
+        # no UTF-8 form: hashing it raised UnicodeEncodeError, which is no SyncError
+        raise TargetError(
+            f"{what} holds an unpaired surrogate escape (\\ud800-\\udfff), which has no UTF-8 form",
+            where=where,
+        )
     return document
 
 

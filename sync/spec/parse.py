@@ -8,17 +8,21 @@ Rules (shared by specs, overlays and the sync map):
   (``200:`` -> ``"200"``), rejects duplicate keys and refuses alias graphs that would expand past a
   node budget (YAML bombs).
 - Nesting deeper than ``MAX_DEPTH`` is refused rather than left to blow the stack later.
+- An unpaired surrogate escape (``\\ud800``) is refused: it has no UTF-8 form, so the document
+  could not be hashed, sent or stored.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sync.errors import SpecError
 
 MAX_DEPTH = 200
 MAX_EXPANDED_NODES = 2_000_000
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # \ud800-\udfff, paired or not
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -90,7 +94,40 @@ def load_document(raw: bytes | str, *, source: str = "document") -> Any:
         raise
     if _depth(doc) > MAX_DEPTH:
         raise SpecError(f"document is nested deeper than {MAX_DEPTH} levels", where=source)
+    if unpaired_surrogate(doc, text, from_utf8=isinstance(raw, bytes)):
+        raise SpecError(
+            "holds an unpaired surrogate escape (\\ud800-\\udfff), which has no UTF-8 form",
+            where=source,
+        )
     return doc
+
+
+def unpaired_surrogate(doc: Any, text: str | None = None, *, from_utf8: bool = False) -> bool:
+    """Whether ``doc`` holds an unpaired surrogate (U+D800-U+DFFF) in a key or a string. JSON
+    lets one in as an escape (``"\\ud800"``), and it has no UTF-8 form: hashing, sending or
+    storing the document raises UnicodeEncodeError, which is no ``SyncError``. ``text``, what
+    ``doc`` was parsed from, rules it out cheaply for almost every document (no such escape, and
+    no surrogate character as such, which text decoded from UTF-8 (``from_utf8``) cannot hold);
+    the document is encoded only when one could be in it."""
+    if text is not None:
+        escaped = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
+        if not escaped and (from_utf8 or text.isascii() or _utf8_encodable(text)):
+            return False
+    try:
+        json.dumps(doc, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    except (TypeError, ValueError, RecursionError):  # not JSON-shaped: other checks say so
+        return False
+    return False
+
+
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _load_yaml(text: str, source: str) -> Any:

@@ -315,3 +315,33 @@ def test_a_create_answer_nested_past_the_recursion_limit_names_the_missing_id(
     answer = httpx.Response(201, content=DEEP)
     with pytest.raises(TargetError, match="without a connector 'name'"):
         make_powerapps()._new_id(answer)
+
+
+LONE_SURROGATE = rb'{"swagger": "2.0", "info": {"title": "t\ud800", "version": "1"}, "paths": {}}'
+
+
+def test_a_stored_definition_with_an_unpaired_surrogate_is_a_target_error(
+    seeded: Simulator, make_powerapps: Callable[..., PowerAppsTarget]
+) -> None:
+    """JSON lets ``\\ud800`` through and no UTF-8 form exists for it: hashing the parsed
+    definition raised UnicodeEncodeError out of read(), no reason, retried until poisoned."""
+    seeded.faults.add(status=200, method="GET", path=r"/blob/", body=LONE_SURROGATE, times=50)
+    with pytest.raises(TargetError, match=r"stored definition at .* unpaired surrogate"):
+        make_powerapps({"connector": CID}).read()
+
+
+def test_a_dataverse_definition_with_an_unpaired_surrogate_is_a_target_error(
+    sim: Simulator, make_dataverse: Callable[..., DataverseTarget]
+) -> None:
+    """The row's openapidefinition is text inside JSON: the outer escape puts the surrogate
+    itself into the text, where the inner parse takes it as it is."""
+    cid = new_guid()
+    sim.seed_dataverse(cid, name="cs_x", definition=DEFINITION)
+    inner = LONE_SURROGATE.decode().replace("\\", "\\\\").replace('"', '\\"')
+    row = f'{{"connectorid": "{cid}", "openapidefinition": "{inner}"}}'.encode()
+    raw = f'{{"connectorid": "{cid}", "openapidefinition": "{{\\"a\\": \\"\\ud800\\"}}"}}'
+    for body in (row, raw.encode()):
+        sim.faults.add(status=200, method="GET", path=r"/connectors\(", body=body, times=50)
+        with pytest.raises(TargetError, match="unpaired surrogate"):
+            make_dataverse({"connector": cid}).read()
+        sim.faults.clear()
