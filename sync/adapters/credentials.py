@@ -55,6 +55,9 @@ REFRESH_MARGIN_SECONDS = 300.0
 # seconds mistaken for milliseconds, a proxy's invention) claims more; kept as claimed, it would
 # be used for years, long after it was revoked.
 MAX_TOKEN_SECONDS = 24 * 3600.0
+# Slack before a claim counts as too long: a managed-identity token of exactly 24 h, met by a
+# clock a few seconds off, must not be cut (with a warning) or cost its credential every day.
+CLAIM_SLACK_SECONDS = 3600.0
 KNOWN_AUTHORITY_HOSTS = frozenset(c.authority_host.rstrip("/") for c in CLOUDS.values())
 _AADSTS = re.compile(r"AADSTS\d+")
 # MSAL-backed errors carry the status only in text: "HTTP Error: 503" (token endpoint) or
@@ -206,7 +209,7 @@ class CachedTokenProvider:
                     now - expires_on,
                 )
                 return AccessTokenInfo(token, expires_on)
-            if expires_on - now > MAX_TOKEN_SECONDS:
+            if expires_on - now > MAX_TOKEN_SECONDS + CLAIM_SLACK_SECONDS:
                 log.warning(
                     "credential %s (%s): the token for %s claims %.0f s of life; kept %.0f s",
                     self.name,
@@ -265,7 +268,8 @@ def _transport(connection_verify: str | None, options: Mapping[str, Any] | None)
 def _from_credential(factory: Callable[[], Any]) -> Fetch:
     """Build the azure-identity credential on first use (lazy import), then reuse it.
 
-    A credential that handed out a token claiming more than ``MAX_TOKEN_SECONDS`` is let go: its
+    A credential that handed out a token claiming more than ``MAX_TOKEN_SECONDS`` (and the slack)
+    is let go: its
     own cache (MSAL's) would hand the same token back for as long as it claims, so the fetch
     after ours expires it starts from a new credential instead."""
     holder: list[Any] = []
@@ -278,7 +282,7 @@ def _from_credential(factory: Callable[[], Any]) -> Fetch:
             credential = holder[0]
         access = credential.get_token(scope)
         expires_on = float(access.expires_on)
-        if expires_on - time.time() > MAX_TOKEN_SECONDS:
+        if expires_on - time.time() > MAX_TOKEN_SECONDS + CLAIM_SLACK_SECONDS:
             with lock:
                 if holder and holder[0] is credential:
                     holder.clear()

@@ -538,6 +538,24 @@ def test_a_token_claiming_years_of_life_is_kept_a_day_at_most(
 
 
 @pytest.mark.parametrize("kind", ["managedIdentity", "delegated"])
+def test_a_day_long_token_seen_by_a_clock_a_little_behind_is_kept_as_it_is(
+    identity: LocalIdentity,
+    vault: LocalVault,
+    cloud: Cloud,
+    kind: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A managed identity's 24 h token, read by a host whose clock runs 30 s behind the
+    issuer's: no cut, no warning, no new credential every day."""
+    tokens, requests = answering(kind, DAY + 30, identity, vault, cloud)
+    before = time.time()
+    assert tokens.access_token(PP_SCOPE).expires_on >= before + DAY + 25
+    assert "of life; kept" not in caplog.text
+    tokens.token(PP_SCOPE)
+    assert requests() == 1
+
+
+@pytest.mark.parametrize("kind", ["managedIdentity", "delegated"])
 def test_a_token_that_arrives_expired_is_used_once_not_kept_and_reported(
     identity: LocalIdentity,
     vault: LocalVault,
