@@ -117,7 +117,9 @@ class StoredDefinitions:
         encode) and no second copy kept. The same compact JSON, not Python equality, which takes
         1, 1.0 and true for one another where the canonical hashes differ. Bytes that are the
         written document's compact JSON, or its encoding in the store's ``Spelling``, are not
-        parsed at all: parsing them gives a document with that very compact JSON."""
+        parsed at all: parsing them gives a document with that very compact JSON (its keys are
+        strings, as those of every document with a canonical hash are: no two keys of the
+        written one can become the same key in the JSON)."""
         key = hashlib.sha256(raw).hexdigest()
         pair = self._items.get(key)
         if pair is None:
@@ -148,7 +150,7 @@ class StoredDefinitions:
             return None
         try:
             return _spelled(document, spelling)
-        except ValueError:
+        except (TypeError, ValueError):  # not JSON: the read-back's own comparison decides
             return None
 
     def _spelled_as_written(
@@ -161,7 +163,7 @@ class StoredDefinitions:
             return False
         try:
             return raw == _spelled(written, spelling)
-        except ValueError:  # not JSON: the parse settles it
+        except (TypeError, ValueError):  # not JSON: the parse settles it
             return False
 
     def _learn(self, raw: bytes, *, tried: Spelling | None) -> None:
