@@ -159,6 +159,14 @@ def compact_bytes_kept(doc: Any) -> bytes:
     return forms.compact if forms is not None else compact_bytes(doc)
 
 
+def encoded_in_parts(doc: Any) -> tuple[bytes, dict[tuple[str, str], bytes]] | None:
+    """``compact_bytes(doc)`` and the sha256 of each ``paths``/``definitions`` entry, made in one
+    pass and kept nowhere (the document may still change): for a caller that needs both once.
+    None where the parts cannot spell it; ``ValueError`` for NaN/Infinity."""
+    forms = _encode_in_parts(doc)
+    return None if forms is None else (forms.compact, forms.digests)
+
+
 def entry_digests(doc: Any) -> dict[tuple[str, str], bytes] | None:
     """The sha256 of each ``paths``/``definitions`` entry's compact JSON, when this very document
     was encoded in parts (``compact_bytes_kept``): the validator keys what it verified by them."""

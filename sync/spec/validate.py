@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.lru import Lru
-from sync.spec.canonical import compact_bytes, compact_size, entry_digests, sha256_hex
+from sync.spec.canonical import (
+    compact_bytes,
+    compact_size,
+    encoded_in_parts,
+    entry_digests,
+    sha256_hex,
+)
 from sync.spec.refs import Scan, is_local, json_path, kept_scan, resolve, scan
 
 log = logging.getLogger(__name__)
@@ -79,8 +85,13 @@ def validate(
     A document passed to ``compact_bytes_kept`` or ``check_refs(keep=True)`` is checked with
     what those kept of it (entry hashes, the walk): it must not have changed since."""
     report = ValidationReport()
+    digests: dict[tuple[str, str], bytes] | None = None
     try:
         # what a platform receives: JSON has no NaN or Infinity
+        if encoded is None and (parts := encoded_in_parts(doc)) is not None:
+            # made entry by entry: the structural check then keys the entries by these hashes
+            # instead of encoding each of them again (~25 ms at 1 MB)
+            encoded, digests = parts
         size = len(compact_bytes(doc)) if encoded is None else len(encoded)
     except ValueError:
         size = compact_size(doc)
@@ -103,7 +114,7 @@ def validate(
     external = _ref_errors(doc, found.refs, report)
     _operation_errors(doc, report)
     if not external:
-        report.warnings.extend(_structural(doc, full=strict))
+        report.warnings.extend(_structural(doc, full=strict, digests=digests))
     _certification_warnings(doc, report)
     report.warnings.extend(_extension_warnings(found))
     if strict and report.warnings:
@@ -259,7 +270,9 @@ class _FastValidator:
     parts: tuple[tuple[str, str, Any], ...] = ()
     store: str | None = None  # private-cache entry of the verified keys (see _load_verified)
 
-    def check(self, doc: dict[str, Any]) -> None:
+    def check(
+        self, doc: dict[str, Any], digests: dict[tuple[str, str], bytes] | None = None
+    ) -> None:
         """Raise ``JsonSchemaException`` exactly where the whole-document validator would.
 
         Why in parts: a new version of an API changes a few operations, and checking 512 KB
@@ -267,7 +280,8 @@ class _FastValidator:
         item and every definition on its own (``patternProperties`` / ``additionalProperties``
         of a ``$ref``, no cross-entry rule), so the document passes iff its shell (those entries
         as ``{}``, which both definitions accept) passes and each entry passes its definition.
-        An entry that passed is remembered by the hash of its content, not its identity."""
+        An entry that passed is remembered by the hash of its content, not its identity
+        (``digests``: those hashes, made by the caller with the document's compact JSON)."""
         if not self.parts:
             self.root(doc)
             return
@@ -287,7 +301,7 @@ class _FastValidator:
             shell[member] = emptied
         self.root(shell)
         added = False
-        known = entry_digests(doc) or {}  # hashed already when the document was encoded
+        known = digests or entry_digests(doc) or {}  # hashed when the document was encoded
         for member, name, entry_check, entry in entries:
             digest = known.get((member, name))
             if digest is None:
@@ -410,13 +424,15 @@ def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
         return run(generate())
 
 
-def _structural(doc: dict[str, Any], *, full: bool) -> list[str]:
+def _structural(
+    doc: dict[str, Any], *, full: bool, digests: dict[tuple[str, str], bytes] | None = None
+) -> list[str]:
     global _last_validator
     import fastjsonschema
 
     if not full:
         try:
-            _fast_validator().check(doc)
+            _fast_validator().check(doc, digests)
             _last_validator = "fastjsonschema"
             return []
         except fastjsonschema.JsonSchemaException:

@@ -256,3 +256,31 @@ def test_a_key_that_is_not_a_string_is_left_to_the_shell():
     doc = good()  # parsers always give string keys; a document built in code may not
     doc["definitions"][1] = {"type": "object"}
     assert parts_pass(doc) == whole_passes(doc)
+
+
+def test_validate_hashes_the_entries_with_the_size_checks_encoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A document no caller encoded before (the CLI's ``validate``, a merge's result) was
+    encoded whole for the size check, then entry by entry again for the keys of the check in
+    parts; now one encoding in parts gives both, and the verdict and the size are unchanged."""
+    from sync.spec import validate
+    from sync.spec.canonical import compact_bytes
+
+    monkeypatch.setattr(validate_module, "_VERIFIED", Lru(64))
+    validate_module._fast_validator()  # loaded (its cache key hashes the schema) before counting
+    encoded_again: list[Any] = []
+    real_dumps = validate_module.json.dumps
+
+    def counting_dumps(value: Any, **kwargs: Any) -> str:
+        encoded_again.append(value)
+        return real_dumps(value, **kwargs)
+
+    monkeypatch.setattr(validate_module.json, "dumps", counting_dumps)
+    doc = good()
+    report = validate(doc)
+    assert report.ok and encoded_again == []
+    assert f"(root): {len(compact_bytes(doc))} bytes compact JSON" in report.info
+    broken = good()
+    broken["definitions"]["Pet"]["type"] = "whatever"
+    assert validate(broken).warnings  # refused by the check in parts, as before
