@@ -367,6 +367,26 @@ def _save_verified(store: str) -> None:
         log.debug("verified entries not kept (%s)", exc)
 
 
+# What ``with_fstrings`` does to the generated source; part of the compiled validator's key, so a
+# change here never loads bytecode made from the source as it was edited before.
+_SOURCE_EDITS = "fstrings-v1"
+# A string literal of plain text and ``{name}`` fields, formatted with the caller's locals: how
+# fastjsonschema spells the name of every nested value it checks (``"[{data_x}]"``, ...).
+_FORMAT_LOCALS = re.compile(
+    r'"((?:[^"\\{}]|\{[A-Za-z_][A-Za-z0-9_]*\})*)"\.format\(\*\*locals\(\)\)'
+)
+
+
+def with_fstrings(source: str) -> str:
+    """The generated validator with ``"...{name}...".format(**locals())`` spelled as the
+    f-string it means. The generated code names every value it descends into that way, valid
+    or not, and each ``locals()`` copies the function's local variables into a new dict: on a
+    1 MB definition that was ~30% of the check (222 -> 157 ms). A field is a plain local
+    variable name, so the f-string reads exactly what the format call did; literals with
+    anything else (escapes, quotes, format specs) are left as they are."""
+    return _FORMAT_LOCALS.sub(lambda found: f'f"{found.group(1)}"', source)
+
+
 def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
     """The module fastjsonschema generates for ``schema`` (its ``validate`` and one function per
     definition), generated once per machine, not per process.
@@ -391,6 +411,7 @@ def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
             json.dumps(schema, sort_keys=True)
             + fastjsonschema.VERSION
             + importlib.util.MAGIC_NUMBER.hex()
+            + _SOURCE_EDITS
         ).encode()
     ).hexdigest()[:16]
     name = f"swagger2_{key}.bin"
@@ -398,7 +419,7 @@ def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
     def generate() -> Any:
         # compile_to_code's draft-04 output forgets the Decimal import its code uses
         source = "from decimal import Decimal\n" + fastjsonschema.compile_to_code(schema, **options)
-        return compile(source, f"<swagger2 validator {key}>", "exec")
+        return compile(with_fstrings(source), f"<swagger2 validator {key}>", "exec")
 
     def run(code: Any) -> dict[str, Any]:
         namespace: dict[str, Any] = {

@@ -68,3 +68,53 @@ def test_bytecode_in_a_folder_others_can_write_to_is_never_loaded(tmp_path, monk
     validator = validate_module._load_compiled(validate_module._swagger2_schema())["validate"]
     assert check(validator, GOOD) and not check(validator, BAD)
     assert list(folder.glob("swagger2_*.bin")) == []  # nothing read or written there
+
+
+def failure(validator, doc) -> tuple[str, str] | None:
+    try:
+        validator(doc)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return exc.message, exc.name
+    return None
+
+
+BROKEN = [
+    BAD,
+    {**GOOD, "tags": [{"name": "a"}, {"name": 3}]},  # an item of an array, by index
+    {**GOOD, "paths": {"/a": {"get": {"responses": {"200": {"description": 5}}}}}},
+    {
+        **GOOD,
+        "paths": {"/a": {"get": {"parameters": [{"name": "q", "in": "query", "type": "x"}]}}},
+    },
+    {**GOOD, "definitions": {"Pet": {"properties": {"id": {"type": "whatever"}}}}},
+    {**GOOD, "definitions": {"Pet": {"allOf": [{}, {"required": "id"}]}}},
+    {**GOOD, "x-vendor": 1, "paths": {"/a": {"x-ok": {}, "get": 3}}},
+]
+
+
+def test_the_validator_with_fstrings_fails_exactly_as_the_generated_one() -> None:
+    """``with_fstrings`` rewrites how the generated code names nested values; the verdict, the
+    message and the name of the failing value stay those of fastjsonschema's own code."""
+    schema = validate_module._swagger2_schema()
+    generated = fastjsonschema.compile(
+        schema, handlers={"http": validate_module._draft4_metaschema}, use_default=False
+    )
+    edited = validate_module._load_compiled(schema)["validate"]
+    assert failure(edited, GOOD) is None
+    for doc in BROKEN:
+        found = failure(edited, doc)
+        assert found is not None and found == failure(generated, doc)
+
+
+def test_with_fstrings_rewrites_plain_fields_and_leaves_everything_else() -> None:
+    edit = validate_module.with_fstrings
+    assert edit('x("[{data_x}]".format(**locals()))') == 'x(f"[{data_x}]")'
+    assert edit('".{a}.{b_1}".format(**locals())') == 'f".{a}.{b_1}"'
+    for kept in (
+        '"{x:>3}".format(**locals())',  # a format spec
+        '"{{x}}".format(**locals())',  # escaped braces
+        '"a\\\\n{x}".format(**locals())',  # an escape
+        '"{x}".format(**other)',
+        '"{x.y}".format(**locals())',  # an attribute
+    ):
+        assert edit(kept) == kept
