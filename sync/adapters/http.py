@@ -58,22 +58,24 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
     if "x-ms-retry-after-ms" in response.headers and "retry-after" not in response.headers:
         try:
-            millis = float(raw)
+            return _wait(float(raw) / 1000.0)
         except ValueError:
             return None
-        # float() reads "nan" and "-5000": waits time.sleep() refuses with ValueError
-        return min(max(millis / 1000.0, 0.0), MAX_RETRY_AFTER) if not math.isnan(millis) else None
     try:
-        seconds = float(raw)
+        return _wait(float(raw))
     except ValueError:
         pass
-    else:
-        return min(max(seconds, 0.0), MAX_RETRY_AFTER) if not math.isnan(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
-    return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
+    return _wait(when.timestamp() - time.time())
+
+
+def _wait(seconds: float) -> float | None:
+    """A wait ``time.sleep`` takes: 0 to ``MAX_RETRY_AFTER``. float() reads "nan" and "-5000",
+    which sleep() would refuse with ValueError; NaN is no wait at all (None)."""
+    return None if math.isnan(seconds) else min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def header_tracking_id(response: httpx.Response) -> str | None:
