@@ -269,9 +269,8 @@ def _from_credential(factory: Callable[[], Any]) -> Fetch:
     """Build the azure-identity credential on first use (lazy import), then reuse it.
 
     A credential that handed out a token claiming more than ``MAX_TOKEN_SECONDS`` (and the slack)
-    is let go: its
-    own cache (MSAL's) would hand the same token back for as long as it claims, so the fetch
-    after ours expires it starts from a new credential instead."""
+    is let go: its own cache (MSAL's) would hand the same token back for as long as it claims,
+    so the fetch after ours expires it starts from a new credential instead."""
     holder: list[Any] = []
     lock = threading.Lock()
 
