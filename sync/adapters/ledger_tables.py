@@ -187,6 +187,16 @@ def _whole(value: Any, name: str) -> int:
     return value
 
 
+def _unreadable(exc: BaseException) -> str:
+    """Why a version or run row does not read as one, for the error that names the row: the
+    codec's own words for stored bytes, the missing property, or the exception's."""
+    if isinstance(exc, codec.LedgerCorruptError):
+        return exc.message
+    if isinstance(exc, KeyError):
+        return f"property {exc} is missing"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 def _azure_errors(where: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Turn what azure-core raises into the service's error tree (after the SDK's own retries)."""
 
@@ -682,23 +692,12 @@ class TableLedger:
         "SummaryZ",
     )
 
-    # version-row properties that are text when present (Api and Target must be)
-    _VERSION_TEXT = (
-        "Api",
-        "Target",
-        "Reason",
-        "Outcome",
-        "RunId",
-        "CreatedAt",
-        "EventId",
-        "EventType",
-        "EventTime",
-        "Caller",
-        "SourceUrl",
-        "InfoVersion",
-        "Commit",
-        "UpstreamSha256",
-        "AppliedSha256",
+    # the listed properties that are text when present (Api and Target must be): all but the
+    # keys, the number and the JSON summary
+    _VERSION_TEXT = tuple(
+        name
+        for name in LIST_FIELDS
+        if name not in ("PartitionKey", "RowKey", "Number", "Summary", "SummaryZ")
     )
 
     def _record_from(self, entity: dict[str, Any], *, definitions: bool) -> VersionRecord:
@@ -745,12 +744,15 @@ class TableLedger:
                 upstream=upstream,
                 applied=applied,
             )
-        except codec.LedgerCorruptError as exc:  # the stored bytes: said the same way
-            why = exc.message
-        except KeyError as exc:
-            why = f"property {exc} is missing"
-        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-            why = f"{type(exc).__name__}: {str(exc)[:200]}"
+        except (
+            codec.LedgerCorruptError,
+            KeyError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
+            why = _unreadable(exc)
         raise codec.LedgerCorruptError(f"version row {pk}/{rk} cannot be read ({why})", where=where)
 
     def _definitions(
@@ -1091,12 +1093,16 @@ class TableLedger:
                 created_at=entity.get("CreatedAt"),
                 notified=entity.get("Notified"),
             )
-        except codec.LedgerCorruptError as exc:  # a chunk or a property: said the same way
-            why = exc.message
-        except KeyError as exc:
-            why = f"property {exc} is missing"
-        except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
-            why = f"{type(exc).__name__}: {str(exc)[:200]}"
+        except (
+            codec.LedgerCorruptError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
+            why = _unreadable(exc)
         raise codec.LedgerCorruptError(
             f"run row {RUNS_PARTITION}/{entity['RowKey']} cannot be read ({why})", where=where
         )
