@@ -13,6 +13,7 @@ from sync.adapters import ledger_tables
 from sync.adapters.ledger_tables import NOTIFY_CLAIM_SECONDS, TableLedger
 from sync.errors import NotificationPendingError, PermanentError
 from sync.models import RunSummary, SyncRequest, TargetOutcome, new_run_id
+from tests.ledger.conftest import edit_row
 from tests.support.lossy_proxy import lossy_proxy
 
 pytestmark = pytest.mark.azurite
@@ -506,14 +507,7 @@ def test_a_corrupt_run_row_is_a_permanent_error_naming_the_row(ledger, change):
     ended the item (or the runs API call) without a reason; "ab" read as targets a and b."""
     run = _run(["a", "b"])
     ledger.start_run(run)
-    table = ledger._table()
-    row = table.get_entity("runs", run.run_id)
-    for key, value in change.items():
-        if value is None:
-            row.pop(key, None)
-        else:
-            row[key] = value
-    table.update_entity(row, mode=UpdateMode.REPLACE)
+    edit_row(ledger, "runs", run.run_id, change)
     ledger._run_rows.pop(run.run_id)  # as another process: read the row, not the kept copy
     with pytest.raises(PermanentError, match=f"run row runs/{run.run_id}"):
         ledger.get_run(run.run_id)

@@ -17,6 +17,7 @@ from sync.adapters.ledger_tables import (
 from sync.errors import PermanentError, TransientError
 from sync.models import Hold, TargetState, VersionRecord
 from sync.spec.canonical import sha256_hex
+from tests.ledger.conftest import edit_row
 from tests.ledger.docs import small_spec
 
 pytestmark = pytest.mark.azurite
@@ -332,17 +333,8 @@ def test_a_corrupt_version_row_is_a_permanent_error_naming_the_row(ledger, chang
     """KeyError, TypeError, ValueError, OverflowError or RecursionError out of version() and
     versions() ended the item (or the versions API call) without a reason; the row is named so
     it can be fixed by hand."""
-    from azure.data.tables import UpdateMode
-
     commit(ledger, 1, TargetState())
-    table = ledger._table()
-    row = table.get_entity(partition_key(API, TARGET), version_row_key(1))
-    for key, value in change.items():
-        if value is None:
-            row.pop(key, None)
-        else:
-            row[key] = value
-    table.update_entity(row, mode=UpdateMode.REPLACE)
+    edit_row(ledger, partition_key(API, TARGET), version_row_key(1), change)
     named = f"version row {partition_key(API, TARGET)}/{version_row_key(1)} cannot be read"
     with pytest.raises(PermanentError, match=named):
         ledger.version(API, TARGET, 1, include_definitions=True)
