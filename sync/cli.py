@@ -63,11 +63,14 @@ def _outcome_line(o: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sync.adapters.sdk_imports import import_sdks, needed
     from sync.models import SyncRequest
     from sync.runs import run_inline
 
     svc = _service(args)
     apis = [args.api] if args.api else list(svc.map.apis)
+    # before the run starts its threads: imported from them, the SDKs would contend for the GIL
+    import_sdks(needed(svc.settings, svc.map, apis))
     failed = False
     report: list[dict[str, Any]] = []
     for api in apis:
@@ -152,6 +155,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Drain the work queue here (what the queue trigger does in Azure), for local runs."""
     import gc
 
+    from sync.adapters.sdk_imports import import_sdks, needed
     from sync.worker_loop import drain
 
     gc.set_threshold(
@@ -159,6 +163,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )  # ``python -m sync`` collects rarely; this may run long
 
     svc = _service(args)
+    import_sdks(needed(svc.settings, svc.map, svc.map.apis))  # see cmd_run
     outcomes = drain(
         svc, max_items=args.max_items, wait_seconds=args.wait, concurrency=args.concurrency
     )

@@ -92,6 +92,7 @@ def parse_work_item(body: bytes | str) -> WorkItem | None:
 
 
 def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
+    from sync.adapters.sdk_imports import import_sdks, needed
     from sync.logs import install
 
     install()
@@ -99,6 +100,8 @@ def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
     if item is None:
         return
     svc = service()
+    # the first item of a process: imported from the item's threads, the SDKs contend for the GIL
+    import_sdks(needed(svc.settings, svc.map, (item.api,)))
     log.info(
         "work item %s/%s attempt %d",
         item.api,
