@@ -6,7 +6,7 @@ row's write imported the Tables SDK while the connector read imported azure-iden
 item's own thread imported what it needed. Imports are CPU-bound and hold the GIL, so the threads
 mostly waited for one another, and handing the GIL over cost CPU of its own. Imported here first,
 one after another, the same modules made ``python -m sync run`` ~33 ms faster and ~40 ms cheaper
-in CPU (40 interleaved pairs; docs/benchmarks.md, the 2026-12-06 10:00 pass).
+in CPU (40 interleaved pairs; docs/benchmarks.md, the pass of 2026-12-06 09:15).
 
 Only what the sync will use is imported: nothing for a ledger without storage settings, and
 nothing for targets whose credentials do not go through azure-identity.
