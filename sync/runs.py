@@ -31,7 +31,7 @@ from sync.models import (
     utcnow,
 )
 from sync.pipeline import Pipeline
-from sync.ports import Ports
+from sync.ports import Ports, WorkQueue
 from sync.redact import redact_url
 from sync.run_row_first import RunRowFirst
 
@@ -95,10 +95,13 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
                 len(targets),
                 len(stored.targets),
             )
-        for target in targets:
-            ports.queue.send(
-                WorkItem(run_id=run.run_id, api=request.api, target=target, request=request)
-            )
+        enqueue(
+            [
+                WorkItem(run_id=run.run_id, api=request.api, target=t, request=request)
+                for t in targets
+            ],
+            ports.queue,
+        )
         log.info(
             "run planned",
             extra={
@@ -114,6 +117,37 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
             },
         )
     return run
+
+
+ENQUEUE_STREAMS = 4  # sends of one run in flight at once, after the first item's
+
+
+def enqueue(items: list[WorkItem], queue: WorkQueue) -> None:
+    """Send every item: the first alone, then the rest up to ``ENQUEUE_STREAMS`` round trips at a
+    time. One after another, a run of 20 targets spent 20 round trips before its event was
+    answered (planning 20 targets, 5 ms added to each send, 12 pairs: 265 -> 123 ms). The first
+    target of the map still goes first, so its item usually leads the run's shared download.
+    Every stream sends all its items unless one fails; the first failure is raised once all
+    streams ended, and a redelivery of the event enqueues again every target without an outcome
+    (the queue is at least once either way)."""
+    if not items:
+        return
+    queue.send(items[0])
+    rest = items[1:]
+    streams = [rest[i::ENQUEUE_STREAMS] for i in range(min(ENQUEUE_STREAMS, len(rest)))]
+
+    def send_all(stream: list[WorkItem]) -> None:
+        for item in stream:
+            queue.send(item)
+
+    others = [in_background(lambda s=s: send_all(s), name="enqueue") for s in streams[1:]]
+    try:
+        if streams:
+            send_all(streams[0])
+    finally:
+        concurrent.futures.wait(others)  # no send outlives the planning call
+    for future in others:
+        future.result()  # the calling thread's own failure was raised already
 
 
 def _unfinished(stored: RunSummary) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ folder connector -> ledger -> card. Every part is real; only the Functions host 
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -105,11 +106,13 @@ def test_a_redelivery_after_planning_failed_half_way_enqueues_what_is_missing(st
     event = ci_event("evt-half-planned")
     real_send = svc.ports.queue.send
     sent: list[str] = []
+    first = threading.Lock()  # the planner's sends run in parallel streams (runs.enqueue)
 
     def send_one_then_fail(item, **options):
-        if sent:
-            raise TransientError("queue unavailable", where="queue.send")
-        sent.append(item.target)
+        with first:
+            if sent:
+                raise TransientError("queue unavailable", where="queue.send")
+            sent.append(item.target)
         real_send(item, **options)
 
     monkeypatch.setattr(svc.ports.queue, "send", send_one_then_fail)
