@@ -1074,9 +1074,8 @@ class TableLedger:
         would end the item, or the runs API call, without a reason)."""
         where = f"ledger.run({entity['RowKey']})"
         try:
-            packed = codec.join_chunks(
-                entity, int(entity.get("OutChunks", 0)), where=where, prefix="Out"
-            )
+            chunks = _whole(entity.get("OutChunks", 0), "OutChunks")  # not int(): "3" or 2.9
+            packed = codec.join_chunks(entity, chunks, where=where, prefix="Out")
             outcomes = run_outcomes.decode(packed, where=where)
             targets = json.loads(entity["Targets"])
             if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):

@@ -496,6 +496,8 @@ CORRUPT_RUN = {
     "request-of-wrong-type": {"Request": '{"api": 5, "reason": "event"}'},
     "request-a-number": {"Request": 5},
     "out-chunks-text": {"OutChunks": "one"},
+    "out-chunks-a-number-as-text": {"OutChunks": "1"},
+    "out-chunks-a-double": {"OutChunks": 1.0},
     "an-outcome-not-an-object": {"Out00": zlib.compress(b"[5]"), "OutChunks": 1},
     "an-outcome-without-fields": {"Out00": zlib.compress(b"[{}]"), "OutChunks": 1},
 }
