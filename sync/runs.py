@@ -316,10 +316,13 @@ def attempts_of(item: WorkItem, dequeue_count: int, deliveries_per_message: int)
 class InlineResult:
     run: RunSummary
     outcomes: list[TargetOutcome] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)  # targets the run row could not take
 
     @property
     def ok(self) -> bool:
-        return all(o.result not in ("failed", "blocked") for o in self.outcomes)
+        return not self.unrecorded and all(
+            o.result not in ("failed", "blocked") for o in self.outcomes
+        )
 
 
 def run_inline(
@@ -333,8 +336,9 @@ def run_inline(
     """CLI and dry runs: the same items, executed here instead of through the queue.
 
     A transient error that survives the adapters' own retries is reported as a failure of that
-    target (there is no queue to retry it), and the other targets still run. ``concurrency``
-    targets run at once (each is its own connector; the lease still guards each one).
+    target (there is no queue to retry it), and the other targets still run. A run row that cannot
+    take a target's outcome is reported with that outcome (``unrecorded``), and the run is not ok.
+    ``concurrency`` targets run at once (each is its own connector; the lease still guards each).
     """
     request, run = new_run(request, sync_map)
     run_row: Future[RunSummary | None] | None = None
@@ -371,7 +375,18 @@ def _run_items(
                     api=request.api, target=target, result="failed", message=str(exc)
                 )
             set_stage("complete")
-            return outcome, complete(item, outcome, ports)
+            try:
+                return outcome, complete(item, outcome, ports)
+            except SyncError as exc:
+                # The sync of this target stands (its outcome says what it did); only the run row,
+                # and with it the card, lack it. There is no queue to retry the fan-in, so it is
+                # reported with the outcome instead of ending the call and every target's report.
+                # A run row that was never written fails the whole call below, as before.
+                log.warning("could not record the outcome on the run row: %s", exc)
+                result.unrecorded.append(target)
+                note = f"not recorded on the run row, so no card was sent: {exc}"
+                message = f"{outcome.message}; {note}" if outcome.message else note
+                return replace(outcome, message=message), None
 
     if concurrency > 1 and len(targets) > 1:
         with ThreadPoolExecutor(max_workers=min(concurrency, len(targets))) as pool:
