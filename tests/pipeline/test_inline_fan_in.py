@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from sync import settings as names
 from sync.cli import main
 from sync.errors import TransientError
 from sync.models import SyncRequest
@@ -64,18 +63,10 @@ def test_a_failed_fan_in_keeps_the_targets_outcome_and_fails_the_run(stack: Stac
     assert stack.cards() == []  # the run never completed on the row: no card
 
 
-def test_the_cli_prints_every_target_and_exits_1(stack: Stack, monkeypatch, capsys):
+def test_the_cli_prints_every_target_and_exits_1(env: Stack, monkeypatch, capsys):
     from sync import bootstrap
 
-    stack.serve("openapi-v1.yaml")
-    for name, value in {
-        names.STORAGE_CONNECTION_STRING: stack.settings.storage_connection_string,
-        names.LEDGER_TABLE: stack.settings.ledger_table,
-        names.LEDGER_CONTAINER: stack.settings.ledger_container,
-        names.WORK_QUEUE: stack.settings.work_queue,
-        names.ALLOW_PRIVATE_HOSTS: "127.0.0.1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    env.serve("openapi-v1.yaml")
     real_build = bootstrap.build
 
     def build(settings, sync_map=None, **overrides):
@@ -83,7 +74,7 @@ def test_the_cli_prints_every_target_and_exits_1(stack: Stack, monkeypatch, caps
         return bootstrap.with_ports(svc, ledger=FanInFails(svc.ports.ledger, "prod"))
 
     monkeypatch.setattr(bootstrap, "build", build)
-    assert main(["run", "--config", str(stack.map_path), "--json"]) == 1
+    assert main(["run", "--json"]) == 1
     [report] = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     assert {t["target"]: t["result"] for t in report["targets"]} == {

@@ -58,24 +58,17 @@ def first_importers(code: str, env: dict[str, str]) -> dict[str, str]:
     return json.loads(line.removeprefix("FIRST-IMPORTS "))
 
 
-def stack_env(stack: Stack) -> dict[str, str]:
-    """The stack's settings as app settings, beside the local managed identity's variables."""
-    return {
-        **os.environ,
-        names.SYNC_CONFIG: str(stack.map_path),
-        names.STORAGE_CONNECTION_STRING: stack.settings.storage_connection_string or "",
-        names.LEDGER_TABLE: stack.settings.ledger_table,
-        names.LEDGER_CONTAINER: stack.settings.ledger_container,
-        names.WORK_QUEUE: stack.settings.work_queue,
-        names.ALLOW_PRIVATE_HOSTS: "127.0.0.1",
-        names.SECRETS_FROM_ENV: "1",
-    }
+def app_env() -> dict[str, str]:
+    """The process environment as the ``env`` fixture set it (the stack's app settings, beside
+    the local managed identity's variables), with secrets read from it."""
+    return {**os.environ, names.SECRETS_FROM_ENV: "1"}
 
 
 @pytest.mark.azurite
 def test_a_cli_run_imports_the_tables_sdk_and_azure_identity_on_its_main_thread(
-    stack: Stack, sim: Simulator, identity
+    env: Stack, sim: Simulator, identity
 ) -> None:
+    stack = env
     powerapps_map(stack, sim)
     stack.serve("openapi-v1.yaml")
     code = (
@@ -85,7 +78,7 @@ def test_a_cli_run_imports_the_tables_sdk_and_azure_identity_on_its_main_thread(
         "sys.argv = ['sync', 'run', '--json']\n"
         "runpy.run_module('sync', run_name='__main__')\n"
     )
-    first = first_importers(code, stack_env(stack))
+    first = first_importers(code, app_env())
     assert first == {TABLES: "MainThread", IDENTITY: "MainThread", TRANSPORT: "MainThread"}
     state = stack.service().ports.ledger.state("contoso-invoicing", "prod")
     assert state.last_outcome == "updated"  # the run did its work after the imports
@@ -93,11 +86,12 @@ def test_a_cli_run_imports_the_tables_sdk_and_azure_identity_on_its_main_thread(
 
 @pytest.mark.azurite
 def test_the_queue_triggers_first_item_imports_azure_identity_on_its_own_thread(
-    stack: Stack, sim: Simulator, identity
+    env: Stack, sim: Simulator, identity
 ) -> None:
     """Without the import ahead, the connector read's thread imported azure-identity."""
     from sync.models import RunSummary, SyncRequest, WorkItem, iso, new_run_id, utcnow
 
+    stack = env
     powerapps_map(stack, sim)
     stack.serve("openapi-v1.yaml")
     request = SyncRequest(api="contoso-invoicing", reason="test")
@@ -108,7 +102,7 @@ def test_the_queue_triggers_first_item_imports_azure_identity_on_its_own_thread(
     stack.service().ports.ledger.start_run(run)  # as the planner does before it enqueues
     item = WorkItem(run_id=run_id, api=request.api, target="prod", request=request)
     code = f"from sync import triggers\ntriggers.on_work_item({json.dumps(item.to_dict())!r})\n"
-    first = first_importers(code + "report()\n", stack_env(stack))
+    first = first_importers(code + "report()\n", app_env())
     assert first == {TABLES: "MainThread", IDENTITY: "MainThread", TRANSPORT: "MainThread"}
     state = stack.service().ports.ledger.state("contoso-invoicing", "prod")
     assert state.last_outcome == "updated"
