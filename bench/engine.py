@@ -49,8 +49,13 @@ def corpus_pair(name: str) -> tuple[bytes, bytes]:
 def run_stages(before_raw: bytes, after_raw: bytes) -> dict[str, float]:
     """The pipeline's engine work for one update, in ms per stage: the connector holds
     ``before`` (also the merge base), the API now serves ``after``."""
-    from sync import spec
+    from sync.spec.convert import normalize
+    from sync.spec.diff import diff
+    from sync.spec.merge import merge3
+    from sync.spec.overlay import apply_overlay
     from sync.spec.parse import load_object
+    from sync.spec.refs import check_refs
+    from sync.spec.validate import validate
 
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -58,23 +63,23 @@ def run_stages(before_raw: bytes, after_raw: bytes) -> dict[str, float]:
     ours = load_object(before_raw, source="before")
     times["parse"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
-    spec.check_refs(theirs_raw)
-    theirs = spec.normalize(theirs_raw).doc
+    check_refs(theirs_raw)
+    theirs = normalize(theirs_raw).doc
     times["convert"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
-    theirs, _ = spec.apply_overlay(theirs, OVERLAY)
+    theirs, _ = apply_overlay(theirs, OVERLAY)
     times["overlay"] = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
-    merged, _ = spec.merge3(ours, ours, theirs)
+    merged, _ = merge3(ours, ours, theirs)
     times["merge"] = (time.perf_counter() - t) * 1000
     forget_verified_entries()  # timed as new content: every path item and schema checked
     t = time.perf_counter()
-    report = spec.validate(merged, limit_bytes=LIMIT_BYTES)
+    report = validate(merged, limit_bytes=LIMIT_BYTES)
     times["validate"] = (time.perf_counter() - t) * 1000
     if report.errors:
         raise RuntimeError(f"bench definition is invalid: {report.errors[:3]}")
     t = time.perf_counter()
-    spec.diff(ours, merged)
+    diff(ours, merged)
     times["diff"] = (time.perf_counter() - t) * 1000
     times["total"] = sum(times[s] for s in STAGES)
     return times

@@ -64,7 +64,14 @@ class EngineClock:
     shorter wall, never as a smaller ``io_overhead_ratio`` numerator by itself.
     Nested calls (``validate_cached`` computing ``validate``) count once."""
 
-    NAMES = ("check_refs", "normalize", "apply_overlay", "merge3", "validate", "diff")
+    STAGES = (
+        ("refs", "check_refs"),
+        ("convert", "normalize"),
+        ("overlay", "apply_overlay"),
+        ("merge", "merge3"),
+        ("validate", "validate"),
+        ("diff", "diff"),
+    )  # the pipeline imports each where it calls it, so the module's attribute is what it runs
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -74,10 +81,13 @@ class EngineClock:
         self._depth = threading.local()
 
     def __enter__(self) -> EngineClock:
-        import sync.pipeline as pipeline
-        from sync import spec
+        import importlib
 
-        targets = [(spec, n) for n in self.NAMES] + [
+        import sync.pipeline as pipeline
+
+        targets = [
+            (importlib.import_module(f"sync.spec.{module}"), name) for module, name in self.STAGES
+        ] + [
             (pipeline, "load_object"),
             (pipeline, "validate_cached"),
         ]
@@ -423,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"one update ({stack.case.name}, {len(stack.case.after_bytes):,} bytes) ...")
         upd = one_update(stack, svc, rounds)
         pac = med(pick(upd["paconn_s"], upd["to"]))
-        from sync.spec import validator_name
+        from sync.spec.validate import validator_name
 
         results["validator"] = validator_name()  # what the warm updates' validate() ran
         say("network floor ...")

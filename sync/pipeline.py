@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sync import drift, spec
+from sync import drift
 from sync.background import in_background, settle
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import (
@@ -138,9 +138,13 @@ def prepare_upstream(
     )
 
     def prepare() -> tuple[dict[str, Any], tuple[str, ...], tuple[str, ...], str]:
+        from sync.spec.convert import normalize
+        from sync.spec.overlay import apply_overlay
+        from sync.spec.refs import check_refs
+
         doc = load_object(raw, source=source)
-        spec.check_refs(doc, keep=True)  # parsed just now, changed by no one: validate reuses it
-        normalized = spec.normalize(doc, owned=True)  # parsed just now, referenced nowhere else
+        check_refs(doc, keep=True)  # parsed just now, changed by no one: validate reuses it
+        normalized = normalize(doc, owned=True)  # parsed just now, referenced nowhere else
         warnings: list[str] = []
         result = normalized.doc
         if normalized.generated_operation_ids:
@@ -149,8 +153,8 @@ def prepare_upstream(
             )
         if api.overlay is not None:
             overlay = load_object(api.overlay.read_bytes(), source=str(api.overlay))
-            spec.check_refs(overlay)
-            result, overlay_warnings = spec.apply_overlay(result, overlay)
+            check_refs(overlay)
+            result, overlay_warnings = apply_overlay(result, overlay)
             warnings.extend(overlay_warnings)
         result = apply_overrides(result, tcfg.overrides)
         sha = sha256_hex_kept(result)  # the ledger stores these very bytes (kept_bytes)
@@ -228,11 +232,13 @@ def validate_cached(doc: dict[str, Any], sha: str, *, limit_bytes: int | None, s
     a finished report is reused, a running validation is waited for (single flight)."""
 
     def validate() -> Any:
+        from sync.spec.validate import validate as validate_spec
+
         try:  # the same bytes the target's validation and write send (kept by identity)
             encoded: bytes | None = compact_bytes_kept(doc)
         except ValueError:  # NaN/Infinity: validate names it
             encoded = None
-        return spec.validate(doc, limit_bytes=limit_bytes, strict=strict, encoded=encoded)
+        return validate_spec(doc, limit_bytes=limit_bytes, strict=strict, encoded=encoded)
 
     return _VALIDATING.cached(_REPORTS, (sha, limit_bytes, strict), validate)
 
@@ -248,7 +254,9 @@ def merge_cached(
     can take their ids: an entry found for these ids is a merge of these very objects."""
 
     def merge() -> tuple[Any, ...]:
-        merged, conflicts = spec.merge3(base, ours, theirs, share=True)
+        from sync.spec.merge import merge3
+
+        merged, conflicts = merge3(base, ours, theirs, share=True)
         return base, ours, theirs, merged, tuple(conflicts), sha256_hex_kept(merged)
 
     entry = _MERGING.cached(_MERGES, (id(base), id(ours), id(theirs)), merge)
@@ -264,13 +272,15 @@ def diff_cached(ours: dict[str, Any] | None, new: dict[str, Any]):
     with one canonical hash may hold their keys in different orders (ours as merged, the
     platform's as it serves it back). The compact JSON of the pipeline's documents is kept
     (``compact_bytes_kept``), so the key costs a hash."""
+    from sync.spec.diff import diff
+
     if ours is None:
-        return spec.diff(ours, new)
+        return diff(ours, new)
     try:
         keys = (_order_key(ours), _order_key(new))
     except ValueError:  # NaN/Infinity: no compact JSON to key by (validation refuses it anyway)
-        return spec.diff(ours, new)
-    return _DIFFING.cached(_DIFFS, keys, lambda: spec.diff(ours, new, keys=keys))
+        return diff(ours, new)
+    return _DIFFING.cached(_DIFFS, keys, lambda: diff(ours, new, keys=keys))
 
 
 def _order_key(doc: dict[str, Any]) -> bytes:

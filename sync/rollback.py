@@ -236,7 +236,7 @@ def diff_to_previous(ledger: Any, api: str, target: str, number: int) -> dict[st
     """The applied definition of version ``number`` against version ``number - 1`` (or against
     nothing for v1). The stored summary is against whatever the connector held, which differs
     when the connector had been edited by hand; this one is between two recorded versions."""
-    from sync import spec
+    from sync.spec.diff import diff
 
     this = ledger.version(api, target, number, include_definitions=True)
     if this is None:
@@ -244,7 +244,7 @@ def diff_to_previous(ledger: Any, api: str, target: str, number: int) -> dict[st
     before = (
         ledger.version(api, target, number - 1, include_definitions=True) if number > 1 else None
     )
-    change = spec.diff(before.applied if before else None, this.applied or {})
+    change = diff(before.applied if before else None, this.applied or {})
     return {"against": before.version if before else None, **change.to_dict()}
 
 

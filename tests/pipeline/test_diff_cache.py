@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 from sync.pipeline import diff_cached
-from sync.spec import diff
 from sync.spec.canonical import sha256_hex
+from sync.spec.diff import diff
 from tests.powerplatform.samples import DEFINITION, changed
 
 

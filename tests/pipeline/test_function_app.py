@@ -92,6 +92,28 @@ def test_function_app_imports_no_azure_sdk_and_reads_no_setting(monkeypatch):
     assert out.stdout.strip() == "[]"
 
 
+def test_function_app_imports_no_spec_engine_stage():
+    """A fresh worker's import (and an Event Grid event's planning) needs the map's parser, not
+    the engine that converts, validates and diffs: the stages load with the first work item."""
+    import subprocess
+    import sys
+
+    stages = ("convert", "diff", "merge", "overlay", "refs", "validate")
+    code = (
+        "import sys, function_app; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[-1] in {stages!r} "
+        "and m.startswith('sync.spec.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."},
+    )
+    assert out.stdout.strip() == "[]"
+
+
 def http(name, method, url, body=b"", route=None, params=None, headers=None):
     req = func.HttpRequest(
         method=method,

@@ -14,6 +14,7 @@ import pytest
 from sync import pipeline
 from sync.config import ApiConfig, TargetConfig
 from sync.errors import SpecError
+from sync.spec import merge as merge_module
 
 TARGET = TargetConfig(name="dev", kind="folder", params="x", breaking="warn")
 
@@ -100,14 +101,14 @@ def test_targets_merging_the_same_documents_share_one_merge(monkeypatch) -> None
     one hash for all of them; the same content in other objects is merged on its own."""
     calls: list[tuple] = []
     gate = threading.Event()
-    real = pipeline.spec.merge3
+    real = merge_module.merge3
 
     def merge3(base, ours, theirs, **kwargs):
         calls.append((base, ours, theirs))
         assert gate.wait(5)
         return real(base, ours, theirs, **kwargs)
 
-    monkeypatch.setattr(pipeline.spec, "merge3", merge3)
+    monkeypatch.setattr(merge_module, "merge3", merge3)  # the pipeline imports it where it merges
     base = swagger("v1")
     ours = swagger("v1", **{"x-ms-connector-metadata": [{"propertyName": "Website"}]})
     theirs = swagger("v2")

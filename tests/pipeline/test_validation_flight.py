@@ -10,13 +10,14 @@ import pytest
 
 from sync import pipeline
 from sync.errors import SpecError
+from sync.spec import validate as validate_module
 
 
 @pytest.fixture
 def slow_validate(monkeypatch):
     calls: list[str] = []
     gate = threading.Event()
-    real = pipeline.spec.validate
+    real = validate_module.validate
 
     def validate(doc, **kwargs):
         calls.append(doc["info"]["title"])
@@ -25,7 +26,7 @@ def slow_validate(monkeypatch):
             raise SpecError("too deep", where="doc")
         return real(doc, **kwargs)
 
-    monkeypatch.setattr(pipeline.spec, "validate", validate)
+    monkeypatch.setattr(validate_module, "validate", validate)  # imported where it is called
     return calls, gate
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from sync import spec
 from sync.errors import SpecError
 from sync.spec.convert import normalize, operation_id_for
+from sync.spec.refs import check_refs
+from sync.spec.validate import validate
 from tests.spec import corpus
 
 
@@ -116,7 +117,7 @@ def test_components_become_definitions_parameters_responses_with_refs_rewritten(
     assert op["responses"]["404"] == {"$ref": "#/responses/NotFound"}
     assert out["definitions"]["Pet"]["properties"]["owner"] == {"$ref": "#/definitions/Owner"}
     assert op["produces"] == ["application/json"]
-    assert spec.validate(out).ok
+    assert validate(out).ok
 
 
 def test_json_request_body_becomes_one_body_parameter() -> None:
@@ -411,7 +412,7 @@ def test_input_is_not_mutated() -> None:
 @pytest.mark.parametrize("name", corpus.openapi3_files())
 def test_every_openapi3_document_keeps_every_operation_and_validates(name: str) -> None:
     doc = corpus.openapi3(name)
-    spec.check_refs(doc)
+    check_refs(doc)
     source_ops = corpus.count_operations(doc, (*corpus.METHODS, "trace"))
     result = normalize(doc)
     assert result.source_version.startswith("3.")
@@ -424,9 +425,9 @@ def test_every_openapi3_document_keeps_every_operation_and_validates(name: str) 
         if m in corpus.METHODS
     ]
     assert len(ids) == len(set(ids))
-    report = spec.validate(result.doc)
+    report = validate(result.doc)
     assert report.errors == []
-    spec.check_refs(result.doc)  # converted refs are still local
+    check_refs(result.doc)  # converted refs are still local
 
 
 def test_spotify_dates_stay_strings() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sync.spec import diff
+from sync.spec.diff import diff
 from tests.spec import corpus
 
 
@@ -209,7 +209,7 @@ def test_corpus_diff_with_hashes_reuses_descriptions_and_says_the_same(
 ) -> None:
     """A warm worker diffs v1 -> v2, then v2 -> v3: with the hashes given, v2's operations are
     described once, and every answer equals the one computed from scratch."""
-    diff_module = importlib.import_module("sync.spec.diff")  # sync.spec.diff is the function
+    diff_module = importlib.import_module("sync.spec.diff")
     from sync.spec.canonical import sha256_hex
 
     before, after = corpus.connector(case, "before"), corpus.connector(case, "after")
@@ -240,7 +240,7 @@ def test_corpus_diff_with_hashes_reuses_descriptions_and_says_the_same(
 
 def test_diff_without_hashes_remembers_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Callers that may change a document between diffs (the CLI, tests) pass no hashes."""
-    diff_module = importlib.import_module("sync.spec.diff")  # sync.spec.diff is the function
+    diff_module = importlib.import_module("sync.spec.diff")
 
     monkeypatch.setattr(diff_module, "_DESCRIBED", diff_module.Lru(4))
     old, new = base(), base()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sync.spec import merge3
+from sync.spec.merge import merge3
 from sync.spec.parse import load_document
 from tests.spec import corpus
 
@@ -173,8 +173,8 @@ def _x_ms(doc: Any) -> list[tuple[str, str]]:
 def test_shared_merge_equals_the_copying_merge_and_leaves_the_inputs_alone():
     import copy
 
-    from sync.spec import merge3
     from sync.spec.canonical import sha256_hex
+    from sync.spec.merge import merge3
 
     base = {
         "swagger": "2.0",

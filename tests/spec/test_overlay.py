@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sync.errors import SpecError
-from sync.spec import apply_overlay, check_overlay
+from sync.spec.overlay import apply_overlay, check_overlay
 from sync.spec.parse import load_object
 
 FIXTURES = Path(__file__).with_name("fixtures")

@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync.spec import diff, merge3
 from sync.spec.canonical import compact_bytes, with_member
+from sync.spec.diff import diff
+from sync.spec.merge import merge3
 
 NAMES = st.sampled_from(["a", "b", "c", "id", "limit"])
 TEXT = st.text(alphabet="abcXYZ ", max_size=6)

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from sync import spec
 from sync.errors import SpecError
+from sync.spec.convert import normalize
+from sync.spec.diff import diff
+from sync.spec.merge import merge3
 from sync.spec.refs import check_refs
+from sync.spec.validate import validate
 from tests.spec import corpus
 
 pytestmark = pytest.mark.reliability
@@ -96,10 +99,10 @@ def _hostile(base: str) -> list[tuple[dict[str, Any], str]]:
 def _pipeline(doc: dict[str, Any]) -> None:
     """Every stage a document meets in the worker, in order."""
     check_refs(doc)
-    normalized = spec.normalize(doc).doc
-    spec.validate(normalized, strict=True)  # strict: the full openapi-spec-validator runs too
-    merged, _ = spec.merge3(normalized, normalized, normalized)
-    spec.diff(normalized, merged)
+    normalized = normalize(doc).doc
+    validate(normalized, strict=True)  # strict: the full openapi-spec-validator runs too
+    merged, _ = merge3(normalized, normalized, normalized)
+    diff(normalized, merged)
 
 
 @pytest.mark.slow
@@ -121,7 +124,7 @@ def test_corpus_and_hostile_documents_make_zero_requests(
         assert caught.value.where == where
         # validate() on its own (no check_refs before it) reports instead of fetching.
         if "swagger" in doc:
-            report = spec.validate(doc, strict=True)
+            report = validate(doc, strict=True)
             assert any(e.startswith(where) for e in report.errors)
     assert seen == 60
     assert hits == []
@@ -214,5 +217,5 @@ def test_recursive_schema_is_not_a_cycle_and_later_stages_terminate() -> None:
         }
     }
     check_refs(doc)
-    assert spec.validate(doc).ok
-    assert spec.diff(doc, doc).is_empty
+    assert validate(doc).ok
+    assert diff(doc, doc).is_empty

@@ -264,8 +264,8 @@ def test_validate_hashes_the_entries_with_the_size_checks_encoding(
     """A document no caller encoded before (the CLI's ``validate``, a merge's result) was
     encoded whole for the size check, then entry by entry again for the keys of the check in
     parts; now one encoding in parts gives both, and the verdict and the size are unchanged."""
-    from sync.spec import validate
     from sync.spec.canonical import compact_bytes
+    from sync.spec.validate import validate
 
     monkeypatch.setattr(validate_module, "_VERIFIED", Lru(64))
     validate_module._fast_validator()  # loaded (its cache key hashes the schema) before counting

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sync.spec import validate, validator_name
 from sync.spec.canonical import compact_size, sha256_hex
+from sync.spec.validate import validate, validator_name
 from tests.spec import corpus
 
 # Warnings per corpus `after` definition (certification rules + structural findings), pinned so a
