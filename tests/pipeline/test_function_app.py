@@ -92,26 +92,38 @@ def test_function_app_imports_no_azure_sdk_and_reads_no_setting(monkeypatch):
     assert out.stdout.strip() == "[]"
 
 
-def test_function_app_imports_no_spec_engine_stage():
-    """A fresh worker's import (and an Event Grid event's planning) needs the map's parser, not
-    the engine that converts, validates and diffs: the stages load with the first work item."""
+def test_planning_an_event_in_a_fresh_worker_loads_no_spec_engine_stage(env):
+    """The Event Grid trigger's first event in a new worker (import, wiring, the map, the plan)
+    needs the map's parser, not the engine that converts, validates and diffs: the stages load
+    with the first work item. (Before, ``import sync.spec.parse`` imported all of them.)"""
+    import os
     import subprocess
     import sys
 
-    stages = ("convert", "diff", "merge", "overlay", "refs", "validate")
-    code = (
-        "import sys, function_app; "
-        f"print(sorted(m for m in sys.modules if m.split('.')[-1] in {stages!r} "
-        "and m.startswith('sync.spec.')))"
-    )
+    code = """
+import datetime as dt, sys
+import azure.functions as func
+import function_app
+event = func.EventGridEvent(
+    id="eg-fresh", topic="/t", subject="contoso-invoicing",
+    event_type="ConnectorSync.ApiDeployed", event_time=dt.datetime.now(dt.UTC),
+    data_version="1.0", data={"api": "contoso-invoicing"},
+)
+[fn] = [f for f in function_app.app.get_functions() if f.get_function_name() == "plan_event"]
+fn.get_user_function()(event)
+stages = ("convert", "diff", "merge", "overlay", "refs", "validate")
+print(sorted(m for m in sys.modules if m.startswith("sync.spec.") and m[10:] in stages))
+"""
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        check=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."},
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": "."},
     )
-    assert out.stdout.strip() == "[]"
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert len(received(env.service())) == 2  # the event was planned: both targets enqueued
 
 
 def http(name, method, url, body=b"", route=None, params=None, headers=None):
