@@ -452,7 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
     say("cold start ...")
-    cold = cold_start(5 if args.quick else 9)
+    # 21 pairs: with 9 (until 2026-12-06 20:00) one code read 44-130 ms in seven runs (the
+    # median of its pairs' differences 55-109); resampling 60 pairs of one quiet run put a median
+    # of 9 at 35-90 ms (5th-95th percentile) and one of 21 at 43-82, around the same 60 ms.
+    cold = cold_start(5 if args.quick else 21)
+    cold_pairs = [a - b for a, b in zip(cold["app_s"], cold["azure_functions_s"], strict=True)]
     to = upd["to"]
     paired_wall, paired_engine = med(flo["warm_s"]), med(flo["warm_engine_s"])
     warm_wall = med(pick(upd["warm_s"], to))
@@ -496,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fanout_20": round(fan_wall * 1000, 1),
                     "import_function_app": round(med(cold["app_s"]) * 1000, 1),
                     "import_azure_functions": round(med(cold["azure_functions_s"]) * 1000, 1),
+                    "cold_start_paired": round(med(cold_pairs) * 1000, 1),  # a check on it
                 },
                 "medians_ms_to_before": before,
                 "io_overhead_ratio_from_rounds": round(
