@@ -311,19 +311,24 @@ class Pipeline:
     # -- entry point ---------------------------------------------------------------------------
     def run(self, item: WorkItem) -> TargetOutcome:
         started = time.monotonic()
-        api = self.map.api(item.api)
-        tcfg = api.target(item.target)
-        target = self.ports.targets(item.api, item.target)
-        base = {
+        base: dict[str, Any] = {
             "api": item.api,
             "target": item.target,
-            "target_kind": target.kind,
-            "environment": target.environment,
+            "target_kind": None,
+            "environment": None,
             "connector_id": None,
             "portal_url": None,
         }
         tracking_id = None
+        in_map = False
         try:
+            # Inside the try: an item whose API or target the map no longer has (redeployed
+            # while the run's items were queued) ends as failed, once, like any permanent error.
+            api = self.map.api(item.api)
+            tcfg = api.target(item.target)
+            in_map = True
+            target = self.ports.targets(item.api, item.target)
+            base.update(target_kind=target.kind, environment=target.environment)
             outcome = self._run(item, api, tcfg, target, base)
         except SyncError as exc:
             if exc.transient:
@@ -331,7 +336,7 @@ class Pipeline:
             tracking_id = getattr(exc, "tracking_id", None)  # Power Platform's request id
             result = "blocked" if isinstance(exc, BlockedError) else "failed"
             outcome = TargetOutcome(**base, result=result, message=str(exc))
-            if not item.request.dry_run:
+            if in_map and not item.request.dry_run:  # no state row for a target the map lost
                 self._remember(item, outcome)
         duration = int((time.monotonic() - started) * 1000)
         log.info(

@@ -60,18 +60,20 @@ def drain(
 
 
 def _one(svc: Any, item: Any, handle: Any) -> TargetOutcome | None:
-    """One queue message: delete it when done; leave it for a retry on a transient error."""
+    """One queue message: delete it when done; on an error leave it for a retry, and record
+    the failure on the last delivery, as ``triggers.on_work_item`` does under the host (which
+    retries whatever an invocation raises). A permanent error used to escape ``drain`` and end
+    the loop, the other items of its batch unreported, and the item was poisoned unrecorded."""
     queue = svc.ports.queue
     try:
         outcome = execute(item, svc.pipeline, svc.ports)
     except SyncError as exc:
-        if not exc.transient:
-            raise
         dequeues = int(getattr(handle, "dequeue_count", 1) or 1)
         log.warning(
-            "work item %s/%s failed transiently (attempt %d): %s",
+            "work item %s/%s failed %s (attempt %d): %s",
             item.api,
             item.target,
+            "transiently" if exc.transient else "permanently",
             dequeues,
             exc,
         )
