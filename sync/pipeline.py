@@ -596,10 +596,9 @@ class Pipeline:
         upstream, losses, warnings, sha = prepare_upstream(
             api, tcfg, fetched.content, source=location
         )
-        info = upstream.get("info") if isinstance(upstream.get("info"), dict) else {}
         return Prepared(
             upstream=upstream,
-            info_version=str(info.get("version")) if info.get("version") is not None else None,
+            info_version=_info_version(upstream),
             source_url=redact_url(location),  # a SAS ``sig=`` must not reach the version row
             etag=fetched.etag,
             last_modified=fetched.last_modified,
@@ -994,10 +993,19 @@ def _with(outcome: TargetOutcome, **changes: Any) -> TargetOutcome:
     return replace(outcome, **changes)
 
 
+MAX_INFO_VERSION_CHARS = 256
+
+
 def _info_version(doc: dict[str, Any] | None) -> str | None:
+    """A definition's ``info.version`` as recorded and shown, cut to ``MAX_INFO_VERSION_CHARS``:
+    it is free text, and one longer than a Table property holds (32K characters) made the
+    ledger refuse the version after the connector had been written. Only shown, never compared."""
     info = (doc or {}).get("info")
     if isinstance(info, dict) and info.get("version") is not None:
-        return str(info["version"])
+        text = str(info["version"])
+        if len(text) > MAX_INFO_VERSION_CHARS:
+            text = text[: MAX_INFO_VERSION_CHARS - 1] + "…"
+        return text
     return None
 
 

@@ -635,7 +635,7 @@ class TableLedger:
             "UpstreamSha256": record.upstream_sha256,
             "AppliedSha256": record.applied_sha256,
         }
-        suffix, summary = codec.encode_json_property(record.summary or {})
+        suffix, summary = run_outcomes.fitting_summary(record.summary or {}, where=where)
         entity["Summary" + suffix] = summary
         pair = codec.pack_pair(
             record.upstream,

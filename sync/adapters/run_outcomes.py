@@ -7,8 +7,10 @@ same definition to the same one), and a diff of a large change is hundreds of KB
 the limit, and the row refused the outcome of a target whose connector was already updated. So
 each distinct diff is stored once and the outcomes refer to it (lossless). Only if the distinct
 diffs are still too large are the details of non-breaking changes left out: every added, removed
-and changed operation and every breaking change stays, so the card's counts and warnings hold;
-the version rows keep each target's full summary.
+and changed operation and every breaking change stays, so the card's counts and warnings hold.
+Past that, each changed operation keeps its first breaking change, and last of all a diff keeps
+only its breaking flag and counts (``SHORTER``). A version row's summary takes the same steps
+(``fitting_summary``), so a change too large to describe is still recorded.
 
 A run that fits is still written as a plain list of outcomes, the format every release reads;
 only a run past the limit takes the shared-diff form, which releases before it cannot read.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sync.adapters import ledger_codec as codec
@@ -38,20 +40,22 @@ def encode(outcomes: Sequence[TargetOutcome], *, limit: int, where: str) -> byte
     if len(plain) <= limit:
         return plain
     dicts = [outcome.to_dict() for outcome in outcomes]
-    shared = codec.zlib_compress(_document(dicts, details=True))
+    shared = codec.zlib_compress(_document(dicts, SHORTER[0]))
     if len(shared) <= limit:
         return shared
-    shorter = codec.zlib_compress(_document(dicts, details=False))
-    if len(shorter) <= limit:
-        log.warning(
-            "run row outcomes are %d bytes compressed, above %d: non-breaking change details "
-            "left out (%d bytes); the version rows keep them",
-            len(shared),
-            limit,
-            len(shorter),
-        )
-        return shorter
-    raise PermanentError(
+    for shorten in SHORTER[1:]:
+        shorter = codec.zlib_compress(_document(dicts, shorten))
+        if len(shorter) <= limit:
+            log.warning(
+                "run row outcomes are %d bytes compressed, above %d: change details left out "
+                "(%s, %d bytes)",
+                len(shared),
+                limit,
+                shorten.__name__.strip("_"),
+                len(shorter),
+            )
+            return shorter
+    raise PermanentError(  # not reached with SHORTER's last step: kept as the guard it is
         f"run outcomes are {len(shorter)} bytes compressed even without change details, "
         f"above {limit}",
         where=where,
@@ -99,7 +103,9 @@ def decode(data: bytes, *, where: str) -> list[dict[str, Any]]:
     return out
 
 
-def _document(outcomes: list[dict[str, Any]], *, details: bool) -> bytes:
+def _document(
+    outcomes: list[dict[str, Any]], shorten: Callable[[dict[str, Any]], dict[str, Any]]
+) -> bytes:
     diffs: list[Any] = []
     seen: dict[str, int] = {}
     by_object: dict[int, int] = {}  # outcomes decoded from a row share their diff objects
@@ -111,7 +117,7 @@ def _document(outcomes: list[dict[str, Any]], *, details: bool) -> bytes:
             continue
         ref = by_object.get(id(diff))
         if ref is None:
-            shown = diff if details else _without_details(diff)
+            shown = shorten(diff)
             key = json.dumps(shown, separators=(",", ":"), sort_keys=True)
             ref = seen.get(key)
             if ref is None:
@@ -121,6 +127,10 @@ def _document(outcomes: list[dict[str, Any]], *, details: bool) -> bytes:
         stored.append({**{k: v for k, v in outcome.items() if k != "diff"}, "diffRef": ref})
     document = {"diffs": diffs, "outcomes": stored}
     return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _as_is(diff: dict[str, Any]) -> dict[str, Any]:
+    return diff
 
 
 def _without_details(diff: dict[str, Any]) -> dict[str, Any]:
@@ -142,3 +152,67 @@ def _without_details(diff: dict[str, Any]) -> dict[str, Any]:
     if not dropped:
         return diff
     return {**diff, "changed": changed, "detailsOmitted": True}
+
+
+MAX_SHOWN_CHARS = 160  # of an operation name or a change message, once details are left out
+
+
+def _one_breaking_change(diff: dict[str, Any]) -> dict[str, Any]:
+    """Every operation the diff names (names cut to ``MAX_SHOWN_CHARS``), each changed one with
+    its first breaking change only, its message cut: what a card counts (operations, breaking
+    ones) stays right, in a few hundred bytes per operation whatever the spec held."""
+    base = _without_details(diff)
+
+    def cut(text: Any) -> Any:
+        return text[:MAX_SHOWN_CHARS] if isinstance(text, str) else text
+
+    changed = []
+    for entry in base.get("changed") or ():
+        if not isinstance(entry, dict):
+            continue
+        kept = [c for c in entry.get("changes") or () if isinstance(c, dict)][:1]
+        changes = [{**c, "message": cut(c.get("message"))} for c in kept]
+        changed.append({**entry, "operationId": cut(entry.get("operationId")), "changes": changes})
+    return {
+        **base,
+        "added": [cut(name) for name in base.get("added") or ()],
+        "removed": [cut(name) for name in base.get("removed") or ()],
+        "changed": changed,
+        "detailsOmitted": True,
+    }
+
+
+def _counts_only(diff: dict[str, Any]) -> dict[str, Any]:
+    """The last step: whether the change breaks, and how many operations it touches."""
+    return {
+        "added": [],
+        "removed": [],
+        "changed": [],
+        "breaking": bool(diff.get("breaking")),
+        "detailsOmitted": True,
+        "counts": {k: len(diff.get(k) or ()) for k in ("added", "removed", "changed")},
+    }
+
+
+# Each step shows less of a diff than the one before; the last always fits a row's limit.
+SHORTER: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = (
+    _as_is,
+    _without_details,
+    _one_breaking_change,
+    _counts_only,
+)
+
+
+def fitting_summary(diff: dict[str, Any], *, where: str) -> tuple[str, str | bytes]:
+    """A version row's summary property (``codec.encode_json_property``), shortened by the
+    steps of ``SHORTER`` until it fits: a change too large to describe in full must still be
+    recorded once the connector holds it (its definitions are stored whole beside it)."""
+    for shorten in SHORTER:
+        try:
+            encoded = codec.encode_json_property(shorten(diff))
+        except PermanentError:
+            continue
+        if shorten is not _as_is:
+            log.warning("%s: version summary too large; %s", where, shorten.__name__.strip("_"))
+        return encoded
+    raise PermanentError("version summary does not fit even as counts", where=where)

@@ -398,7 +398,16 @@ def _diff_blocks(diff: dict[str, Any] | None, detail: _Detail) -> list[dict[str,
         blocks.append(_text(_counted("Removed, breaking", removed, detail), color="attention"))
     if changed:
         blocks.extend(_changed_blocks(changed, detail))
-    if diff.get("detailsOmitted"):  # a run row over its size limit (sync/adapters/run_outcomes)
+    counts = diff.get("counts")
+    if isinstance(counts, dict):  # the last of run_outcomes.SHORTER: only the numbers were kept
+        shown = [
+            f"{n} {label}"
+            for label in ("added", "removed", "changed")
+            if isinstance(n := counts.get(label), int) and not isinstance(n, bool) and n > 0
+        ]
+        blocks.append(_text("Operations " + (", ".join(shown) or "unchanged")))
+        blocks.append(_text("Change details too large to keep: see the connector", isSubtle=True))
+    elif diff.get("detailsOmitted"):  # a row over its size limit (sync/adapters/run_outcomes)
         blocks.append(_text("Non-breaking change details: see the version history", isSubtle=True))
     return blocks
 

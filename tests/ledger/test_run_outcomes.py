@@ -148,10 +148,95 @@ def test_a_row_written_in_the_earlier_format_is_still_read(ledger) -> None:
     assert ledger.get_run(run.run_id).outcomes == outcomes
 
 
-def test_outcomes_too_large_even_without_details_are_refused_with_their_size() -> None:
+def test_outcomes_too_large_even_as_counts_are_refused_with_their_size() -> None:
     outcomes = [outcome(f"env{i}", large_diff(seed=i)) for i in range(3)]
     with pytest.raises(PermanentError, match=r"bytes compressed even without change details"):
-        run_outcomes.encode(outcomes, limit=2_000, where="test")
+        run_outcomes.encode(outcomes, limit=100, where="test")
+
+
+def every_change_breaking(diff: dict) -> dict:
+    changed = [
+        {**e, "changes": [dict(c, breaking=True) for c in e["changes"]]} for e in diff["changed"]
+    ]
+    return {**diff, "changed": changed}
+
+
+def step_sizes(outcomes: list[TargetOutcome]) -> list[int]:
+    dicts = [o.to_dict() for o in outcomes]
+    return [
+        len(codec.zlib_compress(run_outcomes._document(dicts, step)))
+        for step in run_outcomes.SHORTER
+    ]
+
+
+def test_past_the_breaking_details_each_operation_keeps_one_breaking_change() -> None:
+    """Distinct diffs whose breaking changes alone pass the limit (before, the run row refused
+    the outcome of a target already written, and the run never completed)."""
+    outcomes = [outcome(f"env{i}", every_change_breaking(large_diff(seed=i))) for i in range(3)]
+    full, without_details, one_each, counts = step_sizes(outcomes)
+    assert full == without_details > one_each > counts  # nothing but breaking changes
+    limit = (without_details + one_each) // 2
+
+    stored = run_outcomes.decode(run_outcomes.encode(outcomes, limit=limit, where="t"), where="t")
+
+    for given, kept in zip(outcomes, stored, strict=True):
+        diff = kept["diff"]
+        assert diff["detailsOmitted"] is True and diff["breaking"] is True
+        assert diff["added"] == given.diff["added"] and diff["removed"] == given.diff["removed"]
+        assert [e["operationId"] for e in diff["changed"]] == [
+            e["operationId"] for e in given.diff["changed"]
+        ]
+        for entry, was in zip(diff["changed"], given.diff["changed"], strict=True):
+            [change] = entry["changes"]
+            assert change == was["changes"][0]
+
+
+def test_last_of_all_an_outcome_keeps_the_breaking_flag_and_the_counts() -> None:
+    outcomes = [outcome(f"env{i}", large_diff(seed=i)) for i in range(3)]
+    *_, one_each, counts = step_sizes(outcomes)
+    limit = (one_each + counts) // 2
+
+    stored = run_outcomes.decode(run_outcomes.encode(outcomes, limit=limit, where="t"), where="t")
+
+    assert [o["diff"] for o in stored] == [
+        {
+            "added": [],
+            "removed": [],
+            "changed": [],
+            "breaking": True,
+            "detailsOmitted": True,
+            "counts": {"added": 20, "removed": 5, "changed": 250},
+        }
+    ] * 3
+    assert [o["target"] for o in stored] == ["env0", "env1", "env2"]
+
+
+def test_a_version_summary_too_large_to_store_is_shortened_until_it_fits() -> None:
+    """The version row's summary takes the same steps: its property holds 61,440 compressed
+    bytes, and a change past that used to fail the recording after the connector was written."""
+    huge = every_change_breaking(large_diff(seed=7, operations=256))  # the platform's most
+    huge["changed"] = [{**e, "changes": e["changes"] * 3} for e in huge["changed"]]
+    long_name = "Op" + "x" * 1_000
+    huge["added"].append(long_name)
+    with pytest.raises(PermanentError, match="property limit"):
+        codec.encode_json_property(huge)
+
+    suffix, value = run_outcomes.fitting_summary(huge, where="api/dev")
+
+    stored = codec.decode_json_property({"Summary" + suffix: value}, "Summary", where="t")
+    assert stored["detailsOmitted"] is True and stored["breaking"] is True
+    assert [e["operationId"] for e in stored["changed"]] == [
+        e["operationId"] for e in huge["changed"]
+    ]
+    assert [e["changes"] for e in stored["changed"]] == [
+        [{**e["changes"][0], "message": e["changes"][0]["message"][:160]}] for e in huge["changed"]
+    ]
+    assert stored["added"] == [*huge["added"][:-1], long_name[:160]]
+
+
+def test_a_version_summary_that_fits_is_stored_as_it_is() -> None:
+    small = large_diff(seed=8, operations=3)
+    assert run_outcomes.fitting_summary(small, where="t") == codec.encode_json_property(small)
 
 
 @pytest.mark.parametrize(

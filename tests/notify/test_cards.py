@@ -54,7 +54,21 @@ def _all_messages() -> dict[str, dict[str, Any]]:
     )
     messages["empty"] = build_message(RunSummary("r2", "api", runs.request(), ()))
     messages["details-omitted"] = build_message(_details_omitted_run())
+    messages["counts-only"] = build_message(_counts_only_run())
     return messages
+
+
+def _counts_only_run() -> RunSummary:
+    """The last step of run_outcomes.SHORTER: a diff kept only as its numbers."""
+    diff = {
+        "added": [],
+        "removed": [],
+        "changed": [],
+        "breaking": True,
+        "detailsOmitted": True,
+        "counts": {"added": 3, "removed": 0, "changed": 256},
+    }
+    return runs.run([runs.outcome("prod", "updated", diff=diff)])
 
 
 def _details_omitted_run() -> RunSummary:
@@ -377,6 +391,14 @@ def _runs(draw: st.DrawFn) -> RunSummary:
 def test_any_run_gives_a_card_within_teams_rules(run: RunSummary) -> None:
     assert problems(build_message(run, max_bytes=8000)) == []
     assert len(encode_message(build_message(run, max_bytes=8000))) <= 8000
+
+
+def test_a_diff_kept_only_as_counts_shows_the_counts() -> None:
+    body = texts(build_card(_counts_only_run()))
+    assert "Operations 3 added, 256 changed" in body
+    assert "Change details too large to keep: see the connector" in body
+    assert "Breaking change" in body
+    assert not any("Non-breaking change details" in t for t in body)
 
 
 def test_a_diff_without_its_non_breaking_details_says_where_they_are() -> None:
