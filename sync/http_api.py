@@ -37,7 +37,12 @@ SYNC_BODY_SCHEMA: dict[str, Any] = {
             "items": {"type": "string", "pattern": NAME},
         },
         "dryRun": {"type": "boolean"},
-        "specUrl": {"type": "string", "maxLength": 2048, "pattern": r"^https?://\S+$"},
+        # no whitespace, no control character (httpx refuses them at fetch time), no final "\n"
+        "specUrl": {
+            "type": "string",
+            "maxLength": 2048,
+            "pattern": r"^https?://[^\s\x00-\x1f\x7f]+\Z",
+        },
         "version": {"type": "string", "maxLength": 128},
         "commit": {"type": "string", "maxLength": 128},
         "deploymentId": {"type": "string", "maxLength": 256},
@@ -209,8 +214,10 @@ def post_sync(req: ApiRequest, svc: Any, *, caller: str | None) -> ApiResponse:
 
 def get_run(req: ApiRequest, svc: Any) -> ApiResponse:
     run_id = req.route.get("id", "")
-    if not run_id or not run_id.isalnum() or len(run_id) > 64:
-        raise BadRequest("run id must be alphanumeric", field_name="id")
+    # ASCII only: fullwidth letters, "²" and Arabic-Indic digits are alphanumeric too (the
+    # ledger would refuse them, naming its own field)
+    if not run_id or not (run_id.isascii() and run_id.isalnum()) or len(run_id) > 64:
+        raise BadRequest("run id must be ASCII alphanumeric", field_name="id")
     run = svc.ports.ledger.get_run(run_id)
     if run is None:
         return error(404, "NotFound", f"no run {run_id!r}")

@@ -26,8 +26,13 @@ SECRET_QUERY_KEYS = frozenset(
         "password",
         "secret",
         "client_secret",
+        "client_assertion",  # a signed JWT standing for a client secret
     }
 )
+# ... and any parameter named like one of these: presigned URLs of other clouds (X-Amz-Signature,
+# X-Amz-Credential, X-Amz-Security-Token, X-Goog-Signature, X-Goog-Credential), Event Grid's
+# aeg-sas-key / aeg-sas-token, OAuth's refresh_token. Suffixes, so that api-version or keyName stay.
+SECRET_QUERY_SUFFIXES = ("signature", "token", "secret", "key", "credential", "password")
 REDACTED = "REDACTED"
 UNPARSEABLE = "<unparseable URL>"
 
@@ -46,7 +51,12 @@ def redact_url(url: Any) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode(
-            [(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs],
+            [(k, REDACTED if _is_secret(k) else v) for k, v in pairs],
             safe="/:",
         )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _is_secret(key: str) -> bool:
+    name = key.lower()
+    return name in SECRET_QUERY_KEYS or name.endswith(SECRET_QUERY_SUFFIXES)

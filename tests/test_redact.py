@@ -35,6 +35,41 @@ def test_redact_url(url: str, expected: str) -> None:
     assert redact_url(url) == expected
 
 
+CANARY = "c4n4ry-presigned-0f9e"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+        "X-Amz-Credential",
+        "x-amz-signature",
+        "X-Goog-Signature",
+        "X-Goog-Credential",
+        "aeg-sas-key",
+        "aeg-sas-token",
+        "refresh_token",
+        "client_assertion",
+        "access_token",
+        "id_token",
+    ],
+)
+def test_presigned_credentials_of_other_clouds_are_redacted(key: str) -> None:
+    """An S3 or GCS presigned URL (or an Event Grid SAS, an OAuth token) carries its credential in
+    parameters other than ``sig``: they reached the run row and GET /api/runs/{id} in clear."""
+    shown = redact_url(f"https://b.example/spec.json?{key}={CANARY}&X-Amz-Expires=900")
+    assert CANARY not in shown
+    assert f"{key}={REDACTED}" in shown
+    assert "X-Amz-Expires=900" in shown  # the control: harmless parameters stay
+
+
+def test_harmless_parameters_that_look_like_key_names_stay() -> None:
+    """Only credentials are redacted: a version or a key *name* still helps whoever reads the log."""
+    url = "https://h.example/p?api-version=2024-01-01&keyName=primary&tokenType=jwt&sv=1"
+    assert redact_url(url) == url
+
+
 def test_objects_are_redacted_by_their_text() -> None:
     class Url:
         def __str__(self) -> str:

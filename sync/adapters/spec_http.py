@@ -191,6 +191,13 @@ class HttpSpecSource:
                 raise SpecError(
                     f"redirect to an invalid Location refused: {exc}", where=shown
                 ) from None
+            except ValueError as exc:
+                # ... and a host that is no valid IDNA (``http://xn--/``) raises idna.IDNAError
+                # there, a UnicodeError: outside httpx's errors and ours, so caught as permanent
+                raise SpecError(
+                    f"redirect to an invalid Location refused: {type(exc).__name__}: {exc}",
+                    where=shown,
+                ) from None
             try:
                 status = response.status_code
                 if status in REDIRECT_STATUSES:
@@ -203,7 +210,13 @@ class HttpSpecSource:
                             f"more than {MAX_REDIRECTS} redirects, refused",
                             where=redact_url(location),
                         )
-                    previous_scheme, url = vetted.scheme, url.join(target)
+                    try:
+                        joined = url.join(target)
+                    except (httpx.InvalidURL, ValueError) as exc:  # InvalidURL is no HTTPError
+                        raise SpecError(
+                            f"redirect to an invalid Location refused: {exc}", where=shown
+                        ) from None
+                    previous_scheme, url = vetted.scheme, joined
                     log.info("spec redirect %d: %s -> %s", hops, shown, redact_url(url))
                     continue
                 if status == 304:

@@ -8,6 +8,7 @@ import re
 import ssl
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import trustme
 
@@ -431,6 +432,48 @@ def test_redirect_to_an_unparseable_location_is_a_spec_error(
         source.fetch(server.url("/swagger.json"))
     assert "SECRETSIG" not in str(caught.value)
     assert server.count() == 1
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "target", ["http://xn--/", "http://xn--zz-/spec.json?sig=SECRETSIG", "//xn--a.example/x"]
+)
+def test_redirect_to_an_invalid_idna_host_is_a_spec_error(
+    server: SpecServer, source: HttpSpecSource, target: str
+) -> None:
+    """httpx decodes a Location's host as IDNA while building the redirect and raises
+    ``idna.IDNAError`` (a ValueError, not an httpx error) for a bad A-label: it escaped the error
+    tree and the work item was redelivered until poisoned. A permanent SpecError, not retried."""
+    server.redirect("/swagger.json", target)
+    with pytest.raises(SpecError, match="invalid Location") as caught:
+        source.fetch(server.url("/swagger.json?sig=SECRETSIG"))
+    assert "SECRETSIG" not in str(caught.value)
+    assert server.count() == 1
+
+
+class _RawRedirectClient(httpx.Client):
+    """Answers every request with a redirect to ``location`` without httpx's own parsing of it."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__()
+        self.location = location
+
+    def send(self, request: httpx.Request, **kwargs: object) -> httpx.Response:
+        return httpx.Response(302, headers={"location": self.location}, request=request)
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("target", ["http://spec.example:abc/x", "/x\x7f", "http://[zz]/"])
+def test_a_location_the_redirect_join_refuses_is_a_spec_error(target: str) -> None:
+    """The hop's own ``url.join`` is the second line of defence, for a client that hands back a
+    redirect without having parsed its Location: httpx.InvalidURL is no HTTPError and escaped."""
+    client = _RawRedirectClient(target)
+    with (
+        HttpSpecSource(fast_settings(), client=client) as source,  # never connects
+        pytest.raises(SpecError, match="invalid Location") as caught,
+    ):
+        source.fetch("http://127.0.0.1/swagger.json?sig=SECRETSIG")
+    assert "SECRETSIG" not in str(caught.value)
 
 
 @pytest.mark.reliability

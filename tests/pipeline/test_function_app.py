@@ -273,6 +273,20 @@ def test_http_sync_rejects_bad_input_naming_the_field(env, body, status, field):
     assert not env.folder("dev").exists()
 
 
+@pytest.mark.parametrize("suffix", ["\n", "\x00", "\x01", "\x1f", "\x7f"])
+def test_a_spec_url_with_a_control_character_is_400_naming_spec_url(env, suffix: str) -> None:
+    """A final newline ("$" matches before it) or a control character ("\\S" matches it) passed
+    the body schema: the sync answered 202 and queued a run for every target, each of which then
+    failed at fetch time as an invalid URL. It is refused up front, naming specUrl."""
+    spec_url = env.server.url("/openapi.yaml") + suffix  # under allowedSpecUrls otherwise
+    for extra in ({}, {"dryRun": True}):
+        body = {"api": "contoso-invoicing", "specUrl": spec_url, **extra}
+        resp = http("sync_api", "POST", "http://localhost/api/sync", json.dumps(body).encode())
+        assert resp.status_code == 400, resp.get_body()
+        assert json.loads(resp.get_body())["error"]["field"] == "specUrl"
+    assert received(env.service()) == []
+
+
 def test_broken_config_answers_500_with_the_key_path_and_planner_raises(env, monkeypatch):
     broken = env.root / "broken.yaml"
     broken.write_text(

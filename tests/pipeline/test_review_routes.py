@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.http_api import ApiRequest, get_version, guarded
+from sync.http_api import ApiRequest, get_run, get_version, guarded
 
 pytestmark = pytest.mark.azurite
 
@@ -29,6 +29,19 @@ def test_a_bad_version_number_is_400_naming_n_without_a_ledger_read(stack, n):
     resp = guarded(lambda r: get_version(r, svc))(req)
     assert resp.status == 400, resp.body
     assert resp.body["error"]["field"] == "n"
+
+
+@pytest.mark.parametrize("run_id", ["\uff41", "\u00b2", "\u0661", "\u00e9t\u00e9", "a-b", ""])
+def test_a_bad_run_id_is_400_naming_id_without_a_ledger_read(stack, run_id: str) -> None:
+    """``str.isalnum()`` is true for non-ASCII letters and digits (fullwidth "a", "²", Arabic-Indic
+    one, "été"): such an id reached the ledger, whose 400 named its internal location and regex
+    instead of ``id``."""
+    from sync.bootstrap import with_ports
+
+    svc = with_ports(stack.service(), ledger=_NoLedger())
+    resp = guarded(lambda r: get_run(r, svc))(ApiRequest("GET", "/", route={"id": run_id}))
+    assert resp.status == 400, resp.body
+    assert resp.body["error"]["field"] == "id"
 
 
 @pytest.mark.parametrize(
