@@ -80,6 +80,98 @@ def test_errors_name_the_key_path(tmp_path, change, path, message):
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (("contoso-invoicing:\n    spec", '"contoso-invoicing\\n":\n    spec'), "apis"),
+        (("{name: dev, folder", '{name: "dev\\n", folder'), "targets[0].name"),
+        (('swagger.json"}', 'swagger.json\\n"}'), "apis.contoso-invoicing.spec.url"),
+        (('swagger/"]', 'swagger/\\n"]'), "allowedSpecUrls[0]"),
+        (("- custom: contoso-invoicing", '- custom: "contoso-invoicing\\n"'), "on[0].custom"),
+        (("  pp: {managedIdentity", '  "pp\\n": {managedIdentity'), "credentials"),
+        (
+            (
+                "Default-11111111-2222-3333-4444-555555555555",
+                '"Default-11111111-2222-3333-4444-555555555555\\n"',
+            ),
+            "powerapps.environment",
+        ),
+        (
+            ("credentials:", 'notify: {teams: {webhook: "kv:teams-hook\\n"}}\ncredentials:'),
+            "notify.teams.webhook",
+        ),
+    ],
+)
+def test_a_final_newline_is_refused_naming_the_key_path(tmp_path, change, path):
+    """jsonschema applies "pattern" with re.search, where "$" also matches before a final
+    newline: "dev\\n" or a URL ending in "\\n" loaded, and failed only at run time, every run."""
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    with pytest.raises(ConfigError, match="does not match") as info:
+        load_map_file(write(tmp_path, text))
+    assert path in str(info.value)
+
+
+BLOCK_SCALARS = """
+apis:
+  orders:
+    spec:
+      url: {url}
+        https://orders.contoso.example/openapi.json
+    targets:
+      - name: dev
+        folder: out
+notify:
+  teams:
+    webhook: {webhook}
+      kv:teams-hook
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "webhook", "path"),
+    [(">", ">-", "apis.orders.spec.url"), ("|-", "|", "notify.teams.webhook")],
+)
+def test_a_yaml_block_scalar_keeping_its_newline_is_refused(tmp_path, url, webhook, path):
+    """`url: >` and `webhook: |` keep a final newline (`>-` and `|-` strip it): the URL then
+    failed at fetch time and the secret reference named no Key Vault secret."""
+    text = BLOCK_SCALARS.format(url=url, webhook=webhook)
+    with pytest.raises(ConfigError, match="does not match") as info:
+        load_map_file(write(tmp_path, text))
+    assert f"{tmp_path / 'map.yaml'}: {path}:" in str(info.value)
+    assert "(and" not in str(info.value)  # the stripped one of the two is accepted
+
+
+SPEC_SOURCES = {
+    "apimExport": (
+        "{service: /subscriptions/s/resourceGroups/r/providers/Microsoft.ApiManagement/service/c,"
+        " api: orders, credential: CRED}"
+    ),
+    "apiCenterExport": (
+        "{service: /subscriptions/s/resourceGroups/r/providers/Microsoft.ApiCenter/services/c,"
+        " api: orders, version: v1, definition: openapi, credential: CRED}"
+    ),
+    "blob": "{account: 'https://acct.blob.core.windows.net', container: specs, credential: CRED}",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SPEC_SOURCES))
+def test_a_spec_source_credential_must_be_defined(tmp_path, kind):
+    """Checked for targets only: a typo in a spec source's credential passed `config validate`
+    and failed every run at fetch time, with an error that did not name the API."""
+    spec = "{" + kind + ": " + SPEC_SOURCES[kind] + "}"
+    text = GOOD.replace('{url: "https://invoicing.contoso.example/swagger/v1/swagger.json"}', spec)
+    assert text != GOOD
+    good = write(tmp_path, text.replace("CRED", "pp"))
+    assert load_map_file(good).api("contoso-invoicing").spec_kind == kind
+    with pytest.raises(ConfigError, match="credential 'p' is not defined") as info:
+        load_map_file(write(tmp_path, text.replace("CRED", "p")))
+    assert (
+        info.value.where
+        == f"{tmp_path / 'map.yaml'}: apis.contoso-invoicing.spec.{kind}.credential"
+    )
+
+
 def test_missing_overlay_file_is_named(tmp_path):
     text = GOOD.replace("    on:", "    overlay: overlays/missing.yaml\n    on:")
     with pytest.raises(ConfigError, match=r"apis\.contoso-invoicing\.overlay.*missing\.yaml"):
@@ -90,6 +182,22 @@ def test_missing_overlay_file_is_named(tmp_path):
 def test_unreadable_maps_are_config_errors(tmp_path, text):
     with pytest.raises(ConfigError):
         load_map_file(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("map.json", '{"apis": {}, "x": ' + "1" * 5000 + "}"),
+        ("map.yaml", GOOD + "debounce: " + "1" * 5000 + "\n"),
+    ],
+)
+def test_a_number_python_cannot_convert_is_a_config_error_naming_the_file(tmp_path, name, text):
+    """Past 4,300 digits int() raises a bare ValueError, which is no SyncError: `config validate`
+    and the planner would crash with a traceback instead of naming the map."""
+    path = write(tmp_path, text, name)
+    with pytest.raises(ConfigError, match="number that cannot be read") as info:
+        load_map_file(path)
+    assert info.value.where == str(path)
 
 
 def test_load_map_needs_the_setting_and_reloads_when_the_file_changes(tmp_path):
@@ -139,6 +247,29 @@ def test_schema_file_is_valid_json_schema_for_editors():
     from sync.config import SCHEMA_PATH
 
     Draft202012Validator.check_schema(json.loads(SCHEMA_PATH.read_text()))
+
+
+def test_no_schema_pattern_ends_with_a_dollar():
+    """jsonschema runs "pattern" with re.search, where "$" also matches before a final newline;
+    "(?![\\s\\S])" is the end of the string in Python and in ECMA-262 (editors) alike."""
+    from sync.config import SCHEMA_PATH
+
+    patterns: list[str] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "pattern" and isinstance(value, str):
+                    patterns.append(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(json.loads(SCHEMA_PATH.read_text()))
+    assert len(patterns) > 10
+    assert [p for p in patterns if "$" in p] == []
 
 
 @pytest.mark.parametrize("name", ["sync-map.local.yaml", "sync-map.production.yaml"])

@@ -183,6 +183,15 @@ def _api(
     where = f"{source}: apis.{name}"
     spec_kind = next(iter(api["spec"]))
     spec_value = api["spec"][spec_kind]
+    if (
+        isinstance(spec_value, dict)
+        and "credential" in spec_value
+        and spec_value["credential"] not in credentials
+    ):
+        raise ConfigError(
+            f"credential {spec_value['credential']!r} is not defined under 'credentials'",
+            path=f"{where}.spec.{spec_kind}.credential",
+        )
     breaking = api.get("breaking", "warn")
     targets: list[TargetConfig] = []
     seen: set[str] = set()

@@ -85,7 +85,9 @@ def _time(raw: Mapping[str, Any], name: str, *, where: str | None) -> str | None
         moment = value
     elif isinstance(value, str) and "T" in value.upper() and len(value) <= 64:
         try:
-            moment = datetime.fromisoformat(value.strip())
+            # RFC 3339 allows "t" and "z", which Python 3.11 refuses; "T" and "Z" are the only
+            # letters of a valid one, so upper-casing changes nothing else
+            moment = datetime.fromisoformat(value.strip().upper())
         except ValueError:
             raise MalformedEvent(
                 f"is not an ISO-8601 date-time: {_short(value)}", field=name, where=where

@@ -8,6 +8,8 @@ Rules (shared by specs, overlays and the sync map):
   (``200:`` -> ``"200"``), rejects duplicate keys and refuses alias graphs that would expand past a
   node budget (YAML bombs).
 - Nesting deeper than ``MAX_DEPTH`` is refused rather than left to blow the stack later.
+- An integer Python will not convert (more than ``sys.get_int_max_str_digits()``, 4,300 digits)
+  is refused rather than left to escape as a bare ``ValueError``.
 - An unpaired surrogate escape (``\\ud800``) is refused: it has no UTF-8 form, so the document
   could not be hashed, sent or stored.
 """
@@ -82,6 +84,8 @@ def load_document(raw: bytes | str, *, source: str = "document") -> Any:
                 if stripped[0] == "[":
                     raise SpecError(f"not valid JSON: {exc}", where=source) from None
                 doc = _load_yaml(text, source)  # flow-style YAML also starts with "{"
+            except ValueError as exc:  # an integer past sys.get_int_max_str_digits()
+                raise SpecError(unreadable_number(exc), where=source) from None
         else:
             doc = _load_yaml(text, source)
     except RecursionError:
@@ -100,6 +104,12 @@ def load_document(raw: bytes | str, *, source: str = "document") -> Any:
             where=source,
         )
     return doc
+
+
+def unreadable_number(exc: ValueError) -> str:
+    """The message for a number Python refuses to convert (more than 4,300 digits by default),
+    without its advice to raise the limit, which is no help to whoever wrote the document."""
+    return f"holds a number that cannot be read: {str(exc).split(';')[0]}"
 
 
 def unpaired_surrogate(doc: Any, text: str | None = None, *, from_utf8: bool = False) -> bool:

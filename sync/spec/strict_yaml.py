@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from sync.errors import SpecError
-from sync.spec.parse import MAX_DEPTH, MAX_EXPANDED_NODES
+from sync.spec.parse import MAX_DEPTH, MAX_EXPANDED_NODES, unreadable_number
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -95,5 +95,7 @@ def load_yaml(text: str, source: str) -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid JSON or YAML: {exc}".replace("\n", " "), where=source) from None
+    except ValueError as exc:  # an integer past sys.get_int_max_str_digits()
+        raise SpecError(unreadable_number(exc), where=source) from None
     finally:
         loader.dispose()

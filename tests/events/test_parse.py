@@ -99,6 +99,22 @@ def test_times_are_utc_and_fixed_width() -> None:
 
 
 @pytest.mark.parametrize(
+    "raw",
+    [
+        ce(time="2024-05-01t10:00:00.123z"),
+        ce(time="2024-05-01T10:00:00.123z"),
+        ce(time="2024-05-01t10:00:00.123Z"),
+        eg(eventTime="2024-05-01t10:00:00.123z"),
+        eg(eventTime="2024-05-01T10:00:00.123z"),
+    ],
+)
+def test_lower_case_t_and_z_are_read(raw: dict[str, Any]) -> None:
+    """RFC 3339, which CloudEvents `time` and Event Grid `eventTime` follow, allows "t" and "z";
+    Python 3.11's fromisoformat refuses "z", and the event was dropped as malformed."""
+    assert normalize_event(raw).time == "2024-05-01T10:00:00.123000Z"
+
+
+@pytest.mark.parametrize(
     ("raw", "field"),
     [
         (eg(id=...), "id"),

@@ -126,6 +126,17 @@ def test_relative_folder_target_is_refused(setup):
         remote.load_remote_map(url, reader=reader)
 
 
+def test_a_number_python_cannot_convert_is_a_config_error_naming_the_blob(setup):
+    """Past 4,300 digits int() raises a bare ValueError, which load_remote_map would let escape
+    (it turns only SyncErrors into ConfigError): the planner would crash instead of naming it."""
+    container, reader, url = setup
+    raw = b'{"apis": {}, "x": ' + b"1" * 5000 + b"}"
+    container.upload_blob("config/sync-map.yaml", raw, overwrite=True)
+    with pytest.raises(ConfigError, match="number that cannot be read") as info:
+        remote.load_remote_map(url, reader=reader)
+    assert info.value.where == remote.redact_url(url)
+
+
 def test_missing_map_blob_is_a_clear_error(setup):
     from sync.errors import ConfigError
 
