@@ -100,6 +100,29 @@ def test_errors_name_the_key_path(tmp_path, change, path, message):
             ("credentials:", 'notify: {teams: {webhook: "kv:teams-hook\\n"}}\ncredentials:'),
             "notify.teams.webhook",
         ),
+        (
+            (
+                "- custom: contoso-invoicing",
+                '- appService: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites'
+                '/app\\n"',
+            ),
+            "on[0]",
+        ),
+        (
+            (
+                "- custom: contoso-invoicing",
+                '- appService: "/subscriptions/s/resourceGroups/r g/providers/Microsoft.Web/sites'
+                '/app"',
+            ),
+            "on[0]",
+        ),
+        (
+            (
+                "folder: connectors/dev}",
+                'folder: connectors/dev, overrides: {host: "a.example\\n"}}',
+            ),
+            "targets[0].overrides.host",
+        ),
     ],
 )
 def test_a_final_newline_is_refused_naming_the_key_path(tmp_path, change, path):
