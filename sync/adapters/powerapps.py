@@ -46,7 +46,13 @@ from sync.clouds import Cloud
 from sync.errors import ConfigError, SyncError, TargetError
 from sync.models import CurrentConnector
 from sync.ports import SecretStore, TokenProvider
-from sync.spec.canonical import compact_bytes, compact_bytes_kept, compact_size, with_member
+from sync.spec.canonical import (
+    compact_bytes,
+    compact_bytes_kept,
+    compact_size,
+    sha256_hex,
+    with_member,
+)
 from sync.token_claims import unverified_claims
 
 log = logging.getLogger(__name__)
@@ -200,7 +206,10 @@ class PowerAppsTarget(MarkedConnectorTarget):
             except SyncError as exc:
                 log.debug("quick read-back of %s failed, reading in full: %s", self._where, exc)
                 stored = None
-            if stored is not None and (stored[0] is definition or stored[0] == definition):
+            # the hash, not ==: Python's equality takes 1, 1.0 and true for one another
+            if stored is not None and (
+                stored[0] is definition or stored[1] == (sha256 or sha256_hex(definition))
+            ):
                 return
         super().verify(definition, sha256)
 

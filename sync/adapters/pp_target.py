@@ -23,7 +23,7 @@ import httpx
 
 from sync.adapters.pp_errors import send
 from sync.clouds import Cloud
-from sync.errors import TargetError
+from sync.errors import TargetError, TransientError
 from sync.ports import TokenProvider
 from sync.spec.canonical import canonical_bytes
 from sync.spec.parse import unpaired_surrogate
@@ -67,14 +67,15 @@ def verify(
     where: str,
 ) -> None:
     """Poll ``read_back`` until it equals ``definition`` (canonical JSON) or time runs out."""
-    expected: bytes | None = None  # canonical JSON, built only if the fast check disagrees
+    expected: bytes | None = None  # canonical JSON, built once
     deadline = time.monotonic() + seconds
     pause = 0.2
     while True:
         got = read_back()
         if got is not None:
-            if got == definition:  # structural equality: same JSON values, no serialization
+            if got is definition:
                 return
+            # canonical bytes, not ==: Python's equality takes 1, 1.0 and true for one another
             expected = expected or canonical_bytes(definition)
             if canonical_bytes(got) == expected:
                 return
@@ -126,11 +127,13 @@ def list_page(
             f"the list answer (HTTP {response.status_code}) is not JSON", where=where
         ) from None
     rows = page.get("value") if isinstance(page, dict) else None
-    if not isinstance(page, dict) or not isinstance(rows or [], list):
+    # no fallback for a missing or null "value": read as "no connectors", it made the marker
+    # search find nothing and a second connector be created
+    if not isinstance(page, dict) or not isinstance(rows, list):
         raise TargetError("the list answer is not an object with a 'value' array", where=where)
-    if not all(isinstance(row, dict) for row in rows or []):
+    if not all(isinstance(row, dict) for row in rows):
         raise TargetError("the list answer's 'value' holds a non-object", where=where)
-    return rows or [], page
+    return rows, page
 
 
 MAX_LIST_PAGES = 100  # a marker search never needs more; a longer chain is a broken service
@@ -323,6 +326,14 @@ class MarkedConnectorTarget:
         self._connector_id = self._id_source = None
         self._state_stale = True
         adopted = self._find_marked()
+        if adopted == cid:
+            # listed with the marker, yet its GET answers 404 (deleted, the list not caught up):
+            # asking again at once recursed until Python's limit, ~1,900 requests an attempt
+            raise TransientError(
+                f"connector {cid} is listed with the marker {self.marker} but reading it "
+                "answers 404; the list may lag behind a deletion",
+                where=self._where,
+            )
         if adopted is not None:
             self._connector_id, self._id_source = adopted, "adopted"
         return adopted

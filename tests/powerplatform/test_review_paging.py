@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from sync.errors import TargetError
+from sync.errors import TargetError, TransientError
+from tests.powerplatform.conftest import ENV
+from tests.powerplatform.samples import DEFINITION
 from tests.support.spec_server import SpecServer
 
 
@@ -48,6 +50,13 @@ LIST_ANSWERS = {
     "not-json": b"<html>busy</html>",
     "array": b"[]",
     "value-not-a-list": b'{"value": 5}',
+    # falsy non-lists and a missing "value" read as "no connectors" before: a second connector
+    # was created (test_a_list_answer_without_a_value_array_creates_no_second_connector)
+    "no-value": b"{}",
+    "value-null": b'{"value": null}',
+    "value-empty-object": b'{"value": {}}',
+    "value-empty-string": b'{"value": ""}',
+    "error-object": b'{"error": {"code": "Busy", "message": "try later"}}',
     "item-not-an-object": b'{"value": ["x"]}',
     "properties-not-an-object": b'{"value": [{"name": "c", "properties": "x"}]}',
     "next-link-not-a-url": b'{"value": [], "nextLink": "https://[bad/x"}',
@@ -77,3 +86,46 @@ def test_a_dataverse_list_answer_of_another_shape_is_a_target_error(sim, make_da
     sim.faults.add(status=200, method="GET", path=r"/connectors$", body=body, times=50)
     with pytest.raises(TargetError, match="list answer"):
         target.read()
+
+
+def test_a_list_answer_without_a_value_array_creates_no_second_connector(sim, make_powerapps):
+    first = make_powerapps()
+    first.write(json.loads(json.dumps(DEFINITION)), first.read())
+    [created] = sim.powerapps_ids(ENV)
+    sim.faults.add(status=200, method="GET", path=r"/apis$", body=b"{}", times=5)
+    second = make_powerapps()  # the ledger lost the id: the marker search decides
+
+    with pytest.raises(TargetError, match="list answer"):
+        second.write(json.loads(json.dumps(DEFINITION)), second.read())
+
+    assert sim.powerapps_ids(ENV) == [created]
+
+
+def test_a_connector_listed_with_the_marker_but_gone_is_a_transient_error(sim, make_powerapps):
+    """The list shows the marked connector, its GET answers 404 (deleted; the list lags): asking
+    the list again at once found the same id, and the reads recursed until Python's limit
+    (~1,900 requests, then a RecursionError, no SyncError) on every delivery."""
+    target = make_powerapps(state_id="shared_gone-1")
+    page = {"value": [{"name": "shared_gone-1", "properties": {"description": target.marker}}]}
+    sim.faults.add(
+        status=200, method="GET", path=r"/apis$", body=json.dumps(page).encode(), times=50
+    )
+
+    with pytest.raises(TransientError, match="shared_gone-1 is listed with the marker"):
+        target.read()
+
+    assert len(sim.requests) <= 4, [r.path for r in sim.requests]
+
+
+def test_a_dataverse_row_listed_with_the_marker_but_gone_is_a_transient_error(sim, make_dataverse):
+    target = make_dataverse()
+    gone = "0b7e3a52-1111-4222-8333-444455556666"
+    page = {"value": [{"connectorid": gone, "description": f"x {target.marker}"}]}
+    sim.faults.add(
+        status=200, method="GET", path=r"/connectors$", body=json.dumps(page).encode(), times=50
+    )
+
+    with pytest.raises(TransientError, match=f"{gone} is listed with the marker"):
+        target.read()
+
+    assert len(sim.requests) <= 4, [r.path for r in sim.requests]
