@@ -6,9 +6,12 @@ Submit/Execute), and a message of at most 20,000 bytes (Teams refuses cards some
 21-28 KB). A big run is trimmed step by step (fewer operations listed, then fewer targets in
 detail) so the card always arrives and says how much it left out ("and N more").
 
-Card text is plain text from ``RunSummary`` only: no secret reaches this module. Free text is
-still capped, stripped of control characters, and any URL query string in it is cut off, because
-error messages sometimes quote the URL they failed on, and query strings carry SAS signatures.
+Card text comes from ``RunSummary`` only: no secret reaches this module. Free text is still
+capped, stripped of control characters, and any URL query string in it is cut off, because error
+messages sometimes quote the URL they failed on, and query strings carry SAS signatures. Teams
+renders TextBlock text and fact values as markdown, so every string that comes from data is
+also escaped to show literally (``markdown_literal``): no link, mention or heading from a commit
+message, a spec or an error text. The card's own words carry no markdown.
 """
 
 from __future__ import annotations
@@ -76,6 +79,18 @@ _HEADLINE: dict[str, tuple[str, str]] = {
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _URL_QUERY = re.compile(r"(?i)\b(https?://[^\s?#\"'<>]+)[?#][^\s\"'<>)]*")
+# Characters that mark up wherever they stand: emphasis, code, links ("[x](u)" needs both
+# brackets), strikethrough. The rest ("-", ".", "(", "#"...) only mean something at a line start
+# (_LINE_MARKER, _LIST_NUMBER) or after "]", and stay as they are: Teams clients have shown
+# backslash escapes literally (microsoft/AdaptiveCards#5590), so "contoso-invoicing" or "2.3.1"
+# must not carry one.
+_MARKDOWN = re.compile(r"[\\`*_\[\]~]")
+_LINE_MARKER = re.compile(r"(?m)^( *)([#>+\-])")  # heading, quote, bullet
+_LIST_NUMBER = re.compile(r"(?m)^( *\d{1,9})\.(?=\s|$)")  # "1. x" opens an ordered list
+_INDENT = re.compile(r"(?m)^ +")  # four spaces open a code block
+# "https://", "evil.example", "</at>": a word joiner after the ":", "." or "<" stops autolinking
+_LINKABLE = re.compile(r"(?<=[:.<])(?=[^\W\d_]|/)")
+WORD_JOINER = "\u2060"  # invisible; not one of the _CONTROL characters plain() strips
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,31 @@ def plain(value: object, limit: int) -> str:
     if len(text) > limit:
         text = text[: max(limit - 1, 0)].rstrip() + "…"
     return text
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` escaped so Teams shows it as written, for any string that comes from data.
+
+    Teams renders TextBlock text and fact values as markdown, and a commit, version, operationId
+    or error message is written by someone else: unescaped, ``[Sign in](https://evil.example)``
+    is a link in our card, ``<at>x</at>`` a mention, ``# x`` a heading. So the characters that
+    mark up anywhere get a backslash, as do a line's leading marker and the "." of a leading
+    "1.", leading spaces become no-break spaces (no code block), and a word joiner goes after the
+    ":" of "://", the "." before a letter and "<", so no URL, domain, e-mail address or tag is
+    recognised. Nothing else is escaped: some clients show a backslash as it is. Escape after
+    capping (``plain``) so no escape is cut in half; the card is measured after, so its size
+    holds.
+    """
+    text = _MARKDOWN.sub(r"\\\g<0>", text)
+    text = _LINE_MARKER.sub(r"\1\\\2", text)
+    text = _LIST_NUMBER.sub(r"\1\\.", text)
+    text = _INDENT.sub(lambda m: "\u00a0" * len(m.group()), text)
+    return _LINKABLE.sub(WORD_JOINER, text)
+
+
+def _data(value: object, limit: int) -> str:
+    """Text from data as the card shows it: capped, cleaned (``plain``) and markdown-escaped."""
+    return markdown_literal(plain(value, limit))
 
 
 def safe_url(url: str | None) -> str | None:
@@ -212,7 +252,7 @@ def _card(run: RunSummary, detail: _Detail, maker_portal: str | None) -> dict[st
             "style": style,
             "bleed": True,
             "items": [
-                _text(f"{title}: {plain(run.api, 120)}", style="heading", size="large"),
+                _text(f"{title}: {_data(run.api, 120)}", style="heading", size="large"),
                 _text(_counts_line(run), spacing="none", isSubtle=True),
             ],
         },
@@ -281,7 +321,7 @@ def _run_facts(run: RunSummary, detail: _Detail) -> list[dict[str, str]]:
         ("Event time", req.event_time),
         ("Run", run.run_id),
     ]
-    shown = [(title, plain(value, min(detail.text, 200))) for title, value in facts if value]
+    shown = [(title, _data(value, min(detail.text, 200))) for title, value in facts if value]
     return [{"title": title, "value": value} for title, value in shown if value]
 
 
@@ -317,14 +357,14 @@ def _run_version(run: RunSummary) -> str | None:
 
 def _target_block(outcome: TargetOutcome, detail: _Detail) -> dict[str, Any]:
     parts = [p for p in (outcome.environment or outcome.target_kind, outcome.target) if p]
-    where = " · ".join(plain(p, 120) for p in dict.fromkeys(parts))
+    where = " · ".join(_data(p, 120) for p in dict.fromkeys(parts))
     status = [_LABEL.get(outcome.result, outcome.result)]
     number = _arrow(outcome.previous_version, outcome.version)
     if number:
         status.append(f"version {number}")
     info = _arrow(outcome.previous_info_version, outcome.info_version)
     if info:
-        status.append(f"spec {plain(info, 80)}")
+        status.append(f"spec {_data(info, 80)}")
     items: list[dict[str, Any]] = [
         _text(where, weight="bolder"),
         _text(
@@ -336,14 +376,14 @@ def _target_block(outcome: TargetOutcome, detail: _Detail) -> dict[str, Any]:
     if outcome.connector_id:
         items.append(
             _text(
-                f"Connector {plain(outcome.connector_id, 120)}",
+                f"Connector {_data(outcome.connector_id, 120)}",
                 isSubtle=True,
                 size="small",
                 spacing="none",
             )
         )
     if outcome.message:
-        items.append(_text(plain(outcome.message, detail.text), isSubtle=True))
+        items.append(_text(_data(outcome.message, detail.text), isSubtle=True))
     if outcome.drift:  # sync.drift: the connector had been edited outside the service
         items.append(_text("Connector edited outside the service (drift)", color="warning"))
     items.extend(_diff_blocks(outcome.diff, detail))
@@ -430,7 +470,7 @@ def _changed_blocks(changed: list[dict[str, Any]], detail: _Detail) -> list[dict
         what = "; ".join(plain(c.get("message") or c.get("kind") or "", 160) for c in shown[:3])
         if len(shown) > 3:
             what += f"; and {len(shown) - 3} more"
-        line = plain(_op_name(entry) + (f": {what}" if what else ""), detail.text)
+        line = _data(_op_name(entry) + (f": {what}" if what else ""), detail.text)
         if found:
             breaking_lines.append(f"• BREAKING {line}")
         else:
@@ -449,7 +489,7 @@ def _list_block(
 ) -> dict[str, Any]:
     if detail.items == 0:
         return _text(f"{heading}: {len(entries)}", color=color)
-    lines = [f"• {plain(e, detail.text)}" for e in entries[: detail.items]]
+    lines = [f"• {_data(e, detail.text)}" for e in entries[: detail.items]]
     if len(entries) > detail.items:
         lines.append(f"and {len(entries) - detail.items} more")
     return _text(f"{heading} ({len(entries)}):\n" + "\n".join(lines), color=color)
@@ -465,4 +505,4 @@ def _listing(names: Iterable[str], limit: int, text_limit: int) -> str:
     names = list(names)
     shown = ", ".join(plain(n, 80) for n in names[:limit])
     more = f", and {len(names) - limit} more" if len(names) > limit else ""
-    return plain(shown, text_limit * 2) + more
+    return _data(shown, text_limit * 2) + more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -31,6 +32,13 @@ def nodes(value: Any) -> Iterator[dict[str, Any]]:
 
 def texts(card: dict[str, Any]) -> list[str]:
     return [n["text"] for n in nodes(card) if n.get("type") == "TextBlock"]
+
+
+def shown(text: str) -> str:
+    """What a reader sees of card text: markdown escapes resolved, the invisible word joiners
+    and leading no-break spaces that keep data from autolinking or indenting turned back."""
+    text = re.sub(r"\\(.)", r"\1", text, flags=re.S).replace("\u2060", "")
+    return re.sub(r"(?m)^\u00a0+", lambda m: " " * len(m.group()), text)
 
 
 def problems(message: dict[str, Any], *, canary: str | None = None) -> list[str]:

@@ -14,26 +14,36 @@ from sync.notify import MAX_MESSAGE_BYTES, build_card, build_message, encode_mes
 from sync.notify.cards import CANVAS_REMINDER, DRY_RUN_NOTE, plain, safe_url
 from tests.conftest import corpus_dir
 from tests.notify import runs
-from tests.notify.checks import node_events, nodes, problems, texts
+from tests.notify.checks import node_events, nodes, problems, shown, texts
 
 
 def _card(run: RunSummary) -> dict[str, Any]:
     return build_card(run, maker_portal=runs.PORTAL)
 
 
+# The helpers below give text as a reader sees it (markdown escapes resolved, see ``shown``):
+# these tests are about what the card says; test_card_markdown.py is about how it is escaped.
+
+
 def _header(card: dict[str, Any]) -> tuple[str, str]:
     head = card["body"][0]
-    return head["style"], head["items"][0]["text"]
+    return head["style"], shown(head["items"][0]["text"])
 
 
 def _facts(card: dict[str, Any]) -> dict[str, str]:
-    return {f["title"]: f["value"] for n in nodes(card) for f in n.get("facts", [])}
+    return {f["title"]: shown(f["value"]) for n in nodes(card) for f in n.get("facts", [])}
 
 
 def _colored(card: dict[str, Any], color: str) -> list[str]:
     return [
-        n["text"] for n in nodes(card) if n.get("type") == "TextBlock" and n.get("color") == color
+        shown(n["text"])
+        for n in nodes(card)
+        if n.get("type") == "TextBlock" and n.get("color") == color
     ]
+
+
+def _shown_texts(card: dict[str, Any]) -> list[str]:
+    return [shown(t) for t in texts(card)]
 
 
 def _urls(card: dict[str, Any]) -> list[str]:
@@ -159,7 +169,7 @@ def test_success_card_shows_versions_trigger_targets_links_and_reminder() -> Non
     assert facts["Deployment"] == "deploy-2026-11-01-0914"
     assert facts["Commit"].startswith("9b2e4f1c")
     assert facts["Caller"] == "ci:github-actions/contoso/invoicing"
-    body = texts(card)
+    body = _shown_texts(card)
     assert "contoso-prod · prod" in body
     assert "folder" in body  # kind and name are the same word: shown once
     assert "Updated · version 6 → 7 · spec 2.3.1 → 2.4.0" in body
@@ -189,9 +199,10 @@ def test_failed_card_is_distinct_and_lists_the_failure_first() -> None:
 
 
 def test_secret_looking_query_strings_in_messages_are_cut() -> None:
-    raw = encode_message(build_message(runs.failed_run()))
-    assert runs.CANARY.encode() not in raw
-    assert "https://api.powerapps.com/providers/x?…" in raw.decode()
+    message = build_message(runs.failed_run())
+    assert runs.CANARY.encode() not in encode_message(message)
+    body = _shown_texts(message["attachments"][0]["content"])
+    assert any("https://api.powerapps.com/providers/x?…" in t for t in body)
 
 
 def test_blocked_card_names_removed_operations_and_conflicts() -> None:
