@@ -254,9 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.doctor_deps.probe = target_probe(args.config)
     from sync.logs import configure_logging
 
-    configure_logging(
-        level="DEBUG" if args.verbose else os.environ.get("SYNC_LOG_LEVEL", "WARNING")
-    )
+    configure_logging(level="DEBUG" if args.verbose else None)  # else SYNC_LOG_LEVEL, checked
     try:
         return int(args.func(args))
     except ConfigError as exc:

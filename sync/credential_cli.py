@@ -170,13 +170,17 @@ def credential_init(
     from sync.adapters.credentials import KNOWN_AUTHORITY_HOSTS
 
     host = cloud.authority_host.rstrip("/")
-    app = PublicClientApplication(
-        params["clientId"],
-        authority=f"{host}/{params['tenant']}",
-        instance_discovery=host in KNOWN_AUTHORITY_HOSTS,
-        http_client=_http_client(connection_verify, timeout_seconds),
-    )
-    flow = app.initiate_device_flow(scopes=[scope or cloud.powerapps_scope])
+    tenant = params["tenant"]
+    try:  # MSAL raises ValueError when the authority has no configuration for the tenant
+        app = PublicClientApplication(
+            params["clientId"],
+            authority=f"{host}/{tenant}",
+            instance_discovery=host in KNOWN_AUTHORITY_HOSTS,
+            http_client=_http_client(connection_verify, timeout_seconds),
+        )
+        flow = app.initiate_device_flow(scopes=[scope or cloud.powerapps_scope])
+    except ValueError as exc:
+        return _tenant_refused(credential, tenant, exc, err)
     if "user_code" not in flow:
         print(
             f"error: the tenant refused the device-code request: {_oauth_error(flow)}",
@@ -184,7 +188,10 @@ def credential_init(
         )
         return EXIT_REFUSED
     print(flow.get("message") or f"Open {flow['verification_uri']} and enter the code.", file=err)
-    result = app.acquire_token_by_device_flow(flow)
+    try:
+        result = app.acquire_token_by_device_flow(flow)
+    except ValueError as exc:
+        return _tenant_refused(credential, tenant, exc, err)
     refresh_token = result.get("refresh_token")
     if not refresh_token:
         print(f"error: sign-in did not complete: {_oauth_error(result)}", file=err)
@@ -199,6 +206,15 @@ def credential_init(
         file=out,
     )
     return EXIT_OK
+
+
+def _tenant_refused(credential: str, tenant: Any, exc: ValueError, err: TextIO) -> int:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    print(
+        f"error: the authority refused tenant {tenant!r} of credential {credential!r}: {first}",
+        file=err,
+    )
+    return EXIT_REFUSED
 
 
 def _oauth_error(answer: dict[str, Any]) -> str:

@@ -105,11 +105,22 @@ def ensure_traceparent(traceparent: str | None) -> str:
 # --- redaction ------------------------------------------------------------------------------------
 
 _URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]+)\?[^\s'\"<>#]*")
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s?#@'\"<>]+@")
+# key=value (connection strings, form bodies), "key": "value" (JSON) and 'key': 'value' (a dict's
+# repr, e.g. an MSAL result); ``code`` only as code=... (OAuth/Functions), so that the "code" of an
+# error body stays readable.
 _KEY_VALUE = re.compile(
-    r"(?i)\b(accountkey|sharedaccesskey|sharedaccesssignature|sig|client_secret|password|"
-    r"refresh_token|access_token)=([^;&\s'\"]+)"
+    r"(?i)(?P<key>(?P<q>[\"']?)\b(?:accountkey|sharedaccesskey|sharedaccesssignature|sig|"
+    r"client_secret|client_assertion|password|refresh_token|access_token)(?P=q)\s*[:=]\s*"
+    r"|\bcode=)"
+    r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^;&\s'\",}]+)"
 )
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[a-z0-9._~+/=-]{8,}")
+# base64 of user:password; the look-ahead (a digit, an upper-case letter after the first, or
+# padding) keeps prose such as "Basic authentication" readable
+_BASIC = re.compile(
+    r"\b([Bb]asic|BASIC)\s+(?=[A-Za-z0-9+/][A-Za-z0-9+/]*[A-Z0-9+/=])[A-Za-z0-9+/]{8,}=*"
+)
 _SECRET_ENV = re.compile(r"(?i)^SYNC_SECRET_|SECRET|PASSWORD|TOKEN|ACCOUNTKEY|_KEY$")
 _registered: set[str] = set()
 _registered_lock = threading.Lock()
@@ -132,13 +143,22 @@ def _secret_values() -> list[str]:
 
 def redact(text: str) -> str:
     """Mask what must never reach a log: secret values, URL query strings (SAS signatures,
-    webhook ``sig``), key=value credentials and bearer tokens."""
+    webhook ``sig``) and userinfo, key=value / "key": "value" credentials, Basic and Bearer
+    credentials."""
     for value in _secret_values():
         if value in text:
             text = text.replace(value, "<redacted>")
+    text = _USERINFO.sub(r"\1<redacted>@", text)
     text = _URL_QUERY.sub(r"\1?<redacted>", text)
-    text = _KEY_VALUE.sub(r"\1=<redacted>", text)
+    text = _KEY_VALUE.sub(_masked_value, text)
+    text = _BASIC.sub(r"\1 <redacted>", text)
     return _BEARER.sub(r"\1 <redacted>", text)
+
+
+def _masked_value(match: re.Match[str]) -> str:
+    value = match["value"]
+    quote = value[0] if value[0] in "\"'" else ""
+    return f"{match['key']}{quote}<redacted>{quote}"
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -253,25 +273,47 @@ def install() -> None:
         _installed = True
 
 
-def _apply_level() -> None:
-    import os
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_warned_levels: set[str] = set()
 
+
+def level_setting() -> str | None:
+    """The SYNC_LOG_LEVEL app setting, stripped and upper-cased, when it names a level; None when
+    unset or unknown. An unknown value is ignored (a bad log level must not stop a trigger or a
+    command) with a one-line warning on stderr, once per value."""
     from sync.settings import LOG_LEVEL
 
-    level = os.environ.get(LOG_LEVEL, "").strip().upper()
-    if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raw = os.environ.get(LOG_LEVEL, "")
+    level = raw.strip().upper()
+    if level in LEVELS:
+        return level
+    if level and raw not in _warned_levels:
+        _warned_levels.add(raw)
+        print(
+            f"warning: app setting {LOG_LEVEL}={raw[:64]!r} is not one of {', '.join(LEVELS)}; "
+            "ignored",
+            file=sys.stderr,
+        )
+    return None
+
+
+def _apply_level() -> None:
+    level = level_setting()
+    if level:
         for name in ("sync", "function_app"):
             logging.getLogger(name).setLevel(level)
 
 
-def configure_logging(level: str = "WARNING") -> None:
-    """CLI set-up: one stderr handler, message only (each ``sync`` line is already JSON)."""
+def configure_logging(level: str | None = None) -> None:
+    """CLI set-up: one stderr handler, message only (each ``sync`` line is already JSON), at
+    ``level`` (``--verbose``), else the SYNC_LOG_LEVEL app setting, else WARNING."""
     install()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    chosen = (level or "").strip().upper()
+    root.setLevel(chosen if chosen in LEVELS else level_setting() or "WARNING")
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -7,9 +7,11 @@ test, the CLI and a Functions worker can each pass their own mapping.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sync.errors import ConfigError
 
@@ -93,14 +95,20 @@ def _choice(raw: str | None, name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False) -> Any:
+    """A positive, finite number (an ``int`` when ``whole``). ``float()`` also reads nan and inf
+    (and 1e400 as inf), which pass a ``<= 0`` check and break ``int()``: refused here."""
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return int(default) if whole else default
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"app setting {name}={raw!r} is not a number", path=name) from None
+    if not math.isfinite(value):
+        raise ConfigError(f"app setting {name}={raw!r} is not a finite number", path=name)
+    if whole:
+        value = int(value)
     if value <= 0:
         raise ConfigError(f"app setting {name}={raw!r} must be greater than 0", path=name)
     return value
@@ -160,7 +168,7 @@ class Settings:
             key_vault_url=text(KEY_VAULT_URL),
             fetch_budget_seconds=_number(env, FETCH_BUDGET_SECONDS, cls.fetch_budget_seconds),
             fetch_timeout_seconds=_number(env, FETCH_TIMEOUT_SECONDS, cls.fetch_timeout_seconds),
-            fetch_max_bytes=int(_number(env, FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_BYTES)),
+            fetch_max_bytes=_number(env, FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_BYTES, whole=True),
             lease_seconds=_number(env, LEASE_SECONDS, cls.lease_seconds),
             auth_tenant_id=text(AUTH_TENANT_ID),
             auth_audience=text(AUTH_AUDIENCE),

@@ -60,3 +60,35 @@ def test_bicep_allows_exactly_the_modes_the_code_reads(bicep: str) -> None:
     assert match, f"{bicep}: no @allowed list on eventGridWebhookAuth"
     assert tuple(re.findall(r"'([^']*)'", match["values"])) == settings.WEBHOOK_AUTH_MODES
     assert match["default"] == settings.WEBHOOK_AUTH_MODES[0]
+
+
+# --- numeric settings ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        settings.LEASE_SECONDS,
+        settings.FETCH_TIMEOUT_SECONDS,
+        settings.FETCH_BUDGET_SECONDS,
+        settings.FETCH_MAX_BYTES,
+    ],
+)
+@pytest.mark.parametrize("raw", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"])
+def test_non_finite_numbers_are_a_config_error_naming_the_setting(name: str, raw: str) -> None:
+    """``float()`` reads nan/inf (and 1e400 as inf), and ``nan <= 0`` is False: a NaN lease or an
+    infinite timeout used to pass the check, and ``int()`` of them for the byte limit escaped as a
+    bare ValueError/OverflowError (a traceback instead of a configuration error)."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: raw})
+    assert caught.value.path == name
+    assert name in caught.value.message and repr(raw) in caught.value.message
+
+
+def test_the_byte_limit_is_a_positive_int() -> None:
+    """A fraction that truncates to 0 bytes would disable every fetch; refused like 0 itself."""
+    assert Settings.from_env({settings.FETCH_MAX_BYTES: "2048"}).fetch_max_bytes == 2048
+    assert isinstance(Settings.from_env({settings.FETCH_MAX_BYTES: "1e6"}).fetch_max_bytes, int)
+    with pytest.raises(ConfigError, match=settings.FETCH_MAX_BYTES):
+        Settings.from_env({settings.FETCH_MAX_BYTES: "0.5"})
+    assert Settings.from_env({settings.LEASE_SECONDS: "0.5"}).lease_seconds == 0.5

@@ -6,8 +6,9 @@ rotated secret is picked up on the next run. ``set`` updates the cache so a valu
 (a rotated refresh token) is what the next ``get`` sees.
 
 Errors name the vault and the secret, never the value: 404 / 403 / 401 are ``SecretError``
-(permanent: a missing secret or a missing role assignment does not fix itself), 429 / 5xx and
-connection failures are ``TransientError``. azure-keyvault-secrets is imported on first use.
+(permanent: a missing secret or a missing role assignment does not fix itself), 429 / 5xx,
+connection failures and answers cut off mid-body are ``TransientError``. azure-keyvault-secrets is
+imported on first use.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sync.errors import ConfigError, SecretError, SyncError, TransientError
+from sync.logs import register_secret
 from sync.ports import SecretStore
 
 log = logging.getLogger(__name__)
@@ -130,12 +132,14 @@ class KeyVaultSecretStore:
             raise self._translate(exc, name, "read") from None
         if value is None:
             raise SecretError("secret has no value", where=self._where(name))
+        register_secret(value)  # masked in logs wherever it may turn up
         with self._lock:
             self._cache[name] = (value, self._clock() + self._ttl)
         return str(value)
 
     def set(self, name: str, value: str) -> None:
         self._check_name(name)
+        register_secret(value)
         try:
             self._secret_client().set_secret(name, value)
         except SyncError:
@@ -157,6 +161,7 @@ class KeyVaultSecretStore:
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,
+            IncompleteReadError,
             ResourceNotFoundError,
             ServiceRequestError,
             ServiceResponseError,
@@ -182,6 +187,16 @@ class KeyVaultSecretStore:
         if isinstance(exc, ClientAuthenticationError):
             return SecretError(
                 f"cannot {action}: authentication failed (HTTP {status})", where=where
+            )
+        if isinstance(exc, IncompleteReadError) or (
+            isinstance(exc, HttpResponseError) and status is None  # DecodeError included
+        ):
+            # no status: the answer was cut off or unreadable (a stream failure), not the vault's
+            # verdict on the request
+            return TransientError(
+                f"cannot {action}: the vault's answer was cut off or unreadable "
+                f"({type(exc).__name__})",
+                where=where,
             )
         if isinstance(exc, HttpResponseError):
             return SecretError(f"cannot {action}: HTTP {status} {code or ''}".rstrip(), where=where)

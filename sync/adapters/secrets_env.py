@@ -13,6 +13,7 @@ from typing import Any
 
 from sync import settings as app_settings
 from sync.errors import ConfigError, SecretError
+from sync.logs import register_secret
 from sync.ports import SecretStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class EnvSecretStore:
             raise SecretError(
                 f"secret {name!r} not found: set environment variable {var}", where="environment"
             )
+        register_secret(value)  # masked in logs wherever it may turn up
         return value
 
 

@@ -178,6 +178,27 @@ def test_credential_init_with_read_only_store_is_usage_error(
     assert code == 2 and "read-only" in err
 
 
+def test_credential_init_with_a_tenant_the_authority_refuses_is_one_line(
+    identity: LocalIdentity, vault: LocalVault, setup
+) -> None:
+    """MSAL raises ValueError when the authority has no configuration for the tenant (a typo in
+    the map); it escaped the command, and ``python -m sync`` showed a traceback."""
+    path, _app, store = setup
+    sync_map = json.loads(path.read_text())
+    bad_tenant = "contoso.onmicrosoft.com/typo"
+    sync_map["credentials"]["pp-user"]["delegated"]["tenant"] = bad_tenant
+    path.write_text(json.dumps(sync_map))
+    code, out, err = run(
+        ["credential", "init", "--credential", "pp-user", "--config", str(path), "--device-code"],
+        deps_for(identity, store),
+    )
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert bad_tenant in err and "'pp-user'" in err
+    assert vault.latest("pp-user-refresh") is None
+
+
 def test_doctor_federated_shows_claims_and_calls_probe(identity: LocalIdentity, setup) -> None:
     path, _app, store = setup
     seen: list[tuple[str, str]] = []

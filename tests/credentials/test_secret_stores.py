@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 
 import pytest
 
@@ -11,8 +13,10 @@ from sync.adapters.keyvault import KeyVaultSecretStore, resolve_ref, secret_name
 from sync.adapters.secrets_env import EnvSecretStore, secret_store_for
 from sync.clouds import Cloud
 from sync.errors import ConfigError, SecretError, TransientError
+from sync.logs import redact
 from sync.settings import Settings
 from tests.credentials.conftest import store_for
+from tests.support import local_vault
 from tests.support.local_identity import LocalIdentity
 from tests.support.local_vault import LocalVault
 
@@ -111,6 +115,22 @@ def test_canary_never_logged_on_success(
     assert CANARY not in repr(store)
 
 
+def test_secrets_read_or_written_are_known_to_log_redaction(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud
+) -> None:
+    """The registered-values safety net masks a secret wherever it shows up (an SDK's exception
+    text, a dumped request); the stores never registered what they read or wrote, so it only
+    knew env vars named like secrets."""
+    read, written, from_env = (f"0.AR-{kind}-{uuid.uuid4().hex}" for kind in ("r", "w", "e"))
+    vault.put("pp-user-refresh", read)
+    store = store_for(identity, vault, cloud)
+    assert store.get("pp-user-refresh") == read
+    store.set("pp-user-refresh", written)
+    assert EnvSecretStore({"SYNC_SECRET_LOCAL_ONLY": from_env}).get("local-only") == from_env
+    for value in (read, written, from_env):
+        assert redact(f"upstream said {value} twice") == "upstream said <redacted> twice"
+
+
 def test_service_unavailable_is_transient(
     identity: LocalIdentity, vault: LocalVault, cloud: Cloud
 ) -> None:
@@ -121,6 +141,50 @@ def test_service_unavailable_is_transient(
     vault.fail_next(503)
     with pytest.raises(TransientError, match="503"):
         store.get("x")
+
+
+def test_an_answer_cut_off_mid_body_is_transient(
+    identity: LocalIdentity, vault: LocalVault, cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection dropped after the headers makes azure-core raise ``IncompleteReadError``, an
+    ``HttpResponseError`` with no status: a transport failure, not the vault's verdict. It used to
+    be a permanent SecretError ("HTTP None"), so the run gave up instead of retrying."""
+    vault.put("teams-webhook-url", CANARY)
+    store = store_for(identity, vault, cloud)
+    store.get("teams-webhook-url")  # authenticate first, so the cut hits the secret call
+    store.forget()
+
+    def cut_off(handler: local_vault._VaultHandler, body: object) -> None:
+        data = json.dumps({"value": CANARY, "id": "x"}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json; charset=utf-8")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data[:10])
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    monkeypatch.setattr(local_vault._VaultHandler, "_handle", cut_off)
+    with pytest.raises(TransientError) as caught:
+        store.get("teams-webhook-url")
+    assert "'teams-webhook-url'" in str(caught.value) and vault.url in str(caught.value)
+    assert "IncompleteRead" in str(caught.value)
+    assert CANARY not in str(caught.value)
+
+
+def test_an_sdk_error_without_a_status_is_transient() -> None:
+    """Any ``HttpResponseError``/``DecodeError`` carrying no status code did not come from the
+    vault (a stream or decoding failure on our side of the wire): retry, do not give up."""
+    from azure.core.exceptions import DecodeError, HttpResponseError
+
+    store = KeyVaultSecretStore("https://kv1.vault.azure.net", _StaticCredential())
+    for exc in (HttpResponseError("stream reset"), DecodeError("half a body")):
+        error = store._translate(exc, "rt", "read")
+        assert isinstance(error, TransientError), error
+        assert "'rt'" in str(error) and "https://kv1.vault.azure.net" in str(error)
+    permanent = HttpResponseError("bad request")
+    permanent.status_code = 400
+    assert not isinstance(store._translate(permanent, "rt", "read"), TransientError)
 
 
 def test_unreachable_vault_is_transient(

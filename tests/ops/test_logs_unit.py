@@ -146,6 +146,48 @@ def test_secrets_are_redacted_everywhere(lines, monkeypatch):
     assert text.count("<redacted>") >= 5
 
 
+@pytest.mark.parametrize(
+    ("text", "canary"),
+    [
+        ('{"token_type": "Bearer", "access_token": "eyJ0.eyJ-CANARY-at.c2ln"}', "CANARY-at"),
+        ('{"refresh_token": "0.AR-CANARY-rt", "expires_in": 3599}', "CANARY-rt"),
+        (str({"refresh_token": "0.AR-CANARY-repr", "error": None}), "CANARY-repr"),
+        ('{"client_secret" : "SP~CANARY-cs"}', "CANARY-cs"),
+        ('{"password": "pa ss;CANARY \\"quoted\\" pw"}', "CANARY"),
+        ("client_assertion=eyJhbGciOi.eyJzdWIi.CANARY-ca&client_id=1", "CANARY-ca"),
+        ("grant_type=authorization_code&code=0.AQ-CANARY-code&redirect_uri=x", "CANARY-code"),
+        ("password: CANARY-colon", "CANARY-colon"),
+        ("fetch https://svc:CANARY-userinfo@specs.contoso.com/openapi.json failed", "CANARY"),
+        ("Authorization: Basic c3ZjOkNBTkFSWS1iYXNpYw==", "c3ZjOkNBTkFSWS1iYXNpYw"),
+    ],
+)
+def test_credential_forms_are_redacted(text, canary):
+    """OAuth answers are JSON (or an MSAL result dict's repr), client assertions travel in form
+    bodies, and specs can sit behind Basic auth or userinfo URLs: only ``key=value`` and Bearer
+    were masked, so a logged token-endpoint answer showed the refresh token in the clear."""
+    shown = redact(text)
+    assert canary not in shown, shown
+    assert "<redacted>" in shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"error": {"code": "InvalidSwagger", "message": "bad spec"}}',
+        "{'error': 'invalid_grant', 'error_codes': [70000]}",
+        '{"token_type": "Bearer", "expires_in": 3599, "scope": "https://x/.default"}',
+        "GET https://specs.contoso.com/openapi.json -> 200",
+        "spec at https://h/p/@latest/openapi.json",
+        "password_hint=shown refresh_token_expires_in: 90",
+        "Basic auth is not supported by this target",
+        "Basic authentication is disabled; Basic Authentication too",
+    ],
+)
+def test_redaction_keeps_error_codes_and_plain_urls(text):
+    """Error codes and plain URLs are what an operator searches for; they stay readable."""
+    assert redact(text) == text
+
+
 def test_redact_keeps_harmless_text():
     assert redact("HTTP 409 (code EntityAlreadyExists) at https://h/p") == (
         "HTTP 409 (code EntityAlreadyExists) at https://h/p"
@@ -183,3 +225,47 @@ def test_the_log_level_setting_applies_on_every_trigger_call(monkeypatch):
     assert logging.getLogger("sync").getEffectiveLevel() == logging.DEBUG
     logging.getLogger("sync").setLevel(logging.NOTSET)
     logging.getLogger("function_app").setLevel(logging.NOTSET)
+
+
+@pytest.fixture
+def root_logging(monkeypatch):
+    """``configure_logging`` replaces the root handlers; give them back (pytest's own included)."""
+    monkeypatch.setattr("sync.logs._warned_levels", set())
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("sync").setLevel(logging.NOTSET)
+    logging.getLogger("function_app").setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("raw", ["verbose", "trace", "info,debug"])
+def test_an_unknown_log_level_is_ignored_with_one_warning_on_both_paths(
+    raw, monkeypatch, capsys, root_logging
+):
+    """The CLI used to hand SYNC_LOG_LEVEL to ``setLevel`` unchecked, so a value the Functions path
+    ignores made every command die with a traceback; now both paths ignore it and say so once."""
+    from sync.logs import configure_logging
+
+    monkeypatch.setenv("SYNC_LOG_LEVEL", raw)
+    configure_logging()
+    install()  # the Functions path, on the next trigger call: same verdict, no second warning
+    assert root_logging.level == logging.WARNING  # the CLI default
+    assert logging.getLogger("sync").level == logging.NOTSET
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1, warning
+    assert "SYNC_LOG_LEVEL" in warning[0] and repr(raw) in warning[0]
+
+
+def test_a_log_level_is_read_stripped_and_in_any_case(monkeypatch, capsys, root_logging):
+    """'info ' (a stray space from a portal paste) is INFO on the CLI as on the Functions path."""
+    from sync.logs import configure_logging
+
+    monkeypatch.setenv("SYNC_LOG_LEVEL", " info ")
+    configure_logging()
+    assert root_logging.level == logging.INFO
+    assert logging.getLogger("sync").level == logging.INFO
+    configure_logging("DEBUG")  # --verbose wins over the setting
+    assert root_logging.level == logging.DEBUG
+    assert capsys.readouterr().err == ""

@@ -111,3 +111,25 @@ def test_help_lists_the_commands():
         "credential",
     ):
         assert command in done.stdout
+
+
+@pytest.mark.parametrize("raw", ["verbose", "info "])
+def test_a_bad_or_padded_log_level_does_not_break_a_command(raw):
+    """Every command used to crash with a traceback on SYNC_LOG_LEVEL='verbose' or 'info ', before
+    its own error handling; the setting is now read as the Functions host reads it."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+    environment["SYNC_LOG_LEVEL"] = raw
+    done = subprocess.run(
+        [sys.executable, "-m", "sync", "config", "validate", "examples/sync-map.local.yaml"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "valid" in done.stdout
+    assert "Traceback" not in done.stderr
+    if raw == "verbose":
+        assert "SYNC_LOG_LEVEL='verbose'" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
