@@ -30,6 +30,9 @@ from sync.models import RunSummary, SyncRequest, TargetState
 log = logging.getLogger(__name__)
 
 MODES = ("adopt", "overwrite", "report")
+# What the state row's ``drift_sha256`` holds once a deletion was reported: a deleted connector
+# has no sha, and None there means "nothing reported", so the timer posted a card every run.
+DELETED = "deleted"
 DRIFT_REASON = "drift"
 NEWS = ("updated", "failed", "blocked")
 

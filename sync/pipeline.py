@@ -895,7 +895,8 @@ class Pipeline:
     ) -> TargetOutcome:
         """Drift mode ``report``: the state row and the card say so; the connector is not written.
         The same edit is reported once (``drift_known`` on later runs keeps the timer quiet)."""
-        known = ours_sha is not None and state.drift_sha256 == ours_sha
+        seen = ours_sha or drift.DELETED  # the same deletion is news once, as the same edit is
+        known = state.drift_sha256 == seen
         message = drift.report_message(
             state, ours_sha, upstream_changed=upstream_sha != state.upstream_sha256
         )
@@ -914,7 +915,7 @@ class Pipeline:
                 item.api,
                 item.target,
                 state.evolve(
-                    drift_sha256=ours_sha,
+                    drift_sha256=seen,
                     last_outcome="unchanged",
                     last_message=message[:1000],
                     last_run_id=item.run_id,

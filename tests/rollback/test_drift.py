@@ -3,6 +3,8 @@ with a conditional GET and each connector against the sha256 we recorded, on the
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from azure.functions.timer import TimerRequest
 
@@ -150,6 +152,24 @@ def test_report_mode_deleted_connector_is_reported(env):
     dev = drift_timer(svc)["dev"]
     assert dev.drift and "deleted outside the service" in dev.message
     assert not env.folder("dev").exists()
+
+
+def test_a_deleted_connector_is_news_once_for_the_drift_timer(env):
+    """A deletion has no sha to remember, and the state row's None meant "never reported": each
+    timer run (four a day by default) posted the same card again. Found in review."""
+    svc = synced(env)
+    env.folder("dev").unlink()
+    cards = len(env.cards())
+    first = drift_timer(svc)["dev"]
+    assert first.drift and not first.drift_known
+    assert len(env.cards()) == cards + 1
+    again = drift_timer(svc)["dev"]
+    assert again.drift and again.drift_known
+    assert len(env.cards()) == cards + 1  # no news, no card
+    restored = {**read_connector(env, "prod"), "x-note": "restored by hand"}
+    env.folder("dev").write_text(json.dumps(restored))
+    assert not drift_timer(svc)["dev"].drift_known  # a new state of the connector is news again
+    assert len(env.cards()) == cards + 2
 
 
 def test_a_deployment_event_still_lands_on_a_report_target_and_overwrite_applies_on_events(env):
