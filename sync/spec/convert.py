@@ -79,6 +79,14 @@ _PARAM_FLAT = (
 )
 _JSON_RX = re.compile(r"^(application/json|text/json|application/[^;]*\+json|\*/\*)(;.*)?$", re.I)
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Backstop for inlining ``$ref``s that point outside components.schemas: recursion is cut where a
+# ref comes back on its own path, but a wide non-recursive fan-out can still multiply; past this
+# many schema nodes produced while inlining the document is refused rather than stalling a worker.
+_INLINE_NODE_BUDGET = 100_000
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -135,6 +143,8 @@ class _Converter:
         self.dropped_params: set[str] = set()
         self.dropped_schemes: set[str] = set()
         self.scheme_scopes: dict[str, bool] = {}
+        self.inlining: list[str] = []  # refs being inlined on the current _schema recursion path
+        self.inlined_nodes = 0
 
     def loss(self, path: Path, what: str) -> None:
         self.losses.append(f"{json_path(path)}: {what}")
@@ -168,7 +178,7 @@ class _Converter:
         if params:
             out["parameters"] = params
         responses = {
-            name: self._response(resp, ("components", "responses", name), set())
+            name: self._response(resp, ("components", "responses", name), set(), component=True)
             for name, resp in (comps.get("responses") or {}).items()
         }
         if responses:
@@ -518,7 +528,10 @@ class _Converter:
                 self.loss(path, f"unresolved {schema['$ref']}; typed as string")
                 return {"type": "string"}
             seen += 1
+        schema, nullable = self._flat_merge(schema, path)
         converted = self._schema(schema, path, note=False)
+        if nullable:
+            converted["x-nullable"] = True
         out: dict[str, Any] = {}
         for key in _PARAM_FLAT:
             if key in converted:
@@ -541,6 +554,68 @@ class _Converter:
             elif not isinstance(items, dict) or "type" not in items:
                 out["items"] = {"type": "string"}
         return out
+
+    def _flat_merge(
+        self, schema: dict[str, Any], path: Path, depth: int = 0
+    ) -> tuple[dict[str, Any], bool]:
+        """Fold ``allOf`` / ``oneOf`` / ``anyOf`` (following ``$ref``) into one flat schema.
+
+        A parameter or header has a single inline type: ``allOf`` members are merged (enums
+        intersected, bounds tightened); a ``null`` alternative becomes ``x-nullable``; one remaining
+        alternative is merged as is; several are reduced to the first one (loss entry). Returns
+        the merged schema and whether it is nullable."""
+        merged = {k: v for k, v in schema.items() if k not in ("allOf", "oneOf", "anyOf")}
+        nullable = False
+        members: list[tuple[Path, Any]] = []
+        all_of = schema.get("allOf")
+        if isinstance(all_of, list):
+            members.extend(((*path, "allOf", i), m) for i, m in enumerate(all_of))
+        for key in ("oneOf", "anyOf"):
+            alts = schema.get(key)
+            if not isinstance(alts, list):
+                continue
+            kept = []
+            for index, alt in enumerate(alts):
+                target = self._deref(alt, "")
+                if isinstance(target, dict) and (
+                    target.get("type") == "null"
+                    or target == {"nullable": True}
+                    or target.get("enum") == [None]
+                ):
+                    nullable = True
+                else:
+                    kept.append((index, alt))
+            if len(kept) > 1:
+                self.loss(
+                    (*path, key),
+                    f"{key} with {len(kept)} alternatives reduced to the first one: a parameter "
+                    "or header has one type in 2.0",
+                )
+            if kept:
+                members.append(((*path, key, kept[0][0]), kept[0][1]))
+        for mpath, member in members:
+            target = self._deref(member, "")
+            if not isinstance(target, dict) or depth >= 16:
+                self.loss(mpath, "composition member unresolved; ignored")
+                continue
+            target, member_nullable = self._flat_merge(target, mpath, depth + 1)
+            nullable = nullable or member_nullable
+            for key, value in target.items():
+                if key not in merged:
+                    merged[key] = copy.deepcopy(value)
+                elif merged[key] == value:
+                    continue
+                elif key == "enum" and isinstance(value, list) and isinstance(merged[key], list):
+                    merged[key] = [v for v in merged[key] if v in value]
+                elif key in ("minimum", "minLength", "minItems") and _is_number(value):
+                    merged[key] = max(merged[key], value) if _is_number(merged[key]) else value
+                elif key in ("maximum", "maxLength", "maxItems") and _is_number(value):
+                    merged[key] = min(merged[key], value) if _is_number(merged[key]) else value
+                elif key == "type":
+                    self.loss(
+                        mpath, f"type {value!r} conflicts with {merged[key]!r}; kept the latter"
+                    )
+        return merged, nullable
 
     @staticmethod
     def _back_ref(ref: str) -> str:
@@ -607,13 +682,49 @@ class _Converter:
             if key in media:
                 self.loss((*path, key), f"media type {key} have no 2.0 form; dropped")
 
-    def _form_params(self, schema: Any, path: Path) -> list[dict[str, Any]]:
+    def _form_object(
+        self, schema: Any, path: Path, depth: int = 0
+    ) -> tuple[dict[str, Any], set[str], bool]:
+        """Properties, required names and whether additionalProperties are allowed, for a form
+        schema: ``$ref``s followed, ``allOf`` members merged, ``oneOf``/``anyOf`` object
+        alternatives united (required = what every alternative requires; loss entry)."""
         schema = self._deref(schema, "#/components/schemas/")
-        if not isinstance(schema, dict):
-            return []
+        if not isinstance(schema, dict) or depth >= 16:
+            self.loss(path, "form schema unresolved; ignored")
+            return {}, set(), False
+        props: dict[str, Any] = dict(schema.get("properties") or {})
         required = set(schema.get("required") or [])
+        extra = schema.get("additionalProperties") not in (None, False)
+        for i, member in enumerate(schema.get("allOf") or []):
+            m_props, m_req, m_extra = self._form_object(member, (*path, "allOf", i), depth + 1)
+            for name, prop in m_props.items():
+                props.setdefault(name, prop)
+            required |= m_req
+            extra = extra or m_extra
+        for key in ("oneOf", "anyOf"):
+            alts = schema.get(key)
+            if not isinstance(alts, list) or not alts:
+                continue
+            req_sets = []
+            for i, alt in enumerate(alts):
+                a_props, a_req, a_extra = self._form_object(alt, (*path, key, i), depth + 1)
+                for name, prop in a_props.items():
+                    props.setdefault(name, prop)
+                req_sets.append(a_req)
+                extra = extra or a_extra
+            required |= set.intersection(*req_sets)
+            self.loss(
+                (*path, key),
+                f"form {key} with {len(alts)} alternatives merged into one set of form fields",
+            )
+        return props, required, extra
+
+    def _form_params(self, schema: Any, path: Path) -> list[dict[str, Any]]:
+        props, required, extra = self._form_object(schema, (*path, "schema"))
+        if not props:
+            self.loss(path, "form schema has no properties; no formData parameters")
         out = []
-        for name, prop in (schema.get("properties") or {}).items():
+        for name, prop in props.items():
             ppath = (*path, "schema", "properties", name)
             resolved = self._deref(prop, "#/components/schemas/") or {}
             param: dict[str, Any] = {"name": name, "in": "formData", "required": name in required}
@@ -627,20 +738,24 @@ class _Converter:
                 if param.get("type") == "array":
                     param["collectionFormat"] = "multi"
             out.append(param)
-        if schema.get("additionalProperties") not in (None, False):
+        if extra:
             self.loss(path, "form additionalProperties have no 2.0 form; dropped")
         return out
 
-    def _response(self, resp: Any, path: Path, media_out: set[str]) -> dict[str, Any]:
+    def _response(
+        self, resp: Any, path: Path, media_out: set[str], component: bool = False
+    ) -> dict[str, Any]:
+        """``component``: an entry of components.responses, where 2.0 wants a Response Object
+        (not a ``$ref``), so a ref chain there is followed and its target inlined."""
         if isinstance(resp, dict) and isinstance(resp.get("$ref"), str):
             ref = resp["$ref"]
-            if ref.startswith("#/components/responses/"):
+            if ref.startswith("#/components/responses/") and not component:
                 target = self._deref(resp, "")
                 if isinstance(target, dict):
                     media_out.update(target.get("content") or {})
                 return {"$ref": "#/responses/" + ref.split("/", 3)[3]}
             resp = self._deref(resp, "")
-        if not isinstance(resp, dict):
+        if not isinstance(resp, dict) or isinstance(resp.get("$ref"), str):
             self.loss(path, "response unresolved; description only")
             return {"description": ""}
         out: dict[str, Any] = {"description": resp.get("description", "")}
@@ -694,14 +809,31 @@ class _Converter:
             return {} if schema else {"x-ms-visibility": "internal"}
         if not isinstance(schema, dict):
             return schema
+        if self.inlining:
+            self.inlined_nodes += 1
+            if self.inlined_nodes > _INLINE_NODE_BUDGET:
+                info = self.src.get("info") if isinstance(self.src.get("info"), dict) else {}
+                raise SpecError(
+                    f"document {info.get('title', '')!r} {info.get('version', '')!r}: inlining "
+                    f"$refs outside components.schemas exceeds {_INLINE_NODE_BUDGET} schema "
+                    f"nodes (last {self.inlining[-1]})",
+                    where=json_path(path),
+                )
         if isinstance(schema.get("$ref"), str):
             ref = schema["$ref"]
             new = self._ref(ref)
             if not new.startswith(("#/definitions/", "#/parameters/", "#/responses/")):
+                if ref in self.inlining:
+                    self.loss(path, f"recursive $ref {ref} cannot be inlined in 2.0; left untyped")
+                    return {}
                 target = self._deref(schema, "")
                 if isinstance(target, dict) and "$ref" not in target and len(path) < 64:
                     self.loss(path, f"$ref {ref} outside components.schemas was inlined")
-                    return self._schema(target, path, note)
+                    self.inlining.append(ref)
+                    try:
+                        return self._schema(target, path, note)
+                    finally:
+                        self.inlining.pop()
             extra = [k for k in schema if k != "$ref" and not k.startswith("x-")]
             if extra and note:
                 self.loss(path, f"keywords beside $ref dropped: {sorted(extra)}")
