@@ -20,6 +20,7 @@ from sync.spec.refs import resolve
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 MAX_FIELD_DEPTH = 8
+RESPONSE_ROOT = "$"  # the response schema's own (top-level) type, next to its dotted fields
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,11 @@ class _Op:
     method: str
     path: str
     op: dict[str, Any]
-    params: dict[str, dict[str, Any]]  # name -> resolved parameter (body fields as "body.x")
-    response: dict[str, str]  # dotted field -> type
+    # name -> location -> resolved parameter; the body as "body" -> "body" with its root type,
+    # its fields as "body.x" -> "body". By location too: a query and a header input may share a
+    # name, and one of them going must not hide behind the other.
+    params: dict[str, dict[str, dict[str, Any]]]
+    response: dict[str, str]  # dotted field -> type; RESPONSE_ROOT -> the schema's own type
     security: Any
 
 
@@ -170,7 +174,7 @@ def _deref(doc: dict[str, Any], node: Any) -> Any:
 
 def _describe(doc: dict[str, Any], key: str, method: str, path: str, op: dict[str, Any]) -> _Op:
     item = doc["paths"][path]
-    params: dict[str, dict[str, Any]] = {}
+    params: dict[str, dict[str, dict[str, Any]]] = {}
     for holder in (item.get("parameters"), op.get("parameters")):
         for raw in holder if isinstance(holder, list) else []:
             param = _deref(doc, raw)
@@ -180,26 +184,28 @@ def _describe(doc: dict[str, Any], key: str, method: str, path: str, op: dict[st
                 fields = _fields(doc, param.get("schema"), "body", set(), 0, with_required=True)
                 body_required = bool(param.get("required"))
                 for name, (ftype, required) in fields.items():
-                    params[name] = {
+                    params.setdefault(name, {})["body"] = {
                         "name": name,
                         "in": "body",
                         "type": ftype,
                         "required": body_required and required,
                     }
-                params["body"] = {
+                root = fields.get("body")  # the walk records the body's own type under "body"
+                params.setdefault("body", {})["body"] = {
                     "name": "body",
                     "in": "body",
-                    "type": "object",
+                    "type": root[0] if root else "any",
                     "required": body_required,
                 }
             else:
-                params[str(param.get("name"))] = param
+                params.setdefault(str(param.get("name")), {})[str(param.get("in"))] = param
     response: dict[str, str] = {}
     for code, resp in (op.get("responses") or {}).items():
         if str(code).startswith("2"):
             resp = _deref(doc, resp)
             if isinstance(resp, dict) and resp.get("schema") is not None:
                 response = {k: v[0] for k, v in _fields(doc, resp["schema"], "", set(), 0).items()}
+                response[RESPONSE_ROOT] = _schema_type(_deref(doc, resp["schema"]))
             break
     security = op.get("security", doc.get("security"))
     return _Op(key, method, path, op, params, response, security)
@@ -234,7 +240,9 @@ def _fields(
                 doc, part, prefix, seen, depth + 1, with_required=with_required, required=required
             )
         )
-    schema_type = schema.get("type") or ("object" if "properties" in schema else "any")
+    schema_type = schema.get("type") or (
+        "object" if "properties" in schema else "any"
+    )  # as _schema_type
     if prefix:
         out[prefix] = (str(schema_type), required)
     req = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
@@ -256,9 +264,13 @@ def _fields(
     return out
 
 
+def _schema_type(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    return str(schema.get("type") or ("object" if "properties" in schema else "any"))
+
+
 def _ptype(param: dict[str, Any]) -> str:
-    if param.get("in") == "body" and "schema" in param:
-        return "object"
     kind = str(param.get("type", "any"))
     if param.get("format"):
         kind += f"/{param['format']}"
@@ -277,48 +289,72 @@ def _compare(a: _Op, b: _Op) -> list[Change]:
                 False,
             )
         )
-    for name in sorted(set(b.params) - set(a.params)):
-        param = b.params[name]
-        req = bool(param.get("required"))
-        kind = "input-added-required" if req else "input-added"
-        what = "new required input" if req else "new optional input"
-        changes.append(Change(kind, f"{what} {name!r} ({param.get('in')})", req))
-    for name in sorted(set(a.params) - set(b.params)):
-        changes.append(
-            Change("input-removed", f"input {name!r} ({a.params[name].get('in')}) removed", True)
-        )
-    for name in sorted(set(a.params) & set(b.params)):
-        pa, pb = a.params[name], b.params[name]
-        if pa.get("in") != pb.get("in"):
-            body_involved = "body" in (pa.get("in"), pb.get("in")) or "formData" in (
-                pa.get("in"),
-                pb.get("in"),
-            )
-            changes.append(
-                Change(
-                    "input-moved",
-                    f"input {name!r} moved from {pa.get('in')} to {pb.get('in')}",
-                    body_involved,
-                )
-            )
-        ta, tb = _ptype(pa), _ptype(pb)
-        if ta != tb:
-            changes.append(Change("input-retyped", f"input {name!r} type {ta} -> {tb}", True))
-        if not pa.get("required") and pb.get("required"):
-            changes.append(Change("input-now-required", f"input {name!r} is now required", True))
+    added: list[Change] = []
+    removed: list[Change] = []
+    kept: list[Change] = []
+    for name in sorted(a.params.keys() | b.params.keys()):
+        la, lb = a.params.get(name, {}), b.params.get(name, {})
+        if len(la) == 1 and la.keys() == lb.keys():  # the usual case: one input, same place
+            (pa,), (pb,) = la.values(), lb.values()
+            ta, tb = _ptype(pa), _ptype(pb)
+            if ta != tb:
+                kept.append(Change("input-retyped", f"input {name!r} type {ta} -> {tb}", True))
+            if not pa.get("required") and pb.get("required"):
+                kept.append(Change("input-now-required", f"input {name!r} is now required", True))
+            continue
+        shared = len(la) > 1 or len(lb) > 1  # one name in several locations: say which
+        only_a, only_b = sorted(set(la) - set(lb)), sorted(set(lb) - set(la))
+        pairs = [(la[loc], lb[loc]) for loc in sorted(set(la) & set(lb))]
+        if len(only_a) == 1 and len(only_b) == 1:  # the one input of that name changed location
+            pairs.append((la[only_a[0]], lb[only_b[0]]))
+            only_a = only_b = []
+        for loc in only_b:
+            param = lb[loc]
+            req = bool(param.get("required"))
+            kind = "input-added-required" if req else "input-added"
+            what = "new required input" if req else "new optional input"
+            added.append(Change(kind, f"{what} {name!r} ({loc})", req))
+        for loc in only_a:
+            removed.append(Change("input-removed", f"input {name!r} ({loc}) removed", True))
+        for pa, pb in pairs:
+            kept.extend(_compare_input(name, pa, pb, shared))
+    changes += added + removed + kept
     for name in sorted(set(a.response) - set(b.response)):
-        changes.append(Change("output-removed", f"response field {name!r} removed", True))
+        what = "response schema" if name == RESPONSE_ROOT else f"response field {name!r}"
+        changes.append(Change("output-removed", f"{what} removed", True))
     for name in sorted(set(b.response) - set(a.response)):
-        changes.append(Change("output-added", f"response field {name!r} added", False))
+        what = "response schema" if name == RESPONSE_ROOT else f"response field {name!r}"
+        changes.append(Change("output-added", f"{what} added", False))
     for name in sorted(set(a.response) & set(b.response)):
         if a.response[name] != b.response[name]:
+            what = "response" if name == RESPONSE_ROOT else f"response field {name!r}"
             changes.append(
                 Change(
                     "output-retyped",
-                    f"response field {name!r} type {a.response[name]} -> {b.response[name]}",
+                    f"{what} type {a.response[name]} -> {b.response[name]}",
                     True,
                 )
             )
     if a.security != b.security:
         changes.append(Change("security-changed", "security requirements changed", True))
+    return changes
+
+
+def _compare_input(name: str, pa: dict[str, Any], pb: dict[str, Any], shared: bool) -> list[Change]:
+    """One input on both sides (same location, or the one input of that name moved)."""
+    changes: list[Change] = []
+    where_a, where_b = pa.get("in"), pb.get("in")
+    if where_a != where_b:
+        body_involved = "body" in (where_a, where_b) or "formData" in (where_a, where_b)
+        changes.append(
+            Change(
+                "input-moved", f"input {name!r} moved from {where_a} to {where_b}", body_involved
+            )
+        )
+    label = f"{name!r} ({where_b})" if shared else repr(name)
+    ta, tb = _ptype(pa), _ptype(pb)
+    if ta != tb:
+        changes.append(Change("input-retyped", f"input {label} type {ta} -> {tb}", True))
+    if not pa.get("required") and pb.get("required"):
+        changes.append(Change("input-now-required", f"input {label} is now required", True))
     return changes
