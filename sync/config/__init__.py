@@ -177,21 +177,26 @@ def parse_map(raw: dict[str, Any], *, source: str, base_dir: Path) -> SyncMap:
     )
 
 
+def _check_credential(params: Any, credentials: dict[str, Any], where: str) -> None:
+    """A spec source's or a target's ``credential`` must name an entry of ``credentials``."""
+    if (
+        isinstance(params, dict)
+        and "credential" in params
+        and params["credential"] not in credentials
+    ):
+        raise ConfigError(
+            f"credential {params['credential']!r} is not defined under 'credentials'",
+            path=f"{where}.credential",
+        )
+
+
 def _api(
     name: str, api: dict[str, Any], credentials: dict[str, Any], source: str, base_dir: Path
 ) -> ApiConfig:
     where = f"{source}: apis.{name}"
     spec_kind = next(iter(api["spec"]))
     spec_value = api["spec"][spec_kind]
-    if (
-        isinstance(spec_value, dict)
-        and "credential" in spec_value
-        and spec_value["credential"] not in credentials
-    ):
-        raise ConfigError(
-            f"credential {spec_value['credential']!r} is not defined under 'credentials'",
-            path=f"{where}.spec.{spec_kind}.credential",
-        )
+    _check_credential(spec_value, credentials, f"{where}.spec.{spec_kind}")
     breaking = api.get("breaking", "warn")
     targets: list[TargetConfig] = []
     seen: set[str] = set()
@@ -203,15 +208,7 @@ def _api(
             )
         seen.add(target["name"])
         params = target[kind]
-        if (
-            isinstance(params, dict)
-            and "credential" in params
-            and params["credential"] not in credentials
-        ):
-            raise ConfigError(
-                f"credential {params['credential']!r} is not defined under 'credentials'",
-                path=f"{where}.targets[{index}].{kind}.credential",
-            )
+        _check_credential(params, credentials, f"{where}.targets[{index}].{kind}")
         targets.append(
             TargetConfig(
                 name=target["name"],
