@@ -240,11 +240,9 @@ def _fields(
                 doc, part, prefix, seen, depth + 1, with_required=with_required, required=required
             )
         )
-    schema_type = schema.get("type") or (
-        "object" if "properties" in schema else "any"
-    )  # as _schema_type
+    schema_type = _schema_type(schema)
     if prefix:
-        out[prefix] = (str(schema_type), required)
+        out[prefix] = (schema_type, required)
     req = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
     for name, prop in (schema.get("properties") or {}).items():
         child = f"{prefix}.{name}" if prefix else str(name)
@@ -296,11 +294,7 @@ def _compare(a: _Op, b: _Op) -> list[Change]:
         la, lb = a.params.get(name, {}), b.params.get(name, {})
         if len(la) == 1 and la.keys() == lb.keys():  # the usual case: one input, same place
             (pa,), (pb,) = la.values(), lb.values()
-            ta, tb = _ptype(pa), _ptype(pb)
-            if ta != tb:
-                kept.append(Change("input-retyped", f"input {name!r} type {ta} -> {tb}", True))
-            if not pa.get("required") and pb.get("required"):
-                kept.append(Change("input-now-required", f"input {name!r} is now required", True))
+            kept.extend(_compare_input(name, pa, pb, shared=False))
             continue
         shared = len(la) > 1 or len(lb) > 1  # one name in several locations: say which
         only_a, only_b = sorted(set(la) - set(lb)), sorted(set(lb) - set(la))
