@@ -26,6 +26,17 @@ def without_target(stack, name: str) -> None:
     stack.map_path.write_text(json.dumps(data))
 
 
+def assert_run_ended_with_prod_failed(stack, svc, run_id: str) -> None:
+    """The run completed with dev updated and prod failed, one card went out, nothing poisoned."""
+    run = svc.ports.ledger.get_run(run_id)
+    assert run.complete and {o.target: o.result for o in run.outcomes} == {
+        "dev": "updated",
+        "prod": "failed",
+    }
+    assert len(stack.cards()) == 1
+    assert svc.ports.queue.peek_poison() == []
+
+
 def test_an_item_whose_target_the_map_no_longer_has_ends_failed_in_one_delivery(stack):
     stack.serve("openapi-v1.yaml")
     [run_id] = plan(ci_event("evt-map-lost-prod"), stack.service())
@@ -37,13 +48,7 @@ def test_an_item_whose_target_the_map_no_longer_has_ends_failed_in_one_delivery(
     assert outcomes["dev"].result == "updated", outcomes
     prod = outcomes["prod"]
     assert prod.result == "failed" and "'prod'" in prod.message, prod
-    run = svc.ports.ledger.get_run(run_id)
-    assert run.complete and {o.target: o.result for o in run.outcomes} == {
-        "dev": "updated",
-        "prod": "failed",
-    }
-    assert len(stack.cards()) == 1
-    assert svc.ports.queue.peek_poison() == []
+    assert_run_ended_with_prod_failed(stack, svc, run_id)
     assert svc.ports.ledger.state(API, "prod").last_outcome is None  # no row for a lost target
     assert not stack.folder("prod").exists()
 
@@ -76,10 +81,4 @@ def test_a_permanent_error_escaping_an_item_is_retried_then_recorded_like_the_ho
     [gave_up] = rest
     assert gave_up.target == "prod" and gave_up.result == "failed"
     assert "the run row refused prod's outcome" in gave_up.message
-    run = svc.ports.ledger.get_run(run_id)
-    assert run.complete and {o.target: o.result for o in run.outcomes} == {
-        "dev": "updated",
-        "prod": "failed",
-    }
-    assert len(stack.cards()) == 1
-    assert svc.ports.queue.peek_poison() == []
+    assert_run_ended_with_prod_failed(stack, svc, run_id)

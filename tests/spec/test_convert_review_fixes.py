@@ -182,6 +182,20 @@ def test_parameter_nullable_one_of_is_not_a_loss() -> None:
     assert not n.losses, n.losses
 
 
+def _form_op(
+    operation_id: str, media: str, schema: dict[str, Any], *, required: bool = False
+) -> dict[str, Any]:
+    """An operation whose request body is a form of ``media`` with ``schema``."""
+    body: dict[str, Any] = {"content": {media: {"schema": schema}}}
+    if required:
+        body = {"required": True, **body}
+    return {
+        "operationId": operation_id,
+        "requestBody": body,
+        "responses": {"200": {"description": "x"}},
+    }
+
+
 @pytest.mark.parametrize("media", ["multipart/form-data", "application/x-www-form-urlencoded"])
 def test_form_body_all_of_ref_becomes_form_data(media: str) -> None:
     doc = {
@@ -189,16 +203,9 @@ def test_form_body_all_of_ref_becomes_form_data(media: str) -> None:
         "info": _INFO,
         "paths": {
             "/u": {
-                "post": {
-                    "operationId": "Upload",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            media: {"schema": {"allOf": [{"$ref": "#/components/schemas/F"}]}}
-                        },
-                    },
-                    "responses": {"200": {"description": "x"}},
-                }
+                "post": _form_op(
+                    "Upload", media, {"allOf": [{"$ref": "#/components/schemas/F"}]}, required=True
+                )
             }
         },
         "components": {
@@ -227,32 +234,18 @@ def test_form_body_one_of_and_empty_schema_are_losses() -> None:
         "info": _INFO,
         "paths": {
             "/u": {
-                "post": {
-                    "operationId": "Upload",
-                    "requestBody": {
-                        "content": {
-                            "multipart/form-data": {
-                                "schema": {
-                                    "oneOf": [
-                                        {"type": "object", "properties": {"a": {"type": "string"}}},
-                                        {"type": "object", "properties": {"b": {"type": "string"}}},
-                                    ]
-                                }
-                            }
-                        }
+                "post": _form_op(
+                    "Upload",
+                    "multipart/form-data",
+                    {
+                        "oneOf": [
+                            {"type": "object", "properties": {"a": {"type": "string"}}},
+                            {"type": "object", "properties": {"b": {"type": "string"}}},
+                        ]
                     },
-                    "responses": {"200": {"description": "x"}},
-                }
+                )
             },
-            "/v": {
-                "post": {
-                    "operationId": "Empty",
-                    "requestBody": {
-                        "content": {"multipart/form-data": {"schema": {"type": "object"}}}
-                    },
-                    "responses": {"200": {"description": "x"}},
-                }
-            },
+            "/v": {"post": _form_op("Empty", "multipart/form-data", {"type": "object"})},
         },
     }
     n = normalize(doc)
