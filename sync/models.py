@@ -181,11 +181,28 @@ class TargetState:
     last_event_time: str | None = None
     hold: Hold | None = None
     pending: str | None = None  # JSON of a write in flight (crash detection)
+    # The write in flight's definitions as the ledger packed them with the marker: carried
+    # through every save of the row (read, evolve, save) until the write is recorded.
+    pending_definitions: bytes | None = field(default=None, repr=False)
     drift_sha256: str | None = None  # connector-side edit last reported (report once, not per run)
     etag: str | None = None  # the row's ETag, for the conditional write
 
     def evolve(self, **changes: Any) -> TargetState:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """A connector write about to happen, saved with the pending marker before it: if the write
+    lands and its ledger record is lost, the next sync can still record it and merge against its
+    upstream (RELIABILITY.md), whatever the spec became meanwhile."""
+
+    run_id: str
+    at: str
+    upstream: dict[str, Any]
+    applied: dict[str, Any]
+    upstream_sha256: str
+    applied_sha256: str
 
 
 @dataclass(frozen=True)

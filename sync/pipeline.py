@@ -42,6 +42,7 @@ from sync.models import (
     CurrentConnector,
     FetchedSpec,
     Hold,
+    PendingWrite,
     TargetOutcome,
     TargetState,
     VersionRecord,
@@ -572,7 +573,12 @@ class Pipeline:
                 desired=record.applied,
             )
         set_stage("fetch")
-        conditional = state.version > 0 and state.last_outcome in (None, "updated", "unchanged")
+        # A pending marker: the connector may hold a write the recorded ETag does not describe.
+        conditional = (
+            state.version > 0
+            and state.last_outcome in (None, "updated", "unchanged")
+            and not state.pending
+        )
         try:
             fetched = self._fetch_for_run(item, api, state, conditional)
         except SpecNotNamedError as exc:
@@ -713,6 +719,8 @@ class Pipeline:
                 )
             prepared = self._recorded_upstream(item, state)
         upstream_sha = prepared.upstream_sha
+        if state.pending and prepared.desired is None and not request.dry_run:
+            state = self._record_lost_write(item, state, ours_sha, upstream_sha, lease)
         if (
             request.rollback_to is None
             and upstream_sha == state.upstream_sha256
@@ -758,6 +766,21 @@ class Pipeline:
             errors.append(problem)
         if errors:
             raise SpecError("; ".join(errors[:10]), where=f"{item.api}/{item.target}")
+        ledger = self.ports.ledger
+        # The pending marker carries the version row's packed definitions, so they are packed
+        # now, beside the diff (zlib lets go of the GIL), not after the marker as before
+        # 2026-12-07; record_version finds the pair packed (codec.pack_pair). A run that ends
+        # before the write leaves a packed pair in a cache of eight, nothing else.
+        packing: list[Future[None]] = []
+        if merged_sha != ours_sha and not request.dry_run:
+            packing.append(
+                in_background(
+                    lambda: ledger.prepare_definitions(
+                        prepared.upstream, merged, (upstream_sha, merged_sha)
+                    ),
+                    name="pack-early",
+                )
+            )
         set_stage("diff")
         change = diff_cached(ours, merged)
         common = {
@@ -786,24 +809,16 @@ class Pipeline:
             )
         if request.dry_run:
             return TargetOutcome(**common, result="dry-run", message="dry run: nothing written")
-        ledger = self.ports.ledger
-
-        packing: list[Future[None]] = []
-
-        def pack_early() -> None:  # the version row's compressed definitions, during the write
-            packing.append(
-                in_background(
-                    lambda: ledger.prepare_definitions(
-                        prepared.upstream, merged, (upstream_sha, merged_sha)
-                    ),
-                    name="pack-early",
-                )
-            )
-
         set_stage("apply")
-        connector_id, latest = self._apply(
-            item, target, current, merged, merged_sha, ours_sha, state, pack_early
+        write = PendingWrite(
+            run_id=item.run_id,
+            at=iso(utcnow()) or "",
+            upstream=prepared.upstream,
+            applied=merged,
+            upstream_sha256=upstream_sha,
+            applied_sha256=merged_sha,
         )
+        connector_id, latest = self._apply(item, target, current, write, ours_sha, state, packing)
         set_stage("record")
         record = VersionRecord(
             api=item.api,
@@ -840,10 +855,11 @@ class Pipeline:
             last_synced_at=record.created_at,
             last_event_time=_later_event_time(request.event_time, latest.last_event_time),
             pending=None,
+            pending_definitions=None,
             hold=_hold_after(request, latest, record.version),
             drift_sha256=None,
         )
-        for started in packing:  # packed once: record_version finds it, or packs it itself
+        for started in packing:  # settled before the marker already, unless nothing was written
             settle(started)
         self.ports.ledger.record_version(record, new_state, request.event_id, lease)
         _BASES.put((item.api, item.target, record.version), prepared.upstream)
@@ -883,6 +899,77 @@ class Pipeline:
             etag=state.spec_etag,
             last_modified=state.spec_last_modified,
         )
+
+    def _record_lost_write(
+        self,
+        item: WorkItem,
+        state: TargetState,
+        ours_sha: str | None,
+        upstream_sha: str,
+        lease: Any,
+    ) -> TargetState:
+        """A write that landed without its ledger record (the marker is set and the connector
+        holds what it wrote), met by a sync of different upstream content: record it first, as
+        the version it was, and merge the new spec against its upstream. Merged against the last
+        recorded upstream, what the lost write brought would look like connector-side edits and
+        be kept (an operation the new spec removed would stay). The same upstream needs none of
+        this: that run merges to what the connector holds and records it as it stands."""
+        ledger = self.ports.ledger
+        where = f"{item.api}/{item.target}"
+        try:
+            lost = ledger.pending_write(item.api, item.target, state)
+        except PermanentError as exc:  # stored wrong: merged as before markers carried them
+            log.warning("pending write of %s not recovered: %s", where, exc)
+            return state
+        if lost is None or lost.applied_sha256 != ours_sha or lost.upstream_sha256 == upstream_sha:
+            return state  # none stored, never landed or overwritten since, or this run's own
+        previous = self._last_applied(item, state)
+        change = diff_cached(previous, lost.applied) if previous is not None else None
+        number = state.version + 1
+        record = VersionRecord(
+            api=item.api,
+            target=item.target,
+            version=number,
+            reason="recovered",
+            outcome="updated",
+            run_id=lost.run_id or item.run_id,
+            created_at=lost.at or iso(utcnow()) or "",
+            summary=change.to_dict() if change is not None else {},
+            upstream_sha256=lost.upstream_sha256,
+            applied_sha256=lost.applied_sha256,
+            upstream=lost.upstream,
+            applied=lost.applied,
+        )
+        recovered = state.evolve(
+            version=number,
+            applied_sha256=lost.applied_sha256,
+            upstream_sha256=lost.upstream_sha256,
+            last_outcome="updated",
+            last_message=f"v{number} recorded after its ledger write was lost",
+            last_run_id=record.run_id,
+            last_synced_at=record.created_at,
+            pending=None,
+            pending_definitions=None,
+            drift_sha256=None,
+        )
+        log.warning(
+            "%s holds the unrecorded write of run %s; recording it as v%d before merging",
+            where,
+            record.run_id,
+            number,
+        )
+        saved = ledger.record_version(record, recovered, None)  # the lease stays this item's
+        _BASES.put((item.api, item.target, number), lost.upstream)
+        return saved
+
+    def _last_applied(self, item: WorkItem, state: TargetState) -> dict[str, Any] | None:
+        """The applied definition of the last recorded version (None before the first)."""
+        if state.version <= 0:
+            return None
+        record = self.ports.ledger.version(
+            item.api, item.target, state.version, include_definitions=True
+        )
+        return record.applied if record is not None else None
 
     def _report_drift(
         self,
@@ -944,24 +1031,22 @@ class Pipeline:
         item: WorkItem,
         target: Target,
         current: CurrentConnector,
-        merged: dict[str, Any],
-        merged_sha: str,
+        write: PendingWrite,
         ours_sha: str | None,
         state: TargetState,
-        while_writing: Callable[[], None],
+        packing: list[Future[None]],
     ) -> tuple[str | None, TargetState]:
-        """Pending marker, write, verify; returns the connector id and the state row to record
-        on. A connector that already holds ``merged`` (a crash after a previous write) is not
-        written again: only the missing ledger version is recorded. ``while_writing`` starts
-        background work after the marker, so it overlaps the write's wait for the platform
-        instead of competing with the marker's request (A/B on 2 cores: ~1.5-3.5 ms less wall
-        per 512 KB update than starting it before the marker)."""
+        """Pending marker (with the write's definitions), write, verify; returns the connector
+        id and the state row to record on. A connector that already holds the definition (a
+        crash after a previous write) is not written again: only the missing ledger version is
+        recorded. ``packing`` is the head start on the definitions the marker carries."""
+        merged, merged_sha = write.applied, write.applied_sha256
         if ours_sha == merged_sha:
             log.info("connector already holds the definition; reconciling the ledger")
             return current.connector_id, state
-        pending = json.dumps({"run": item.run_id, "sha256": merged_sha, "at": iso(utcnow())})
-        marked = self.ports.ledger.save_state(item.api, item.target, state.evolve(pending=pending))
-        while_writing()
+        for started in packing:
+            settle(started)
+        marked = self.ports.ledger.mark_pending(item.api, item.target, state, write)
         connector_id = target.write(merged, current)
         set_stage("verify")
         self._verify(target, merged, merged_sha, item)

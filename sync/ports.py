@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sync.models import (
     CurrentConnector,
     FetchedSpec,
+    PendingWrite,
     RunSummary,
     SyncRequest,
     TargetOutcome,
@@ -97,6 +98,18 @@ class Ledger(Protocol):
 
     def save_state(self, api: str, target: str, state: TargetState) -> TargetState:
         """Write the state row under its ETag (``state.etag``; None = must not exist)."""
+        ...
+
+    def mark_pending(
+        self, api: str, target: str, state: TargetState, write: PendingWrite
+    ) -> TargetState:
+        """``save_state`` with the pending marker of ``write`` and its definitions, before the
+        connector is written: what a lost ``record_version`` needs to be recorded later."""
+        ...
+
+    def pending_write(self, api: str, target: str, state: TargetState) -> PendingWrite | None:
+        """The write ``state``'s marker saved, definitions included (None: no marker, or one
+        saved without them); ``LedgerCorruptError`` when they do not match their hashes."""
         ...
 
     def acquire_lease(self, api: str, target: str, owner: str, seconds: float) -> Lease:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
-from sync.models import RunSummary, TargetOutcome, TargetState, VersionRecord
+from sync.models import PendingWrite, RunSummary, TargetOutcome, TargetState, VersionRecord
 from sync.ports import Lease, Ledger
 
 
@@ -51,9 +51,17 @@ class RunRowFirst:
     ) -> None:
         self._ledger.prepare_definitions(upstream, applied, shas)  # writes nothing (the port)
 
+    def pending_write(self, api: str, target: str, state: TargetState) -> PendingWrite | None:
+        return self._ledger.pending_write(api, target, state)  # a read (a blob's, at most)
+
     # -- everything else: after the run row ------------------------------------------------------
     def save_state(self, api: str, target: str, state: TargetState) -> TargetState:
         return self._after_run_row().save_state(api, target, state)
+
+    def mark_pending(
+        self, api: str, target: str, state: TargetState, write: PendingWrite
+    ) -> TargetState:
+        return self._after_run_row().mark_pending(api, target, state, write)
 
     def acquire_lease(self, api: str, target: str, owner: str, seconds: float) -> Lease:
         return self._after_run_row().acquire_lease(api, target, owner, seconds)

@@ -56,6 +56,7 @@ from sync.errors import (
 from sync.lru import Lru
 from sync.models import (
     Hold,
+    PendingWrite,
     RunSummary,
     SyncRequest,
     TargetOutcome,
@@ -80,6 +81,7 @@ MAX_VERSION = 9_999_999_999
 RUNS_PARTITION = "runs"
 DEBOUNCE_PARTITION = "debounce"
 STATE_ROW = "state"
+PENDING_PREFIX = "PendingDef"  # PendingDef00, ...: the pending write's packed definitions
 LEASE_ROW = "lease"
 MAX_MESSAGE_CHARS = 4_000
 CAS_ATTEMPTS = 64  # optimistic-concurrency rounds on the run row (not an HTTP retry loop)
@@ -363,6 +365,9 @@ class TableLedger:
 
     @_azure_errors("ledger.save_state")
     def save_state(self, api: str, target: str, state: TargetState) -> TargetState:
+        return self._save_state(api, target, state)
+
+    def _save_state(self, api: str, target: str, state: TargetState) -> TargetState:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
         entity = self._state_entity(partition_key(api, target), state)
@@ -382,11 +387,110 @@ class TableLedger:
             ) from None
         return replace(state, etag=meta["etag"])
 
+    @_azure_errors("ledger.mark_pending")
+    def mark_pending(
+        self, api: str, target: str, state: TargetState, write: PendingWrite
+    ) -> TargetState:
+        """The marker and the write's definitions, packed as the version row will carry them
+        (``codec.pack_pair`` remembers the pair, so the version row does not pack it again), in
+        the state row itself: no request more than the marker alone. A pair too big to go inline
+        is uploaded to a blob first, as a version row's is; a blob the marker never names (the
+        marker's write failed) is an orphan nobody reads."""
+        pair = codec.pack_pair(
+            write.upstream, write.applied, shas=(write.upstream_sha256, write.applied_sha256)
+        )
+        marker: dict[str, Any] = {
+            "run": write.run_id,
+            "sha256": pair.applied_sha256,
+            "at": write.at,
+            "upstream_sha256": pair.upstream_sha256,
+            "upstream_len": pair.upstream_len,
+            "applied_len": pair.applied_len,
+            "bytes": len(pair.payload),
+        }
+        definitions: bytes | None = pair.payload
+        if not pair.inline:
+            name = f"{api}/{target}/pending-{hashlib.sha256(pair.payload).hexdigest()[:16]}.zlib"
+            self._blobs().upload_blob(name, pair.payload, overwrite=True)
+            marker["blob"], definitions = name, None
+        pending = json.dumps(marker, separators=(",", ":"))
+        return self._save_state(
+            api, target, state.evolve(pending=pending, pending_definitions=definitions)
+        )
+
+    @_azure_errors("ledger.pending_write")
+    def pending_write(self, api: str, target: str, state: TargetState) -> PendingWrite | None:
+        if not state.pending:
+            return None
+        where = f"ledger.pending_write({api}/{target})"
+        try:
+            marker = json.loads(state.pending)
+            if not isinstance(marker, dict):
+                raise TypeError("the marker is not a JSON object")
+            if "upstream_len" not in marker:  # saved before 2026-12-07: no definitions with it
+                return None
+            blob = marker.get("blob")
+            if blob is not None:
+                from azure.core.exceptions import ResourceNotFoundError
+
+                if not isinstance(blob, str):
+                    raise TypeError(f"blob is {type(blob).__name__}, not text")
+                try:
+                    payload = self._blobs().download_blob(blob).readall()
+                except ResourceNotFoundError:
+                    raise codec.LedgerCorruptError(f"blob {blob} is missing", where=where) from None
+            elif state.pending_definitions is None:
+                raise codec.LedgerCorruptError("the marker's definitions are missing", where=where)
+            else:
+                payload = state.pending_definitions
+            if len(payload) != _whole(marker["bytes"], "bytes"):
+                raise codec.LedgerCorruptError(
+                    f"the marker's definitions are {len(payload)} bytes compressed, the marker "
+                    f"records {marker['bytes']}",
+                    where=where,
+                )
+            upstream, applied = codec.unpack_pair(
+                payload,
+                upstream_len=_whole(marker["upstream_len"], "upstream_len"),
+                applied_len=_whole(marker["applied_len"], "applied_len"),
+                upstream_sha256=marker["upstream_sha256"],
+                applied_sha256=marker["sha256"],
+                where=where,
+            )
+            if upstream is None or applied is None:
+                raise codec.LedgerCorruptError("the marker's definitions are missing", where=where)
+            return PendingWrite(
+                run_id=str(marker.get("run") or ""),
+                at=str(marker.get("at") or ""),
+                upstream=upstream,
+                applied=applied,
+                upstream_sha256=marker["upstream_sha256"],
+                applied_sha256=marker["sha256"],
+            )
+        except (
+            codec.LedgerCorruptError,
+            KeyError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
+            why = _unreadable(exc)
+        raise codec.LedgerCorruptError(
+            f"the pending marker of {partition_key(api, target)} cannot be read ({why})",
+            where=where,
+        )
+
     def _state_entity(self, pk: str, state: TargetState) -> dict[str, Any]:
         entity: dict[str, Any] = {"PartitionKey": pk, "RowKey": STATE_ROW}
         for f in fields(TargetState):
             value = getattr(state, f.name)
             if f.name == "etag" or value is None:
+                continue
+            if f.name == "pending_definitions":
+                if state.pending:  # they belong to the marker: cleared with it
+                    chunks = codec.chunk_properties(value, prefix=PENDING_PREFIX)
+                    entity.update(chunks, PendingDefChunks=len(chunks))
                 continue
             if f.name == "hold":
                 value = json.dumps({"version": value.version, "until": value.until, "by": value.by})
@@ -424,6 +528,18 @@ class TableLedger:
                     where="ledger.state",
                 ) from None
             values[f.name] = value
+        if values.get("pending") and entity.get("PendingDefChunks") is not None:
+            try:
+                count = _whole(entity["PendingDefChunks"], "PendingDefChunks")
+                values["pending_definitions"] = codec.join_chunks(
+                    entity, count, where="ledger.state", prefix=PENDING_PREFIX
+                )
+            except (codec.LedgerCorruptError, TypeError) as exc:
+                # read as a marker without definitions: pending_write() then says so, and the
+                # write is reconciled as before this was stored (RELIABILITY.md)
+                log.warning("state row %s: %s", entity.get("PartitionKey"), _unreadable(exc))
+        else:
+            values.pop("pending_definitions", None)
         return TargetState(**values, etag=entity.metadata["etag"])
 
     # --- leases -----------------------------------------------------------------------------------

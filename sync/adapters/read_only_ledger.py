@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sync.errors import ConfigError
-from sync.models import RunSummary, TargetOutcome, TargetState, VersionRecord
+from sync.models import PendingWrite, RunSummary, TargetOutcome, TargetState, VersionRecord
 
 
 class EmptyLedger:
@@ -37,6 +37,9 @@ class EmptyLedger:
     ) -> None:
         return None
 
+    def pending_write(self, api: str, target: str, state: TargetState) -> PendingWrite | None:
+        return None
+
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError(
             "this command needs ledger storage: set SYNC_STORAGE_CONNECTION_STRING or "
@@ -44,7 +47,7 @@ class EmptyLedger:
             path="SYNC_TABLE_ENDPOINT",
         )
 
-    save_state = acquire_lease = release_lease = record_version = _refuse
+    save_state = mark_pending = acquire_lease = release_lease = record_version = _refuse
     start_run = mark_notified = debounce = _refuse
 
     def finish_item(

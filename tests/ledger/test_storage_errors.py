@@ -4,6 +4,7 @@ by that tree (a raw error ended ``sync run`` with a traceback and lost the other
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,15 @@ import pytest
 
 from sync.adapters.ledger_tables import TableLease, TableLedger
 from sync.errors import TransientError
-from sync.models import RunSummary, SyncRequest, TargetOutcome, TargetState, VersionRecord
+from sync.models import (
+    PendingWrite,
+    RunSummary,
+    SyncRequest,
+    TargetOutcome,
+    TargetState,
+    VersionRecord,
+)
+from sync.spec.canonical import sha256_hex
 from tests.support.azurite import ACCOUNT, KEY
 
 RUN_ID = "20260101T000000Z-0123456789abcdef"
@@ -56,9 +65,32 @@ RECORD = VersionRecord(
 LEASE = TableLease(api="api", target="t", owner="me", expires="2026-01-01T00:10:00Z", etag='"x"')
 OUTCOME = TargetOutcome(api="api", target="t", result="updated")
 
+PENDING = PendingWrite(
+    run_id=RUN_ID,
+    at="2026-12-07T00:00:00Z",
+    upstream={"swagger": "2.0"},
+    applied={"swagger": "2.0"},
+    upstream_sha256=sha256_hex({"swagger": "2.0"}),
+    applied_sha256=sha256_hex({"swagger": "2.0"}),
+)
+PENDING_IN_BLOB = TargetState(  # a marker whose definitions went to a blob: read from there
+    pending=json.dumps(
+        {
+            "run": RUN_ID,
+            "sha256": "0" * 64,
+            "upstream_sha256": "0" * 64,
+            "upstream_len": 10,
+            "applied_len": -2,
+            "bytes": 10,
+            "blob": "api/t/pending-0000000000000000.zlib",
+        }
+    )
+)
 CALLS: dict[str, Callable[[TableLedger], Any]] = {
     "state": lambda ledger: ledger.state("api", "t"),
     "save_state": lambda ledger: ledger.save_state("api", "t", TargetState()),
+    "mark_pending": lambda ledger: ledger.mark_pending("api", "t", TargetState(), PENDING),
+    "pending_write": lambda ledger: ledger.pending_write("api", "t", PENDING_IN_BLOB),
     "acquire_lease": lambda ledger: ledger.acquire_lease("api", "t", "me", 60),
     "release_lease": lambda ledger: ledger.release_lease(LEASE),
     "seen_event": lambda ledger: ledger.seen_event("api", "t", "evt-1"),

@@ -1,6 +1,7 @@
-"""Work an update does while it waits on the network: the version row's definitions are
-compressed while the connector is written. That only moves the work: it is done once per update,
-and what is recorded is the same."""
+"""Work an update does beside other work: the version row's definitions are compressed while the
+item's thread computes the diff, and carried by the pending marker (tests/pipeline/
+test_lost_ledger_write.py) and then by the version row. That only moves the work: it is done once
+per update, and what is recorded is the same."""
 
 from __future__ import annotations
 
@@ -54,31 +55,31 @@ def threads_calling(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> l
     return seen
 
 
-def test_the_version_rows_definitions_are_packed_once_while_the_connector_is_written(
+def test_the_version_rows_definitions_are_packed_once_beside_the_diff(
     stack: Stack, first_sync: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The write is held until the head start has packed (or 10 s have passed): on a loaded
-    machine the worker may otherwise start only after the write, which is allowed (the item
-    then packs it itself) but proves nothing about the overlap."""
-    from sync.adapters.folder_target import FolderTarget
+    """The diff is held until the head start has packed (or 10 s have passed): on a loaded
+    machine the worker may otherwise start only after the diff, which is allowed (the marker
+    then waits for it) but proves nothing about the overlap."""
+    import sync.pipeline as pipeline
 
     packed = threads_calling(monkeypatch, codec, "PackedPair")
-    real_write = FolderTarget.write
-    packed_during_write: list[bool] = []
+    real_diff = pipeline.diff_cached
+    packed_during_diff: list[bool] = []
 
-    def write_once_packed(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def diff_once_packed(*args: Any, **kwargs: Any) -> Any:
         deadline = time.monotonic() + 10
         while not packed and time.monotonic() < deadline:
             time.sleep(0.002)
-        packed_during_write.append(bool(packed))
-        return real_write(self, *args, **kwargs)
+        packed_during_diff.append(bool(packed))
+        return real_diff(*args, **kwargs)
 
-    monkeypatch.setattr(FolderTarget, "write", write_once_packed)
+    monkeypatch.setattr(pipeline, "diff_cached", diff_once_packed)
     stack.serve("openapi-v2.yaml")
     second = execute(item_for(first_sync, "dev", "evt-v2"), first_sync.pipeline, first_sync.ports)
     assert second.result == "updated", second.message
-    assert packed_during_write == [True]
-    assert packed == ["pack-early"]
+    assert packed_during_diff == [True]
+    assert packed == ["pack-early"]  # once, by the head start: the marker and the row reuse it
     monkeypatch.undo()
     record = first_sync.ports.ledger.version(API, "dev", 2, include_definitions=True)
     assert record.applied == json.loads(stack.folder("dev").read_text())
@@ -87,34 +88,47 @@ def test_the_version_rows_definitions_are_packed_once_while_the_connector_is_wri
     assert record.applied_sha256 == sha256_hex(record.applied)
 
 
-def test_the_packing_starts_after_the_pending_marker(
+def test_the_packing_is_handed_off_before_the_diff_and_done_before_the_marker(
     stack: Stack, first_sync: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Started before the marker, the packing competed with the marker's request for the CPU;
-    started after it, it overlaps the write's wait for the platform. The hand-off is recorded on
-    the item's own thread, so the order does not depend on when the worker runs it."""
+    """The marker carries the packed definitions, so the packing starts before the diff (the
+    item thread's last engine work) and the marker waits for it. The hand-off is recorded on the
+    item's own thread, so the order does not depend on when the worker runs it."""
     import sync.pipeline as pipeline
     from sync.adapters.ledger_tables import TableLedger
 
     order: list[str] = []
-    real_save, real_background = TableLedger.save_state, pipeline.in_background
+    real_mark, real_background = TableLedger.mark_pending, pipeline.in_background
+    real_diff = pipeline.diff_cached
 
-    def save_state(self: Any, *args: Any, **kwargs: Any) -> Any:
-        result = real_save(self, *args, **kwargs)
-        order.append("pending marked" if args[2].pending else "state saved")
-        return result
+    def mark_pending(self: Any, *args: Any, **kwargs: Any) -> Any:
+        order.append("pending marked")
+        return real_mark(self, *args, **kwargs)
 
     def in_background(fn: Any, *, name: str) -> Any:
-        order.append(f"handed off {name}")
-        return real_background(fn, name=name)
+        def packing() -> Any:
+            result = fn()
+            order.append("packed")  # before its future completes, so before settle() returns
+            return result
 
-    monkeypatch.setattr(TableLedger, "save_state", save_state)
+        order.append(f"handed off {name}")
+        return real_background(packing if name == "pack-early" else fn, name=name)
+
+    def diff(*args: Any, **kwargs: Any) -> Any:
+        order.append("diff")
+        return real_diff(*args, **kwargs)
+
+    monkeypatch.setattr(TableLedger, "mark_pending", mark_pending)
     monkeypatch.setattr(pipeline, "in_background", in_background)
+    monkeypatch.setattr(pipeline, "diff_cached", diff)
     stack.serve("openapi-v2.yaml")
     second = execute(item_for(first_sync, "dev", "evt-v2"), first_sync.pipeline, first_sync.ports)
     assert second.result == "updated", second.message
     assert order.count("handed off pack-early") == 1
-    assert order.index("pending marked") < order.index("handed off pack-early")
+    assert order.index("handed off pack-early") < order.index("diff")
+    # a head start no worker began is cancelled and the marker packs itself (the next test)
+    if "packed" in order:
+        assert order.index("packed") < order.index("pending marked")
 
 
 def test_a_head_start_still_queued_is_cancelled_and_the_caller_packs_itself(
