@@ -14,6 +14,7 @@ import logging
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from sync import drift
 from sync.background import in_background
@@ -310,6 +311,49 @@ def attempts_of(item: WorkItem, dequeue_count: int, deliveries_per_message: int)
     """Deliveries of this item in all: each copy sent again to wait out a lease was delivered
     ``deliveries_per_message`` times before it was."""
     return item.lease_requeues * deliveries_per_message + dequeue_count
+
+
+class Delivery(Enum):
+    """What a failed delivery of a work item came to (``after_failed_delivery``)."""
+
+    REQUEUED = "requeued"  # sent again, hidden until the lease expires: acknowledge this one
+    GAVE_UP = "gave up"  # the last delivery: its failure is recorded, with the error as reason
+    RETRY = "retry"  # left to the queue: delivered again, or poisoned after the last delivery
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    what: Delivery
+    outcome: TargetOutcome | None = None  # the outcome ``give_up`` recorded (GAVE_UP only)
+
+
+def after_failed_delivery(
+    item: WorkItem, exc: SyncError, ports: Ports, *, dequeue_count: int, max_deliveries: int
+) -> FailedDelivery:
+    """The one decision on a delivery whose ``execute`` raised, for the queue trigger and the
+    local worker loop alike; they differ only in how a delivery ends (the trigger raises to the
+    host unless REQUEUED, the loop deletes the message unless RETRY). ``max_deliveries`` is the
+    caller's: host.json's ``maxDequeueCount``, which the loop's tests lower.
+
+    On the delivery the host would poison, a held lease may send the item again
+    (``wait_out_lease``); otherwise the failure is recorded now, with the error as its reason,
+    since the poison trigger that runs next cannot know it (it finds the outcome and adds
+    nothing; before, its card could only say "see logs"). When recording fails in turn, that is
+    logged and the item left to the queue (RETRY): the host poisons it and its poison trigger
+    records it without the reason; the loop's next delivery tries again. Raising it instead
+    ended the loop's ``drain`` with the rest of its batch unreported."""
+    last = dequeue_count >= max_deliveries
+    if isinstance(exc, LeaseTakenError) and wait_out_lease(item, exc, ports, last_delivery=last):
+        return FailedDelivery(Delivery.REQUEUED)
+    if not last:
+        return FailedDelivery(Delivery.RETRY)
+    attempts = attempts_of(item, dequeue_count, max_deliveries)
+    try:
+        outcome = give_up(item, ports, attempts=attempts, reason=str(exc))
+    except SyncError as failed:
+        log.warning("could not record the last delivery's failure: %s", failed)
+        return FailedDelivery(Delivery.RETRY)
+    return FailedDelivery(Delivery.GAVE_UP, outcome)
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sync import collector, http_api
 from sync.bootstrap import Service, service
-from sync.errors import ConfigError, LeaseTakenError, SyncError
+from sync.errors import ConfigError, SyncError
 from sync.http_api import ApiRequest, ApiResponse, error
 from sync.models import SyncRequest, WorkItem
-from sync.runs import attempts_of, execute, give_up, submit, wait_out_lease
+from sync.runs import Delivery, after_failed_delivery, execute, give_up, submit
 
 if TYPE_CHECKING:  # the routes import sync.auth where they authenticate
     from sync.auth import Caller
@@ -112,29 +112,16 @@ def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
     try:
         execute(item, svc.pipeline, svc.ports)
     except SyncError as exc:
-        from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
+        from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT  # host.json (a test)
 
-        last = dequeue_count >= HOST_MAX_DEQUEUE_COUNT  # host.json maxDequeueCount (a test)
-        if isinstance(exc, LeaseTakenError) and wait_out_lease(
-            item, exc, svc.ports, last_delivery=last
-        ):
+        done = after_failed_delivery(
+            item, exc, svc.ports, dequeue_count=dequeue_count, max_deliveries=HOST_MAX_DEQUEUE_COUNT
+        )
+        if done.what is Delivery.REQUEUED:
             return  # sent again, hidden until the lease expires: this delivery is done
-        if last:
-            attempts = attempts_of(item, dequeue_count, HOST_MAX_DEQUEUE_COUNT)
-            _give_up_with_reason(item, exc, svc, attempts)
         raise  # the host retries, or after the last delivery moves it to the poison queue
     finally:
         collector.after_item()  # the first item loaded what the process keeps (no-op after)
-
-
-def _give_up_with_reason(item: WorkItem, exc: SyncError, svc: Service, attempts: int) -> None:
-    """The last delivery failed: record it and send the card now, while the error is known. The
-    host then moves the message to the poison queue (kept there for a re-drive), whose trigger
-    finds the outcome recorded and adds nothing; before, its card could only say "see logs"."""
-    try:
-        give_up(item, svc.ports, attempts=attempts, reason=str(exc))
-    except SyncError as failed:  # the poison trigger records it instead, without the reason
-        log.warning("could not record the last delivery's failure: %s", failed)
 
 
 def on_poison_item(body: bytes | str, *, dequeue_count: int = 1) -> None:

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
-from sync.errors import LeaseTakenError, SyncError
+from sync.errors import SyncError
 from sync.models import TargetOutcome
-from sync.runs import attempts_of, execute, give_up, wait_out_lease
+from sync.runs import Delivery, after_failed_delivery, execute
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,11 @@ def drain(
 
 
 def _one(svc: Any, item: Any, handle: Any) -> TargetOutcome | None:
-    """One queue message: delete it when done; on an error leave it for a retry, and record
-    the failure on the last delivery, as ``triggers.on_work_item`` does under the host (which
-    retries whatever an invocation raises). A permanent error used to escape ``drain`` and end
-    the loop, the other items of its batch unreported, and the item was poisoned unrecorded."""
+    """One queue message: delete it when done; on an error decide as ``triggers.on_work_item``
+    does under the host (``runs.after_failed_delivery``), then delete the message (requeued, or
+    the failure recorded) or leave it (visible again after the timeout, like a host retry). A
+    permanent error used to escape ``drain`` and end the loop, the other items of its batch
+    unreported, and the item was poisoned unrecorded."""
     queue = svc.ports.queue
     try:
         outcome = execute(item, svc.pipeline, svc.ports)
@@ -77,17 +78,11 @@ def _one(svc: Any, item: Any, handle: Any) -> TargetOutcome | None:
             dequeues,
             exc,
         )
-        last = dequeues >= HOST_MAX_DEQUEUE_COUNT  # the host would poison it now
-        if isinstance(exc, LeaseTakenError) and wait_out_lease(
-            item, exc, svc.ports, last_delivery=last
-        ):
-            queue.delete(handle)  # sent again, hidden until the lease expires
-            return None
-        if last:
-            attempts = attempts_of(item, dequeues, HOST_MAX_DEQUEUE_COUNT)
-            outcome = give_up(item, svc.ports, attempts=attempts, reason=str(exc))
+        done = after_failed_delivery(
+            item, exc, svc.ports, dequeue_count=dequeues, max_deliveries=HOST_MAX_DEQUEUE_COUNT
+        )
+        if done.what is not Delivery.RETRY:
             queue.delete(handle)
-            return outcome
-        return None  # left on the queue: visible again after the timeout, like the host
+        return done.outcome
     queue.delete(handle)
     return outcome

@@ -82,3 +82,49 @@ def test_a_permanent_error_escaping_an_item_is_retried_then_recorded_like_the_ho
     assert gave_up.target == "prod" and gave_up.result == "failed"
     assert "the run row refused prod's outcome" in gave_up.message
     assert_run_ended_with_prod_failed(stack, svc, run_id)
+
+
+def test_a_last_delivery_whose_failure_cannot_be_recorded_is_left_and_the_loop_goes_on(
+    stack, monkeypatch
+):
+    """Recording the last delivery's failure fails (the run row refuses it): as under the host,
+    the item is left on the queue (the host poisons it, and its poison trigger records it) and
+    the loop goes on. Before, the error escaped ``drain``: its batch-mate's outcome unreported,
+    the command ended with a traceback."""
+    from sync.adapters.ledger_tables import TableLedger
+    from sync.errors import TransientError
+
+    stack.serve("openapi-v1.yaml")
+    svc = stack.service()
+    [run_id] = plan(ci_event("evt-unrecordable"), svc)
+    real_execute = worker_loop.execute
+    real_finish = TableLedger.finish_item
+    refused: list[str] = []
+
+    def execute(item, pipeline, ports):
+        if item.target == "prod":
+            raise PermanentError("the target refused prod")
+        return real_execute(item, pipeline, ports)
+
+    def finish_item(self, run_id, outcome, **options):
+        if outcome.result == "failed" and not refused:
+            refused.append(outcome.target)
+            raise TransientError("table down", where="ledger.finish_item")
+        return real_finish(self, run_id, outcome, **options)
+
+    monkeypatch.setattr(worker_loop, "execute", execute)
+    monkeypatch.setattr(worker_loop, "HOST_MAX_DEQUEUE_COUNT", 1)  # every delivery is the last
+    monkeypatch.setattr(TableLedger, "finish_item", finish_item)
+
+    first = drain(svc, wait_seconds=0.3, visibility_timeout=1)
+
+    assert [(o.target, o.result) for o in first] == [("dev", "updated")]
+    assert refused == ["prod"]
+    assert not svc.ports.ledger.get_run(run_id).complete  # prod's failure is not recorded yet
+
+    rest = drain(svc, wait_seconds=2.5, visibility_timeout=1)  # the message left comes back
+
+    [gave_up] = rest
+    assert gave_up.target == "prod" and gave_up.result == "failed"
+    assert "the target refused prod" in gave_up.message
+    assert_run_ended_with_prod_failed(stack, svc, run_id)
