@@ -36,6 +36,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from sync.redact import SECRET_NAMES
+
 QUIET = ("azure", "azure.core.pipeline.policies.http_logging_policy", "httpx", "httpcore", "msal")
 
 JSON_LOGGERS = ("sync", "function_app")
@@ -106,12 +108,19 @@ def ensure_traceparent(traceparent: str | None) -> str:
 
 _URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]+)\?[^\s'\"<>#]*")
 _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s?#@'\"<>]+@")
+# Secret names that are ordinary words in free text, masked in URLs only: ``code`` is the code
+# of an error body ({"code": "InvalidSwagger"}), so only code=... (OAuth, Functions) is masked;
+# ``key`` and ``token`` name Python variables in the tracebacks logged (``key = operation_key(``,
+# a JSON-pointer ``token``) and non-secret dict entries. Suffixes (``SECRET_QUERY_SUFFIXES``) are
+# not used here either: in free text they would hide e.g. Table storage's "RowKey".
+_NOT_IN_LOG_TEXT = frozenset({"code", "key", "token"})
+_LOG_SECRET_NAMES = sorted(SECRET_NAMES - _NOT_IN_LOG_TEXT)
 # key=value (connection strings, form bodies), "key": "value" (JSON) and 'key': 'value' (a dict's
-# repr, e.g. an MSAL result); ``code`` only as code=... (OAuth/Functions), so that the "code" of an
-# error body stays readable.
+# repr, e.g. an MSAL result); ``code`` only as code=... (see above).
 _KEY_VALUE = re.compile(
-    r"(?i)(?P<key>(?P<q>[\"']?)\b(?:accountkey|sharedaccesskey|sharedaccesssignature|sig|"
-    r"client_secret|client_assertion|password|refresh_token|access_token)(?P=q)\s*[:=]\s*"
+    r"(?i)(?P<key>(?P<q>[\"']?)\b(?:"
+    + "|".join(re.escape(name) for name in _LOG_SECRET_NAMES)
+    + r")(?P=q)\s*[:=]\s*"
     r"|\bcode=)"
     r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^;&\s'\",}]+)"
 )

@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-# Query parameters whose values are credentials (SAS ``sig``, Functions ``code``, API keys).
-SECRET_QUERY_KEYS = frozenset(
+# Names whose values are credentials: as URL query parameters (SAS ``sig``, Functions ``code``,
+# API keys) and as keys of ``key=value`` / JSON pairs in log text, which ``sync.logs`` masks from
+# this same set (bar the few names that are ordinary words in free text, see ``sync.logs``). One
+# list, so that a credential named in one place is not left in the clear in the other.
+SECRET_NAMES = frozenset(
     {
         "sig",
         "signature",
@@ -19,6 +22,7 @@ SECRET_QUERY_KEYS = frozenset(
         "key",
         "token",
         "access_token",
+        "refresh_token",
         "api_key",
         "apikey",
         "api-key",
@@ -27,11 +31,15 @@ SECRET_QUERY_KEYS = frozenset(
         "secret",
         "client_secret",
         "client_assertion",  # a signed JWT standing for a client secret
+        # Storage and Service Bus connection strings (AccountKey=...;SharedAccessKey=...)
+        "accountkey",
+        "sharedaccesskey",
+        "sharedaccesssignature",
     }
 )
 # ... and any parameter named like one of these: presigned URLs of other clouds (X-Amz-Signature,
 # X-Amz-Credential, X-Amz-Security-Token, X-Goog-Signature, X-Goog-Credential), Event Grid's
-# aeg-sas-key / aeg-sas-token, OAuth's refresh_token. Suffixes, so that api-version or keyName stay.
+# aeg-sas-key / aeg-sas-token, OAuth's id_token. Suffixes, so that api-version or keyName stay.
 SECRET_QUERY_SUFFIXES = ("signature", "token", "secret", "key", "credential", "password")
 REDACTED = "REDACTED"
 UNPARSEABLE = "<unparseable URL>"
@@ -59,4 +67,4 @@ def redact_url(url: Any) -> str:
 
 def _is_secret(key: str) -> bool:
     name = key.lower()
-    return name in SECRET_QUERY_KEYS or name.endswith(SECRET_QUERY_SUFFIXES)
+    return name in SECRET_NAMES or name.endswith(SECRET_QUERY_SUFFIXES)
