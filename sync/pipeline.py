@@ -355,6 +355,28 @@ class Pipeline:
         )
         return _with(outcome, duration_ms=duration)
 
+    def _held(
+        self, item: WorkItem, state: TargetState, base: dict[str, Any]
+    ) -> TargetOutcome | None:
+        """The ``held`` outcome (remembered on the state row) while a rollback's hold is active
+        on ``state``; a rollback itself and a dry run go on. Checked on the row read before the
+        lease and again on the one read under it, when that one moved: a rollback that
+        completed while this item fetched its spec would otherwise be written over (and the row
+        would still say "held" at a version the connector no longer has)."""
+        request = item.request
+        if not (state.hold and state.hold.active()) or request.reason == "rollback":
+            return None
+        if request.dry_run:
+            return None
+        outcome = TargetOutcome(
+            **base,
+            result="held",
+            version=state.version,
+            message=f"held at v{state.hold.version} until {state.hold.until} by {state.hold.by}",
+        )
+        self._remember(item, outcome)
+        return outcome
+
     def _reported(self, item: WorkItem) -> bool:
         """Whether the run row already holds this target's outcome (a plain redelivery)."""
         run = self.ports.ledger.get_run(item.run_id)
@@ -419,20 +441,8 @@ class Pipeline:
                     message=f"v{state.version} applied (recorded by an earlier attempt)",
                 )
             return TargetOutcome(**base, result="unchanged", message="event already processed")
-        if (
-            state.hold
-            and state.hold.active()
-            and request.reason != "rollback"
-            and not request.dry_run
-        ):
-            outcome = TargetOutcome(
-                **base,
-                result="held",
-                version=state.version,
-                message=f"held at v{state.hold.version} until {state.hold.until} by {state.hold.by}",
-            )
-            self._remember(item, outcome)
-            return outcome
+        if (held := self._held(item, state, base)) is not None:
+            return held
         if request.dry_run:
             return self._stages(item, api, tcfg, target, state, base)
         if stale := _superseded(request, state):  # last_event_time only grows: no lease needed
@@ -462,6 +472,8 @@ class Pipeline:
                     return TargetOutcome(
                         **base, result="unchanged", message=stale, version=fresh.version or None
                     )
+                if fresh.etag != state.etag and (held := self._held(item, fresh, base)):
+                    return held  # a rollback landed while this item fetched: it must not undo it
                 if fresh.etag != state.etag:  # another worker moved the target: redo all
                     early = Early()
                 elif reading is not None:  # read before the lease: valid, the state row held

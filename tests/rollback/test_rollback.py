@@ -279,3 +279,36 @@ def test_version_detail_with_diff_against_the_previous_version(env):
     assert get_version(1, "dev", include="everything").status_code == 400
     assert get_version(7, "dev", include="diff").status_code == 404
     assert svc.ports.ledger.version(API, "dev", 2) is not None
+
+
+def test_a_rollback_that_lands_while_an_event_fetches_is_not_written_over(env, monkeypatch):
+    """The event's item read the state row (no hold yet) and is fetching the new spec when an
+    operator's rollback of dev completes. Under the lease the row has moved and holds: the event
+    must end "held", not write the new spec over the rollback (before 2026-12-07 it did, and the
+    row still said "held at v3" with v4 on the connector)."""
+    from sync.pipeline import Pipeline
+    from sync.rollback import rollback_request
+    from sync.runs import run_inline
+
+    svc = two_versions(env)  # dev at v2
+    v1 = svc.ports.ledger.version(API, "dev", 1, include_definitions=True)
+    serve_spec(env, "openapi-v2.yaml", version="3.0.0")  # a new deployment is live
+    plan(ci_event(version="3.0.0"), svc)  # and its event is queued
+    original = Pipeline._precheck
+    rolled: list[str] = []
+
+    def precheck(self, item, *args, **kwargs):
+        if item.target == "dev" and item.request.rollback_to is None and not rolled:
+            request = rollback_request(API, 1, caller="oid:alice", targets=("dev",))
+            done = run_inline(request, svc.map, svc.ports, svc.pipeline)
+            rolled.extend(o.result for o in done.outcomes)
+        return original(self, item, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "_precheck", precheck)
+    outcomes = {o.target: o for o in drain(svc, wait_seconds=0.3)}
+    assert rolled == ["updated"]
+    assert outcomes["dev"].result == "held", outcomes["dev"].message
+    assert read_connector(env, "dev") == v1.applied
+    state = svc.ports.ledger.state(API, "dev")
+    assert state.version == 3 and state.hold is not None and state.hold.version == 3
+    assert outcomes["prod"].result != "held"  # only the rolled-back target is held
