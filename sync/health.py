@@ -29,6 +29,7 @@ import httpx
 
 from sync.errors import ConfigError, SyncError
 from sync.logs import redact
+from sync.settings import KEY_VAULT_URL
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,17 @@ def probe_vault(vault_url: str | None, client: httpx.Client | None = None) -> Ch
     http = client or httpx.Client(timeout=PROBE_TIMEOUT_SECONDS, follow_redirects=False)
     try:
         response = http.get(url, params={"api-version": VAULT_API_VERSION, "maxresults": "1"})
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError) as exc:
+        # A malformed setting (a bad port, an empty or over-long DNS label that the idna codec
+        # refuses, no scheme). InvalidURL and UnicodeError are no httpx.HTTPError, and escaping
+        # here turned /api/health into the host's 500. The value is not echoed: a malformed
+        # value may be something else pasted into the wrong setting, e.g. a connection string.
+        return Check(
+            name,
+            False,
+            f"invalid URL ({type(exc).__name__})",
+            detail={"path": KEY_VAULT_URL},
+        )
     except httpx.HTTPError as exc:
         return Check(name, False, f"unreachable ({type(exc).__name__})", detail={"url": vault_url})
     finally:
@@ -248,10 +260,26 @@ def target_checks(svc: Any, now: datetime | None = None) -> list[Check]:
     return checks
 
 
+def _guarded(name: str, probe: Callable[[], list[Check]], *, critical: bool = True) -> list[Check]:
+    """``probe()``, or one failed check named ``name`` if it raises anything unexpected.
+
+    A diagnostic endpoint must always answer: an exception no probe foresaw (an SDK's new error
+    type, a bug) used to escape ``check_health`` and give the host's bare 500, hiding which part
+    broke and what the other parts said. The reason names only the exception type (its message may
+    carry a URL or a key); the log line has the redacted traceback.
+    """
+    try:
+        return probe()
+    except Exception as exc:
+        log.exception("health: the %s probe failed unexpectedly", name)
+        return [Check(name, False, f"probe failed ({type(exc).__name__})", critical=critical)]
+
+
 def check_health(
     svc: Any, *, vault_client: httpx.Client | None = None, now: datetime | None = None
 ) -> HealthReport:
-    """Probe every part; ``svc`` is a wired ``sync.bootstrap.Service`` (so the map is valid)."""
+    """Probe every part; ``svc`` is a wired ``sync.bootstrap.Service`` (so the map is valid).
+    Each probe is guarded (``_guarded``): one that raises is its own failed check, not a 500."""
     settings = svc.settings
     targets_total = sum(len(a.targets) for a in svc.map.apis.values())
     checks = [
@@ -260,12 +288,13 @@ def check_health(
             True,
             detail={"source": svc.map.source, "apis": len(svc.map.apis), "targets": targets_total},
         ),
-        probe_ledger(settings),
-        probe_queues(settings),
-        probe_vault(settings.key_vault_url, vault_client),
+        *_guarded("ledger", lambda: [probe_ledger(settings)]),
+        *_guarded("queue", lambda: [probe_queues(settings)]),
+        *_guarded("keyVault", lambda: [probe_vault(settings.key_vault_url, vault_client)]),
     ]
     if checks[1].ok:  # the state rows live in the ledger; skip them when it is down
-        checks.extend(target_checks(svc, now))
+        # informational like each target's check: a broken state reader degrades, never 503s
+        checks.extend(_guarded("targets", lambda: target_checks(svc, now), critical=False))
     report = HealthReport(tuple(checks))
     if not report.ok:
         log.warning(

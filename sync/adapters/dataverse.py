@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 SERVICE = "Dataverse Web API"
 API_PATH = "api/data/v9.2"
 LIMIT_CHARS = 500_000
+DISPLAYNAME_UNITS = 200  # connector.displayname, UTF-16 code units (the map loader checks it too)
+DESCRIPTION_UNITS = 1000  # connector.description, UTF-16 code units
 CUSTOM_CONNECTOR = 1  # connectortype picklist
 READ_COLUMNS = (
     "connectorid",
@@ -60,6 +62,34 @@ def compact_string(definition: dict[str, Any]) -> str:
 def utf16_length(text: str) -> int:
     """Characters as Dataverse (.NET) counts them: UTF-16 code units."""
     return len(text.encode("utf-16-le")) // 2
+
+
+def utf16_prefix(text: str, units: int) -> str:
+    """The longest start of ``text`` that fits in ``units`` UTF-16 code units.
+
+    Dataverse limits string columns (``displayname`` 200, ``description`` 1000) in UTF-16 code
+    units, where an astral character such as an emoji counts 2: cutting by Python code points let
+    such text through too long, and every create answered 400. The cut never ends between the two
+    halves of a surrogate pair: a lone half has no UTF-8 form and is not the character either.
+    """
+    used = 0  # counted by hand, not encoded: a lone surrogate would make the encoder raise
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > units:
+            return text[:index]
+    return text
+
+
+def like_literal(text: str) -> str:
+    """``text`` as a literal inside a Dataverse ``contains``/``startswith``/``endswith`` value.
+
+    Dataverse evaluates those functions as SQL LIKE: ``%``, ``_`` and ``[...]`` are wildcards
+    (learn.microsoft.com/power-apps/developer/data-platform/wildcard-characters). Unescaped, the
+    marker ``[connector-sync:api/target]`` was a one-character set that matched nearly every
+    connector's description, so the search listed the whole table; a bracketed wildcard character
+    is the documented literal (``]`` alone is no wildcard).
+    """
+    return "".join(f"[{char}]" if char in "[%_" else char for char in text)
 
 
 def _odata_literal(text: str) -> str:
@@ -125,11 +155,17 @@ class DataverseTarget(MarkedConnectorTarget):
         self._refuse_oversize(definition)
         text = compact_string(definition)
         cid = current.connector_id or self._resolve_id()
-        if cid and current.connector_id is None and self._row(cid, ("connectorid",)) is None:
+        if cid and current.connector_id is None:
+            # Is the id still there? On a 404, _row forgets a stale ledger id and switches to the
+            # marked connector (or to none: create); write to whichever id it settled on, not to
+            # the one it just found gone.
+            self._row(cid, ("connectorid",))
             cid = self._connector_id
         if cid:
             body: dict[str, Any] = {"openapidefinition": text}
             if self._params.get("displayName"):
+                # sent as configured: the map loader refuses one over DISPLAYNAME_UNITS, because
+                # cutting a configured value here would silently rename the connector
                 body["displayname"] = self._params["displayName"]
             self._send(
                 "PATCH",
@@ -195,7 +231,7 @@ class DataverseTarget(MarkedConnectorTarget):
             "connectors",
             {
                 "$select": "connectorid,name,description",
-                "$filter": f"contains(description,'{_odata_literal(self.marker)}')",
+                "$filter": f"contains(description,'{_odata_literal(like_literal(self.marker))}')",
             },
         )
         url: str | None = first
@@ -253,9 +289,16 @@ class DataverseTarget(MarkedConnectorTarget):
 
     def _create(self, definition: dict[str, Any], text: str) -> str:
         info = definition.get("info") or {}
-        display = str(self._params.get("displayName") or info.get("title") or self.api)[:200]
-        base = str(info.get("description") or "")
-        description = f"{base[: 1000 - len(self.marker) - 1]} {self.marker}".strip()
+        # Both columns are limited in UTF-16 code units (see utf16_prefix); the marker is ASCII
+        # and must survive whole, so the spec's description gives way to it.
+        display = utf16_prefix(
+            str(self._params.get("displayName") or info.get("title") or self.api),
+            DISPLAYNAME_UNITS,
+        )
+        base = utf16_prefix(
+            str(info.get("description") or ""), DESCRIPTION_UNITS - len(self.marker) - 1
+        )
+        description = f"{base} {self.marker}".strip()
         # A stable id per (org, api, target): a retried create collides instead of duplicating.
         cid = str(uuid.uuid5(_ID_NAMESPACE, f"{self.org}|{self.api}|{self.name}"))
         slug = re.sub(r"[^A-Za-z0-9]", "", f"{self.api}{self.name}")[:60] or "connector"

@@ -190,6 +190,31 @@ def _check_credential(params: Any, credentials: dict[str, Any], where: str) -> N
         )
 
 
+# Dataverse's connector.displayname column holds 200 UTF-16 code units (an emoji counts 2); the
+# schema's maxLength counts code points, so it lets through a name every PATCH would refuse.
+# (sync.adapters.dataverse.DISPLAYNAME_UNITS; not imported: that module pulls in httpx.)
+DATAVERSE_DISPLAYNAME_UNITS = 200
+
+
+def _check_display_name(kind: str, params: Any, where: str) -> None:
+    """A dataverse target's ``displayName`` must fit the column as Dataverse counts it: refused
+    here, naming the key path, rather than cut (a silently changed configured value) or sent
+    (an HTTP 400 on every run)."""
+    if kind != "dataverse" or not isinstance(params, dict):
+        return
+    display = params.get("displayName")
+    if not isinstance(display, str):
+        return
+    units = len(display.encode("utf-16-le", "surrogatepass")) // 2
+    if units > DATAVERSE_DISPLAYNAME_UNITS:
+        raise ConfigError(
+            f"displayName is {units} UTF-16 code units; Dataverse's displayname column holds "
+            f"at most {DATAVERSE_DISPLAYNAME_UNITS} (characters outside the Basic Multilingual "
+            "Plane, such as emoji, count 2)",
+            path=f"{where}.displayName",
+        )
+
+
 def _api(
     name: str, api: dict[str, Any], credentials: dict[str, Any], source: str, base_dir: Path
 ) -> ApiConfig:
@@ -209,6 +234,7 @@ def _api(
         seen.add(target["name"])
         params = target[kind]
         _check_credential(params, credentials, f"{where}.targets[{index}].{kind}")
+        _check_display_name(kind, params, f"{where}.targets[{index}].{kind}")
         targets.append(
             TargetConfig(
                 name=target["name"],

@@ -103,7 +103,10 @@ def test_create_in_solution_then_adopt_after_crash(sim: Simulator, make_datavers
     assert sim.dataverse_ids() == [created]
     assert len(sim.requests_to("POST")) == 1
     get = [r for r in sim.requests_to("GET") if "$filter" in r.query]
-    assert get and get[0].query["$filter"] == "contains(description,'[connector-sync:contoso/dv]')"
+    # "[" bracketed: Dataverse's contains is a SQL LIKE, where "[...]" is a character set
+    assert (
+        get and get[0].query["$filter"] == "contains(description,'[[]connector-sync:contoso/dv]')"
+    )
 
 
 def test_create_colliding_with_an_unmarked_earlier_create_adopts(

@@ -942,7 +942,8 @@ class Simulator:
                     "'Microsoft.Dynamics.CRM.connector'.",
                 )
             if match.group(1):
-                rows = [r for r in rows if value.lower() in str(r.get(column) or "").lower()]
+                pattern = _like_regex(value)
+                rows = [r for r in rows if pattern.search(str(r.get(column) or ""))]
             else:
                 rows = [r for r in rows if str(r.get(column) or "").lower() == value.lower()]
         return Reply(
@@ -1061,6 +1062,48 @@ class Simulator:
                 201 if creating else 200, self._dv_view(row, []), headers={"OData-EntityId": entity}
             )
         return Reply(204, headers={"OData-EntityId": entity, "OData-Version": "4.0"})
+
+
+def _like_regex(value: str) -> re.Pattern[str]:
+    """A Dataverse ``contains`` value as the SQL LIKE pattern it is: ``%`` any run, ``_`` any one
+    character, ``[set]``/``[^set]`` (with ``a-z`` ranges) one character of / not of the set, so a
+    bracketed wildcard is a literal (learn.microsoft.com/power-apps/developer/data-platform/
+    wildcard-characters). Case-insensitive, like Dataverse's string filters. INFERRED: an unclosed
+    ``[`` is taken literally and a reversed range matches nothing."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        char = value[i]
+        if char == "%":
+            out.append(".*")
+        elif char == "_":
+            out.append(".")
+        elif char == "[" and value.find("]", i + 2) != -1:
+            end = value.find("]", i + 2)
+            body = value[i + 1 : end]
+            negate = body.startswith("^") and len(body) > 1
+            members = body[1:] if negate else body
+            parts: list[str] = []
+            j = 0
+            while j < len(members):
+                if j + 2 < len(members) and members[j + 1] == "-":
+                    low, high = members[j], members[j + 2]
+                    if low <= high:
+                        parts.append(f"{re.escape(low)}-{re.escape(high)}")
+                    j += 3
+                else:
+                    parts.append(re.escape(members[j]))
+                    j += 1
+            inner = "".join(parts)
+            if inner:
+                out.append(f"[{'^' if negate else ''}{inner}]")
+            else:
+                out.append("." if negate else "(?!)")
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
 
 
 def _environment_filter(text: str) -> str | None:
