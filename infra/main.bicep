@@ -78,7 +78,14 @@ param authAudience string = ''
 ])
 param eventGridWebhookAuth string = 'key'
 
-@description('Optional. SYNC_LOG_LEVEL.')
+@description('Optional. SYNC_LOG_LEVEL (the levels sync/logs.py LEVELS accepts).')
+@allowed([
+  'DEBUG'
+  'INFO'
+  'WARNING'
+  'ERROR'
+  'CRITICAL'
+])
 param logLevel string = 'INFO'
 
 @description('Optional. Maximum Flex Consumption instances.')

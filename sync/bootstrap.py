@@ -230,7 +230,7 @@ def build(settings: Settings, sync_map: SyncMap | None = None, **overrides: Any)
     def specs() -> Any:
         from sync.adapters.spec_sources import SpecSources
 
-        return SpecSources(settings, sync_map, secrets=secrets)
+        return SpecSources(settings, sync_map, secrets=secrets, function_identity=function_identity)
 
     ports = Ports(
         specs=overrides.pop("specs", None) or _Lazy(specs),

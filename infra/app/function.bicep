@@ -107,6 +107,7 @@ param eventGridWebhookAuth string = 'key'
   'INFO'
   'WARNING'
   'ERROR'
+  'CRITICAL'
 ])
 param logLevel string = 'INFO'
 

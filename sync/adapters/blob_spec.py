@@ -28,7 +28,7 @@ from urllib.parse import quote, unquote
 import httpx
 
 from sync.adapters.http import check_transient, default_timeout
-from sync.adapters.spec_sources import read_capped, retried_request
+from sync.adapters.spec_sources import read_capped, require_https, retried_request
 from sync.errors import ConfigError, PermanentError, SpecError, SpecNotNamedError
 from sync.models import FetchedSpec, SyncRequest
 from sync.redact import redact_url
@@ -207,6 +207,14 @@ class BlobReader:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         sas = self._local_sas(url)
+        if not sas:  # the SAS path is the local emulator's own endpoint, from its connection string
+            require_https(
+                url,
+                self.settings,
+                what="a Storage bearer token",
+                setting="the blob URL (spec.blob.account, SYNC_BLOB_ENDPOINT or SYNC_CONFIG)",
+                where=shown,
+            )
 
         def attempt() -> FetchedSpec:
             request_headers = dict(headers)

@@ -21,6 +21,7 @@ and Storage SDK clients can use it directly.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
 import re
@@ -44,6 +45,7 @@ from sync.adapters.keyvault import secret_name_of
 from sync.clouds import CLOUDS, Cloud
 from sync.errors import ConfigError, PermanentError, SecretError, SyncError, TransientError
 from sync.ports import SecretStore, TokenProvider
+from sync.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,11 @@ _AADSTS = re.compile(r"AADSTS\d+")
 # MSAL-backed errors carry the status only in text: "HTTP Error: 503" (token endpoint) or
 # "Token request error: (invalid_scope) 503, ..." (App Service managed identity).
 _HTTP_STATUS = re.compile(r"(?:HTTP Error: |Token request error: \(\w+\) )(\d{3})\b")
+# App Service managed identity (MSAL): an answer that is JSON but carries no ``statusCode`` comes
+# out as "Token request error: (invalid_scope) None, <message>". The identity endpoint itself always
+# sends statusCode with its refusals, so a status-less answer came from something in front of it
+# (a 429 or 5xx page of the platform's front end) or was no answer at all.
+_NO_STATUS = re.compile(r"Token request error: \(\w+\) None\b")
 
 # (token, expires_on epoch seconds)
 Fetch = Callable[[str], tuple[str, float]]
@@ -124,6 +131,13 @@ def translate_error(
         return TransientError(
             f"cannot reach the token endpoint: {type(exc).__name__}: {detail}", where=where
         )
+    if isinstance(exc, json.JSONDecodeError):
+        # MSAL's managed-identity calls let the JSON parse of the answer escape: a body that is
+        # not JSON is a front end's error page (503 HTML) or an empty 500, never the identity
+        # endpoint's verdict. Its message names a position, not the body.
+        return TransientError(
+            f"the token endpoint answered something that is not JSON ({detail})", where=where
+        )
     status = _status_of(exc)
     if status is not None and status in TRANSIENT_STATUSES:
         return TransientError(f"token endpoint answered HTTP {status}: {detail}", where=where)
@@ -131,6 +145,12 @@ def translate_error(
         from azure.identity import CredentialUnavailableError
 
         if isinstance(exc, CredentialUnavailableError):
+            if _NO_STATUS.search(str(exc)) and not _AADSTS.search(str(exc)):
+                return TransientError(
+                    f"the token endpoint answered without a status (a front end's 429/5xx?): "
+                    f"{detail}",
+                    where=where,
+                )
             return PermanentError(f"credential unavailable: {detail}", where=where)
         codes = ", ".join(dict.fromkeys(_AADSTS.findall(str(exc)))) or "no AADSTS code"
         return PermanentError(f"the tenant refused the credential ({codes}): {detail}", where=where)
@@ -311,7 +331,18 @@ class RefreshTokenGrant:
     bypass the shared retry policy (``sync.adapters.http``). The grant itself is one documented
     POST; rotation is then explicit: when the answer carries a new refresh token it is written back
     to the vault. Entra keeps the previous refresh token valid after redemption, so two instances
-    racing on rotation both succeed; the last write wins and either token works.
+    racing on rotation both succeed and either token works.
+
+    The write-back never replaces a token someone else stored: before writing, the secret is read
+    again past the store's cache, and the rotated token is written only when the vault still holds
+    the token just redeemed or the one this process last saw there. Anything else was stored by
+    ``credential init`` (perhaps for another account) or by another instance: that token is
+    adopted and redeemed at once, so the next access token is the vault's account, and the
+    rotated one is dropped. Key Vault has no conditional write, so a store landing between the
+    read and the write can still lose; the window is one round trip, not the hours it was.
+
+    The endpoint must be https: the form carries the refresh token, and azure-identity refuses a
+    plain-http authority for every other kind too.
     """
 
     def __init__(
@@ -347,6 +378,9 @@ class RefreshTokenGrant:
         self._budget = budget_seconds
         self._clock = clock
         self._current: str | None = None
+        # The value this process last read from or wrote to the secret: the vault still holding
+        # it means nobody else stored a token since, so a rotated one may replace it.
+        self._seen_in_store: str | None = None
         self._lock = threading.Lock()
         self._warned_readonly = False
 
@@ -355,10 +389,11 @@ class RefreshTokenGrant:
         return f"credential {self.name!r} (delegated)"
 
     def __call__(self, scope: str) -> tuple[str, float]:
+        self._require_https()
         with self._lock:
             from_store = False
             if self._current is None:
-                self._current = self._scrub.remember(self._secrets.get(self.secret_name))
+                self._current = self._seen_in_store = self._read_store()
                 from_store = True
             try:
                 body = self._redeem(self._current, scope)
@@ -366,14 +401,37 @@ class RefreshTokenGrant:
                 if from_store:
                     raise
                 # Our in-memory token may be older than the vault's (another instance rotated
-                # it and ours was revoked): try the stored one once before giving up.
-                stored = self._scrub.remember(self._secrets.get(self.secret_name))
+                # it and ours was revoked, or `credential init` stored a new one): try the stored
+                # one once before giving up. Past the cache, which holds what we wrote.
+                stored = self._read_store(fresh=True)
                 if stored == self._current:
                     raise
-                self._current = stored
+                self._current = self._seen_in_store = stored
                 body = self._redeem(stored, scope)
-            self._rotate(body.get("refresh_token"))
+            if self._rotate(body.get("refresh_token"), redeemed=self._current):
+                # The vault's token may be another account's (credential init switched it): the
+                # access token just redeemed from ours must not be handed out for an hour.
+                adopted = self._current
+                body = self._redeem(adopted, scope)
+                self._rotate(body.get("refresh_token"), redeemed=adopted)
             return body["access_token"], self._clock() + body["expires_in"]
+
+    def _require_https(self) -> None:
+        if httpx.URL(self.endpoint).scheme != "https":
+            raise PermanentError(
+                f"refusing to send the refresh token from kv:{self.secret_name} over plain http to "
+                f"{redact_url(self.endpoint)}; endpoints.authorityHost must be an https:// URL",
+                where=self.where,
+            )
+
+    def _read_store(self, *, fresh: bool = False) -> str:
+        """The stored refresh token; ``fresh`` drops the store's cached copy first (Key Vault
+        caches 5 minutes, and what another process stored meanwhile is what matters here)."""
+        if fresh:
+            forget = getattr(self._secrets, "forget", None)
+            if callable(forget):
+                forget(self.secret_name)
+        return self._scrub.remember(self._secrets.get(self.secret_name))
 
     def _redeem(self, refresh_token: str, scope: str) -> dict[str, Any]:
         form = {
@@ -451,12 +509,15 @@ class RefreshTokenGrant:
             parts.append(codes)
         return self._scrub(" ".join(parts))
 
-    def _rotate(self, new_token: Any) -> None:
-        if not isinstance(new_token, str) or not new_token or new_token == self._current:
-            return
-        self._current = self._scrub.remember(new_token)
+    def _rotate(self, new_token: Any, *, redeemed: str) -> bool:
+        """Keep (and store) the rotated token; or, when the vault now holds a token this
+        process neither redeemed nor last saw there, adopt that one instead (True)."""
+        if not isinstance(new_token, str) or not new_token or new_token == redeemed:
+            return False
+        self._scrub.remember(new_token)
         setter = getattr(self._secrets, "set", None)
         if setter is None:
+            self._current = new_token
             if not self._warned_readonly:
                 self._warned_readonly = True
                 log.warning(
@@ -464,14 +525,38 @@ class RefreshTokenGrant:
                     self.where,
                     type(self._secrets).__name__,
                 )
-            return
+            return False
+        try:
+            stored = self._read_store(fresh=True)
+        except SyncError as exc:
+            # Not written blind: the rotated token works, and so does the stored one.
+            self._current = new_token
+            log.warning(
+                "%s: rotated refresh token kept in memory; could not re-read secret %s: %s",
+                self.where,
+                self.secret_name,
+                exc,
+            )
+            return False
+        if stored not in (redeemed, self._seen_in_store):
+            self._current = self._seen_in_store = stored
+            log.info(
+                "%s: secret %s holds a refresh token this instance did not store (credential "
+                "init or another instance); adopted it, rotated token dropped",
+                self.where,
+                self.secret_name,
+            )
+            return True
+        self._current = new_token
         try:
             setter(self.secret_name, new_token)
         except SyncError as exc:
             # The new access token is good and the old refresh token stays valid: carry on.
             log.warning("%s: could not store the rotated refresh token: %s", self.where, exc)
         else:
+            self._seen_in_store = new_token
             log.info("%s: rotated refresh token stored in secret %s", self.where, self.secret_name)
+        return False
 
 
 def _kind_of(name: str, spec: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:

@@ -27,6 +27,7 @@ import httpx
 from sync.adapters.http import as_transient, check_transient, default_timeout, with_retries
 from sync.errors import ConfigError, PermanentError, SpecError, TransientError
 from sync.models import FetchedSpec, SyncRequest
+from sync.redact import redact_url
 
 if TYPE_CHECKING:
     from sync.clouds import Cloud
@@ -50,6 +51,28 @@ def function_identity_spec(env: dict[str, str] | None = None) -> dict[str, Any]:
     env = dict(os.environ) if env is None else env
     client_id = (env.get("AZURE_CLIENT_ID") or "").strip()
     return {"managedIdentity": {"clientId": client_id} if client_id else {}}
+
+
+def require_https(url: str, settings: Settings, *, what: str, setting: str, where: str) -> None:
+    """Refuse to send ``what`` (a bearer token) to a plain-http ``url``.
+
+    The URL guard lets http through because public spec URLs may be http, but a token sent in
+    clear text is anyone's on the path. A host listed in SYNC_ALLOW_PRIVATE_HOSTS (as written in
+    the URL, with or without its port, like the guard matches it) is exempt: the local emulators
+    and simulators speak plain http on loopback."""
+    parsed = httpx.URL(url)
+    if parsed.scheme == "https":
+        return
+    host = parsed.host.lower().rstrip(".")
+    port = parsed.port or 80
+    forms = {host, f"{host}:{port}", f"[{host}]", f"[{host}]:{port}"}
+    if not forms.isdisjoint(settings.allow_private_hosts):
+        return
+    raise PermanentError(
+        f"refusing to send {what} over plain http to {redact_url(url)}; {setting} must be an "
+        "https:// URL (local emulators: add the host to SYNC_ALLOW_PRIVATE_HOSTS)",
+        where=where,
+    )
 
 
 def read_capped(
@@ -102,7 +125,9 @@ def retried_request(
     wait_max: float,
 ) -> T:
     """One logical spec-source request: retried while transient within SYNC_FETCH_BUDGET_SECONDS;
-    a transport failure that outlasts the budget is a ``TransientError`` naming ``where``."""
+    a transport failure that outlasts the budget is a ``TransientError`` naming ``where``; any
+    other httpx error (a body that does not decode as its Content-Encoding says) is a
+    ``SpecError``, as ``HttpSpecSource`` makes it: the same bytes decode no better next time."""
     try:
         return with_retries(
             attempt,
@@ -113,6 +138,8 @@ def retried_request(
         )
     except (httpx.TransportError, httpx.TimeoutException) as exc:
         raise as_transient(exc, where=where) from None
+    except httpx.HTTPError as exc:  # DecodingError, TooManyRedirects, ...
+        raise SpecError(f"download failed: {type(exc).__name__}: {exc}", where=where) from None
 
 
 def arm_error(response: httpx.Response, body: bytes) -> tuple[str, str]:
@@ -162,6 +189,13 @@ class ArmCaller:
         self, method: str, url: str, *, params: dict[str, str] | None = None, where: str
     ) -> tuple[httpx.Response, bytes]:
         """One logical ARM call (retried while transient); 4xx raise ``PermanentError``."""
+        require_https(
+            url,
+            self.settings,
+            what="a Resource Manager bearer token",
+            setting="endpoints.resourceManager",
+            where=where,
+        )
 
         def attempt() -> tuple[httpx.Response, bytes]:
             headers = {
@@ -242,6 +276,7 @@ class SpecSources:
         client: httpx.Client | None = None,
         url_source: Any = None,
         token_factory: Callable[[str | None], TokenProvider] | None = None,
+        function_identity: Callable[[Cloud], TokenProvider] | None = None,
         poll_interval: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -256,6 +291,7 @@ class SpecSources:
         self.client = client or guarded_client(settings, guard=self._guard)
         self.urls = url_source or HttpSpecSource(settings, client=self.client, guard=self._guard)
         self._token_factory = token_factory
+        self._function_identity = function_identity
         self._tokens: dict[str | None, TokenProvider] = {}
         self._lock = threading.Lock()
         self.poll_interval = poll_interval
@@ -272,11 +308,20 @@ class SpecSources:
         return cloud_for(self.map.cloud, self.map.endpoints)
 
     def tokens(self, credential: str | None) -> TokenProvider:
-        """The named credential of the map, or the function's managed identity when None."""
+        """The named credential of the map, or the function identity when None.
+
+        The function identity is the one the composition root passes (``sync.bootstrap.
+        function_identity``, as Key Vault and Storage use it): the managed identity in Azure,
+        DefaultAzureCredential (az login) locally, so an export or blob source without
+        ``credential:`` signs in wherever the rest of the app does. Built at the first token, so
+        nothing of azure-identity is imported before. Without one (a bare construction), the
+        managed identity of ``function_identity_spec``."""
         with self._lock:
             if credential not in self._tokens:
                 if self._token_factory is not None:
                     self._tokens[credential] = self._token_factory(credential)
+                elif credential is None and self._function_identity is not None:
+                    self._tokens[credential] = self._function_identity(self.cloud)
                 else:
                     from sync.adapters.credentials import build_token_provider
 
@@ -381,5 +426,6 @@ __all__ = [
     "function_identity_spec",
     "is_forbidden",
     "read_capped",
+    "require_https",
     "retried_request",
 ]

@@ -163,7 +163,9 @@ class TeamsWebhookNotifier:
             problem = redact(problem, {url} if url else set())
             log.warning("teams notification for run %s not sent: %s", run.run_id, problem)
             return f"failed: {problem}"
-        secrets = {url, str(httpx.URL(url))}
+        # The URL guard names a refused URL in its redacted form (signature masked, workflow
+        # path kept): that form is a secret here too.
+        secrets = {url, str(httpx.URL(url)), redact_url(url), redact_url(httpx.URL(url))}
         _guard_httpx_logs(url)
 
         def post() -> httpx.Response:
@@ -180,6 +182,11 @@ class TeamsWebhookNotifier:
             why = f"webhook still answered HTTP {exc.status} after retries"
         except httpx.HTTPError as exc:
             why = str(as_transient(exc, where=WHERE))
+        except SyncError as exc:
+            # The URL guard, inside the transport: a host that does not resolve (transient, so
+            # retried until the budget ends) or an address it refuses (UnsafeUrlError). Their
+            # message is the reason; their ``where`` is the URL, so the webhook is named instead.
+            why = f"{WHERE}: {exc.message}"
         else:
             if response.is_success:
                 log.info(
