@@ -192,20 +192,6 @@ class TargetState:
 
 
 @dataclass(frozen=True)
-class PendingWrite:
-    """A connector write about to happen, saved with the pending marker before it: if the write
-    lands and its ledger record is lost, the next sync can still record it and merge against its
-    upstream (RELIABILITY.md), whatever the spec became meanwhile."""
-
-    run_id: str
-    at: str
-    upstream: dict[str, Any]
-    applied: dict[str, Any]
-    upstream_sha256: str
-    applied_sha256: str
-
-
-@dataclass(frozen=True)
 class VersionRecord:
     """One applied version of one target: metadata plus the two stored definitions."""
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sync import drift
 from sync.background import in_background, settle
@@ -42,7 +42,6 @@ from sync.models import (
     CurrentConnector,
     FetchedSpec,
     Hold,
-    PendingWrite,
     TargetOutcome,
     TargetState,
     VersionRecord,
@@ -54,6 +53,9 @@ from sync.ports import Ledger, Ports, Target
 from sync.redact import redact_url
 from sync.spec.canonical import compact_bytes_kept, sha256_hex, sha256_hex_kept
 from sync.spec.parse import load_object
+
+if TYPE_CHECKING:
+    from sync.pending_write import PendingWrite
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -822,6 +824,8 @@ class Pipeline:
         if request.dry_run:
             return TargetOutcome(**common, result="dry-run", message="dry run: nothing written")
         set_stage("apply")
+        from sync.pending_write import PendingWrite  # loaded at the first write, not at start
+
         write = PendingWrite(
             run_id=item.run_id,
             at=iso(utcnow()) or "",

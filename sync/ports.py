@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sync.models import (
     CurrentConnector,
     FetchedSpec,
-    PendingWrite,
     RunSummary,
     SyncRequest,
     TargetOutcome,
@@ -21,6 +20,9 @@ from sync.models import (
     VersionRecord,
     WorkItem,
 )
+
+if TYPE_CHECKING:  # needed once a write is about to happen, not at every cold start
+    from sync.pending_write import PendingWrite
 
 
 class SecretStore(Protocol):

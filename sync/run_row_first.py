@@ -11,10 +11,13 @@ written therefore writes nothing at all, as before; it only read.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sync.models import PendingWrite, RunSummary, TargetOutcome, TargetState, VersionRecord
+from sync.models import RunSummary, TargetOutcome, TargetState, VersionRecord
 from sync.ports import Lease, Ledger
+
+if TYPE_CHECKING:  # needed once a write is about to happen, not at every cold start
+    from sync.pending_write import PendingWrite
 
 
 class RunRowFirst:

@@ -56,7 +56,6 @@ from sync.errors import (
 from sync.lru import Lru
 from sync.models import (
     Hold,
-    PendingWrite,
     RunSummary,
     SyncRequest,
     TargetOutcome,
@@ -65,6 +64,7 @@ from sync.models import (
     iso,
     utcnow,
 )
+from sync.pending_write import PendingWrite
 
 if TYPE_CHECKING:
     from sync.settings import Settings

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from sync.errors import ConfigError
-from sync.models import PendingWrite, RunSummary, TargetOutcome, TargetState, VersionRecord
+from sync.models import RunSummary, TargetOutcome, TargetState, VersionRecord
+from sync.pending_write import PendingWrite
 
 
 class EmptyLedger:

@@ -14,13 +14,13 @@ import pytest
 from sync.adapters.ledger_tables import TableLease, TableLedger
 from sync.errors import TransientError
 from sync.models import (
-    PendingWrite,
     RunSummary,
     SyncRequest,
     TargetOutcome,
     TargetState,
     VersionRecord,
 )
+from sync.pending_write import PendingWrite
 from sync.spec.canonical import sha256_hex
 from tests.support.azurite import ACCOUNT, KEY
 
