@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sync.adapters.function_identity import function_identity
 from sync.config import SyncMap, load_map
 from sync.errors import ConfigError
 from sync.pipeline import Pipeline
@@ -56,22 +57,6 @@ class _Lazy:
                 if self._value is None:
                     self._value = self._factory()
         return getattr(self._value, name)
-
-
-def function_identity(cloud: Any) -> TokenProvider:
-    """The Function App's own identity (Key Vault, storage, ARM): the user-assigned managed
-    identity named by AZURE_CLIENT_ID in Azure; developer credentials (az login...) locally."""
-    from sync.adapters.credentials import build_token_provider
-    from sync.adapters.secrets_env import EnvSecretStore
-
-    if os.environ.get("IDENTITY_ENDPOINT") or os.environ.get("MSI_ENDPOINT"):
-        client_id = os.environ.get("AZURE_CLIENT_ID")
-        spec: dict[str, Any] = {"managedIdentity": {"clientId": client_id} if client_id else {}}
-    else:
-        spec = {"default": {}}
-    return build_token_provider(
-        "function-identity", spec, cloud=cloud, secrets=EnvSecretStore(os.environ)
-    )
 
 
 def build_secrets(settings: Settings, sync_map: SyncMap) -> SecretStore:

@@ -61,23 +61,14 @@ def _default_reader() -> Any:
     global _reader
     if _reader is None:
         from sync.adapters.blob_spec import BlobReader
-        from sync.adapters.credentials import build_token_provider
-        from sync.adapters.spec_sources import (
-            FUNCTION_IDENTITY,
-            _NoSecrets,
-            function_identity_spec,
-        )
+        from sync.adapters.function_identity import function_identity
         from sync.adapters.urlguard import guarded_client
         from sync.clouds import CLOUDS
         from sync.settings import Settings
 
         settings = Settings.from_env()
-        provider = build_token_provider(
-            FUNCTION_IDENTITY,
-            function_identity_spec(),
-            cloud=CLOUDS["public"],
-            secrets=_NoSecrets(),
-        )
+        # the app's own identity, as Key Vault and storage use it (az login locally)
+        provider = function_identity(CLOUDS["public"])
         _reader = BlobReader(settings, guarded_client(settings), tokens=lambda: provider)
     return _reader
 

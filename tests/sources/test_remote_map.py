@@ -155,3 +155,21 @@ def test_load_map_with_a_blob_url_uses_the_app_settings(setup, tmp_path, azurite
     loaded = load_map(url)
     assert loaded.source == url and "orders" in loaded.apis
     assert load_map(url) is loaded
+
+
+@pytest.mark.parametrize("on_azure", [True, False])
+def test_the_map_reader_signs_in_as_the_app_does(monkeypatch, on_azure: bool) -> None:
+    """The remote map's reader used a bare managed identity while Key Vault, Storage and the spec
+    sources use the app's function identity: off Azure (az login) the map could not be read."""
+    from sync.adapters.function_identity import function_identity
+    from sync.clouds import CLOUDS
+
+    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "AZURE_CLIENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    if on_azure:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "h")
+    monkeypatch.setattr(remote, "_reader", None)
+    provider = remote._default_reader().tokens()
+    assert provider.kind == ("managedIdentity" if on_azure else "default")
+    assert provider.kind == function_identity(CLOUDS["public"]).kind
