@@ -733,8 +733,10 @@ class Pipeline:
                 )
             prepared = self._recorded_upstream(item, state)
         upstream_sha = prepared.upstream_sha
+        if state.pending and not request.dry_run:
+            state = self._void_unlanded_marker(item, state, ours_sha)
         if state.pending and prepared.desired is None and not request.dry_run:
-            state = self._record_lost_write(item, state, ours_sha, upstream_sha, lease)
+            state = self._record_lost_write(item, state, ours_sha, upstream_sha)
         if (
             request.rollback_to is None
             and upstream_sha == state.upstream_sha256
@@ -922,7 +924,6 @@ class Pipeline:
         state: TargetState,
         ours_sha: str | None,
         upstream_sha: str,
-        lease: Any,
     ) -> TargetState:
         """A write that landed without its ledger record (the marker is set and the connector
         holds what it wrote), met by a sync of different upstream content: record it first, as
@@ -939,8 +940,7 @@ class Pipeline:
             return state
         if lost is None or lost.applied_sha256 != ours_sha or lost.upstream_sha256 == upstream_sha:
             return state  # none stored, never landed or overwritten since, or this run's own
-        previous = self._last_applied(item, state)
-        change = diff_cached(previous, lost.applied) if previous is not None else None
+        change = diff_cached(self._last_applied(item, state), lost.applied)
         number = state.version + 1
         record = VersionRecord(
             api=item.api,
@@ -950,7 +950,8 @@ class Pipeline:
             outcome="updated",
             run_id=lost.run_id or item.run_id,
             created_at=lost.at or iso(utcnow()) or "",
-            summary=change.to_dict() if change is not None else {},
+            info_version=_info_version(lost.upstream),
+            summary=change.to_dict(),
             upstream_sha256=lost.upstream_sha256,
             applied_sha256=lost.applied_sha256,
             upstream=lost.upstream,
@@ -960,6 +961,12 @@ class Pipeline:
             version=number,
             applied_sha256=lost.applied_sha256,
             upstream_sha256=lost.upstream_sha256,
+            # The spec's validators describe the last recorded version's spec, not the lost
+            # write's: kept, a run that stops after this record (a crash, a refused marker) would
+            # be answered 304 for that older spec and leave the lost write in place for good.
+            spec_etag=None,
+            spec_last_modified=None,
+            spec_info_version=_info_version(lost.upstream),
             last_outcome="updated",
             last_message=f"v{number} recorded after its ledger write was lost",
             last_run_id=record.run_id,
@@ -977,6 +984,21 @@ class Pipeline:
         saved = ledger.record_version(record, recovered, None)  # the lease stays this item's
         _BASES.put((item.api, item.target, number), lost.upstream)
         return saved
+
+    def _void_unlanded_marker(
+        self, item: WorkItem, state: TargetState, ours_sha: str | None
+    ) -> TargetState:
+        """A marker whose write never landed (the platform refused it, or the worker died before
+        it): the connector still holds the last recorded version. The marker is cleared, with
+        the definitions it carries: kept, it made every later run of the same spec record an
+        empty version, fetched the spec without ``If-None-Match`` and weighed down every read
+        of the state row."""
+        if ours_sha is None or ours_sha != state.applied_sha256 or _marker_sha(state) == ours_sha:
+            return state
+        log.info("%s/%s: the pending write never landed; marker cleared", item.api, item.target)
+        return self.ports.ledger.save_state(
+            item.api, item.target, state.evolve(pending=None, pending_definitions=None)
+        )
 
     def _last_applied(self, item: WorkItem, state: TargetState) -> dict[str, Any] | None:
         """The applied definition of the last recorded version (None before the first)."""
@@ -1080,6 +1102,16 @@ class Pipeline:
             raise TargetError(
                 "read-back does not match the written definition", where=f"{item.api}/{item.target}"
             )
+
+
+def _marker_sha(state: TargetState) -> str | None:
+    """The sha256 of the definition the pending marker's write was to leave (None: unreadable)."""
+    try:
+        marker = json.loads(state.pending or "")
+    except ValueError:
+        return None
+    sha = marker.get("sha256") if isinstance(marker, dict) else None
+    return sha if isinstance(sha, str) else None
 
 
 def _definition_sha(current: CurrentConnector) -> str | None:

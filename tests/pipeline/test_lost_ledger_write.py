@@ -244,3 +244,76 @@ def test_the_marker_is_saved_with_no_request_more_than_before(
     assert second.result == "updated", second.message
     assert calls == ["acquire_lease", "mark_pending", "_save_state", "record_version"]
     assert synced_v1.ports.ledger._container_client is None  # no blob service touched
+
+
+def test_a_run_stopped_after_recording_the_lost_write_still_downloads_the_spec(
+    stack: Stack, synced_v1: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recovered version must not keep the spec validators of the version before it: a run
+    that stops between that record and its own write (a storage blip on the new marker) would
+    otherwise be answered 304 for v1's bytes and leave the lost v2 write in place for good."""
+    svc = synced_v1
+    v1_ops = operations(json.loads(stack.folder("dev").read_text()))
+    lose_the_record_of(svc, stack, "openapi-v2.yaml", monkeypatch)
+    stack.serve("openapi-v1.yaml")  # v1's very bytes: v1's ETag
+    real, calls = TableLedger.mark_pending, []
+
+    def blip_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TransientError("table blinked", where="ledger.mark_pending")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TableLedger, "mark_pending", blip_once)
+    item = item_for(svc, "evt-v1-again")
+    with pytest.raises(TransientError):
+        execute(item, svc.pipeline, svc.ports)
+    state = svc.ports.ledger.state(API, "dev")
+    assert state.version == 2 and not state.pending and state.spec_etag is None
+    again = execute(item, svc.pipeline, svc.ports)  # the queue's redelivery
+    assert again.result == "updated", again.message
+    assert operations(json.loads(stack.folder("dev").read_text())) == v1_ops
+    assert versions(svc) == [3, 2, 1]
+
+
+def test_a_write_the_platform_refused_leaves_no_marker_behind(
+    stack: Stack, synced_v1: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker of a write that never landed (the connector still holds the last recorded
+    version) is cleared by the next run: kept, the same spec recorded an empty version, and every
+    state read carried its definitions."""
+    from sync.adapters.folder_target import FolderTarget
+    from sync.errors import TargetError
+
+    svc = synced_v1
+    before = stack.folder("dev").read_text()
+    real_write = FolderTarget.write
+
+    def refused(self: Any, definition: Any, current: Any) -> Any:
+        raise TargetError("PATCH refused: 400 InvalidRequestContent", where="test")
+
+    monkeypatch.setattr(FolderTarget, "write", refused)
+    stack.serve("openapi-v2.yaml")
+    assert execute(item_for(svc, "evt-v2"), svc.pipeline, svc.ports).result == "failed"
+    monkeypatch.setattr(FolderTarget, "write", real_write)
+    assert svc.ports.ledger.state(API, "dev").pending_definitions
+    stack.serve("openapi-v1.yaml")  # the API went back: nothing to write
+    again = execute(item_for(svc, "evt-v1-redeploy"), svc.pipeline, svc.ports)
+    assert again.result == "unchanged", again.message
+    assert stack.folder("dev").read_text() == before and versions(svc) == [1]
+    state = svc.ports.ledger.state(API, "dev")
+    assert state.pending is None and state.pending_definitions is None
+
+
+def test_a_lost_first_write_is_recorded_with_its_summary_and_info_version(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(codec, "_PACKED", Lru(8))
+    svc = stack.service()
+    lose_the_record_of(svc, stack, "openapi-v1.yaml", monkeypatch)
+    stack.serve("openapi-v2.yaml")
+    assert execute(item_for(svc, "evt-v2"), svc.pipeline, svc.ports).result == "updated"
+    first = svc.ports.ledger.version(API, "dev", 1)
+    assert first.reason == "recovered" and first.info_version == "1.0.0"
+    assert "SendReminder" in first.summary["added"]
+    assert versions(svc) == [2, 1]
