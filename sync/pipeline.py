@@ -613,13 +613,12 @@ class Pipeline:
         if on_content is not None:
             on_content()
         set_stage("normalize")
-        upstream, losses, warnings, sha = prepare_upstream(
-            api, tcfg, fetched.content, source=location
-        )
+        shown = redact_url(location)  # a SAS ``sig=`` must reach no message, row or card
+        upstream, losses, warnings, sha = prepare_upstream(api, tcfg, fetched.content, source=shown)
         return Prepared(
             upstream=upstream,
             info_version=_info_version(upstream),
-            source_url=redact_url(location),  # a SAS ``sig=`` must not reach the version row
+            source_url=shown,
             etag=fetched.etag,
             last_modified=fetched.last_modified,
             losses=losses,

@@ -29,3 +29,25 @@ def test_presigned_credentials_of_a_spec_url_are_not_recorded_or_answered(stack)
     assert run.status == 200
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in run.body["request"]["spec_url"]  # the control
     assert CANARY not in json.dumps(run.body)
+
+
+def test_a_spec_that_does_not_parse_names_its_url_without_the_signature(stack) -> None:
+    """The parse error names the document by its URL: the outcome, the state row's last message
+    and the card carried a SAS ``sig`` (found in review: ``_prepare`` passed the raw location)."""
+    from sync.models import SyncRequest
+    from sync.runs import run_inline
+    from tests.pipeline.conftest import SPEC_PATH, sync_map
+
+    doc = sync_map(stack.server)
+    signed = f"{stack.server.url(SPEC_PATH)}?sv=2024-11-04&sig={CANARY}"
+    doc["apis"]["contoso-invoicing"]["spec"] = {"url": signed}
+    stack.map_path.write_text(json.dumps(doc))
+    stack.server.set_spec(SPEC_PATH, b"{not: [valid", "application/json")
+    svc = stack.service()
+    request = SyncRequest(api="contoso-invoicing", reason="manual")
+    result = run_inline(request, svc.map, svc.ports, svc.pipeline)
+    assert [o.result for o in result.outcomes] == ["failed", "failed"]
+    assert "sv=2024-11-04" in result.outcomes[0].message  # the control: the URL is named
+    state = svc.ports.ledger.state("contoso-invoicing", "dev")
+    seen = json.dumps([o.message for o in result.outcomes]) + state.last_message
+    assert CANARY not in seen + json.dumps(stack.cards())
