@@ -135,15 +135,37 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Feed an event file through the planner (the Event Grid trigger's body), onto the queue."""
+    """Feed an event file through the planner (the Event Grid trigger's body), onto the queue.
+
+    Every element is read as an event first (``normalize_event``), and one that is not an event
+    (``[42]``, an object without a type) ends the command with exit 1 and one line naming it,
+    before anything is planned. The trigger acknowledges such an event (Event Grid cannot fix
+    it), but a file given here is the user's to fix: before, it crashed with AttributeError or
+    exited 0 saying the event was ignored. A valid event that no API listens to still exits 0."""
+    from collections.abc import Mapping
+
+    from sync.events import normalize_event
     from sync.spec.parse import load_document
     from sync.triggers import plan
 
     svc = _service(args)
     with open(args.event, "rb") as handle:
         data = load_document(handle.read(), source=args.event)
-    events = data if isinstance(data, list) else [data]
-    runs = [run for event in events for run in plan(event, svc)]
+    raw = data if isinstance(data, list) else [data]
+    # raises MalformedEvent (a SyncError: ``main`` prints it and exits 1)
+    events = [
+        normalize_event(item, where=f"events[{i}]" if isinstance(data, list) else None)
+        for i, item in enumerate(raw)
+    ]
+    runs = [
+        run
+        for item, event in zip(raw, events, strict=True)
+        for run in plan(
+            event,
+            svc,
+            traceparent=item.get("traceparent") if isinstance(item, Mapping) else None,
+        )
+    ]
     _print({"runs": runs}, args.json, "\n".join(runs) or "no run planned (event ignored)")
     return 0
 
@@ -151,11 +173,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
 DEFAULT_GC_THRESHOLDS = (700, 10, 10)  # CPython's own
 
 
+def _failed_delivery_line(item: Any, exc: SyncError, what: Any) -> str:
+    """One line for a delivery that failed without recording an outcome: target, API, what
+    became of it, and the error (redacted, on one line)."""
+    from sync.logs import redact
+    from sync.runs import Delivery
+
+    fate = "left for a retry" if what is Delivery.RETRY else "sent again (lease still held)"
+    why = " ".join(redact(str(exc)).split())
+    return f"  {item.target:<20} {'failed':<10} {item.api}: {fate}: {why}"
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Drain the work queue here (what the queue trigger does in Azure), for local runs."""
+    """Drain the work queue here (what the queue trigger does in Azure), for local runs.
+
+    Exit 1 when an outcome is failed or blocked, or when any delivery failed in this invocation:
+    a delivery before the last records no outcome (the queue retries it, after this command has
+    ended), so ``drain`` reports it through ``on_failure``; before, such a run exited 0 with no
+    output. A delivery's failure recorded as an outcome (the last one) is shown by its outcome
+    line, the others by a line of their own."""
     import gc
 
     from sync.adapters.sdk_imports import import_sdks, needed
+    from sync.runs import Delivery
     from sync.worker_loop import drain
 
     gc.set_threshold(
@@ -164,12 +204,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     svc = _service(args)
     import_sdks(needed(svc.settings, svc.map, svc.map.apis))  # see cmd_run
+    failed_deliveries: list[tuple[Any, SyncError, Delivery]] = []
     outcomes = drain(
-        svc, max_items=args.max_items, wait_seconds=args.wait, concurrency=args.concurrency
+        svc,
+        max_items=args.max_items,
+        wait_seconds=args.wait,
+        concurrency=args.concurrency,
+        on_failure=lambda item, exc, what: failed_deliveries.append((item, exc, what)),
     )
     for outcome in outcomes:
         print(_outcome_line(outcome))
-    return 1 if any(o.result in ("failed", "blocked") for o in outcomes) else 0
+    for item, exc, what in failed_deliveries:
+        if what is not Delivery.GAVE_UP:  # else its outcome line above says it
+            print(_failed_delivery_line(item, exc, what))
+    failed = failed_deliveries or any(o.result in ("failed", "blocked") for o in outcomes)
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

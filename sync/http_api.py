@@ -22,6 +22,10 @@ from sync.runs import run_inline, submit
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+# Nesting levels a body may have, counted as ``sync.spec.parse`` counts them (a scalar leaf is a
+# level). The routes' schemas go 3 deep; jsonschema compares nested values recursively (about 4
+# frames a level in ``uniqueItems``), so a body near the parser's own limit overflowed the stack.
+MAX_BODY_DEPTH = 16
 NAME = r"^[a-z0-9][a-z0-9-]{0,62}\Z"  # \Z: "$" also matches before a final newline
 SYNC_BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -111,6 +115,13 @@ def guarded(handler: Callable[[ApiRequest], ApiResponse]) -> Callable[[ApiReques
 
 
 def read_json(req: ApiRequest, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body as a JSON object checked against ``schema``, or ``BadRequest`` naming the body or
+    the field at fault. A body nested deeper than ``MAX_BODY_DEPTH`` is refused before the schema
+    sees it: two equal deeply nested ``targets`` entries made the ``uniqueItems`` comparison
+    raise RecursionError, which escaped as a 500 from the host; a RecursionError the validator
+    still meets is a 400 too."""
+    from sync.spec.parse import _depth as nesting_depth  # the spec parser's level count
+
     if len(req.body) > MAX_BODY_BYTES:
         raise BadRequest(
             f"body is {len(req.body)} bytes; the limit is {MAX_BODY_BYTES}", status=413
@@ -125,13 +136,18 @@ def read_json(req: ApiRequest, schema: dict[str, Any] | None = None) -> dict[str
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    if nesting_depth(data) > MAX_BODY_DEPTH:
+        raise BadRequest(f"body is nested deeper than {MAX_BODY_DEPTH} levels")
     _refuse_unpaired_surrogates(data)
     if schema is not None:
         from jsonschema import Draft202012Validator
 
-        problems = sorted(
-            Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
-        )
+        try:
+            problems = sorted(
+                Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+            )
+        except RecursionError:  # a backstop: the depth cap keeps bodies far from this
+            raise BadRequest("body is nested too deeply") from None
         if problems:
             first = problems[0]
             where = ".".join(str(p) for p in first.absolute_path) or "(body)"

@@ -172,8 +172,10 @@ class Ledger(Protocol):
 
     def mark_notified(self, run_id: str, status: str) -> None: ...
 
-    def debounce(self, key: str, seconds: float) -> bool:
-        """True for the first caller of ``key`` within ``seconds`` (ETag-claimed), else False."""
+    def debounce(self, key: str, seconds: float, *, claimant: str | None = None) -> bool:
+        """True for the first caller of ``key`` within ``seconds`` (ETag-claimed), else False;
+        also True for a later call by the same ``claimant`` (an event id) inside that window, so
+        a redelivery of the event that claimed it is not dropped as a repeat of itself."""
         ...
 
 

@@ -95,5 +95,5 @@ class RunRowFirst:
     def mark_notified(self, run_id: str, status: str) -> None:
         self._after_run_row().mark_notified(run_id, status)
 
-    def debounce(self, key: str, seconds: float) -> bool:
-        return self._after_run_row().debounce(key, seconds)
+    def debounce(self, key: str, seconds: float, *, claimant: str | None = None) -> bool:
+        return self._after_run_row().debounce(key, seconds, claimant=claimant)

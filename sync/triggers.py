@@ -29,18 +29,26 @@ __all__ = ["ApiRequest", "ApiResponse"]
 def plan(
     event: Any, svc: Service, *, traceparent: str | None = None, caller: str | None = None
 ) -> list[str]:
-    """Event (dict or parsed) -> runs. Unmatched or malformed events are acknowledged and logged,
-    with no side effect. The trace comes from the CloudEvents ``traceparent`` attribute (or the
-    delivering request's header), else a new one starts here. ``caller``: who delivered the event
-    over HTTP, recorded on the run and its versions like an HTTP caller's label."""
+    """Event (parsed, or anything else: a dict, an array element) -> runs. Unmatched or malformed
+    events are acknowledged and logged, with no side effect; whatever is not an ``Event`` goes
+    through ``normalize_event``, so a value that is not even an object is a ``MalformedEvent``
+    too, never an AttributeError. The trace comes from the CloudEvents ``traceparent`` attribute
+    (or the delivering request's header), else a new one starts here. ``caller``: who delivered
+    the event over HTTP, recorded on the run and its versions like an HTTP caller's label.
+
+    The debounce row names the event that claimed it: it is written before the run is planned,
+    and a redelivery of that event (planning raised, or the process died) must not be dropped
+    as a repeat of itself."""
+    from collections.abc import Mapping
     from dataclasses import replace
 
     from sync import events
     from sync.logs import ensure_traceparent, install, log_context, trace_id_of
 
     install()
-    if isinstance(event, dict):
-        traceparent = event.get("traceparent") or traceparent
+    if not isinstance(event, events.Event):
+        if isinstance(event, Mapping):
+            traceparent = event.get("traceparent") or traceparent
         try:
             event = events.normalize_event(event)
         except events.MalformedEvent as exc:
@@ -55,7 +63,7 @@ def plan(
             )
             return []
         if decision.debounce_key and not svc.ports.ledger.debounce(
-            decision.debounce_key, decision.debounce_seconds
+            decision.debounce_key, decision.debounce_seconds, claimant=event.id
         ):
             log.info("event %s debounced (%s)", event.id, decision.debounce_key)
             return []

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
 from sync.errors import SyncError
-from sync.models import TargetOutcome
+from sync.models import TargetOutcome, WorkItem
 from sync.runs import Delivery, after_failed_delivery, execute
 
 log = logging.getLogger(__name__)
+
+# A delivery whose ``execute`` raised: the item, the error, and what became of the delivery.
+OnFailure = Callable[[WorkItem, SyncError, Delivery], None]
+Failure = tuple[WorkItem, SyncError, Delivery]
 
 
 def drain(
@@ -27,11 +32,17 @@ def drain(
     wait_seconds: float = 2.0,
     visibility_timeout: int = 60,
     concurrency: int = 1,
+    on_failure: OnFailure | None = None,
 ) -> list[TargetOutcome]:
     """Process items until the queue stays empty for ``wait_seconds`` or ``max_items`` ran.
 
     ``concurrency`` items of a batch run at once, as the host runs ``batchSize`` invocations in
-    parallel (the per-target lease keeps two of them off one connector)."""
+    parallel (the per-target lease keeps two of them off one connector).
+
+    Returns the outcomes recorded. A delivery that failed before the last one records none (it
+    is left to a retry), so a caller that must know about it (the ``worker`` command's exit
+    code) passes ``on_failure``: called on this thread, once per delivery whose ``execute``
+    raised, whatever became of it (left for a retry, sent again, or its failure recorded)."""
     queue = svc.ports.queue
     outcomes: list[TargetOutcome] = []
     idle_since = time.monotonic()
@@ -52,19 +63,24 @@ def drain(
                 results = [_one(svc, item, handle) for item, handle in batch]
             else:
                 results = list(pool.map(lambda pair: _one(svc, *pair), batch))
-            outcomes.extend(o for o in results if o is not None)
+            for outcome, failure in results:
+                if failure is not None and on_failure is not None:
+                    on_failure(*failure)
+                if outcome is not None:
+                    outcomes.append(outcome)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
     return outcomes
 
 
-def _one(svc: Any, item: Any, handle: Any) -> TargetOutcome | None:
+def _one(svc: Any, item: Any, handle: Any) -> tuple[TargetOutcome | None, Failure | None]:
     """One queue message: delete it when done; on an error decide as ``triggers.on_work_item``
     does under the host (``runs.after_failed_delivery``), then delete the message (requeued, or
     the failure recorded) or leave it (visible again after the timeout, like a host retry). A
     permanent error used to escape ``drain`` and end the loop, the other items of its batch
-    unreported, and the item was poisoned unrecorded."""
+    unreported, and the item was poisoned unrecorded. Returns the outcome recorded (if any) and,
+    for a delivery that failed, what ``drain`` reports to its ``on_failure``."""
     queue = svc.ports.queue
     try:
         outcome = execute(item, svc.pipeline, svc.ports)
@@ -83,6 +99,6 @@ def _one(svc: Any, item: Any, handle: Any) -> TargetOutcome | None:
         )
         if done.what is not Delivery.RETRY:
             queue.delete(handle)
-        return done.outcome
+        return done.outcome, (item, exc, done.what)
     queue.delete(handle)
-    return outcome
+    return outcome, None

@@ -1225,7 +1225,16 @@ class TableLedger:
     # --- debounce ---------------------------------------------------------------------------------
 
     @_azure_errors("ledger.debounce")
-    def debounce(self, key: str, seconds: float) -> bool:
+    def debounce(self, key: str, seconds: float, *, claimant: str | None = None) -> bool:
+        """The first caller of ``key`` within ``seconds`` wins the window (create, or replace an
+        expired row under its ETag, so of racing callers exactly one wins).
+
+        ``claimant`` (the event id) is kept on the row and wins again inside its own window: the
+        row is written before the run is planned, so when planning then fails (the trigger
+        raises, Event Grid redelivers) or the process dies, the redelivery must not be dropped
+        as a repeat of itself; that deploy's sync would be lost. Undoing the row on failure
+        would not cover a process that died. A row without a claimant, or another one's, is
+        debounced as before."""
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
         if not seconds > 0:
@@ -1239,14 +1248,19 @@ class TableLedger:
             "Key": key[:MAX_MESSAGE_CHARS],
             "Until": iso(now + timedelta(seconds=seconds)),
         }
+        if claimant is not None:
+            entity["Claimant"] = claimant[:MAX_MESSAGE_CHARS]  # event ids: 512 characters at most
         try:
             self._table().create_entity(entity)
             return True
         except ResourceExistsError:
             pass
         current = self._get(DEBOUNCE_PARTITION, entity["RowKey"])
-        if current is None or _parse_time(current["Until"]) > now:
-            return False  # inside the window (or someone is re-creating it right now)
+        if current is None:
+            return False  # someone is re-creating it right now
+        if _parse_time(current["Until"]) > now:
+            # inside the window: only its claimant's redelivery goes through (nothing written)
+            return claimant is not None and current.get("Claimant") == entity["Claimant"]
         try:
             self._replace_if_unchanged(entity, current.metadata["etag"])
         except ResourceModifiedError:

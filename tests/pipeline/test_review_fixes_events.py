@@ -1,0 +1,187 @@
+"""Review fixes on the planner's and the routes' input (review E, 2026-12).
+
+- A restart event whose first delivery failed after its debounce row was written (start_run or
+  the enqueue raised, so Event Grid redelivers it) was debounced by that row on redelivery: the
+  deploy's sync was lost. The row now names the event that claimed it, and the same event id goes
+  through; another event inside the window is still dropped.
+- A body whose ``targets`` held two equal, deeply nested arrays made jsonschema's ``uniqueItems``
+  comparison raise RecursionError out of ``read_json``: the host answered 500 on POST /api/sync
+  (dry run), rollback and release. Such a body is now a 400 naming the body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from sync import http_api
+from sync.errors import TransientError
+from sync.triggers import plan
+from tests.pipeline.test_function_app import call
+
+pytestmark = pytest.mark.azurite
+
+API = "contoso-invoicing"
+SITE = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Web/sites/contoso-invoicing"
+
+
+def restart_event(event_id: str) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "topic": SITE,
+        "subject": SITE,
+        "eventType": "Microsoft.Web.AppUpdated",
+        "eventTime": "2026-11-28T10:00:00Z",
+        "dataVersion": "1",
+        "data": {"appEventTypeDetail": {"action": "Restarted"}},
+    }
+
+
+class FailingSends:
+    """The real queue, whose sends fail while ``failing`` (a storage hiccup at enqueue time)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failing = True
+
+    def send(self, item: Any, **options: Any) -> None:
+        if self.failing:
+            raise TransientError("503 ServerBusy", where="queue.send")
+        self.real.send(item, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def on_restarts(stack: Any) -> None:
+    data = json.loads(stack.map_path.read_text())
+    data["apis"][API]["on"] = [{"appService": SITE}]
+    stack.map_path.write_text(json.dumps(data))
+
+
+def queued_targets(queue: Any) -> list[tuple[str, str]]:
+    return sorted((i.target, i.run_id) for i, _ in queue.receive(max_messages=32))
+
+
+# --- 1. debounce and redelivery ----------------------------------------------------------------
+
+
+def test_a_restart_event_redelivered_after_a_failed_enqueue_is_planned(stack):
+    on_restarts(stack)
+    real = stack.service()
+    flaky = FailingSends(real.ports.queue)
+    svc = stack.service(queue=flaky)
+
+    with pytest.raises(TransientError):  # the trigger raises: Event Grid delivers it again
+        plan(restart_event("restart-1"), svc)
+    flaky.failing = False
+    runs = plan(restart_event("restart-1"), svc)  # the redelivery of the same event
+
+    assert len(runs) == 1
+    assert queued_targets(real.ports.queue) == [("dev", runs[0]), ("prod", runs[0])]
+    # another restart inside the window is still dropped, and so is its own redelivery
+    assert plan(restart_event("restart-2"), svc) == []
+    assert plan(restart_event("restart-2"), svc) == []
+    assert queued_targets(real.ports.queue) == []
+
+
+def test_a_restart_event_whose_process_died_after_the_debounce_row_is_planned_on_redelivery(stack):
+    """The process died between the debounce row and the submit: nothing could undo the row, so
+    the row itself must let the same event through."""
+    on_restarts(stack)
+    svc = stack.service()
+    key = f"site:{SITE.lower()}"
+    assert svc.ports.ledger.debounce(key, 120, claimant="restart-3") is True  # and then it died
+
+    runs = plan(restart_event("restart-3"), svc)
+
+    assert len(runs) == 1
+    assert [t for t, _ in queued_targets(svc.ports.queue)] == ["dev", "prod"]
+
+
+def test_the_debounce_row_lets_its_own_claimant_through_and_no_one_else(stack):
+    ledger = stack.service().ports.ledger
+    assert ledger.debounce("site:x", 60, claimant="a") is True
+    assert ledger.debounce("site:x", 60, claimant="a") is True  # a's redelivery
+    assert ledger.debounce("site:x", 60, claimant="b") is False
+    assert ledger.debounce("site:x", 60) is False  # no claimant: a repeat, as before
+    assert ledger.debounce("site:y", 60) is True
+    assert ledger.debounce("site:y", 60, claimant="a") is False  # claimed without a name
+
+
+# --- 2. deeply nested request bodies -------------------------------------------------------------
+
+NESTED = "[" * 300 + "]" * 300
+
+NESTED_BODIES = [
+    (
+        "sync_api",
+        "http://localhost/api/sync",
+        {},
+        f'{{"api":"{API}","dryRun":true,"targets":[{NESTED},{NESTED}]}}',
+    ),
+    (
+        "api_release",
+        f"http://localhost/api/apis/{API}/release",
+        {"api": API},
+        f'{{"targets":[{NESTED},{NESTED}]}}',
+    ),
+    (
+        "api_rollback",
+        f"http://localhost/api/apis/{API}/rollback",
+        {"api": API},
+        f'{{"version":1,"targets":[{NESTED},{NESTED}]}}',
+    ),
+]
+
+
+def post(name: str, url: str, route: dict[str, str], body: str) -> func.HttpResponse:
+    req = func.HttpRequest(
+        method="POST",
+        url=url,
+        body=body.encode(),
+        route_params=route,
+        params={},
+        headers={"content-type": "application/json"},
+    )
+    return call(name, req)
+
+
+@pytest.mark.parametrize(("name", "url", "route", "body"), NESTED_BODIES)
+def test_a_deeply_nested_body_is_a_400_naming_the_body(env, name, url, route, body):
+    resp = post(name, url, route, body)
+
+    assert resp.status_code == 400, resp.get_body()
+    answer = json.loads(resp.get_body())["error"]
+    assert answer["code"] == "BadRequest"
+    assert answer["message"] == f"body is nested deeper than {http_api.MAX_BODY_DEPTH} levels"
+
+
+@pytest.mark.parametrize(("name", "url", "route", "body"), NESTED_BODIES)
+def test_a_recursion_error_in_validation_is_a_400_too(env, monkeypatch, name, url, route, body):
+    """The backstop: with the depth cap out of the way, the validator's own RecursionError."""
+    monkeypatch.setattr(http_api, "MAX_BODY_DEPTH", 10_000)
+
+    resp = post(name, url, route, body)
+
+    assert resp.status_code == 400, resp.get_body()
+    assert json.loads(resp.get_body())["error"]["message"] == "body is nested too deeply"
+
+
+def test_the_depth_cap_counts_levels_as_the_spec_parser_does():
+    """At the cap the body reaches the schema (its own 400), one level more is refused first."""
+    cap = http_api.MAX_BODY_DEPTH
+
+    def body(levels: int) -> bytes:  # {"api": ..., "targets": [[...["x"]...]]}: levels deep
+        inner = "[" * (levels - 2) + '"x"' + "]" * (levels - 2)
+        return f'{{"api":"{API}","targets":{inner}}}'.encode()
+
+    with pytest.raises(http_api.BadRequest, match=r"^targets\.0: "):
+        http_api.read_json(http_api.ApiRequest("POST", "/", body(cap)), http_api.SYNC_BODY_SCHEMA)
+    with pytest.raises(http_api.BadRequest, match=r"^body is nested deeper than"):
+        http_api.read_json(
+            http_api.ApiRequest("POST", "/", body(cap + 1)), http_api.SYNC_BODY_SCHEMA
+        )
