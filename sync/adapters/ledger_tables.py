@@ -189,6 +189,11 @@ def _whole(value: Any, name: str) -> int:
     return value
 
 
+def _blob_name(api: str, target: str, version: int, payload: bytes) -> str:
+    """Where a version's packed definitions go when they are too big for the row."""
+    return f"{api}/{target}/v{version:010d}-{hashlib.sha256(payload).hexdigest()[:16]}.zlib"
+
+
 def _unreadable(exc: BaseException) -> str:
     """Why a version or run row does not read as one, for the error that names the row: the
     codec's own words for stored bytes, the missing property, or the exception's."""
@@ -394,8 +399,11 @@ class TableLedger:
         """The marker and the write's definitions, packed as the version row will carry them
         (``codec.pack_pair`` remembers the pair, so the version row does not pack it again), in
         the state row itself: no request more than the marker alone. A pair too big to go inline
-        is uploaded to a blob first, as a version row's is; a blob the marker never names (the
-        marker's write failed) is an orphan nobody reads."""
+        is uploaded to a blob first, under the very name the version row's upload will use
+        (the next version's number and the payload's hash: the same pair packs to the same
+        bytes), so a recorded write leaves no blob of its own behind. A blob the marker never
+        names (the marker's write failed) or whose write never landed is an orphan nobody
+        reads, as the version rows' own are when their transaction fails."""
         pair = codec.pack_pair(
             write.upstream, write.applied, shas=(write.upstream_sha256, write.applied_sha256)
         )
@@ -410,7 +418,7 @@ class TableLedger:
         }
         definitions: bytes | None = pair.payload
         if not pair.inline:
-            name = f"{api}/{target}/pending-{hashlib.sha256(pair.payload).hexdigest()[:16]}.zlib"
+            name = _blob_name(api, target, state.version + 1, pair.payload)
             self._blobs().upload_blob(name, pair.payload, overwrite=True)
             marker["blob"], definitions = name, None
         pending = json.dumps(marker, separators=(",", ":"))
@@ -770,10 +778,7 @@ class TableLedger:
             entity["DefChunks"] = len(chunks)
             entity.update(chunks)
         else:
-            name = (
-                f"{record.api}/{record.target}/v{record.version:010d}-"
-                f"{hashlib.sha256(pair.payload).hexdigest()[:16]}.zlib"
-            )
+            name = _blob_name(record.api, record.target, record.version, pair.payload)
             self._blobs().upload_blob(name, pair.payload, overwrite=True)
             log.info(
                 "definitions of %s v%d (%d bytes) stored in blob",

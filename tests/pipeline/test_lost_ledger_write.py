@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import sync.adapters.ledger_codec as codec
-from sync.adapters.ledger_tables import TableLedger
+from sync.adapters.ledger_tables import TableLedger, version_row_key
 from sync.errors import TransientError
 from sync.lru import Lru
 from sync.models import RunSummary, SyncRequest, WorkItem
@@ -210,13 +210,19 @@ def test_definitions_too_big_to_go_inline_go_to_a_blob(
     written = lose_the_record_of(svc, stack, "openapi-v2.yaml", monkeypatch)
     ledger = svc.ports.ledger
     state = ledger.state(API, "dev")
-    assert json.loads(state.pending)["blob"].startswith(f"{API}/dev/pending-")
+    assert json.loads(state.pending)["blob"].startswith(f"{API}/dev/v0000000002-")
     assert state.pending_definitions is None
     assert ledger.pending_write(API, "dev", state).applied == written
     serve_v3(stack)
     third = execute(item_for(svc, "evt-v3"), svc.pipeline, svc.ports)
     assert third.result == "updated" and third.version == 3, third.message
     assert versions(svc) == [3, 2, 1]
+    # the markers' blobs are the versions' own: nothing is left that no row names
+    named = set()
+    for number in (2, 3):
+        row = ledger._table().get_entity(ledger_pk(), version_row_key(number))
+        named.add(row["DefBlob"])
+    assert {blob.name for blob in ledger._blobs().list_blobs()} == named
 
 
 def ledger_pk() -> str:
