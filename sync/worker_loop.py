@@ -16,7 +16,7 @@ from typing import Any
 from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
 from sync.errors import SyncError
 from sync.models import TargetOutcome, WorkItem
-from sync.runs import Delivery, after_failed_delivery, execute
+from sync.runs import Delivery, after_failed_delivery, execute, give_up
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,14 @@ def drain(
     pool = ThreadPoolExecutor(max_workers=concurrency) if concurrency > 1 else None
     try:
         while len(outcomes) < max_items:
+            poisoned: list[WorkItem] = []
             batch = queue.receive(
                 max_messages=min(16, max_items - len(outcomes)),
                 visibility_timeout=visibility_timeout,
+                max_dequeue_count=HOST_MAX_DEQUEUE_COUNT,
+                poisoned=poisoned,
             )
+            outcomes.extend(_poisoned(svc, poisoned))
             if not batch:
                 if time.monotonic() - idle_since >= wait_seconds:
                     break
@@ -71,6 +75,21 @@ def drain(
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+    return outcomes
+
+
+def _poisoned(svc: Any, items: list[WorkItem]) -> list[TargetOutcome]:
+    """What the poison queue's trigger does under the host (``triggers.on_poison_item``), for
+    the items ``receive`` moved there: record each as failed unless its run row holds an outcome
+    already, so the run completes and its card is sent. Without it a last delivery whose own
+    record failed (left for a retry) was moved to poison on the next receive, and the run never
+    completed locally."""
+    outcomes = []
+    for item in items:
+        try:
+            outcomes.append(give_up(item, svc.ports, attempts=None))
+        except SyncError as exc:  # it stays in the poison queue for a re-drive
+            log.warning("could not record poisoned item %s/%s: %s", item.api, item.target, exc)
     return outcomes
 
 

@@ -177,11 +177,14 @@ class StorageWorkQueue:
         visibility_timeout: int = 300,
         *,
         max_dequeue_count: int = HOST_MAX_DEQUEUE_COUNT,
+        poisoned: list[WorkItem] | None = None,
     ) -> list[tuple[WorkItem, Any]]:
         """Take up to ``max_messages`` (hidden for ``visibility_timeout`` s) as (item, handle).
 
         Like the Functions host, a message delivered more than ``max_dequeue_count`` times, or one
-        that does not decode, goes to the poison queue instead of being returned.
+        that does not decode, goes to the poison queue instead of being returned. The items moved
+        for their deliveries are appended to ``poisoned``: under the host, the poison queue's
+        trigger records them; a local loop has none and must do it itself.
         """
         if not 1 <= visibility_timeout <= MAX_VISIBILITY_SECONDS:
             raise PermanentError(
@@ -218,6 +221,8 @@ class StorageWorkQueue:
                     message.dequeue_count,
                 )
                 self._to_poison(message)
+                if poisoned is not None:
+                    poisoned.append(item)
                 continue
             out.append((item, message))
         return out

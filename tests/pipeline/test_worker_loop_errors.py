@@ -88,9 +88,12 @@ def test_a_last_delivery_whose_failure_cannot_be_recorded_is_left_and_the_loop_g
     stack, monkeypatch
 ):
     """Recording the last delivery's failure fails (the run row refuses it): as under the host,
-    the item is left on the queue (the host poisons it, and its poison trigger records it) and
-    the loop goes on. Before, the error escaped ``drain``: its batch-mate's outcome unreported,
-    the command ended with a traceback."""
+    the item is left on the queue and the loop goes on; its next receive moves it to the poison
+    queue and records it, as the host's poison trigger would. Before, the error escaped
+    ``drain`` (its batch-mate's outcome unreported, the command ended with a traceback); and
+    then, with the host's real limit, the item moved to poison was never recorded locally: the
+    run never completed and sent no card (the loop's receive used its own limit, so a lowered
+    ``HOST_MAX_DEQUEUE_COUNT`` hid that)."""
     from sync.adapters.ledger_tables import TableLedger
     from sync.errors import TransientError
 
@@ -122,9 +125,15 @@ def test_a_last_delivery_whose_failure_cannot_be_recorded_is_left_and_the_loop_g
     assert refused == ["prod"]
     assert not svc.ports.ledger.get_run(run_id).complete  # prod's failure is not recorded yet
 
-    rest = drain(svc, wait_seconds=2.5, visibility_timeout=1)  # the message left comes back
+    rest = drain(svc, wait_seconds=2.5, visibility_timeout=1)  # delivered past the limit
 
     [gave_up] = rest
     assert gave_up.target == "prod" and gave_up.result == "failed"
-    assert "the target refused prod" in gave_up.message
-    assert_run_ended_with_prod_failed(stack, svc, run_id)
+    assert "gave up" in gave_up.message  # the poison path knows no reason, as under the host
+    assert [m.item.target for m in svc.ports.queue.peek_poison()] == ["prod"]  # for a re-drive
+    run = svc.ports.ledger.get_run(run_id)
+    assert run.complete and {o.target: o.result for o in run.outcomes} == {
+        "dev": "updated",
+        "prod": "failed",
+    }
+    assert len(stack.cards()) == 1
