@@ -10,6 +10,14 @@ object, so ``sync.bootstrap.service`` keeps its wiring; a changed blob is parsed
 again, and a broken one raises ``ConfigError`` (the planner raises, so Event Grid retries and then
 dead-letters instead of syncing with a map nobody validated).
 
+Refreshing never makes a caller wait when a map is cached: every invocation (the Event Grid
+planner with its 30 s deadline too) asks for the map, so one caller per URL refreshes (single
+flight, no lock held across the network) while the others take the cached map at once; only a
+first load, with nothing cached, waits for the one in flight and shares its result or error. A
+refresh that storage does not answer (``TransientError``) keeps the cached map and is tried again
+only after ``REFRESH_SECONDS``, so an unreachable account costs one slow request per interval,
+not one per invocation.
+
 Overlays named relative to a blob map are read from the same container (the map's folder) and kept
 in a per-process folder so the pipeline reads them as files; their ETags are checked with the map's.
 Folder targets and ``notify.file`` are local paths, so a blob map must give them absolute.
@@ -22,6 +30,7 @@ import shutil
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -51,8 +60,9 @@ class _Entry:
     checked_at: float = 0.0
 
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards the two dicts below; never held across a request
 _entries: dict[str, _Entry] = {}
+_flights: dict[str, Future[SyncMap]] = {}  # URL -> the refresh in progress (single flight)
 _reader: Any = None
 
 
@@ -163,38 +173,67 @@ def load_remote_map(url: str, *, reader: Any = None, clock: Any = time.monotonic
 
 
 def _load_remote_map(url: str, *, reader: Any, clock: Any) -> SyncMap:
-    source = redact_url(url)
-    reader = reader or _default_reader()
+    """The cached map, or the result of this URL's one refresh in flight (see the module doc)."""
     with _lock:
         entry = _entries.get(url)
         now = clock()
         if entry is not None and now - entry.checked_at < REFRESH_SECONDS:
             return entry.map
-        try:
-            fetched = reader.get(url, etag=entry.etag if entry else None)
-        except TransientError as exc:
-            if entry is None:
-                raise
-            log.warning("sync map at %s not revalidated, keeping the cached one: %s", source, exc)
-            return entry.map
-        try:
-            overlays_changed = (
-                entry is not None and fetched.not_modified and _overlays_changed(url, entry, reader)
-            )
-        except TransientError as exc:  # like the map itself: keep the cached copy
-            log.warning("overlays of %s not revalidated, keeping the cached map: %s", source, exc)
-            overlays_changed = False
-        if entry is not None and fetched.not_modified and not overlays_changed:
+        flight = _flights.get(url)
+        if flight is not None:
+            if entry is not None:  # someone is refreshing: the cached map meanwhile
+                return entry.map
+            leader = False
+        else:
+            flight = _flights[url] = Future()
+            leader = True
+    if not leader:  # a first load in flight: wait for it, its map or its error
+        return flight.result()
+    try:
+        fresh = _refresh(url, entry, reader or _default_reader(), now, clock)
+    except BaseException as exc:
+        flight.set_exception(exc)
+        raise
+    else:
+        flight.set_result(fresh)
+        return fresh
+    finally:
+        with _lock:
+            _flights.pop(url, None)
+
+
+def _refresh(url: str, entry: _Entry | None, reader: Any, now: float, clock: Any) -> SyncMap:
+    """Revalidate (or first load) the map at ``url``; the caller is this URL's single flight."""
+    source = redact_url(url)
+    try:
+        fetched = reader.get(url, etag=entry.etag if entry else None)
+    except TransientError as exc:
+        if entry is None:
+            raise
+        log.warning("sync map at %s not revalidated, keeping the cached one: %s", source, exc)
+        with _lock:  # cool down: the next try after REFRESH_SECONDS, not at the next call
+            entry.checked_at = clock()
+        return entry.map
+    try:
+        overlays_changed = (
+            entry is not None and fetched.not_modified and _overlays_changed(url, entry, reader)
+        )
+    except TransientError as exc:  # like the map itself: keep the cached copy
+        log.warning("overlays of %s not revalidated, keeping the cached map: %s", source, exc)
+        overlays_changed = False
+    if entry is not None and fetched.not_modified and not overlays_changed:
+        with _lock:
             entry.checked_at = now
-            return entry.map
-        content = entry.raw if fetched.not_modified and entry is not None else fetched.content
-        etag = fetched.etag or (entry.etag if entry else None)
-        fresh = _build(url, source, content or b"", etag, reader)
-        fresh.checked_at = now
-        if entry is not None:  # its overlay folder stays: a run in flight may still read it
-            log.info("sync map at %s changed; re-validated", source)
+        return entry.map
+    content = entry.raw if fetched.not_modified and entry is not None else fetched.content
+    etag = fetched.etag or (entry.etag if entry else None)
+    fresh = _build(url, source, content or b"", etag, reader)
+    fresh.checked_at = now
+    if entry is not None:  # its overlay folder stays: a run in flight may still read it
+        log.info("sync map at %s changed; re-validated", source)
+    with _lock:
         _entries[url] = fresh
-        return fresh.map
+    return fresh.map
 
 
 def forget(url: str | None = None) -> None:
