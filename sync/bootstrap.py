@@ -112,6 +112,18 @@ def build_notifier(settings: Settings, sync_map: SyncMap, secrets: SecretStore) 
     return FileNotifier(str(sync_map.resolve(path)) if path else None, maker_portal=portal)
 
 
+def _connector_id_reader(ledger: Any, api: str, name: str) -> Any:
+    """What a Power Platform target calls to learn its recorded connector id.
+
+    It holds the ledger, never the factory: a lambda over ``self`` closed the cycle factory ->
+    target -> lambda -> factory, and after ``sync.collector.settle`` froze the first Service
+    (``gc.freeze``), a Service replaced by a map reload could then never be collected, with its
+    HTTP connection pool, token providers and ledger. Without the cycle, plain reference counting
+    frees it once the last item using it is done.
+    """
+    return lambda: ledger.state(api, name).connector_id
+
+
 class TargetFactory:
     """Builds (and caches) the target adapter for an (API, target) pair of the map."""
 
@@ -190,7 +202,7 @@ class TargetFactory:
                 tokens=self.tokens(params["credential"]),
                 secrets=self.secrets,
                 client=self.client(),
-                get_state_connector_id=lambda: self.ledger.state(api, name).connector_id,
+                get_state_connector_id=_connector_id_reader(self.ledger, api, name),
                 accepted=self.accepted(),
             )
         from sync.adapters.dataverse import DataverseTarget
@@ -202,7 +214,7 @@ class TargetFactory:
             cloud=self.cloud,
             tokens=self.tokens(params["credential"]),
             client=self.client(),
-            get_state_connector_id=lambda: self.ledger.state(api, name).connector_id,
+            get_state_connector_id=_connector_id_reader(self.ledger, api, name),
         )
 
 

@@ -7,7 +7,10 @@ update and, every ~10 updates, a full one that re-scans every object the imports
 imports (Azure SDKs, httpx, the compiled validator) have loaded everything the process keeps for
 its life, so ``settle`` freezes those objects out of every later collection and raises the first
 threshold; cyclic garbage is still collected, ~10,000 allocations later. Measured: ~1 ms of
-collection per update instead of ~5.
+collection per update instead of ~5. What is frozen is never collected as a cycle again, only by
+reference counting: the first Service, which a changed map replaces, must therefore hold no
+reference cycle (``sync.bootstrap`` keeps its wiring acyclic; ``tests/pipeline/
+test_service_reload.py``), or its connection pool and credentials would live for ever.
 
 The triggers call ``after_item``, which settles only inside a Functions worker (the Python
 worker's package is loaded, or the host's ``FUNCTIONS_WORKER_RUNTIME`` is set, as ``func start``
