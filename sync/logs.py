@@ -30,7 +30,7 @@ import secrets
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -131,22 +131,86 @@ _BASIC = re.compile(
     r"\b([Bb]asic|BASIC)\s+(?=[A-Za-z0-9+/][A-Za-z0-9+/]*[A-Z0-9+/=])[A-Za-z0-9+/]{8,}=*"
 )
 _SECRET_ENV = re.compile(r"(?i)^SYNC_SECRET_|SECRET|PASSWORD|TOKEN|ACCOUNTKEY|_KEY$")
-_registered: set[str] = set()
+KEEP_VALUES_PER_NAME = 2
+
+
+class RecentSecrets:
+    """The last ``keep`` values seen of each named secret, to mask in text.
+
+    Why bounded per name: a delegated credential's refresh token rotates about hourly and each
+    redeemed access token is new, so "every value ever seen" grows for the life of the process and
+    every log line is scanned for all of them. A new value of a name replaces its oldest; the one
+    before it is kept too (``keep`` = 2), because a message about the previous value (an error of
+    the grant that redeemed it, an in-flight item's log) may still be written after the rotation.
+    A value seen again moves back to the newest, so a value still in use is never dropped by a
+    rotation of another copy of it.
+    """
+
+    def __init__(self, keep: int = KEEP_VALUES_PER_NAME, *, min_length: int = 6) -> None:
+        self._keep = max(1, keep)
+        self._min_length = min_length
+        self._by_name: dict[Hashable, list[str]] = {}
+        self._values: tuple[str, ...] = ()  # every kept value, longest first (see ``values``)
+        self._lock = threading.Lock()
+
+    def remember(self, name: Hashable, value: str | None) -> str | None:
+        """Keep ``value`` as the newest of ``name``; returns it (to wrap a read)."""
+        if not value or len(value) < self._min_length:
+            return value
+        with self._lock:
+            kept = self._by_name.setdefault(name, [])
+            if kept and kept[-1] == value:
+                return value
+            if value in kept:
+                kept.remove(value)
+            kept.append(value)
+            del kept[: -self._keep]
+            every = {v for values in self._by_name.values() for v in values}
+            self._values = tuple(sorted(every, key=len, reverse=True))
+        return value
+
+    def values(self) -> tuple[str, ...]:
+        """The kept values, longest first (a value inside a longer one is masked with it)."""
+        return self._values
+
+    def scrub(self, text: str, mask: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, mask)
+        return text
+
+
+_registered: set[str] = set()  # values with no name: fixed for the process (environment)
 _registered_lock = threading.Lock()
+_named = RecentSecrets()  # (owner, name) -> the last values of a secret that may rotate
 
 
-def register_secret(value: str | None) -> None:
+def register_secret(
+    value: str | None, *, owner: str | None = None, name: str | None = None
+) -> None:
     """Adapters that fetch a secret at run time (vault, token endpoints) may register its value so
-    it is masked even if some message or exception text ever carries it."""
-    if value and len(value) >= 6:
-        with _registered_lock:
-            _registered.add(value)
+    it is masked even if some message or exception text ever carries it.
+
+    With ``owner`` and ``name`` (a vault URL and a secret name), a new value of that secret
+    replaces its old ones but the newest ``KEEP_VALUES_PER_NAME`` (``RecentSecrets``): a rotated
+    refresh token must not stay registered, and scanned on every log line, for ever. Without them
+    the value is kept for the life of the process (values that never change, e.g. environment
+    variables).
+    """
+    if not value or len(value) < 6:
+        return
+    if owner is not None and name is not None:
+        _named.remember((owner, name), value)
+        return
+    with _registered_lock:
+        _registered.add(value)
 
 
 def _secret_values() -> list[str]:
     values = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6}
     with _registered_lock:
         values |= _registered
+    values.update(_named.values())
     return sorted(values, key=len, reverse=True)
 
 

@@ -44,6 +44,7 @@ from sync.adapters.http import (
 from sync.adapters.keyvault import secret_name_of
 from sync.clouds import CLOUDS, Cloud
 from sync.errors import ConfigError, PermanentError, SecretError, SyncError, TransientError
+from sync.logs import RecentSecrets
 from sync.ports import SecretStore, TokenProvider
 from sync.redact import redact_url
 
@@ -82,20 +83,24 @@ class AccessTokenInfo:
 
 
 class _Scrubber:
-    """Remembers every secret value this credential loaded, to cut them out of error text."""
+    """The secret values this credential loaded, to cut them out of error text.
+
+    One slot per secret it reads and per scope it redeems an access token for; each keeps its last
+    two values (``sync.logs.RecentSecrets``). Remembering every value ever loaded grew without
+    bound on a delegated credential (a new refresh token and access token every hour); the newest
+    two cover the value in use and the one it replaced, which an error may still quote.
+    """
 
     def __init__(self) -> None:
-        self._values: list[str] = []
+        self._values = RecentSecrets(min_length=4)
 
-    def remember(self, value: str) -> str:
-        if value and len(value) >= 4 and value not in self._values:
-            self._values.append(value)
+    def remember(self, value: str, *, slot: str = "") -> str:
+        """Keep ``value`` as the newest of ``slot`` (a secret name, ``access:<scope>``)."""
+        self._values.remember(slot, value)
         return value
 
     def __call__(self, text: str) -> str:
-        for value in self._values:
-            text = text.replace(value, "***")
-        return text
+        return self._values.scrub(text, "***")
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -431,7 +436,7 @@ class RefreshTokenGrant:
             forget = getattr(self._secrets, "forget", None)
             if callable(forget):
                 forget(self.secret_name)
-        return self._scrub.remember(self._secrets.get(self.secret_name))
+        return self._scrub.remember(self._secrets.get(self.secret_name), slot=self.secret_name)
 
     def _redeem(self, refresh_token: str, scope: str) -> dict[str, Any]:
         form = {
@@ -471,7 +476,7 @@ class RefreshTokenGrant:
                 f"token endpoint {self.endpoint} answered 200 without an access_token",
                 where=self.where,
             )
-        self._scrub.remember(body["access_token"])
+        self._scrub.remember(body["access_token"], slot=f"access:{scope}")
         # JSON allows NaN and Infinity (and 1e400 reads as inf): such an expiry would never let
         # the cache refresh, and int() of it in get_token() is a ValueError out of an SDK client.
         expires_in = body.get("expires_in") or 0
@@ -514,7 +519,7 @@ class RefreshTokenGrant:
         process neither redeemed nor last saw there, adopt that one instead (True)."""
         if not isinstance(new_token, str) or not new_token or new_token == redeemed:
             return False
-        self._scrub.remember(new_token)
+        self._scrub.remember(new_token, slot=self.secret_name)  # the stored token's successor
         setter = getattr(self._secrets, "set", None)
         if setter is None:
             self._current = new_token
@@ -649,7 +654,7 @@ def build_token_provider(
             def client_secret() -> Any:
                 from azure.identity import ClientSecretCredential
 
-                value = scrubber.remember(secrets.get(secret_name))
+                value = scrubber.remember(secrets.get(secret_name), slot=secret_name)
                 return ClientSecretCredential(tenant, app_id, value, **authority, **transport)
 
             fetch = _from_credential(client_secret)
@@ -659,7 +664,7 @@ def build_token_provider(
             def certificate() -> Any:
                 from azure.identity import CertificateCredential
 
-                value = scrubber.remember(secrets.get(cert_name))
+                value = scrubber.remember(secrets.get(cert_name), slot=cert_name)
                 data = _certificate_bytes(value, where=f"{where} (kv:{cert_name})")
                 try:
                     return CertificateCredential(

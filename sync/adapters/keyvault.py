@@ -132,14 +132,15 @@ class KeyVaultSecretStore:
             raise self._translate(exc, name, "read") from None
         if value is None:
             raise SecretError("secret has no value", where=self._where(name))
-        register_secret(value)  # masked in logs wherever it may turn up
+        # masked in logs wherever it may turn up; a rotated value replaces this secret's old ones
+        register_secret(value, owner=self.vault_url, name=name)
         with self._lock:
             self._cache[name] = (value, self._clock() + self._ttl)
         return str(value)
 
     def set(self, name: str, value: str) -> None:
         self._check_name(name)
-        register_secret(value)
+        register_secret(value, owner=self.vault_url, name=name)  # before a failure names it
         try:
             self._secret_client().set_secret(name, value)
         except SyncError:
