@@ -1,0 +1,72 @@
+"""The Swagger 2.0 validator ships generated in the package (sync/spec/swagger2_validator.py), so a
+new machine (a CI agent, a new Function App instance) neither generates nor, with a .pyc, compiles
+it; the pipeline uses it only while it matches what would be generated now."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import fastjsonschema
+
+validate_module = importlib.import_module("sync.spec.validate")
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {
+    "swagger": "2.0",
+    "info": {"title": "T", "version": "1"},
+    "paths": {"/a": {"get": {"responses": {"200": {"description": "ok"}}}}},
+}
+BAD = {"swagger": "2.0", "info": {"title": "T"}, "paths": {"/a": {"get": {"responses": {}}}}}
+
+
+def check(validator, doc) -> bool:
+    try:
+        validator(doc)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+def test_the_shipped_module_is_what_would_be_generated_now() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import generate_validator
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    shipped = (ROOT / "sync" / "spec" / "swagger2_validator.py").read_text(encoding="utf-8")
+    assert shipped == generate_validator.shipped_text(), (
+        "sync/spec/swagger2_validator.py is stale: run scripts/generate_validator.py"
+    )
+
+
+def test_a_new_machine_loads_the_shipped_validator_without_generating_it(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))  # an empty private cache
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("generated although the package ships the validator")
+
+    monkeypatch.setattr(fastjsonschema, "compile_to_code", refuse)
+    validator = validate_module._load_compiled(validate_module._swagger2_schema())["validate"]
+    assert check(validator, GOOD) and not check(validator, BAD)
+    assert list((tmp_path / "connector-sync-validators").glob("swagger2_*.bin"))  # then kept
+
+
+def test_a_shipped_module_for_another_schema_is_not_used(tmp_path, monkeypatch) -> None:
+    """An upgraded fastjsonschema or openapi-spec-validator until the script is run again: the
+    validator is generated as before, never taken from the stale module."""
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(validate_module, "_SOURCE_EDITS", "another-edit")
+    generated: list[int] = []
+    real = fastjsonschema.compile_to_code
+
+    def counting(*args, **kwargs):
+        generated.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastjsonschema, "compile_to_code", counting)
+    validator = validate_module._load_compiled(validate_module._swagger2_schema())["validate"]
+    assert generated == [1]
+    assert check(validator, GOOD) and not check(validator, BAD)
