@@ -1,7 +1,9 @@
 """A sync map that passed the schema once is not checked with jsonschema again (other processes).
 
 The marker lives in the private per-user cache folder; these tests point the temp directory at
-``tmp_path`` so they never share markers with other tests or engineers.
+``tmp_path`` so they never share markers with other tests or engineers. Since 2026-12-07 the shipped
+quick check (``sync.config.map_check``) answers first; the marker is what remains when it cannot
+(a stale shipped module), so these tests switch the quick check off.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ apis:
       - {name: dev, folder: connectors/dev}
 """
 BAD = GOOD.replace("{name: dev, folder", "{name: dev, colour: red, folder")
+
+
+@pytest.fixture(autouse=True)
+def no_quick_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync.config import map_check
+
+    monkeypatch.setattr(map_check, "passes", lambda raw: False)
 
 
 @pytest.fixture
@@ -188,6 +197,8 @@ def test_a_fresh_process_with_a_marked_map_never_imports_jsonschema(tmp_path):
     path = write(tmp_path, GOOD)
     code = (
         "import json, sys\n"
+        "import sync.config.map_check as quick\n"
+        "quick.passes = lambda raw: False  # as with a stale shipped check\n"
         "from sync.config import load_map_file\n"
         f"load_map_file({str(path)!r})\n"
         "print(json.dumps('jsonschema' in sys.modules))\n"

@@ -142,9 +142,12 @@ def _schema_errors(raw: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _schema_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
     """``_schema_errors``, skipped when this exact map already passed this exact schema in an
-    earlier process (see ``sync.config.schema_marker``): jsonschema is ~50 ms of a cold start."""
-    from sync.config import schema_marker
+    earlier process (see ``sync.config.schema_marker``) or passes the shipped quick check (see
+    ``sync.config.map_check``): jsonschema is ~50 ms of a cold start."""
+    from sync.config import map_check, schema_marker
 
+    if map_check.passes(raw):
+        return []
     key = schema_marker.marker_key(raw, SCHEMA_PATH)
     if key is not None and schema_marker.passed_before(key):
         return []
