@@ -18,7 +18,10 @@ from sync.config import map_check
 from sync.spec.parse import load_object
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = [ROOT / "examples" / "sync-map.local.yaml", ROOT / "examples" / "sync-map.production.yaml"]
+EXAMPLES = [
+    ROOT / "examples" / "sync-map.local.yaml",
+    ROOT / "examples" / "sync-map.production.yaml",
+]
 MAPS = [load_object(path.read_bytes(), source=str(path)) for path in EXAMPLES]
 
 VALUES = st.one_of(
