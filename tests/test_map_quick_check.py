@@ -96,8 +96,8 @@ def test_the_shipped_check_is_current() -> None:
         import generate_validator
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    shipped = (ROOT / "sync" / "config" / "map_validator.py").read_text(encoding="utf-8")
-    assert shipped == generate_validator.shipped_map_text(), (
+    shipped = (ROOT / "sync" / "config" / "map_validator.py").read_bytes()
+    assert shipped == generate_validator.shipped_map_text().encode("utf-8"), (
         "sync/config/map_validator.py is stale: run scripts/generate_validator.py"
     )
 
@@ -144,3 +144,26 @@ def test_a_new_process_with_a_valid_map_does_not_import_jsonschema(tmp_path) -> 
         [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+def test_the_quick_check_leaves_the_map_as_it_was() -> None:
+    """fastjsonschema's generated code writes a missing property's ``default`` into the data;
+    generated with ``use_default=False`` it does not (the map's ``cloud`` and a blob source's
+    ``workspace`` have defaults)."""
+    for doc in MAPS:
+        before = copy.deepcopy(doc)
+        assert map_check.passes(doc)
+        assert doc == before
+
+
+def test_a_shipped_check_that_raises_is_a_no(monkeypatch) -> None:
+    monkeypatch.setattr(
+        "sync.shipped_code.shipped_code",
+        lambda module, key: compile("raise NameError('half-written')\n", "<broken>", "exec"),
+    )
+    map_check._shipped_check.cache_clear()
+    try:
+        assert not map_check.passes(MAPS[0])  # jsonschema decides, and says yes
+        assert config._schema_problems(MAPS[0]) == []
+    finally:
+        map_check._shipped_check.cache_clear()

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 SCHEMA_PATH = Path(__file__).with_name("sync-map.schema.json")
 SHIPPED_MODULE = "sync.config.map_validator"
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
-_SHIPPED_KEY = re.compile(rb"^# source key: ([0-9a-f]{16})$", re.MULTILINE)
+# How the code is generated, part of its key: defaults are never written into the caller's map
+# (fastjsonschema's generated code assigns a property's ``default`` where it is missing).
+_OPTIONS = {"use_default": False}
+_GENERATION = "draft7, use_default=False, validate alias"
 
 
 def _draft7_schema() -> dict[str, Any]:
@@ -43,7 +46,7 @@ def generated_source() -> str:
     """The module fastjsonschema writes for the schema, with ``validate`` naming its root check."""
     import fastjsonschema
 
-    source = fastjsonschema.compile_to_code(_draft7_schema())
+    source = fastjsonschema.compile_to_code(_draft7_schema(), **_OPTIONS)
     root = re.search(r"^def (\w+)\(", source, re.MULTILINE)
     if root is None:
         raise RuntimeError("fastjsonschema generated no function")
@@ -51,41 +54,40 @@ def generated_source() -> str:
 
 
 def source_key() -> str:
-    """What ``generated_source`` depends on: the schema file and fastjsonschema's version."""
+    """What ``generated_source`` depends on: the schema file, fastjsonschema's version and how
+    the code is generated."""
     import fastjsonschema
 
-    digest = hashlib.sha256(SCHEMA_PATH.read_bytes() + fastjsonschema.VERSION.encode())
+    digest = hashlib.sha256(
+        SCHEMA_PATH.read_bytes() + f"\n{fastjsonschema.VERSION}\n{_GENERATION}".encode()
+    )
     return digest.hexdigest()[:16]
 
 
 @cache
 def _shipped_check() -> Any:
-    """The shipped module's ``validate`` when it was generated from this schema and this
-    fastjsonschema (None otherwise, or when it cannot be loaded)."""
-    from importlib import import_module
-    from importlib.util import find_spec
+    """The shipped module's ``validate`` when it was generated from this schema, this
+    fastjsonschema and this way, and is whole (``sync.shipped_code``); None otherwise."""
+    from sync.shipped_code import shipped_code
 
-    try:
-        spec = find_spec(SHIPPED_MODULE)
-        if spec is None or not spec.origin:
-            return None
-        with open(spec.origin, "rb") as handle:
-            found = _SHIPPED_KEY.search(handle.read(1024))
-        if found is None or found.group(1).decode() != source_key():
-            log.info("shipped map check is for another schema or fastjsonschema; not used")
-            return None
-        return import_module(SHIPPED_MODULE).validate
-    except (ImportError, OSError, SyntaxError, ValueError, AttributeError) as exc:
-        log.debug("shipped map check unavailable (%s)", exc)
+    code = shipped_code(SHIPPED_MODULE, source_key())
+    if code is None:
         return None
+    namespace: dict[str, Any] = {"__name__": "_connector_sync_map_check"}
+    exec(code, namespace)  # noqa: S102 - our own generated module, checked whole above
+    check = namespace.get("validate")
+    return check if callable(check) else None
 
 
 def passes(raw: Any) -> bool:
-    """True only when the shipped check accepts ``raw``; False means "ask jsonschema"."""
-    check = _shipped_check()
-    if check is None:
-        return False
+    """True only when the shipped check accepts ``raw``; False means "ask jsonschema".
+
+    ``raw`` is a map as the loader makes it: dicts, lists and JSON scalars (fastjsonschema takes
+    a tuple for an array where jsonschema does not; no loader makes one)."""
     try:
+        check = _shipped_check()
+        if check is None:
+            return False
         check(raw)
     except Exception:  # a refusal, or anything else: jsonschema decides
         return False

@@ -388,7 +388,6 @@ def with_fstrings(source: str) -> str:
 
 
 SHIPPED_MODULE = "sync.spec.swagger2_validator"  # written by scripts/generate_validator.py
-_SHIPPED_KEY = re.compile(rb"^# source key: ([0-9a-f]{16})$", re.MULTILINE)
 
 
 def generated_source(schema: dict[str, Any]) -> str:
@@ -413,29 +412,16 @@ def generated_source_key(schema: dict[str, Any]) -> str:
 
 def _shipped_code(source_key: str) -> Any:
     """The code of the validator module shipped in the package, when it was generated from what
-    this process would generate it from (None otherwise: another schema or fastjsonschema).
+    this process would generate it from and is whole (``sync.shipped_code``; None otherwise).
 
     Why shipped: generating it costs ~90 ms and compiling its 600 KB of source ~190 ms, once per
     machine with the private cache below, but a CI agent or a new Function App instance is a
     new machine every time. As a module of the package its bytecode is Python's own .pyc (made
     by pip or compileall, ~12 ms to load); without one it is compiled from the shipped source,
     still without generating it."""
-    from importlib.util import find_spec
+    from sync.shipped_code import shipped_code
 
-    try:
-        spec = find_spec(SHIPPED_MODULE)
-        if spec is None or spec.loader is None or not spec.origin:
-            return None
-        with open(spec.origin, "rb") as handle:
-            head = handle.read(2048)
-        found = _SHIPPED_KEY.search(head)
-        if found is None or found.group(1).decode() != source_key:
-            log.info("shipped validator is for another schema or fastjsonschema; generating")
-            return None
-        return spec.loader.get_code(SHIPPED_MODULE)  # type: ignore[attr-defined]
-    except (ImportError, OSError, SyntaxError, ValueError) as exc:
-        log.debug("shipped validator unavailable (%s); generating", exc)
-        return None
+    return shipped_code(SHIPPED_MODULE, source_key)
 
 
 def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
@@ -459,9 +445,6 @@ def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
     name = f"swagger2_{key}.bin"
 
     def generate() -> Any:
-        shipped = _shipped_code(source_key)
-        if shipped is not None:
-            return shipped
         return compile(generated_source(schema), f"<swagger2 validator {key}>", "exec")
 
     def run(code: Any) -> dict[str, Any]:
@@ -477,14 +460,18 @@ def _load_compiled(schema: dict[str, Any]) -> dict[str, Any]:
     try:
         # bytecode is only loaded from a folder no one else can write to (see sync.private_cache)
         cached = private_cache.read_bytes(name)
-        if cached is None:
-            code = generate()
+        if cached is not None:
+            return run(marshal.loads(cached))  # noqa: S302 - our own bytecode, private folder
+        code = _shipped_code(source_key) or generate()
+        namespace = run(code)  # kept for the next process only once it ran as a validator
+        try:
             private_cache.write_bytes(name, marshal.dumps(code))
-        else:
-            code = marshal.loads(cached)  # noqa: S302 - our own bytecode, private folder
-        return run(code)
-    except (OSError, ValueError, EOFError, TypeError, SyntaxError, KeyError) as exc:
-        log.debug("compiled validator cache unavailable (%s); compiling in memory", exc)
+        except (OSError, ValueError) as exc:
+            log.debug("compiled validator not kept (%s)", exc)
+        return namespace
+    except (OSError, ValueError, EOFError, TypeError, SyntaxError, KeyError, NameError) as exc:
+        # generated here, in memory: neither the cache's nor the shipped code runs again
+        log.debug("compiled validator cache or shipped module unusable (%s); generating", exc)
         return run(generate())
 
 

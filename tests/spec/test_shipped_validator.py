@@ -34,8 +34,8 @@ def test_the_shipped_module_is_what_would_be_generated_now() -> None:
         import generate_validator
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    shipped = (ROOT / "sync" / "spec" / "swagger2_validator.py").read_text(encoding="utf-8")
-    assert shipped == generate_validator.shipped_text(), (
+    shipped = (ROOT / "sync" / "spec" / "swagger2_validator.py").read_bytes()
+    assert shipped == generate_validator.shipped_text().encode("utf-8"), (
         "sync/spec/swagger2_validator.py is stale: run scripts/generate_validator.py"
     )
 
@@ -70,3 +70,42 @@ def test_a_shipped_module_for_another_schema_is_not_used(tmp_path, monkeypatch) 
     validator = validate_module._load_compiled(validate_module._swagger2_schema())["validate"]
     assert generated == [1]
     assert check(validator, GOOD) and not check(validator, BAD)
+
+
+def test_a_shipped_module_that_does_not_run_is_replaced_by_a_generated_one_and_not_kept(
+    tmp_path, monkeypatch
+) -> None:
+    """A shipped module that passes its checks but does not define the validator (or raises):
+    the validator is generated, and the bad code never reaches the private cache."""
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(
+        validate_module, "_shipped_code", lambda key: compile("x = 1\n", "<broken>", "exec")
+    )
+    validator = validate_module._load_compiled(validate_module._swagger2_schema())["validate"]
+    assert check(validator, GOOD) and not check(validator, BAD)
+    assert not list((tmp_path / "connector-sync-validators").glob("swagger2_*.bin"))
+
+
+def _package_with(tmp_path, monkeypatch, text: bytes) -> str:
+    package = tmp_path / "shippedpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "generated.py").write_bytes(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "shippedpkg.generated"
+
+
+def test_a_shipped_module_cut_short_or_edited_is_not_used(tmp_path, monkeypatch) -> None:
+    from sync.shipped_code import header, shipped_code
+
+    body = "def validate(data):\n    return data\n\ndef other():\n    return 1\n"
+    whole = ('"""doc"""\n' + header("0123456789abcdef", body) + body).encode()
+    module = _package_with(tmp_path, monkeypatch, whole)
+    assert shipped_code(module, "0123456789abcdef") is not None  # the control
+    assert shipped_code(module, "fedcba9876543210") is None  # another source key
+    (tmp_path / "shippedpkg" / "generated.py").write_bytes(whole[: whole.index(b"def other")])
+    assert shipped_code(module, "0123456789abcdef") is None  # cut short
+    (tmp_path / "shippedpkg" / "generated.py").write_bytes(whole.replace(b"data\n", b"None\n"))
+    assert shipped_code(module, "0123456789abcdef") is None  # edited
+    (tmp_path / "shippedpkg" / "generated.py").write_bytes(whole.replace(b"\n", b"\r\n"))
+    assert shipped_code(module, "0123456789abcdef") is not None  # a CRLF checkout is whole
