@@ -86,8 +86,9 @@ class EngineClock:
         import sync.pipeline as pipeline
 
         # The engine is convert + overlay + merge + validate + diff: the spec's parse
-        # (pipeline.load_object, ~5 ms at 512 KB) was subtracted too until 2026-12-07, although
-        # engine_100kb_ms leaves it out; it now counts as what it is, the service's own work.
+        # (pipeline.load_object, ~5 ms at 512 KB) was subtracted too until the evening of
+        # 2026-12-06, although engine_100kb_ms leaves it out; it now counts as the service's own
+        # work.
         targets = [
             (importlib.import_module(f"sync.spec.{module}"), name) for module, name in self.STAGES
         ] + [
@@ -214,7 +215,8 @@ def io_floor(stack: stack_mod.Stack, svc: Any, rounds: int) -> dict[str, Any]:
     def floor_round() -> dict[str, float]:
         # Each round's registration GET reads the connector as the update's own GET did, at the
         # definition the update started from: after a round's PATCH it held the "after" one
-        # (344 KB against 210 KB), which made the floor ~4 ms longer (until 2026-12-07).
+        # (344 KB against 210 KB), which made the floor ~4 ms longer (until the evening of
+        # 2026-12-06).
         floor.seed_floor_connector(stack)
         return floor.network_floor(stack, storage, patch_body, "warm", partition)
 

@@ -107,8 +107,9 @@ def sync_cli(stack: Stack, api: str = "cli") -> float:
     """One `python -m sync run --api cli` as a fresh process (a real update each call)."""
     stack.flip(api)
     # A new machine, as a CI agent is: an empty per-user private cache (sync/private_cache.py), so
-    # nothing an earlier process validated or compiled is reused. Until 2026-12-07 the CLI ran on
-    # the cache the warm-up runs had filled (a review measured 250-300 ms of difference then).
+    # nothing an earlier process validated or compiled is reused. Until the evening of 2026-12-06
+    # the CLI ran on the cache the warm-up runs had filled (a review measured 250-300 ms of
+    # difference then).
     fresh_tmp = tempfile.mkdtemp(prefix="cli-tmp-", dir=stack.root)
     env = {**os.environ, **stack.env(), "PYTHONPATH": str(ROOT), "TMPDIR": fresh_tmp}
     started = time.perf_counter()

@@ -783,9 +783,9 @@ class Pipeline:
             raise SpecError("; ".join(errors[:10]), where=f"{item.api}/{item.target}")
         ledger = self.ports.ledger
         # The pending marker carries the version row's packed definitions, so they are packed
-        # now, beside the diff (zlib lets go of the GIL), not after the marker as before
-        # 2026-12-07; record_version finds the pair packed (codec.pack_pair). A run that ends
-        # before the write leaves a packed pair in a cache of eight, nothing else.
+        # now, beside the diff (zlib lets go of the GIL), not after the marker as until the
+        # evening of 2026-12-06; record_version finds the pair packed (codec.pack_pair). A run
+        # that ends before the write leaves a packed pair in a cache of eight, nothing else.
         packing: list[Future[None]] = []
         if merged_sha != ours_sha and not request.dry_run:
             packing.append(

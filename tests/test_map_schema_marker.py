@@ -1,9 +1,9 @@
 """A sync map that passed the schema once is not checked with jsonschema again (other processes).
 
 The marker lives in the private per-user cache folder; these tests point the temp directory at
-``tmp_path`` so they never share markers with other tests or engineers. Since 2026-12-07 the shipped
-quick check (``sync.config.map_check``) answers first; the marker is what remains when it cannot
-(a stale shipped module), so these tests switch the quick check off.
+``tmp_path`` so they never share markers with other tests or engineers. Since the evening of
+2026-12-06 the shipped quick check (``sync.config.map_check``) answers first; the marker is what
+remains when it cannot (a stale shipped module), so these tests switch the quick check off.
 """
 
 from __future__ import annotations

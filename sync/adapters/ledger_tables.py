@@ -435,7 +435,7 @@ class TableLedger:
             marker = json.loads(state.pending)
             if not isinstance(marker, dict):
                 raise TypeError("the marker is not a JSON object")
-            if "upstream_len" not in marker:  # saved before 2026-12-07: no definitions with it
+            if "upstream_len" not in marker:  # saved without definitions (before 2026-12-06)
                 return None
             blob = marker.get("blob")
             if blob is not None:

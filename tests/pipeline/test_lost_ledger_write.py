@@ -2,8 +2,8 @@
 
 The pending marker carries the write's definitions (``Ledger.mark_pending``), so the next sync
 records the lost write as the version it was and merges the new spec against that write's
-upstream. Before 2026-12-07 it merged against the last recorded upstream: what the lost write
-brought looked like a connector-side edit and was kept (RELIABILITY.md)."""
+upstream. Before the evening of 2026-12-06 it merged against the last recorded upstream: what
+the lost write brought looked like a connector-side edit and was kept (RELIABILITY.md)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def test_the_spec_back_at_the_recorded_etag_is_downloaded_while_a_write_is_pendi
     stack: Stack, synced_v1: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The recorded ETag describes v1, the connector holds v2: a 304 for v1's very bytes must
-    not end the run as "unchanged" (before 2026-12-07 it did, and the connector kept v2)."""
+    not end the run as "unchanged" (before the evening of 2026-12-06 it did, and the connector
+    kept v2)."""
     svc = synced_v1
     v1_ops = operations(json.loads(stack.folder("dev").read_text()))
     lose_the_record_of(svc, stack, "openapi-v2.yaml", monkeypatch)
@@ -150,7 +151,8 @@ def test_the_same_spec_after_a_lost_write_still_records_one_version(
 def test_a_marker_saved_without_definitions_merges_as_before(
     stack: Stack, synced_v1: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A marker from before 2026-12-07 (no definitions): nothing to recover, no error."""
+    """A marker from before the evening of 2026-12-06 (no definitions): nothing to recover, no
+    error."""
     svc = synced_v1
     lose_the_record_of(svc, stack, "openapi-v2.yaml", monkeypatch)
     ledger = svc.ports.ledger

@@ -284,8 +284,8 @@ def test_version_detail_with_diff_against_the_previous_version(env):
 def test_a_rollback_that_lands_while_an_event_fetches_is_not_written_over(env, monkeypatch):
     """The event's item read the state row (no hold yet) and is fetching the new spec when an
     operator's rollback of dev completes. Under the lease the row has moved and holds: the event
-    must end "held", not write the new spec over the rollback (before 2026-12-07 it did, and the
-    row still said "held at v3" with v4 on the connector)."""
+    must end "held", not write the new spec over the rollback (before the evening of 2026-12-06
+    it did, and the row still said "held at v3" with v4 on the connector)."""
     from sync.pipeline import Pipeline
     from sync.rollback import rollback_request
     from sync.runs import run_inline
