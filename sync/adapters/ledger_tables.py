@@ -194,6 +194,18 @@ def _blob_name(api: str, target: str, version: int, payload: bytes) -> str:
     return f"{api}/{target}/v{version:010d}-{hashlib.sha256(payload).hexdigest()[:16]}.zlib"
 
 
+# What reading a stored row can raise when the row is not what we wrote (edited by hand, by
+# another tool, or cut short): the caller names the row with ``_unreadable``'s reason.
+_UNREADABLE = (
+    codec.LedgerCorruptError,
+    KeyError,
+    TypeError,
+    ValueError,
+    OverflowError,
+    RecursionError,
+)
+
+
 def _unreadable(exc: BaseException) -> str:
     """Why a version or run row does not read as one, for the error that names the row: the
     codec's own words for stored bytes, the missing property, or the exception's."""
@@ -437,26 +449,23 @@ class TableLedger:
                 raise TypeError("the marker is not a JSON object")
             if "upstream_len" not in marker:  # saved without definitions (before 2026-12-06)
                 return None
-            blob = marker.get("blob")
-            if blob is not None:
-                from azure.core.exceptions import ResourceNotFoundError
 
-                if not isinstance(blob, str):
-                    raise TypeError(f"blob is {type(blob).__name__}, not text")
-                try:
-                    payload = self._blobs().download_blob(blob).readall()
-                except ResourceNotFoundError:
-                    raise codec.LedgerCorruptError(f"blob {blob} is missing", where=where) from None
-            elif state.pending_definitions is None:
-                raise codec.LedgerCorruptError("the marker's definitions are missing", where=where)
-            else:
-                payload = state.pending_definitions
-            if len(payload) != _whole(marker["bytes"], "bytes"):
-                raise codec.LedgerCorruptError(
-                    f"the marker's definitions are {len(payload)} bytes compressed, the marker "
-                    f"records {marker['bytes']}",
-                    where=where,
-                )
+            def inline() -> bytes:
+                if state.pending_definitions is None:
+                    raise codec.LedgerCorruptError(
+                        "the marker's definitions are missing", where=where
+                    )
+                return state.pending_definitions
+
+            payload = self._stored_payload(
+                marker.get("blob"),
+                inline,
+                _whole(marker["bytes"], "bytes"),
+                where,
+                blob_name="blob",
+                what="the marker's definitions",
+                holder="the marker",
+            )
             upstream, applied = codec.unpack_pair(
                 payload,
                 upstream_len=_whole(marker["upstream_len"], "upstream_len"),
@@ -475,14 +484,7 @@ class TableLedger:
                 upstream_sha256=marker["upstream_sha256"],
                 applied_sha256=marker["sha256"],
             )
-        except (
-            codec.LedgerCorruptError,
-            KeyError,
-            TypeError,
-            ValueError,
-            OverflowError,
-            RecursionError,
-        ) as exc:
+        except _UNREADABLE as exc:
             why = _unreadable(exc)
         raise codec.LedgerCorruptError(
             f"the pending marker of {partition_key(api, target)} cannot be read ({why})",
@@ -865,14 +867,7 @@ class TableLedger:
                 upstream=upstream,
                 applied=applied,
             )
-        except (
-            codec.LedgerCorruptError,
-            KeyError,
-            TypeError,
-            ValueError,
-            OverflowError,
-            RecursionError,
-        ) as exc:
+        except _UNREADABLE as exc:
             why = _unreadable(exc)
         raise codec.LedgerCorruptError(f"version row {pk}/{rk} cannot be read ({why})", where=where)
 
@@ -881,25 +876,17 @@ class TableLedger:
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The stored pair, verified; a Def* property of the wrong type is a TypeError for
         ``_record_from`` to name the row with."""
-        blob = entity.get("DefBlob")
-        if blob is not None and not isinstance(blob, str):
-            raise TypeError(f"property DefBlob is {type(blob).__name__}, not text")
-        if blob:
-            from azure.core.exceptions import ResourceNotFoundError
-
-            try:
-                payload = self._blobs().download_blob(blob).readall()
-            except ResourceNotFoundError:
-                raise codec.LedgerCorruptError(f"blob {blob} is missing", where=where) from None
-        else:
-            count = _whole(entity.get("DefChunks", 0), "DefChunks")
-            payload = codec.join_chunks(entity, count, where=where)
-        if len(payload) != _whole(entity.get("DefBytes", -1), "DefBytes"):
-            raise codec.LedgerCorruptError(
-                f"stored definitions are {len(payload)} bytes compressed, the row records "
-                f"{entity.get('DefBytes')}",
-                where=where,
-            )
+        payload = self._stored_payload(
+            entity.get("DefBlob"),
+            lambda: codec.join_chunks(
+                entity, _whole(entity.get("DefChunks", 0), "DefChunks"), where=where
+            ),
+            _whole(entity.get("DefBytes", -1), "DefBytes"),
+            where,
+            blob_name="property DefBlob",
+            what="stored definitions",
+            holder="the row",
+        )
         return codec.unpack_pair(
             payload,
             upstream_len=_whole(entity.get("DefUpstreamLen", -1), "DefUpstreamLen"),
@@ -908,6 +895,38 @@ class TableLedger:
             applied_sha256=entity.get("DefAppliedSha256"),
             where=where,
         )
+
+    def _stored_payload(
+        self,
+        blob: Any,
+        inline: Callable[[], bytes],
+        recorded_bytes: int,
+        where: str,
+        *,
+        blob_name: str,
+        what: str,
+        holder: str,
+    ) -> bytes:
+        """A packed pair as a version row or a pending marker keeps it: from the blob it names
+        (a big pair), else ``inline()``; its length checked against what ``holder`` records. A
+        ``blob`` that is not text is a TypeError for the caller to name its row with."""
+        if blob is not None and not isinstance(blob, str):
+            raise TypeError(f"{blob_name} is {type(blob).__name__}, not text")
+        if blob:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            try:
+                payload = self._blobs().download_blob(blob).readall()
+            except ResourceNotFoundError:
+                raise codec.LedgerCorruptError(f"blob {blob} is missing", where=where) from None
+        else:
+            payload = inline()
+        if len(payload) != recorded_bytes:
+            raise codec.LedgerCorruptError(
+                f"{what} are {len(payload)} bytes compressed, {holder} records {recorded_bytes}",
+                where=where,
+            )
+        return payload
 
     @_azure_errors("ledger.version")
     def version(
@@ -1213,15 +1232,7 @@ class TableLedger:
                 created_at=entity.get("CreatedAt"),
                 notified=entity.get("Notified"),
             )
-        except (
-            codec.LedgerCorruptError,
-            KeyError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            OverflowError,
-            RecursionError,
-        ) as exc:
+        except (*_UNREADABLE, AttributeError) as exc:
             why = _unreadable(exc)
         raise codec.LedgerCorruptError(
             f"run row {RUNS_PARTITION}/{entity['RowKey']} cannot be read ({why})", where=where
