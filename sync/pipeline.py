@@ -368,7 +368,7 @@ class Pipeline:
         request = item.request
         if not (state.hold and state.hold.active()) or request.reason == "rollback":
             return None
-        if request.dry_run:
+        if request.dry_run:  # a dry run shows what the sync would do, hold or not
             return None
         outcome = TargetOutcome(
             **base,
@@ -786,15 +786,13 @@ class Pipeline:
         # now, beside the diff (zlib lets go of the GIL), not after the marker as until the
         # evening of 2026-12-06; record_version finds the pair packed (codec.pack_pair). A run
         # that ends before the write leaves a packed pair in a cache of eight, nothing else.
-        packing: list[Future[None]] = []
+        packing: Future[None] | None = None
         if merged_sha != ours_sha and not request.dry_run:
-            packing.append(
-                in_background(
-                    lambda: ledger.prepare_definitions(
-                        prepared.upstream, merged, (upstream_sha, merged_sha)
-                    ),
-                    name="pack-early",
-                )
+            packing = in_background(
+                lambda: ledger.prepare_definitions(
+                    prepared.upstream, merged, (upstream_sha, merged_sha)
+                ),
+                name="pack-early",
             )
         set_stage("diff")
         change = diff_cached(ours, merged)
@@ -876,8 +874,6 @@ class Pipeline:
             hold=_hold_after(request, latest, record.version),
             drift_sha256=None,
         )
-        for started in packing:  # settled before the marker already, unless nothing was written
-            settle(started)
         self.ports.ledger.record_version(record, new_state, request.event_id, lease)
         _BASES.put((item.api, item.target, record.version), prepared.upstream)
         message = f"v{record.version} applied"
@@ -1071,7 +1067,7 @@ class Pipeline:
         write: PendingWrite,
         ours_sha: str | None,
         state: TargetState,
-        packing: list[Future[None]],
+        packing: Future[None] | None,
     ) -> tuple[str | None, TargetState]:
         """Pending marker (with the write's definitions), write, verify; returns the connector
         id and the state row to record on. A connector that already holds the definition (a
@@ -1081,8 +1077,8 @@ class Pipeline:
         if ours_sha == merged_sha:
             log.info("connector already holds the definition; reconciling the ledger")
             return current.connector_id, state
-        for started in packing:
-            settle(started)
+        if packing is not None:
+            settle(packing)
         marked = self.ports.ledger.mark_pending(item.api, item.target, state, write)
         connector_id = target.write(merged, current)
         set_stage("verify")
