@@ -120,7 +120,7 @@ def read_json(req: ApiRequest, schema: dict[str, Any] | None = None) -> dict[str
     sees it: two equal deeply nested ``targets`` entries made the ``uniqueItems`` comparison
     raise RecursionError, which escaped as a 500 from the host; a RecursionError the validator
     still meets is a 400 too."""
-    from sync.spec.parse import _depth as nesting_depth  # the spec parser's level count
+    from sync.spec.parse import nesting_depth  # counted as the spec parser counts levels
 
     if len(req.body) > MAX_BODY_BYTES:
         raise BadRequest(

@@ -91,9 +91,9 @@ JSON_VALUES = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(JSON_VALUES)
 def test_depth_counts_as_the_plain_definition(doc):
-    from sync.spec.parse import _depth
+    from sync.spec.parse import nesting_depth
 
-    assert _depth(doc) == _depth_by_stack(doc)
+    assert nesting_depth(doc) == _depth_by_stack(doc)
 
 
 @pytest.mark.parametrize(

@@ -156,7 +156,8 @@ class UrlGuard:
         )
         self._resolve: Resolver = resolver or system_resolver
 
-    def _allowed(self, name: str, port: int) -> bool:
+    def exempts(self, name: str, port: int) -> bool:
+        """Whether SYNC_ALLOW_PRIVATE_HOSTS lists host ``name`` (with or without ``port``)."""
         if not self.allow_private_hosts:
             return False
         forms = {name, f"{name}:{port}"}
@@ -193,8 +194,8 @@ class UrlGuard:
         if literal is None and not _NAME_RE.match(name):
             raise UnsafeUrlError(f"host {host!r} is not a valid DNS name", where=shown)
 
-        allowlisted = self._allowed(name, port) or (
-            literal is not None and self._allowed(str(literal), port)
+        allowlisted = self.exempts(name, port) or (
+            literal is not None and self.exempts(str(literal), port)
         )
         if literal is not None:
             addresses: list[str] = [str(literal)]
@@ -217,7 +218,7 @@ class UrlGuard:
         if not allowlisted:
             for ip in parsed_addresses:
                 reason = refusal_reason(ip)
-                if reason and not self._allowed(str(ip), port):
+                if reason and not self.exempts(str(ip), port):
                     via = "" if literal is not None else f" ({name!r} resolves to {ip})"
                     raise UnsafeUrlError(
                         f"address {ip} is {reason}{via}; outbound requests must go to public "

@@ -36,7 +36,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _depth(doc: Any) -> int:
+def nesting_depth(doc: Any) -> int:
     """Nesting depth, a scalar leaf counting as a level (``{"a": 1}`` is 2); stops counting past
     ``MAX_DEPTH``. Level by level over the containers only, and by exact type (the parsers here
     build plain dicts and lists): ~0.6 ms for 512 KB, where a stack of every value took ~2.6."""
@@ -96,7 +96,7 @@ def load_document(raw: bytes | str, *, source: str = "document") -> Any:
         if exc.where is None:
             exc.where = source
         raise
-    if _depth(doc) > MAX_DEPTH:
+    if nesting_depth(doc) > MAX_DEPTH:
         raise SpecError(f"document is nested deeper than {MAX_DEPTH} levels", where=source)
     if unpaired_surrogate(doc, text, from_utf8=isinstance(raw, bytes)):
         raise SpecError(
