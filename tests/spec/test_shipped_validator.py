@@ -1,6 +1,7 @@
-"""The Swagger 2.0 validator ships generated in the package (sync/spec/swagger2_validator.py), so a
-new machine (a CI agent, a new Function App instance) neither generates nor, with a .pyc, compiles
-it; the pipeline uses it only while it matches what would be generated now."""
+"""The generated validators ship in the package (sync/spec/swagger2_validator.py, and the sync
+map's quick check sync/config/map_validator.py), so a new machine (a CI agent, a new Function App
+instance) neither generates nor, with a .pyc, compiles them; they are used only while they match
+what would be generated now."""
 
 from __future__ import annotations
 
@@ -9,34 +10,30 @@ import sys
 from pathlib import Path
 
 import fastjsonschema
+import pytest
+
+from tests.spec.test_compiled_cache import BAD, GOOD, check
 
 validate_module = importlib.import_module("sync.spec.validate")
 ROOT = Path(__file__).resolve().parents[2]
-GOOD = {
-    "swagger": "2.0",
-    "info": {"title": "T", "version": "1"},
-    "paths": {"/a": {"get": {"responses": {"200": {"description": "ok"}}}}},
-}
-BAD = {"swagger": "2.0", "info": {"title": "T"}, "paths": {"/a": {"get": {"responses": {}}}}}
 
 
-def check(validator, doc) -> bool:
-    try:
-        validator(doc)
-    except fastjsonschema.JsonSchemaException:
-        return False
-    return True
-
-
-def test_the_shipped_module_is_what_would_be_generated_now() -> None:
+@pytest.mark.parametrize(
+    ("shipped", "writer"),
+    [
+        ("sync/spec/swagger2_validator.py", "shipped_text"),
+        ("sync/config/map_validator.py", "shipped_map_text"),
+    ],
+)
+def test_the_shipped_module_is_what_would_be_generated_now(shipped: str, writer: str) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import generate_validator
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    shipped = (ROOT / "sync" / "spec" / "swagger2_validator.py").read_bytes()
-    assert shipped == generate_validator.shipped_text().encode("utf-8"), (
-        "sync/spec/swagger2_validator.py is stale: run scripts/generate_validator.py"
+    expected = getattr(generate_validator, writer)().encode("utf-8")
+    assert (ROOT / shipped).read_bytes() == expected, (
+        f"{shipped} is stale: run scripts/generate_validator.py"
     )
 
 
