@@ -112,7 +112,7 @@ def test_a_thousand_shuffled_events_converge_with_no_error(azurite: Any, tmp_pat
         finished = time.monotonic() - 1.5  # the workers' final idle wait is not work
         planned = max(planned_at)
 
-        assert not errors, errors
+        assert not errors, [f"{exc!r} where={getattr(exc, 'where', None)}" for exc in errors]
         results = Counter(o.result for o in outcomes)
         assert set(results) <= {"updated", "unchanged"}, results
         items = DISTINCT * len(TARGETS)  # each run's targets at least once
