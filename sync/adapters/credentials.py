@@ -12,7 +12,8 @@ Why a wrapper around azure-identity instead of handing its credentials around:
   nothing secret reaches a log or a Teams card.
 
 azure-identity costs ~300 ms to import (msal + azure.core): it is imported inside the factories,
-on the first ``token()`` call, never at module import.
+on the first ``token()`` call, never at module import. A managed identity on App Service (a
+Function App) does not import it at all: ``sync.adapters.app_service_identity`` sends the one GET.
 
 The returned provider also implements azure-core's ``TokenCredential.get_token`` so the Key Vault
 and Storage SDK clients can use it directly.
@@ -311,6 +312,44 @@ def _from_credential(factory: Callable[[], Any]) -> Fetch:
                 if holder and holder[0] is credential:
                     holder.clear()
         return access.token, expires_on
+
+    return fetch
+
+
+def _managed_identity(
+    name: str,
+    client_id: str | None,
+    scrubber: _Scrubber,
+    *,
+    attempts: int,
+    wait_initial: float,
+    fallback: Fetch,
+) -> Fetch:
+    """The App Service protocol over httpx where the platform serves it
+    (``sync.adapters.app_service_identity``), azure-identity everywhere else. Picked at the first
+    token, from the environment then, as azure-identity picks when its credential is built."""
+    chosen: list[Fetch] = []
+    lock = threading.Lock()
+
+    def fetch(scope: str) -> tuple[str, float]:
+        with lock:
+            if not chosen:
+                from sync.adapters import app_service_identity
+
+                if app_service_identity.serves():
+                    chosen.append(
+                        app_service_identity.AppServiceIdentity(
+                            where=f"credential {name!r} (managedIdentity)",
+                            client_id=client_id,
+                            remember=lambda value, slot: scrubber.remember(value, slot=slot),
+                            scrub=scrubber,
+                            attempts=attempts,
+                            wait_initial=wait_initial,
+                        )
+                    )
+                else:
+                    chosen.append(fallback)
+        return chosen[0](scope)
 
     return fetch
 
@@ -621,7 +660,14 @@ def build_token_provider(
 
     if kind == "managedIdentity":
         client_id = params.get("clientId")
-        fetch = _from_credential(lambda: managed_identity(client_id))
+        fetch = _managed_identity(
+            name,
+            client_id,
+            scrubber,
+            attempts=int(transport.get("retry_total", 2)) + 1,
+            wait_initial=float(transport.get("retry_backoff_factor", 0.5)),
+            fallback=_from_credential(lambda: managed_identity(client_id)),
+        )
     elif kind == "federated":
         tenant = _required(params, "tenant", where=where)
         app_id = _required(params, "clientId", where=where)

@@ -42,8 +42,9 @@ def needed(settings: Settings, sync_map: SyncMap, apis: Iterable[str]) -> list[s
     """The SDKs (keys of ``SDKS``) a sync of ``apis`` uses as the composition root wires it. An
     API the map does not have adds nothing: the sync refuses it in its own terms."""
     storage = bool(settings.storage_connection_string or settings.table_endpoint)
-    # a ledger reached by endpoint signs in with azure-identity (sync.adapters.storage_clients)
-    identity = storage and not settings.storage_connection_string
+    # a ledger reached by endpoint signs in with the app's identity (storage_clients), through
+    # azure-identity unless the platform serves it (app_service_identity)
+    identity = storage and not settings.storage_connection_string and _via_identity(sync_map, None)
     for name in apis:
         api = sync_map.apis.get(name)
         if api is None:
@@ -58,11 +59,16 @@ def needed(settings: Settings, sync_map: SyncMap, apis: Iterable[str]) -> list[s
 
 def _via_identity(sync_map: SyncMap, credential: object) -> bool:
     """Whether the map's credential ``credential`` (None: the function's own identity) gets its
-    tokens through azure-identity."""
+    tokens through azure-identity. A managed identity the platform serves at IDENTITY_ENDPOINT
+    does not (``sync.adapters.app_service_identity``); the function's own identity is one there."""
+    from sync.adapters import app_service_identity
+
     if credential is None:
-        return True
+        return not app_service_identity.serves()
     spec = sync_map.credentials.get(str(credential))
     kind = next(iter(spec), None) if isinstance(spec, dict) and spec else None
+    if kind == "managedIdentity":
+        return not app_service_identity.serves()
     return kind not in _OWN_GRANTS
 
 

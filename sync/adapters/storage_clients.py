@@ -24,7 +24,19 @@ T = TypeVar("T")
 
 
 def default_credential() -> Any:
-    """The app's managed identity (AZURE_CLIENT_ID picks a user-assigned one), else dev logins."""
+    """The app's managed identity (AZURE_CLIENT_ID picks a user-assigned one), else dev logins.
+
+    On App Service (a Function App) that is the function identity's provider, which serves the
+    platform's identity endpoint without importing azure-identity
+    (``sync.adapters.app_service_identity``); anywhere else, azure-identity's chain."""
+    from sync.adapters import app_service_identity
+
+    if app_service_identity.serves():
+        from sync.adapters.function_identity import function_identity
+        from sync.clouds import CLOUDS
+
+        # A managed identity has no authority host: the cloud would only matter off App Service.
+        return function_identity(CLOUDS["public"])
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -16,8 +17,9 @@ from sync.adapters.credentials import build_token_provider
 from sync.adapters.keyvault import KeyVaultSecretStore
 from sync.adapters.secrets_env import EnvSecretStore
 from sync.clouds import CLOUDS, Cloud
+from sync.errors import SyncError
 from tests.support.identity_env import local_managed_identity
-from tests.support.local_identity import LocalIdentity
+from tests.support.local_identity import LocalIdentity, serve, shutdown
 from tests.support.local_vault import LocalVault, start_local_vault
 
 
@@ -64,3 +66,57 @@ def store_for(
         client_options={"retry_total": 0},
         **kwargs,
     )
+
+
+# --- a scripted managed-identity endpoint ----------------------------------------------------------
+
+ARM_SCOPE = "https://management.azure.com/.default"
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """An App Service identity endpoint (or the front end before it) answering one scripted
+    (status, content type, body)."""
+
+    answer: tuple[int, str, bytes] = (503, "text/html", b"")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        status, content_type, body = type(self).answer
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def scripted_endpoint(
+    identity: LocalIdentity, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[type[_Scripted]]:
+    """IDENTITY_ENDPOINT pointed at a scripted server (the identity fixture cleared the rest)."""
+    handler = type("Scripted", (_Scripted,), {})
+    server = serve(handler, tls=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server[0].server_address[1]}/msi")
+    try:
+        yield handler
+    finally:
+        shutdown(*server)
+
+
+def mi_failure(cloud: Cloud, answer: tuple[int, str, bytes], endpoint: type[_Scripted]) -> Any:
+    """The error the function identity's provider raises for one scripted answer."""
+    from tests.credentials.test_token_providers import MemoryStore
+
+    endpoint.answer = answer
+    tokens = build_token_provider(
+        "(function identity)",
+        {"managedIdentity": {}},
+        cloud=cloud,
+        secrets=MemoryStore(),
+        transport_options={"retry_total": 0},
+    )
+    with pytest.raises(SyncError) as caught:
+        tokens.token(ARM_SCOPE)
+    return caught.value

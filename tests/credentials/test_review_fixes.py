@@ -8,7 +8,6 @@ azure-keyvault-secrets and httpx stacks."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -17,7 +16,8 @@ import pytest
 
 from sync.adapters.credentials import build_token_provider
 from sync.clouds import Cloud
-from sync.errors import PermanentError, SyncError, TransientError
+from sync.errors import PermanentError, TransientError
+from tests.credentials.conftest import ARM_SCOPE, _Scripted, mi_failure
 from tests.credentials.test_token_providers import (
     PP_SCOPE,
     TENANT_B,
@@ -28,7 +28,6 @@ from tests.credentials.test_token_providers import (
 from tests.support.local_identity import LocalIdentity, serve, shutdown
 from tests.support.local_vault import LocalVault
 
-ARM_SCOPE = "https://management.azure.com/.default"
 CRM_SCOPE = "https://org.crm.dynamics.com/.default"
 
 
@@ -110,52 +109,6 @@ def test_a_revoked_memory_copy_finds_the_operators_token_despite_the_store_cache
 # --- 2. the managed-identity endpoint's unreadable 5xx / 429 -------------------------------------
 
 
-class _Scripted(BaseHTTPRequestHandler):
-    """An App Service identity endpoint (or the front end before it) answering one scripted
-    (status, content type, body)."""
-
-    answer: tuple[int, str, bytes] = (503, "text/html", b"")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        status, content_type, body = type(self).answer
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def scripted_endpoint(
-    identity: LocalIdentity, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[type[_Scripted]]:
-    """IDENTITY_ENDPOINT pointed at a scripted server (the identity fixture cleared the rest)."""
-    handler = type("Scripted", (_Scripted,), {})
-    server = serve(handler, tls=False)
-    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server[0].server_address[1]}/msi")
-    try:
-        yield handler
-    finally:
-        shutdown(*server)
-
-
-def mi_failure(cloud: Cloud, answer: tuple[int, str, bytes], endpoint: type[_Scripted]) -> Any:
-    endpoint.answer = answer
-    tokens = build_token_provider(
-        "(function identity)",
-        {"managedIdentity": {}},
-        cloud=cloud,
-        secrets=MemoryStore(),
-        transport_options={"retry_total": 0},
-    )
-    with pytest.raises(SyncError) as caught:
-        tokens.token(ARM_SCOPE)
-    return caught.value
-
-
 @pytest.mark.parametrize(
     "answer",
     [
@@ -193,7 +146,7 @@ def test_managed_identity_answer_with_a_status_keeps_its_class(
 ) -> None:
     error = mi_failure(cloud, answer, scripted_endpoint)
     expected = TransientError if answer[0] >= 500 else PermanentError
-    assert type(error) is expected, error
+    assert isinstance(error, expected), error  # a RetryableStatus is a TransientError
     assert match in str(error)
 
 

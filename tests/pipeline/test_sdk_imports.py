@@ -19,6 +19,7 @@ from sync.settings import Settings
 from tests.pipeline.conftest import Stack
 from tests.pipeline.test_powerplatform_e2e import powerapps_map
 from tests.simulators.powerplatform import Simulator
+from tests.support.identity_env import AZURE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = "azure.data.tables"
@@ -64,12 +65,29 @@ def app_env() -> dict[str, str]:
     return {**os.environ, names.SECRETS_FROM_ENV: "1"}
 
 
+# The map's credential for the connector, and the SDKs a first sync imports (all on the main
+# thread): the App Service managed identity is ours (sync.adapters.app_service_identity), so
+# azure-identity is not imported at all; the ``default`` kind goes through azure-identity.
+CREDENTIALS = [
+    pytest.param({"managedIdentity": {}}, {TABLES, TRANSPORT}, id="app-service-identity"),
+    pytest.param({"default": {}}, {TABLES, TRANSPORT, IDENTITY}, id="azure-identity"),
+]
+
+
+def with_credential(stack: Stack, credential: dict) -> None:
+    raw = json.loads(stack.map_path.read_text())
+    raw["credentials"]["func"] = credential
+    stack.map_path.write_text(json.dumps(raw))
+
+
 @pytest.mark.azurite
-def test_a_cli_run_imports_the_tables_sdk_and_azure_identity_on_its_main_thread(
-    env: Stack, sim: Simulator, identity
+@pytest.mark.parametrize(("credential", "imported"), CREDENTIALS)
+def test_a_cli_run_imports_the_sdks_it_uses_on_its_main_thread(
+    env: Stack, sim: Simulator, identity, credential: dict, imported: set[str]
 ) -> None:
     stack = env
     powerapps_map(stack, sim)
+    with_credential(stack, credential)
     stack.serve("openapi-v1.yaml")
     code = (
         "import runpy, sync.process_exit as process_exit\n"
@@ -79,20 +97,22 @@ def test_a_cli_run_imports_the_tables_sdk_and_azure_identity_on_its_main_thread(
         "runpy.run_module('sync', run_name='__main__')\n"
     )
     first = first_importers(code, app_env())
-    assert first == {TABLES: "MainThread", IDENTITY: "MainThread", TRANSPORT: "MainThread"}
+    assert first == dict.fromkeys(imported, "MainThread")
     state = stack.service().ports.ledger.state("contoso-invoicing", "prod")
     assert state.last_outcome == "updated"  # the run did its work after the imports
 
 
 @pytest.mark.azurite
-def test_the_queue_triggers_first_item_imports_azure_identity_on_its_own_thread(
-    env: Stack, sim: Simulator, identity
+@pytest.mark.parametrize(("credential", "imported"), CREDENTIALS)
+def test_the_queue_triggers_first_item_imports_the_sdks_it_uses_on_its_own_thread(
+    env: Stack, sim: Simulator, identity, credential: dict, imported: set[str]
 ) -> None:
     """Without the import ahead, the connector read's thread imported azure-identity."""
     from sync.models import RunSummary, SyncRequest, WorkItem, iso, new_run_id, utcnow
 
     stack = env
     powerapps_map(stack, sim)
+    with_credential(stack, credential)
     stack.serve("openapi-v1.yaml")
     request = SyncRequest(api="contoso-invoicing", reason="test")
     run_id = new_run_id()
@@ -103,7 +123,7 @@ def test_the_queue_triggers_first_item_imports_azure_identity_on_its_own_thread(
     item = WorkItem(run_id=run_id, api=request.api, target="prod", request=request)
     code = f"from sync import triggers\ntriggers.on_work_item({json.dumps(item.to_dict())!r})\n"
     first = first_importers(code + "report()\n", app_env())
-    assert first == {TABLES: "MainThread", IDENTITY: "MainThread", TRANSPORT: "MainThread"}
+    assert first == dict.fromkeys(imported, "MainThread")
     state = stack.service().ports.ledger.state("contoso-invoicing", "prod")
     assert state.last_outcome == "updated"
 
@@ -176,11 +196,57 @@ STORAGE = Settings(storage_connection_string="UseDevelopmentStorage=true")
         ),
     ],
 )
-def test_needed_names_what_the_wiring_will_import(settings, raw, expected) -> None:
+def test_needed_names_what_the_wiring_will_import(settings, raw, expected, no_identity_env) -> None:
     assert needed(settings, map_of(raw), ["a"]) == expected
 
 
-def test_needed_ignores_an_api_the_map_does_not_have() -> None:
+@pytest.fixture
+def no_identity_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No platform identity variables, whatever the shell running the tests has."""
+    for name in AZURE_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def app_service_env(no_identity_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:8081/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "header-value")
+
+
+@pytest.mark.parametrize(
+    ("credential", "expected"),
+    [
+        pytest.param({"managedIdentity": {}}, ["tables"], id="managed-identity"),
+        pytest.param({"default": {}}, ["tables", "identity"], id="default"),
+        pytest.param(
+            {"federated": {"tenant": "t", "clientId": GUID}},
+            ["tables", "identity"],
+            id="federated-exchange",
+        ),
+    ],
+)
+def test_an_app_service_managed_identity_needs_no_azure_identity(
+    credential, expected, app_service_env
+) -> None:
+    raw = {"apis": {"a": api([PP])}, "credentials": {"pp": credential}}
+    assert needed(STORAGE, map_of(raw), ["a"]) == expected
+
+
+def test_the_function_identity_needs_no_azure_identity_on_app_service(app_service_env) -> None:
+    raw = {"apis": {"a": api([FOLDER], spec={"apimExport": {"service": APIM, "api": "orders"}})}}
+    assert needed(STORAGE, map_of(raw), ["a"]) == ["tables"]
+    by_endpoint = Settings(table_endpoint="https://acct.table.core.windows.net")
+    assert needed(by_endpoint, map_of({"apis": {"a": api([FOLDER])}}), ["a"]) == ["tables"]
+
+
+def test_service_fabric_keeps_azure_identity(app_service_env, monkeypatch) -> None:
+    """Service Fabric sets the same two variables, plus a thumbprint only azure-identity checks."""
+    monkeypatch.setenv("IDENTITY_SERVER_THUMBPRINT", "AB" * 20)
+    raw = {"apis": {"a": api([PP])}, "credentials": {"pp": {"managedIdentity": {}}}}
+    assert needed(STORAGE, map_of(raw), ["a"]) == ["tables", "identity"]
+
+
+def test_needed_ignores_an_api_the_map_does_not_have(no_identity_env) -> None:
     raw = {"apis": {"a": api([PP])}, "credentials": {"pp": {"managedIdentity": {}}}}
     assert needed(STORAGE, map_of(raw), ["missing"]) == ["tables"]
 
