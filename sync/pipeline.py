@@ -464,6 +464,8 @@ class Pipeline:
                 # competed with this thread's own requests (A/B on 2 cores: ~1.5 ms more wall).
                 if hook := getattr(target, "prevalidate", None):
                     hook(upstream.upstream)
+                if reading is not None and not reading.done():
+                    self._validate_while_reading(api, target, upstream)
             # One owner per attempt, not per process: the host runs queue invocations in threads
             # of one process, and a process-wide owner would let two of them take the same lease.
             owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
@@ -486,6 +488,27 @@ class Pipeline:
         finally:
             if reading is not None:  # no read outlives its item (the target object is shared)
                 concurrent.futures.wait([reading])
+
+    @staticmethod
+    def _validate_while_reading(api: ApiConfig, target: Target, upstream: Prepared) -> None:
+        """The new upstream's local validation, run while the connector read is still on its
+        way (a round trip to the platform: hundreds of ms in Azure, and this thread had nothing
+        to do but wait). The stages validate this very document, under the same key, whenever
+        the connector holds the last upstream (no portal edit: the usual case) or is new, and
+        then find the report done; after a portal edit they validate the merge instead and this
+        was CPU spent in a wait. Only the report is kept: an error is raised by the stages, in
+        their place, as before. A rollback's or a recorded document is not the upstream."""
+        if upstream.desired is not None:
+            return
+        try:
+            validate_cached(
+                upstream.upstream,
+                upstream.upstream_sha,
+                limit_bytes=target.limit_bytes,
+                strict=api.strict,
+            )
+        except Exception:  # the stages validate again and raise it in their place
+            log.debug("early validation failed; the stages validate again", exc_info=True)
 
     def _precheck(
         self,

@@ -157,3 +157,107 @@ def test_background_workers_are_reused_and_carry_the_callers_context():
     assert again.result(timeout=5) in alive  # an idle worker took it: no thread was started
     failing = in_background(lambda: 1 / 0, name="probe")
     assert isinstance(failing.exception(timeout=5), ZeroDivisionError)
+
+
+# --- the upstream's validation runs in the read's wait -------------------------------------------
+
+
+def spy_validations(
+    monkeypatch: pytest.MonkeyPatch, wrapper: ReadWrapper
+) -> list[tuple[str, bool]]:
+    """Each local validation: (its thread, whether the connector read had finished then); with an
+    empty report cache, so no earlier test's report is found instead."""
+    import sync.pipeline as pipeline
+    import sync.spec.validate as validate_module
+    from sync.lru import Lru
+
+    monkeypatch.setattr(pipeline, "_REPORTS", Lru(64))
+    real = validate_module.validate
+    seen: list[tuple[str, bool]] = []
+
+    def validate(*args: Any, **kwargs: Any) -> Any:
+        seen.append((threading.current_thread().name, "done" in wrapper.reads))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "validate", validate)
+    return seen
+
+
+def test_the_upstream_is_validated_while_the_connector_read_is_on_its_way(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc, wrappers = wrapped(stack, delay=0.3)
+    seen = spy_validations(monkeypatch, _first(svc, wrappers))
+    outcome = execute(item_for(svc, "dev", "evt-validate-early"), svc.pipeline, svc.ports)
+    assert outcome.result == "updated", outcome.message
+    # once, on the item's thread, before the read finished; the stages found the report done
+    assert seen == [("MainThread", False)]
+
+
+def test_a_spec_that_fails_validation_early_fails_in_its_place(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The early validation only keeps the report: the item fails in the stages, under the
+    lease, after the read, with the validation's message, as before."""
+    svc, wrappers = wrapped(stack, delay=0.3)
+    stack.server.set_spec("/openapi.yaml", DUPLICATE_IDS, "application/yaml")
+    seen = spy_validations(monkeypatch, _first(svc, wrappers))
+    outcome = execute(item_for(svc, "dev", "evt-invalid-early"), svc.pipeline, svc.ports)
+    assert outcome.result == "failed"
+    assert "duplicate operationId 'listThings'" in outcome.message
+    assert seen == [("MainThread", False)]
+    assert wrappers["dev"].reads == ["connector-read", "done"]
+    state = svc.ports.ledger.state(API, "dev")
+    assert state.last_outcome == "failed" and state.version == 0
+    lease = svc.ports.ledger.acquire_lease(API, "dev", "someone-else", 60)  # it was released
+    svc.ports.ledger.release_lease(lease)
+
+
+def test_a_quick_read_leaves_the_validation_to_the_stages(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sync.pipeline as pipeline
+
+    svc, wrappers = wrapped(stack)
+    early: list[bool] = []
+    real = pipeline.Pipeline._validate_while_reading
+    monkeypatch.setattr(
+        pipeline.Pipeline,
+        "_validate_while_reading",
+        staticmethod(lambda *a: (early.append(True), real(*a))),
+    )
+    # the read is done before the spec is prepared: nothing to wait for, so nothing runs early
+    real_prepare = pipeline.prepare_upstream
+
+    def prepare(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + 5
+        while "done" not in _first(svc, wrappers).reads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare_upstream", prepare)
+    outcome = execute(item_for(svc, "dev", "evt-quick-read"), svc.pipeline, svc.ports)
+    assert outcome.result == "updated", outcome.message
+    assert early == []
+
+
+def _first(svc: Any, wrappers: dict[str, ReadWrapper]) -> ReadWrapper:
+    """The "dev" wrapper, made now if no call made it yet (the spy needs it before the item)."""
+    return wrappers.get("dev") or svc.ports.targets(API, "dev")
+
+
+DUPLICATE_IDS = b"""swagger: '2.0'
+info: {title: Things, version: '1.0'}
+host: things.example.com
+basePath: /
+schemes: [https]
+paths:
+  /things:
+    get:
+      operationId: listThings
+      responses: {'200': {description: ok}}
+  /other:
+    get:
+      operationId: listThings
+      responses: {'200': {description: ok}}
+"""
