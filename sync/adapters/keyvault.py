@@ -103,8 +103,13 @@ class KeyVaultSecretStore:
             if self._client is None:
                 from azure.keyvault.secrets import SecretClient
 
+                from sync.adapters.storage_clients import plain_transport
+
+                options = dict(self._options)
+                if "transport" not in options and (transport := plain_transport(options)):
+                    options["transport"] = transport  # httpx's, as the storage clients'
                 self._client = SecretClient(
-                    self.vault_url, _as_credential(self._credential), **self._options
+                    self.vault_url, _as_credential(self._credential), **options
                 )
             return self._client
 

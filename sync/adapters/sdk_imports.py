@@ -22,7 +22,10 @@ from sync.settings import Settings
 
 def _tables() -> None:
     import azure.data.tables  # noqa: F401
-    from azure.core.pipeline.transport import RequestsTransport  # noqa: F401
+
+    from sync.adapters.storage_clients import import_transport
+
+    import_transport()
 
 
 def _identity() -> None:
@@ -30,8 +33,8 @@ def _identity() -> None:
     from azure.core.pipeline.transport import RequestsTransport  # noqa: F401
 
 
-# What each SDK's first use imports. azure-core imports its requests transport only when the
-# first client is made; the Tables clients and azure-identity's credentials all send through it.
+# What each SDK's first use imports. The Tables clients send through the transport
+# storage_clients picks (httpx's, or requests'); azure-identity's credentials through requests'.
 SDKS: dict[str, Callable[[], None]] = {"tables": _tables, "identity": _identity}
 
 # Credential kinds whose tokens come without azure-identity (sync.adapters.credentials).

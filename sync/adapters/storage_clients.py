@@ -1,4 +1,5 @@
-"""What the Table Storage ledger and the Queue Storage work queue share about talking to Storage.
+"""What the Table Storage ledger and the Queue Storage work queue share about talking to Storage
+(and, for the transport, every Azure SDK client of the service, Key Vault's included).
 
 Both reach one storage account the same two ways -- a connection string (Azurite, local runs) or
 an endpoint plus a credential that is only created when a client is first needed (creating a
@@ -108,17 +109,36 @@ def plain_environment_verify() -> bool | str | None:
 
 
 def plain_transport(options: dict[str, Any]) -> Any | None:
-    """A requests transport that skips the per-call environment lookups, or None (see
-    ``plain_environment_verify``); takes the connection settings out of ``options``."""
-    verify = plain_environment_verify()
-    if verify is None:
-        return None
-    from azure.core.pipeline.transport import RequestsTransport
+    """A transport without the per-call environment lookups, or None (see
+    ``plain_environment_verify``); takes the connection settings out of ``options``.
 
+    azure-core's transport over httpx (``sync.adapters.httpx_transport``: requests is then never
+    imported), else requests' with ``use_env_settings`` off when that one is unavailable."""
+    verify = plain_environment_verify()
+    if verify is None or options.get("proxies"):
+        return None
     settings = {key: options.pop(key) for key in _TRANSPORT_KEYS if key in options}
     if settings.get("connection_verify", True) is True:
         settings["connection_verify"] = verify  # what requests' env merge would have chosen
+    from sync.adapters.httpx_transport import transport
+
+    ours = transport(**{k: v for k, v in settings.items() if k != "connection_data_block_size"})
+    if ours is not None:
+        return ours
+    from azure.core.pipeline.transport import RequestsTransport
+
     return RequestsTransport(use_env_settings=False, **settings)
+
+
+def import_transport() -> None:
+    """Import what ``plain_transport`` will send through, ahead of the first client
+    (``sync.adapters.sdk_imports``)."""
+    if plain_environment_verify() is not None:
+        from sync.adapters.httpx_transport import preload
+
+        if preload():
+            return
+    from azure.core.pipeline.transport import RequestsTransport  # noqa: F401
 
 
 class StorageAccount:

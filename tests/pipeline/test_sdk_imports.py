@@ -24,13 +24,14 @@ from tests.support.identity_env import AZURE_ENV
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = "azure.data.tables"
 IDENTITY = "azure.identity"
-TRANSPORT = "azure.core.pipeline.transport._requests_basic"
+TRANSPORT = "azure.core.pipeline.transport._requests_basic"  # requests', for azure-identity
+HTTPX_TRANSPORT = "azure.core.rest._http_response_impl"  # what the storage clients' transport uses
 
 # Records, for each watched module, whether the main thread imported it first; printed when the
 # process ends (sync.process_exit.finish skips the interpreter's teardown, so no atexit).
 HOOK = f"""
 import json, sys, threading
-WATCH = {[TABLES, IDENTITY, TRANSPORT]!r}
+WATCH = {[TABLES, IDENTITY, TRANSPORT, HTTPX_TRANSPORT]!r}
 first = {{}}
 
 def hook(event, args):
@@ -69,8 +70,10 @@ def app_env() -> dict[str, str]:
 # thread): the App Service managed identity is ours (sync.adapters.app_service_identity), so
 # azure-identity is not imported at all; the ``default`` kind goes through azure-identity.
 CREDENTIALS = [
-    pytest.param({"managedIdentity": {}}, {TABLES, TRANSPORT}, id="app-service-identity"),
-    pytest.param({"default": {}}, {TABLES, TRANSPORT, IDENTITY}, id="azure-identity"),
+    pytest.param({"managedIdentity": {}}, {TABLES, HTTPX_TRANSPORT}, id="app-service-identity"),
+    pytest.param(
+        {"default": {}}, {TABLES, HTTPX_TRANSPORT, TRANSPORT, IDENTITY}, id="azure-identity"
+    ),
 ]
 
 
@@ -126,6 +129,9 @@ def test_the_queue_triggers_first_item_imports_the_sdks_it_uses_on_its_own_threa
     assert first == dict.fromkeys(imported, "MainThread")
     state = stack.service().ports.ledger.state("contoso-invoicing", "prod")
     assert state.last_outcome == "updated"
+
+
+PROXY_NAMES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "netrc")
 
 
 def map_of(raw: dict) -> object:
@@ -256,12 +262,17 @@ def test_import_sdks_imports_only_what_it_is_asked_for() -> None:
         "import json, sys\n"
         "from sync.adapters.sdk_imports import import_sdks\n"
         "import_sdks(['tables'])\n"
-        f"print(json.dumps([m in sys.modules for m in {[TABLES, TRANSPORT, IDENTITY]!r}]))\n"
+        f"print(json.dumps([m in sys.modules for m in {[TABLES, HTTPX_TRANSPORT, TRANSPORT, IDENTITY, 'requests']!r}]))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k.lower() not in PROXY_NAMES},
     )
-    assert json.loads(done.stdout) == [True, True, False]
+    assert json.loads(done.stdout) == [True, True, False, False, False]
 
 
 def test_an_unknown_sdk_name_is_a_programming_error() -> None:
