@@ -64,25 +64,37 @@ class StorageRequest:
 
 @contextlib.contextmanager
 def record_storage_requests() -> Iterator[list[StorageRequest]]:
-    """Every request the Azure SDKs send, with its headers and body, in order."""
+    """Every request the Azure SDKs send, with its headers and body, in order: through
+    azure-core's transport over httpx (sync.adapters.httpx_transport, since 2026-12-07) or
+    requests' where the environment keeps that one."""
     from azure.core.pipeline.transport import RequestsTransport
 
+    from sync.adapters import httpx_transport
+
     seen: list[StorageRequest] = []
-    original = RequestsTransport.send
+    classes = [RequestsTransport]
+    if httpx_transport.preload():
+        classes.append(httpx_transport._make_transport(httpx_transport._response_base()))
+    originals = {cls: cls.send for cls in classes}
 
-    def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        data = request.data
-        body = data.encode() if isinstance(data, str) else data
-        if body is not None and not isinstance(body, bytes):
-            raise RuntimeError(f"floor: cannot replay a {type(body).__name__} body")
-        seen.append(StorageRequest(request.method, request.url, dict(request.headers), body))
-        return original(self, request, **kwargs)
+    def recording(original: Any) -> Any:
+        def send(self: Any, request: Any, **kwargs: Any) -> Any:
+            data = request.data
+            body = data.encode() if isinstance(data, str) else data
+            if body is not None and not isinstance(body, bytes):
+                raise RuntimeError(f"floor: cannot replay a {type(body).__name__} body")
+            seen.append(StorageRequest(request.method, request.url, dict(request.headers), body))
+            return original(self, request, **kwargs)
 
-    RequestsTransport.send = send  # type: ignore[method-assign]
+        return send
+
+    for cls, original in originals.items():
+        cls.send = recording(original)  # type: ignore[method-assign]
     try:
         yield seen
     finally:
-        RequestsTransport.send = original  # type: ignore[method-assign]
+        for cls, original in originals.items():
+            cls.send = original  # type: ignore[method-assign]
 
 
 _ROW_KEY_IN_BODY = re.compile(rb'"RowKey": "([^"]*)"')
