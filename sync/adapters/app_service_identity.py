@@ -182,9 +182,9 @@ def _json(response: httpx.Response) -> Any:
 
 
 def _worded(body: Any) -> bool:
-    """The endpoint's refusal shape: ``statusCode`` and ``message`` both present."""
-    return (
-        isinstance(body, dict)
-        and isinstance(body.get("statusCode"), int)
-        and isinstance(body.get("message"), str)
-    )
+    """The endpoint's refusal shape: ``statusCode`` (a number, or one written as text) and
+    ``message`` both present."""
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return False
+    status = body.get("statusCode")
+    return isinstance(status, int) or (isinstance(status, str) and status.strip().isdigit())

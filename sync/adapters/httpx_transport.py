@@ -27,6 +27,7 @@ import logging
 import os
 import ssl
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -160,7 +161,7 @@ def _make_transport(response_base: type) -> type:
                 request=request,
                 internal_response=internal_response,
                 status_code=internal_response.status_code,
-                headers=internal_response.headers,
+                headers=_headers_as_sent(internal_response.headers),
                 reason=internal_response.reason_phrase,
                 content_type=internal_response.headers.get("content-type"),
                 stream_download_generator=StreamDownloadGenerator,
@@ -209,9 +210,13 @@ def _make_transport(response_base: type) -> type:
                     config = self.connection_config
                     tls = scheme == "https"
                     client = self._clients[scheme] = httpx.Client(
-                        verify=tls_context(config.verify) if tls else _NO_TLS,
-                        cert=config.cert if tls else None,
+                        verify=tls_context(config.verify, cert=config.cert) if tls else _NO_TLS,
                         timeout=httpx.Timeout(config.read_timeout, connect=config.timeout),
+                        # urllib3's pool never blocks (it opens another connection), and the
+                        # SDKs' retry policies drop a streamed response they retry without
+                        # closing it: httpx's default cap of 100 would fill with those, and
+                        # every later request would wait out the pool timeout
+                        limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
                         follow_redirects=False,
                         trust_env=False,  # used only where the environment has nothing to add
                     )
@@ -249,22 +254,24 @@ def _make_transport(response_base: type) -> type:
                 raise TypeError(f"unexpected keyword arguments for send: {sorted(kwargs)}")
             if getattr(request, "files", None):
                 raise ValueError("multipart form uploads are not supported by this transport")
-            body = request.data
-            form = isinstance(body, Mapping)
+            headers, content, form = _body_of(request)
             try:
                 client = self._client(httpx.URL(request.url).scheme)
                 built = client.build_request(
                     request.method,
                     request.url,
-                    headers=list(request.headers.items()),
-                    data=body if form else None,
-                    content=None if form or body is None else body,
+                    headers=headers,
+                    data=form,
+                    content=content,
                     timeout=httpx.Timeout(read, connect=connect),
                 )
                 internal = client.send(built, stream=stream)
             except httpx.HTTPError as exc:
                 raise request_error(exc) from exc
-            return HttpxTransportResponse(request=request, internal_response=internal)
+            response = HttpxTransportResponse(request=request, internal_response=internal)
+            if stream:  # a streamed response the caller drops unread still frees its connection
+                weakref.finalize(response, internal.close)
+            return response
 
     _CLASSES[response_base] = HttpxTransport
     return HttpxTransport
@@ -275,21 +282,99 @@ _DEFAULT_TLS: list[ssl.SSLContext] = []
 _TLS_LOCK = threading.Lock()
 
 
-def tls_context(verify: bool | str) -> ssl.SSLContext | bool:
-    """What ``connection_verify`` means to requests, as an SSL context for httpx: certifi's
-    bundle for True (one context for the process: loading the bundle costs 40-75 ms and a context
-    is safe to share), a CA file or directory for a path, no verification for False."""
-    if verify is True:
+def tls_context(verify: bool | str, *, cert: Any = None) -> ssl.SSLContext:
+    """What ``connection_verify`` / ``connection_cert`` mean to requests, as an SSL context for
+    httpx: httpx's default trust for True (certifi's bundle, or SSL_CERT_FILE / SSL_CERT_DIR when
+    set), a CA file or directory for a path, no verification for False; ``cert`` a client
+    certificate (a path, or (certificate, key[, password])). For True without a certificate one
+    context serves the process: loading the bundle costs 40-75 ms and a context is safe to
+    share. A client certificate always gets a context of its own, or every client would
+    present it."""
+    if verify is True and cert is None:
         with _TLS_LOCK:
             if not _DEFAULT_TLS:
                 _DEFAULT_TLS.append(httpx.create_ssl_context())
             return _DEFAULT_TLS[0]
-    if verify is False:
-        return False
-    path = str(verify)
-    if os.path.isdir(path):
-        return ssl.create_default_context(capath=path)
-    return ssl.create_default_context(cafile=path)
+    if verify is True:
+        context = httpx.create_ssl_context()
+    elif verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif os.path.isdir(str(verify)):
+        context = ssl.create_default_context(capath=str(verify))
+    else:
+        context = ssl.create_default_context(cafile=str(verify))
+    if cert is not None:
+        parts = (cert,) if isinstance(cert, str) else tuple(cert)
+        context.load_cert_chain(*parts)
+    return context
+
+
+_UPLOAD_CHUNK = 64 * 1024
+
+
+def _body_of(request: Any) -> tuple[list[tuple[str, str]], Any, Any]:
+    """(headers, content, form data) for httpx, as requests would send ``request.data``.
+
+    Text goes as UTF-8 with its length counted in bytes (azure-core counts characters, which
+    requests recomputes and httpx would send as declared); bytes get their own length too. A
+    file-like body is read in chunks, its remaining length declared if the request did not.
+    """
+    headers = list(request.headers.items())
+    body = request.data
+    if body is None:
+        return headers, None, None
+    if isinstance(body, Mapping):
+        return headers, None, body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if isinstance(body, bytes | bytearray | memoryview):
+        kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        return kept, bytes(body), None
+    read = getattr(body, "read", None)
+    if callable(read):
+        if not any(k.lower() == "content-length" for k, _ in headers):
+            remaining = _remaining_length(body)
+            if remaining is not None:
+                headers.append(("Content-Length", str(remaining)))
+
+        def chunks() -> Any:
+            while chunk := read(_UPLOAD_CHUNK):
+                yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+
+        return headers, chunks(), None
+    return headers, body, None  # an iterable of bytes: sent as it comes
+
+
+def _remaining_length(body: Any) -> int | None:
+    """Bytes left from a seekable file-like object's position, as requests' ``super_len``."""
+    try:
+        position = body.tell()
+        end = body.seek(0, os.SEEK_END)
+        body.seek(position)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return max(end - position, 0)
+
+
+def _headers_as_sent(headers: httpx.Headers) -> Any:
+    """The response headers with their names as the server wrote them (httpx lowercases them,
+    and the Storage SDKs take blob and queue metadata names from them), a repeated name's values
+    joined with ", " as requests does; case-insensitive for lookups."""
+    from azure.core.utils import case_insensitive_dict
+
+    merged: dict[str, tuple[str, str]] = {}
+    for raw_name, raw_value in headers.raw:
+        name = raw_name.decode("latin-1")
+        value = raw_value.decode("latin-1")
+        key = name.lower()
+        if key in merged:
+            first, earlier = merged[key]
+            merged[key] = (first, f"{earlier}, {value}")
+        else:
+            merged[key] = (name, value)
+    return case_insensitive_dict(merged.values())
 
 
 def _read(response: httpx.Response) -> bool:

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from sync.adapters.storage_clients import (
+    environment_credential_configured as storage_signs_in_first,
+)
 from sync.config import SyncMap
 from sync.settings import Settings
 
@@ -47,7 +50,11 @@ def needed(settings: Settings, sync_map: SyncMap, apis: Iterable[str]) -> list[s
     storage = bool(settings.storage_connection_string or settings.table_endpoint)
     # a ledger reached by endpoint signs in with the app's identity (storage_clients), through
     # azure-identity unless the platform serves it (app_service_identity)
-    identity = storage and not settings.storage_connection_string and _via_identity(sync_map, None)
+    identity = (
+        storage
+        and not settings.storage_connection_string
+        and (_via_identity(sync_map, None) or storage_signs_in_first())
+    )
     for name in apis:
         api = sync_map.apis.get(name)
         if api is None:

@@ -29,10 +29,11 @@ def default_credential() -> Any:
 
     On App Service (a Function App) that is the function identity's provider, which serves the
     platform's identity endpoint without importing azure-identity
-    (``sync.adapters.app_service_identity``); anywhere else, azure-identity's chain."""
+    (``sync.adapters.app_service_identity``), unless the environment names a credential that
+    DefaultAzureCredential would try first; anywhere else, azure-identity's chain."""
     from sync.adapters import app_service_identity
 
-    if app_service_identity.serves():
+    if app_service_identity.serves() and not environment_credential_configured():
         from sync.adapters.function_identity import function_identity
         from sync.clouds import CLOUDS
 
@@ -41,6 +42,21 @@ def default_credential() -> Any:
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def environment_credential_configured() -> bool:
+    """Whether DefaultAzureCredential would sign in before it reaches the managed identity: a
+    service principal or user in AZURE_* variables (EnvironmentCredential) or a workload
+    identity token file."""
+    env = os.environ
+    if env.get("AZURE_FEDERATED_TOKEN_FILE"):
+        return True
+    if not (env.get("AZURE_TENANT_ID") and env.get("AZURE_CLIENT_ID")):
+        return False
+    return any(
+        env.get(name)
+        for name in ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME")
+    )
 
 
 def is_transient_status(status: int) -> bool:
@@ -84,6 +100,8 @@ _TRANSPORT_KEYS = (
     "connection_cert",
     "connection_data_block_size",
 )
+STORAGE_CONNECTION_TIMEOUT = 20  # azure-storage-blob / -queue's _shared.constants
+STORAGE_READ_TIMEOUT = 60
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "netrc")
 ENV_ONLY_PROXIES = sys.platform.startswith("linux")  # urllib's proxies come from env vars only
 
@@ -177,6 +195,11 @@ class StorageAccount:
         (``table_name=...``, ``queue_name=...``, ``container_name=...``); ``endpoint`` is only
         used without a connection string."""
         options = dict(self._options)
+        if client_class.__module__.startswith("azure.storage."):
+            # what the Blob and Queue SDKs give their own transport (20 s connect, 60 s read);
+            # a transport handed in gets azure-core's 300 s unless told
+            options.setdefault("connection_timeout", STORAGE_CONNECTION_TIMEOUT)
+            options.setdefault("read_timeout", STORAGE_READ_TIMEOUT)
         if "transport" not in options and (transport := plain_transport(options)) is not None:
             options["transport"] = transport
         if self._connection_string:

@@ -114,6 +114,28 @@ def their_verdict(answer: tuple[int, str, bytes], endpoint: type[_Scripted]) -> 
     return caught.value
 
 
+def test_a_status_written_as_text_is_still_the_endpoints_refusal(
+    cloud: Cloud, scripted_endpoint: type[_Scripted]
+) -> None:
+    answer = (400, "application/json", b'{"statusCode":"400","message":"No identity found"}')
+    failure = mi_failure(cloud, answer, scripted_endpoint)
+    assert type(failure) is PermanentError and "No identity found" in str(failure)
+
+
+def test_storage_keeps_a_credential_the_environment_names_first(
+    identity: LocalIdentity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DefaultAzureCredential signs in with AZURE_* service-principal variables (or a workload
+    identity token file) before the managed identity; storage by endpoint does so still."""
+    from sync.adapters.storage_clients import default_credential
+
+    assert type(default_credential()).__name__ == "CachedTokenProvider"
+    monkeypatch.setenv("AZURE_TENANT_ID", "t")
+    monkeypatch.setenv("AZURE_CLIENT_ID", USER_ASSIGNED)
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "s3cret-value")
+    assert type(default_credential()).__name__ == "DefaultAzureCredential"
+
+
 REFUSALS = [
     (400, "application/json", b'{"statusCode":400,"message":"No managed identity found"}'),
     (401, "application/json", b'{"statusCode":401,"message":"X-IDENTITY-HEADER is missing"}'),

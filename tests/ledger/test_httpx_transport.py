@@ -6,10 +6,12 @@ exception classes for the same failures (the SDKs' retry policy decides on them)
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,12 +45,30 @@ def _answer(conn: socket.socket, path: str) -> None:
         pass  # the request was read; the connection closes with no answer
     elif path == "/hang":
         threading.Event().wait(3)
+    elif path == "/meta":  # Storage takes metadata names from the headers, as written
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nx-ms-meta-SourceUrl: https://example/a\r\nx-ms-meta-Owner: team"
+            b"\r\nVary: Origin\r\nVary: Accept\r\nContent-Length: 0\r\n\r\n"
+        )
+    elif path == "/busy":
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
     elif path == "/redirect":
         conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n")
     elif path == "/echo":
         return  # answered by the caller, which has read the body
     else:
         conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+
+def _dechunk(raw: bytes) -> bytes:
+    body, position = b"", 0
+    while True:
+        line_end = raw.index(b"\r\n", position)
+        size = int(raw[position:line_end], 16)
+        if size == 0:
+            return body
+        body += raw[line_end + 2 : line_end + 2 + size]
+        position = line_end + 2 + size + 2
 
 
 class ScriptedServer:
@@ -83,11 +103,17 @@ class ScriptedServer:
                 data += chunk
             head, _, rest = data.partition(b"\r\n\r\n")
             path = head.split(b" ")[1].decode()
-            length = 0
+            length, chunked = 0, False
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
+                if name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
+                    chunked = True
+            if chunked:
+                while not rest.endswith(b"0\r\n\r\n"):
+                    rest += conn.recv(65536)
+                rest = _dechunk(rest)
             while len(rest) < length:
                 rest += conn.recv(65536)
             if path == "/echo":
@@ -142,11 +168,15 @@ def outcome(make: Callable[..., Any], url: str, *, stream: bool = False, **optio
             response.status_code,
             response.headers.get("x-ms-request-id"),
             response.headers.get("CONTENT-LENGTH"),
+            response.headers.get("vary"),
+            sorted(k for k in response.headers if k.lower().startswith("x-ms-meta-")),
             data,
         )
 
 
-CASES = ["/ok", "/chunked", "/gzip", "/cut", "/silent-close", "/redirect", "/echo", "/missing"]
+CASES = [
+    "/ok", "/chunked", "/gzip", "/cut", "/silent-close", "/redirect", "/echo", "/missing", "/meta"
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
@@ -159,6 +189,100 @@ def test_the_same_answer_or_the_same_error_as_requests(
     assert mine == yours
     if path == "/cut":  # a body cut short: requests words it so, and the retry policy reads it
         assert mine == ("ServiceResponseError" if stream else "IncompleteReadError")
+
+
+class ReadOnly:
+    """A body with nothing but ``read()`` (no seek, no iteration)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(size)
+
+
+def _partway() -> io.BytesIO:
+    stream = io.BytesIO(b"skip-this:" + b"y" * 50_000)
+    stream.seek(10)
+    return stream
+
+
+BODIES = {
+    "text-non-ascii": lambda: "Zoë ✓ " * 1000,
+    "bytes": lambda: b"z" * 70_000,
+    "file": lambda: io.BytesIO(b"f" * 200_000),
+    "file-partway": _partway,
+    "read-only": lambda: ReadOnly(b"r" * 100_000),
+}
+
+
+def sent(make: Callable[..., Any], url: str, body: Any, *, declare: bool) -> Any:
+    """What the server received (length, first bytes), through the same pipeline."""
+    from azure.core.pipeline import Pipeline
+    from azure.core.pipeline.transport import HttpRequest as LegacyHttpRequest
+
+    request = LegacyHttpRequest("PUT", url)
+    request.set_streamed_data_body(body) if not isinstance(body, str | bytes) else None
+    if isinstance(body, str | bytes):
+        request.set_text_body(body) if isinstance(body, str) else request.set_bytes_body(body)
+    if declare and isinstance(body, io.BytesIO):
+        request.headers["Content-Length"] = str(len(body.getvalue()) - body.tell())
+    with Pipeline(transport=make(), policies=[]) as pipeline:
+        try:
+            return pipeline.run(request).http_response.body()
+        except Exception as exc:
+            return type(exc).__name__
+
+
+@pytest.mark.parametrize("declare", [True, False], ids=["declared", "undeclared"])
+@pytest.mark.parametrize("kind", list(BODIES))
+def test_every_body_kind_arrives_as_requests_sends_it(
+    server: ScriptedServer, kind: str, declare: bool
+) -> None:
+    mine = sent(ours, server.url("/echo"), BODIES[kind](), declare=declare)
+    yours = sent(theirs, server.url("/echo"), BODIES[kind](), declare=declare)
+    assert mine == yours
+    assert isinstance(mine, bytes), mine
+
+
+def test_streamed_answers_dropped_unread_never_exhaust_the_pool(server: ScriptedServer) -> None:
+    """The SDKs' retry policies drop a streamed 5xx without closing it; httpx's default pool
+    (100 connections) then filled for good and every later request waited out the pool timeout
+    (a review reproduced it with blob downloads). Far more than 100 are dropped here."""
+    import gc
+
+    from azure.core.rest import HttpRequest
+
+    transport = ours(connection_timeout=2, read_timeout=2)
+    for _ in range(150):
+        response = transport.send(HttpRequest("GET", server.url("/busy")), stream=True)
+        assert response.status_code == 503
+        del response
+    gc.collect()
+    ok = transport.send(HttpRequest("GET", server.url("/ok")))
+    assert ok.status_code == 200
+    pool = transport._client("http")._transport._pool
+    assert len(pool.connections) <= 20  # the dropped ones were closed, not kept busy
+    transport.close()
+
+
+def test_a_client_certificate_stays_with_its_own_client() -> None:
+    """httpx loads a client certificate into the TLS context it is given: a shared context
+    would have made every other client present it (a review reproduced that over mutual TLS)."""
+    import trustme
+
+    cert = trustme.CA().issue_cert("client@example")
+    with tempfile.NamedTemporaryFile(suffix=".pem", delete=False) as pem:
+        cert.private_key_and_cert_chain_pem.write_to_path(pem.name)
+    try:
+        with_cert = ours(connection_cert=pem.name)
+        plain = ours()
+        mine = with_cert._client("https")._transport._pool._ssl_context
+        shared = plain._client("https")._transport._pool._ssl_context
+        assert mine is not shared
+        assert shared is httpx_transport.tls_context(True)
+    finally:
+        os.remove(pem.name)
 
 
 def test_a_read_timeout_is_the_same_timeout(server: ScriptedServer) -> None:

@@ -89,3 +89,29 @@ def test_without_a_proxy_the_same_ledger_works(azurite, bare_env) -> None:
         client_options={"retry_total": 0},
     )
     assert ledger.state("api", "target").version == 0
+
+
+def test_blob_and_queue_clients_keep_their_sdks_timeouts(bare_env) -> None:
+    """azure-storage-blob and -queue give their own transport 20 s to connect and 60 s to read;
+    a transport handed in gets azure-core's 300 s unless told, as the Tables SDK's always did."""
+    from azure.data.tables import TableClient
+    from azure.storage.blob import ContainerClient
+    from azure.storage.queue import QueueClient
+
+    account = storage_clients.StorageAccount(
+        connection_string="UseDevelopmentStorage=true", client_options={"retry_total": 0}
+    )
+    for client_class, names, expected in [
+        (ContainerClient, {"container_name": "c"}, (20, 60)),
+        (QueueClient, {"queue_name": "q"}, (20, 60)),
+        (TableClient, {"table_name": "t"}, (300, 300)),
+    ]:
+        client = account.client(client_class, None, **names)
+        config = _transport_of(client).connection_config
+        assert (config.timeout, config.read_timeout) == expected, client_class.__name__
+
+
+def _transport_of(client: object) -> object:
+    """The transport at the bottom of an SDK client's pipeline (Tables nests its generated one)."""
+    pipeline = getattr(client, "_pipeline", None) or client._client._client._pipeline  # type: ignore[attr-defined]
+    return pipeline._transport
