@@ -256,7 +256,9 @@ def _make_transport(response_base: type) -> type:
                 raise ValueError("multipart form uploads are not supported by this transport")
             headers, content, form = _body_of(request)
             try:
-                client = self._client(httpx.URL(request.url).scheme)
+                # the scheme without a second parse of the URL (httpx's parser is ~0.1 ms)
+                https = request.url[:6].lower() == "https:"
+                client = self._client("https" if https else "http")
                 built = client.build_request(
                     request.method,
                     request.url,
