@@ -23,8 +23,10 @@ moved it) or the caller asks for proxies.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import queue
 import ssl
 import threading
 import weakref
@@ -85,6 +87,7 @@ def _make_transport(response_base: type) -> type:
     module itself imports no Azure SDK)."""
     if response_base in _CLASSES:
         return _CLASSES[response_base]
+    import h11  # httpx's HTTP/1.1 engine, loaded with it
     from azure.core.exceptions import (
         DecodeError,
         IncompleteReadError,
@@ -226,6 +229,7 @@ def _make_transport(response_base: type) -> type:
             """Clients are made on first use, per scheme."""
 
         def close(self) -> None:
+            _close_dropped()
             with self._lock:
                 clients, self._clients = list(self._clients.values()), {}
             for client in clients:
@@ -254,6 +258,7 @@ def _make_transport(response_base: type) -> type:
                 raise TypeError(f"unexpected keyword arguments for send: {sorted(kwargs)}")
             if getattr(request, "files", None):
                 raise ValueError("multipart form uploads are not supported by this transport")
+            _close_dropped()
             headers, content, form = _body_of(request)
             try:
                 # the scheme without a second parse of the URL (httpx's parser is ~0.1 ms)
@@ -270,13 +275,35 @@ def _make_transport(response_base: type) -> type:
                 internal = client.send(built, stream=stream)
             except httpx.HTTPError as exc:
                 raise request_error(exc) from exc
+            except h11.LocalProtocolError as exc:
+                # a body that disagrees with its declared length, found while streaming it:
+                # httpcore converts h11's errors for the headers only
+                raise ServiceRequestError(exc, error=exc) from exc
             response = HttpxTransportResponse(request=request, internal_response=internal)
             if stream:  # a streamed response the caller drops unread still frees its connection
-                weakref.finalize(response, internal.close)
+                weakref.finalize(response, _DROPPED.put, internal)
             return response
 
     _CLASSES[response_base] = HttpxTransport
     return HttpxTransport
+
+
+# Streamed responses dropped unread, to close on the next send. Not closed by the finalizer
+# itself: it may run inside the garbage collector while this thread holds the pool's lock
+# (httpcore's is not reentrant), and closing takes that lock.
+_DROPPED: queue.SimpleQueue[httpx.Response] = queue.SimpleQueue()
+
+
+def _close_dropped() -> None:
+    while True:
+        try:
+            dropped = _DROPPED.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            dropped.close()
+        except Exception:  # a dead connection is closed either way
+            log.debug("closing a dropped streamed response failed", exc_info=True)
 
 
 _NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # for plain http: never used, costs nothing
@@ -335,6 +362,9 @@ def _body_of(request: Any) -> tuple[list[tuple[str, str]], Any, Any]:
         kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
         return kept, bytes(body), None
     read = getattr(body, "read", None)
+    if isinstance(body, io.TextIOBase):  # its positions are not byte counts: read it whole
+        encoded = body.read().encode("utf-8")
+        return [(k, v) for k, v in headers if k.lower() != "content-length"], encoded, None
     if callable(read):
         if not any(k.lower() == "content-length" for k, _ in headers):
             remaining = _remaining_length(body)

@@ -389,3 +389,67 @@ def test_blob_and_queue_clients_send_through_it_too(azurite, monkeypatch) -> Non
     request = SyncRequest(api="a", reason="test")
     queue.send(WorkItem(run_id="r", api="a", target="t", request=request))
     assert type(queue._client(queue.queue_name)._pipeline._transport).__name__ == "HttpxTransport"
+
+
+def test_dropped_responses_freed_by_the_collector_never_deadlock_a_send(
+    server: ScriptedServer,
+) -> None:
+    """A streamed response dropped inside a reference cycle is freed by the cyclic collector,
+    which may run while the sending thread holds httpx's (non-reentrant) pool lock: closing it
+    right there deadlocked the thread (a review reproduced it). Dropped ones are now closed by
+    the next send."""
+    import gc
+
+    from azure.core.rest import HttpRequest
+
+    transport = ours(connection_timeout=5, read_timeout=5)
+    finished = threading.Event()
+
+    def loop() -> None:
+        from azure.core.exceptions import AzureError
+
+        for _ in range(400):
+            try:  # the scripted server closes each connection after its answer: a reuse may
+                response = transport.send(HttpRequest("GET", server.url("/busy")), stream=True)
+                cycle: list[Any] = [response]
+                cycle.append(cycle)
+                del response, cycle
+                transport.send(HttpRequest("GET", server.url("/ok")))
+            except AzureError:  # meet a reset; only a hang matters here
+                continue
+        finished.set()
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(50)
+    try:
+        worker = threading.Thread(target=loop, daemon=True)
+        worker.start()
+        worker.join(60)
+    finally:
+        gc.set_threshold(*threshold)
+    assert finished.is_set(), "a send deadlocked on the connection pool's lock"
+    transport.close()
+
+
+def test_a_body_that_disagrees_with_its_length_is_an_azure_error(server: ScriptedServer) -> None:
+    """h11 finds it while streaming the body, past where httpcore converts its errors: it came
+    out as h11.LocalProtocolError, which no SDK policy or our error mapping recognises."""
+    from azure.core.exceptions import AzureError
+
+    request_body = io.BytesIO(b"abc")
+    from azure.core.pipeline import Pipeline
+    from azure.core.pipeline.transport import HttpRequest as LegacyHttpRequest
+
+    request = LegacyHttpRequest("PUT", server.url("/echo"))
+    request.set_streamed_data_body(request_body)
+    request.headers["Content-Length"] = "10"
+    with Pipeline(transport=ours(), policies=[]) as pipeline, pytest.raises(AzureError):
+        pipeline.run(request)
+
+
+def test_a_text_file_body_is_sent_whole_as_utf8(server: ScriptedServer) -> None:
+    """A text-mode stream's positions are not byte counts: it is read whole and encoded."""
+    text = "héllo wörld " * 500
+    assert sent(ours, server.url("/echo"), io.StringIO(text), declare=False) == (
+        f"{len(text.encode())}:".encode() + text.encode()[:20]
+    )
