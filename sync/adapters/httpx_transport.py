@@ -295,7 +295,7 @@ _DROPPED: queue.SimpleQueue[httpx.Response] = queue.SimpleQueue()
 
 
 def _close_dropped() -> None:
-    while True:
+    while not _DROPPED.empty():  # the usual case costs one look, not a raised queue.Empty
         try:
             dropped = _DROPPED.get_nowait()
         except queue.Empty:
