@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from sync.adapters.http import as_transient, check_transient, default_timeout, with_retries
+from sync.adapters.http import TOKEN_RETRIES, Retries, default_timeout, send_retried
 from sync.errors import PermanentError, TransientError
 
 API_VERSION = "2019-08-01"
@@ -74,10 +74,8 @@ class AppServiceIdentity:
         remember: Callable[[str, str], Any],
         scrub: Callable[[str], str],
         environ: Mapping[str, str] | None = None,
+        retries: Retries = TOKEN_RETRIES,
         timeout_seconds: float = 15.0,
-        budget_seconds: float = 30.0,
-        attempts: int = 3,
-        wait_initial: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         env = os.environ if environ is None else environ
@@ -88,9 +86,7 @@ class AppServiceIdentity:
         self._remember = remember
         self._scrub = scrub
         self._timeout = default_timeout(timeout_seconds)
-        self._budget = budget_seconds
-        self._attempts = attempts
-        self._wait_initial = wait_initial
+        self._retries = retries
         self._clock = clock
         # The platform's endpoint is plain http on the instance (localhost). httpx would load
         # certifi's bundle into a TLS context for every client it builds, 40-75 ms of CPU for a
@@ -108,24 +104,20 @@ class AppServiceIdentity:
             params["client_id"] = self._client_id
         headers = {"X-IDENTITY-HEADER": self._header}
 
-        def call() -> httpx.Response:
+        def send() -> httpx.Response:
             # trust_env off: the endpoint is the platform's own, on the instance; a proxy from
             # the environment must never see the header.
             with httpx.Client(
                 timeout=self._timeout, trust_env=False, verify=self._verify
             ) as client:
-                response = client.get(self.endpoint, params=params, headers=headers)
-            return check_transient(response, where=self.where, describe=self._describe)
+                return client.get(self.endpoint, params=params, headers=headers)
 
-        try:
-            response = with_retries(
-                call,
-                budget_seconds=self._budget,
-                attempts=self._attempts,
-                wait_initial=self._wait_initial,
-            )
-        except httpx.HTTPError as exc:
-            raise as_transient(exc, where=self.where) from None
+        response = send_retried(
+            send,
+            where=self.where,
+            describe=self._describe,
+            retries=self._retries,
+        )
         body = _json(response)
         if response.status_code != 200:
             # The endpoint's own refusal names its status; anything else came from in front of

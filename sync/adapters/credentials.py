@@ -36,11 +36,11 @@ from typing import Any
 import httpx
 
 from sync.adapters.http import (
+    TOKEN_RETRIES,
     TRANSIENT_STATUSES,
-    as_transient,
-    check_transient,
+    Retries,
     default_timeout,
-    with_retries,
+    send_retried,
 )
 from sync.adapters.keyvault import secret_name_of
 from sync.clouds import CLOUDS, Cloud
@@ -343,8 +343,9 @@ def _managed_identity(
                             client_id=client_id,
                             remember=lambda value, slot: scrubber.remember(value, slot=slot),
                             scrub=scrubber,
-                            attempts=attempts,
-                            wait_initial=wait_initial,
+                            retries=TOKEN_RETRIES._replace(
+                                attempts=attempts, wait_initial=wait_initial
+                            ),
                         )
                     )
                 else:
@@ -416,10 +417,8 @@ class RefreshTokenGrant:
         self._verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=connection_verify) if connection_verify else True
         )
-        self._attempts = attempts
-        self._wait_initial = wait_initial
         self._timeout = default_timeout(timeout_seconds)
-        self._budget = budget_seconds
+        self._retries = Retries(budget_seconds, attempts, wait_initial)
         self._clock = clock
         self._current: str | None = None
         # The value this process last read from or wrote to the secret: the vault still holding
@@ -485,20 +484,16 @@ class RefreshTokenGrant:
             "scope": f"{scope} offline_access",
         }
 
-        def call() -> httpx.Response:
+        def send() -> httpx.Response:
             with httpx.Client(verify=self._verify, timeout=self._timeout) as client:
-                response = client.post(self.endpoint, data=form)
-            return check_transient(response, where=self.where, describe=self._describe)
+                return client.post(self.endpoint, data=form)
 
-        try:
-            response = with_retries(
-                call,
-                budget_seconds=self._budget,
-                attempts=self._attempts,
-                wait_initial=self._wait_initial,
-            )
-        except httpx.HTTPError as exc:
-            raise as_transient(exc, where=self.where) from None
+        response = send_retried(
+            send,
+            where=self.where,
+            describe=self._describe,
+            retries=self._retries,
+        )
         if response.status_code != 200:
             raise PermanentError(
                 f"the tenant refused the refresh token from kv:{self.secret_name} "

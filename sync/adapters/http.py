@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import httpx
 import stamina
@@ -151,6 +151,42 @@ def with_retries(
                 log.info("retrying, attempt %d", attempt.num)
             return call()
     raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+
+class Retries(NamedTuple):
+    """How long and how often ``send_retried`` tries one request."""
+
+    budget_seconds: float
+    attempts: int
+    wait_initial: float
+
+
+TOKEN_RETRIES = Retries(budget_seconds=30.0, attempts=3, wait_initial=0.5)
+
+
+def send_retried(
+    send: Callable[[], httpx.Response],
+    *,
+    where: str,
+    describe: Callable[[httpx.Response], str],
+    retries: Retries,
+) -> httpx.Response:
+    """One request to a token endpoint (the delegated grant, the App Service identity): a status
+    worth retrying is retried within the budget, and a transport failure that outlasts it is a
+    ``TransientError`` naming ``where``. The answer, whatever its status, goes to the caller."""
+
+    def call() -> httpx.Response:
+        return check_transient(send(), where=where, describe=describe)
+
+    try:
+        return with_retries(
+            call,
+            budget_seconds=retries.budget_seconds,
+            attempts=retries.attempts,
+            wait_initial=retries.wait_initial,
+        )
+    except httpx.HTTPError as exc:
+        raise as_transient(exc, where=where) from None
 
 
 def as_transient(exc: httpx.HTTPError, *, where: str) -> TransientError:
