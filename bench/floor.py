@@ -72,9 +72,9 @@ def record_storage_requests() -> Iterator[list[StorageRequest]]:
     from sync.adapters import httpx_transport
 
     seen: list[StorageRequest] = []
-    classes = [RequestsTransport]
-    if httpx_transport.preload():
-        classes.append(httpx_transport._make_transport(httpx_transport._response_base()))
+    classes: list[type] = [RequestsTransport]
+    if (ours := httpx_transport.transport_class()) is not None:
+        classes.append(ours)
     originals = {cls: cls.send for cls in classes}
 
     def recording(original: Any) -> Any:

@@ -50,12 +50,10 @@ def transport(
     read_timeout: float = DEFAULT_TIMEOUT,
 ) -> Any | None:
     """An azure-core ``HttpTransport`` over httpx, or None where the SDKs should keep requests."""
-    try:
-        response_base = _response_base()
-    except (ImportError, AttributeError) as exc:
-        log.warning("azure-core transport over httpx unavailable (%s); using requests", exc)
+    made = transport_class()
+    if made is None:
         return None
-    return _make_transport(response_base)(
+    return made(
         connection_verify=connection_verify,
         connection_cert=connection_cert,
         connection_timeout=connection_timeout,
@@ -63,20 +61,16 @@ def transport(
     )
 
 
-def preload() -> bool:
-    """Import the azure-core parts the transport uses (``sync.adapters.sdk_imports``); False
-    when they cannot be, and the SDKs will use requests."""
+def transport_class() -> type | None:
+    """The transport class, its azure-core parts imported (``sync.adapters.sdk_imports`` imports
+    them ahead); None when azure-core's response base cannot be imported (a later azure-core that
+    moved it), and the SDKs keep requests."""
     try:
-        _make_transport(_response_base())
-    except (ImportError, AttributeError):
-        return False
-    return True
-
-
-def _response_base() -> type:
-    from azure.core.rest._http_response_impl import HttpResponseImpl
-
-    return HttpResponseImpl
+        from azure.core.rest._http_response_impl import HttpResponseImpl
+    except ImportError as exc:
+        log.warning("azure-core transport over httpx unavailable (%s); using requests", exc)
+        return None
+    return _make_transport(HttpResponseImpl)
 
 
 _CLASSES: dict[type, type] = {}
@@ -159,7 +153,9 @@ def _make_transport(response_base: type) -> type:
                 raise
 
     class HttpxTransportResponse(response_base):  # type: ignore[misc, valid-type]
-        def __init__(self, *, request: Any, internal_response: httpx.Response) -> None:
+        def __init__(
+            self, *, request: Any, internal_response: httpx.Response, streamed: bool
+        ) -> None:
             super().__init__(
                 request=request,
                 internal_response=internal_response,
@@ -169,7 +165,7 @@ def _make_transport(response_base: type) -> type:
                 content_type=internal_response.headers.get("content-type"),
                 stream_download_generator=StreamDownloadGenerator,
             )
-            if _read(internal_response):
+            if not streamed:  # httpx read the whole body already
                 self._content = internal_response.content
 
         def _body(self) -> bytes:
@@ -213,7 +209,7 @@ def _make_transport(response_base: type) -> type:
                     config = self.connection_config
                     tls = scheme == "https"
                     client = self._clients[scheme] = httpx.Client(
-                        verify=tls_context(config.verify, cert=config.cert) if tls else _NO_TLS,
+                        verify=tls_context(config.verify, cert=config.cert) if tls else NO_TLS,
                         timeout=httpx.Timeout(config.read_timeout, connect=config.timeout),
                         # urllib3's pool never blocks (it opens another connection), and the
                         # SDKs' retry policies drop a streamed response they retry without
@@ -279,7 +275,9 @@ def _make_transport(response_base: type) -> type:
                 # a body that disagrees with its declared length, found while streaming it:
                 # httpcore converts h11's errors for the headers only
                 raise ServiceRequestError(exc, error=exc) from exc
-            response = HttpxTransportResponse(request=request, internal_response=internal)
+            response = HttpxTransportResponse(
+                request=request, internal_response=internal, streamed=stream
+            )
             if stream:  # a streamed response the caller drops unread still frees its connection
                 weakref.finalize(response, _DROPPED.put, internal)
             return response
@@ -306,7 +304,9 @@ def _close_dropped() -> None:
             log.debug("closing a dropped streamed response failed", exc_info=True)
 
 
-_NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # for plain http: never used, costs nothing
+# For a client that only speaks plain http: never used, and costs nothing, where httpx would load
+# certifi's bundle (40-75 ms of CPU) into a context of its own for every client it builds.
+NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 _DEFAULT_TLS: list[ssl.SSLContext] = []
 _TLS_LOCK = threading.Lock()
 
@@ -356,15 +356,14 @@ def _body_of(request: Any) -> tuple[list[tuple[str, str]], Any, Any]:
         return headers, None, None
     if isinstance(body, Mapping):
         return headers, None, body
+    if isinstance(body, io.TextIOBase):  # its positions are not byte counts: read it whole
+        body = body.read()
     if isinstance(body, str):
         body = body.encode("utf-8")
     if isinstance(body, bytes | bytearray | memoryview):
         kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
         return kept, bytes(body), None
     read = getattr(body, "read", None)
-    if isinstance(body, io.TextIOBase):  # its positions are not byte counts: read it whole
-        encoded = body.read().encode("utf-8")
-        return [(k, v) for k, v in headers if k.lower() != "content-length"], encoded, None
     if callable(read):
         if not any(k.lower() == "content-length" for k, _ in headers):
             remaining = _remaining_length(body)
@@ -407,12 +406,3 @@ def _headers_as_sent(headers: httpx.Headers) -> Any:
         else:
             merged[key] = (name, value)
     return case_insensitive_dict(merged.values())
-
-
-def _read(response: httpx.Response) -> bool:
-    """Whether httpx read the whole body already (a request sent without ``stream``)."""
-    try:
-        response.content  # noqa: B018 - raises ResponseNotRead while streamed
-    except httpx.ResponseNotRead:
-        return False
-    return True

@@ -152,9 +152,9 @@ def import_transport() -> None:
     """Import what ``plain_transport`` will send through, ahead of the first client
     (``sync.adapters.sdk_imports``)."""
     if plain_environment_verify() is not None:
-        from sync.adapters.httpx_transport import preload
+        from sync.adapters.httpx_transport import transport_class
 
-        if preload():
+        if transport_class() is not None:
             return
     from azure.core.pipeline.transport import RequestsTransport  # noqa: F401
 
