@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from sync.adapters.httpx_transport import NO_TLS
 from sync.errors import TransientError, UnsafeUrlError
 from sync.redact import redact_url
 
@@ -270,7 +271,7 @@ class GuardedTransport(httpx.BaseTransport):
         """The inner transport's options, with the shared TLS context as ``verify`` (under lock)."""
         options = {k: v for k, v in self._kwargs.items() if k != "cert"}
         if scheme != "https":
-            options["verify"] = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used: no TLS
+            options["verify"] = NO_TLS  # never used: no TLS
             return options
         if self._tls is None:
             self._tls = httpx.create_ssl_context(
