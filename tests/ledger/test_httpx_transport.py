@@ -453,3 +453,76 @@ def test_a_text_file_body_is_sent_whole_as_utf8(server: ScriptedServer) -> None:
     assert sent(ours, server.url("/echo"), io.StringIO(text), declare=False) == (
         f"{len(text.encode())}:".encode() + text.encode()[:20]
     )
+
+
+def _transaction_outcomes(client: Any, pk: str) -> list[Any]:
+    """A transaction that lands, then one refused at its second operation, as the caller sees
+    them: the parts' metadata (ETags dropped: they differ per row) and the refusal's index."""
+    from azure.data.tables import TableTransactionError
+
+    landed = client.submit_transaction(
+        [
+            ("create", {"PartitionKey": pk, "RowKey": "a", "n": 1}),
+            ("upsert", {"PartitionKey": pk, "RowKey": "b", "blob": os.urandom(40_000)}),
+            ("create", {"PartitionKey": pk, "RowKey": "c", "text": "x" * 1000}),
+        ]
+    )
+    seen: list[Any] = [sorted(k for k in meta if k != "etag") for meta in landed]
+    try:
+        client.submit_transaction(
+            [
+                ("upsert", {"PartitionKey": pk, "RowKey": "d"}),
+                ("create", {"PartitionKey": pk, "RowKey": "a"}),  # exists
+            ]
+        )
+    except TableTransactionError as exc:
+        seen.append((exc.status_code, exc.index, exc.error_code))
+    return seen
+
+
+def test_a_transactions_answer_is_read_as_requests_reads_it_without_a_thread_pool(
+    azurite, monkeypatch
+) -> None:
+    """The parts of a transaction's answer, and the refusal of one operation, come back as
+    through requests' transport, with the batch's response policies run on each part (as
+    many calls), and without the thread pool azure-core starts for them."""
+    import concurrent.futures
+
+    from azure.data.tables import TableClient, TableServiceClient
+    from azure.data.tables._policies import StorageHeadersPolicy
+
+    from tests.ledger.conftest import unique
+
+    table = unique("parts")
+    TableServiceClient.from_connection_string(azurite.connection_string).create_table(table)
+    pools: list[str] = []
+    policy_calls: list[str] = []
+
+    class CountedPool(concurrent.futures.ThreadPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pools.append(sys._getframe(1).f_code.co_name)  # who starts it
+            super().__init__(*args, **kwargs)
+
+    real_on_response = StorageHeadersPolicy.on_response
+
+    def on_response(self: Any, request: Any, response: Any) -> Any:
+        policy_calls.append(type(response.http_response).__name__)
+        return real_on_response(self, request, response)
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", CountedPool)
+    monkeypatch.setattr(StorageHeadersPolicy, "on_response", on_response)
+    seen = {}
+    for name, make in (("ours", ours), ("theirs", theirs)):
+        client = TableClient.from_connection_string(
+            azurite.connection_string, table_name=table, transport=make()
+        )
+        pools.clear()
+        policy_calls.clear()
+        outcomes = _transaction_outcomes(client, unique("pk"))
+        answers = pools.count("_parts_helper")  # the request's own pools are the pipeline's
+        seen[name] = (outcomes, answers, len(policy_calls))
+    assert seen["ours"][0] == seen["theirs"][0]
+    assert seen["ours"][0][-1] == (409, 1, "EntityAlreadyExists")
+    assert seen["theirs"][1] == 2  # azure-core's own: a pool per answer
+    assert seen["ours"][1] == 0
+    assert seen["ours"][2] == seen["theirs"][2] > 0
