@@ -99,6 +99,24 @@ def raise_for_status(
     raise TargetError(text, where=where, status=status, code=code, tracking_id=tid)
 
 
+def _when_sent(on_sent: Callable[[], None]) -> Callable[[str, dict[str, Any]], None]:
+    """An httpcore trace callback that calls ``on_sent`` once, when the first attempt's body has
+    been sent (a retry sends the same body); its failure is logged, never raised into the
+    request."""
+    called: list[bool] = []
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if called or not event.endswith(".send_request_body.complete"):
+            return
+        called.append(True)
+        try:
+            on_sent()
+        except Exception:
+            log.warning("on_sent callback failed", exc_info=True)
+
+    return trace
+
+
 class _Unanswered(Exception):
     """A non-idempotent request went out and no answer came back (not retried in place)."""
 
@@ -118,6 +136,7 @@ def send(
     hint: Callable[[int, str | None], str | None] | None = None,
     wait_initial: float = 0.5,
     resend_unanswered: bool = True,
+    on_sent: Callable[[], None] | None = None,
 ) -> httpx.Response:
     """One logical call with the shared retry policy; ``headers`` is re-evaluated per attempt so a
     token refreshed by the provider is used on the retry.
@@ -129,8 +148,14 @@ def send(
     still retried here: a throttled request was not carried out.
 
     ``content`` is a JSON body already encoded (``json_bytes``), for callers that send the same
-    large definition more than once and should not encode it each time."""
+    large definition more than once and should not encode it each time.
+
+    ``on_sent`` is called on this thread once the first request's body has left, where httpcore reports
+    it (its ``trace`` extension; other transports never call it): work for after the answer can
+    start in the background then, while this thread only waits, instead of competing for the
+    GIL with the upload itself."""
     statuses = tuple(transient)
+    extensions = None if on_sent is None else {"trace": _when_sent(on_sent)}
 
     def attempt() -> httpx.Response:
         sent = dict(headers()) if headers else {}
@@ -138,7 +163,12 @@ def send(
             sent["Content-Type"] = "application/json"
         try:
             response = client.request(
-                method, url, headers=sent or None, json=json_body, content=content
+                method,
+                url,
+                headers=sent or None,
+                json=json_body,
+                content=content,
+                extensions=extensions,
             )
         except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
             if resend_unanswered:

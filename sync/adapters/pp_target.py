@@ -260,6 +260,7 @@ class MarkedConnectorTarget:
         where: str | None = None,
         resend_unanswered: bool = True,
         budget_seconds: float | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> httpx.Response:
         """One call with the shared retry policy, this target's token headers and hint.
         ``resend_unanswered=False`` for calls that are not idempotent (a create);
@@ -276,6 +277,7 @@ class MarkedConnectorTarget:
             content=content,
             hint=self._hint,
             resend_unanswered=resend_unanswered,
+            on_sent=on_sent,
         )
 
     def _resolve_id(self) -> str | None:

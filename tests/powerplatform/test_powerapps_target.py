@@ -4,7 +4,10 @@ secret re-injection, idempotent create, read-back, and error messages."""
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -394,3 +397,31 @@ def test_unreachable_service_is_transient(make_powerapps: Make, sim: Simulator) 
     sim.stop()
     with pytest.raises(TransientError, match="could not be reached"):
         make_powerapps({"connector": CID}).read()
+
+
+def test_the_read_back_is_prepared_once_the_write_has_left(
+    sim: Simulator, make_powerapps: Make, monkeypatch
+) -> None:
+    """The written definition is spelled for the read-back's comparison on a background worker,
+    started once the PATCH body has been sent (``pp_errors.send(on_sent=...)``), once per write."""
+    import sync.adapters.stored_definitions as stored
+    from sync.background import unfinished
+
+    prepared: list[str] = []
+    real = stored.expect_soon
+
+    def expect_soon(document: Any, store: Any = None) -> None:
+        prepared.append(threading.current_thread().name)
+        real(document, store)
+
+    monkeypatch.setattr(stored, "expect_soon", expect_soon)
+    sim.seed_powerapps(ENV, CID, DEFINITION, APIKEY_PROPERTIES)
+    target = make_powerapps({"connector": CID})
+    new = changed(DEFINITION)
+    target.write(new, target.read())
+    deadline = time.monotonic() + 5
+    while unfinished() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert prepared == ["pp-expect"]
+    target.verify(new)
+    assert canonical_bytes(target.read_back()) == canonical_bytes(new)
