@@ -15,7 +15,7 @@ request was sent, ``ServiceResponseError`` after, their timeout kinds, ``Incompl
 ``HttpResponseImpl``, as its requests and aiohttp transports build theirs, so ``body()``,
 ``text()``, ``read()``, ``iter_bytes()`` and ``stream_download()`` behave as they do.
 
-It is used only where requests would have had nothing to add (``storage_clients.
+It is used only where requests would have had nothing to add (``sdk_transport.
 plain_environment_verify``: no proxy variables, no netrc); ``transport()`` answers None, and the
 SDKs keep requests, when azure-core's response base cannot be imported (a later azure-core that
 moved it) or the caller asks for proxies.

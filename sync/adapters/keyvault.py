@@ -103,7 +103,7 @@ class KeyVaultSecretStore:
             if self._client is None:
                 from azure.keyvault.secrets import SecretClient
 
-                from sync.adapters.storage_clients import plain_transport
+                from sync.adapters.sdk_transport import plain_transport
 
                 options = dict(self._options)
                 if "transport" not in options and (transport := plain_transport(options)):

@@ -26,7 +26,7 @@ from sync.settings import Settings
 def _tables() -> None:
     import azure.data.tables  # noqa: F401
 
-    from sync.adapters.storage_clients import import_transport
+    from sync.adapters.sdk_transport import import_transport
 
     import_transport()
 
@@ -37,7 +37,7 @@ def _identity() -> None:
 
 
 # What each SDK's first use imports. The Tables clients send through the transport
-# storage_clients picks (httpx's, or requests'); azure-identity's credentials through requests'.
+# sdk_transport picks (httpx's, or requests'); azure-identity's credentials through requests'.
 SDKS: dict[str, Callable[[], None]] = {"tables": _tables, "identity": _identity}
 
 # Credential kinds whose tokens come without azure-identity (sync.adapters.credentials).

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from sync.adapters import storage_clients
+from sync.adapters import sdk_transport, storage_clients
 from sync.adapters.ledger_tables import TableLedger
 from sync.errors import TransientError
 from tests.ledger.conftest import unique
@@ -29,33 +29,33 @@ def bare_env(monkeypatch, tmp_path):
 
 
 def test_a_plain_environment_verifies_with_the_default_or_the_env_bundle(bare_env) -> None:
-    assert storage_clients.plain_environment_verify() is True
+    assert sdk_transport.plain_environment_verify() is True
     bare_env.setenv("CURL_CA_BUNDLE", "/etc/curl.pem")
-    assert storage_clients.plain_environment_verify() == "/etc/curl.pem"
+    assert sdk_transport.plain_environment_verify() == "/etc/curl.pem"
     bare_env.setenv("REQUESTS_CA_BUNDLE", "/etc/requests.pem")  # requests prefers this one
-    assert storage_clients.plain_environment_verify() == "/etc/requests.pem"
+    assert sdk_transport.plain_environment_verify() == "/etc/requests.pem"
 
 
 @pytest.mark.parametrize("name", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "no_proxy", "NETRC"])
 def test_a_proxy_or_netrc_setting_keeps_requests_own_handling(bare_env, name) -> None:
     bare_env.setenv(name, "http://proxy.example:3128")
-    assert storage_clients.plain_environment_verify() is None
-    assert storage_clients.plain_transport({}) is None
+    assert sdk_transport.plain_environment_verify() is None
+    assert sdk_transport.plain_transport({}) is None
 
 
 def test_off_linux_system_proxy_settings_keep_requests_own_handling(bare_env) -> None:
-    bare_env.setattr(storage_clients, "ENV_ONLY_PROXIES", False)  # e.g. Windows: the registry
-    assert storage_clients.plain_environment_verify() is None
+    bare_env.setattr(sdk_transport, "ENV_ONLY_PROXIES", False)  # e.g. Windows: the registry
+    assert sdk_transport.plain_environment_verify() is None
 
 
 def test_a_netrc_file_keeps_requests_own_handling(bare_env, tmp_path) -> None:
     (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
-    assert storage_clients.plain_environment_verify() is None
+    assert sdk_transport.plain_environment_verify() is None
 
 
 def test_connection_settings_move_into_the_plain_transport(bare_env) -> None:
     options = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 7}
-    transport = storage_clients.plain_transport(options)
+    transport = sdk_transport.plain_transport(options)
     assert options == {"retry_total": 0}  # the rest is the transport's now
     assert (transport.connection_config.timeout, transport.connection_config.read_timeout) == (5, 7)
     assert transport.connection_config.verify is True
