@@ -109,6 +109,17 @@ def _make_transport(response_base: type) -> type:
             return ServiceResponseError(exc, error=exc)
         return ServiceRequestError(exc, error=exc)
 
+    def _part_policies(policies: Any, part: Any) -> None:
+        context = PipelineContext(None)
+        asked = PipelineRequest(part.request, context)
+        answered = PipelineResponse(part.request, part, context=context)
+        for policy in policies:
+            result = policy.on_response(asked, answered)
+            if hasattr(result, "__await__"):  # azure-core's verdict on an async policy here
+                raise TypeError(
+                    f"Policy {policy.on_response} returned awaitable object in non-async pipeline."
+                )
+
     class StreamDownloadGenerator:
         """A streamed body, chunk by chunk (decoded per Content-Encoding unless ``decompress``
         is off); closes the response at its end or on a failure, as requests' does."""
@@ -180,12 +191,14 @@ def _make_transport(response_base: type) -> type:
             responses: list[Any] = self._get_raw_parts()
             mixed = self.request.multipart_mixed_info
             if mixed:
+                first: Exception | None = None  # as azure-core: every part's policies run first
                 for part in responses:
-                    context = PipelineContext(None)
-                    asked = PipelineRequest(part.request, context)
-                    answered = PipelineResponse(part.request, part, context=context)
-                    for policy in mixed[1]:
-                        policy.on_response(asked, answered)
+                    try:
+                        _part_policies(mixed[1], part)
+                    except Exception as exc:
+                        first = first or exc
+                if first is not None:
+                    raise first
             return responses
 
         def _body(self) -> bytes:
