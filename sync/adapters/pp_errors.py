@@ -100,9 +100,9 @@ def raise_for_status(
 
 
 def _when_sent(on_sent: Callable[[], None]) -> Callable[[str, dict[str, Any]], None]:
-    """An httpcore trace callback that calls ``on_sent`` once, when the first attempt's body has
-    been sent (a retry sends the same body); its failure is logged, never raised into the
-    request."""
+    """An httpcore trace callback that calls ``on_sent`` once, when a body has first been sent
+    whole (an attempt whose upload failed reports no completion; a retry sends the same body);
+    its failure is logged, never raised into the request."""
     called: list[bool] = []
 
     def trace(event: str, info: dict[str, Any]) -> None:
@@ -150,7 +150,7 @@ def send(
     ``content`` is a JSON body already encoded (``json_bytes``), for callers that send the same
     large definition more than once and should not encode it each time.
 
-    ``on_sent`` is called on this thread once the first request's body has left, where httpcore reports
+    ``on_sent`` is called on this thread once a request's body has first left whole, where httpcore reports
     it (its ``trace`` extension; other transports never call it): work for after the answer can
     start in the background then, while this thread only waits, instead of competing for the
     GIL with the upload itself."""
