@@ -150,10 +150,10 @@ def send(
     ``content`` is a JSON body already encoded (``json_bytes``), for callers that send the same
     large definition more than once and should not encode it each time.
 
-    ``on_sent`` is called on this thread once a request's body has first left whole, where httpcore reports
-    it (its ``trace`` extension; other transports never call it): work for after the answer can
-    start in the background then, while this thread only waits, instead of competing for the
-    GIL with the upload itself."""
+    ``on_sent`` is called on this thread once a request's body has first left whole, where
+    httpcore reports it (its ``trace`` extension; other transports never call it): work for
+    after the answer can start in the background then, while this thread only waits, instead of
+    competing for the GIL with the upload itself."""
     statuses = tuple(transient)
     extensions = None if on_sent is None else {"trace": _when_sent(on_sent)}
 
