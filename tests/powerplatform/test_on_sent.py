@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
 
 from sync.adapters.pp_errors import send
+from tests.support.json_handler import JsonHandler
 from tests.support.local_identity import serve, shutdown
 
 BODY = b'{"properties": {"openApiDefinition": "' + b"x" * 600_000 + b'"}}'
 
 
-class _Holding(BaseHTTPRequestHandler):
+class _Holding(JsonHandler):
     """Reads the whole body, then answers only once the client said it was sent (or after 5 s,
     answering 504 so the test sees it); the first ``fail_first`` requests get a 503."""
 
@@ -30,20 +30,10 @@ class _Holding(BaseHTTPRequestHandler):
         received = len(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append(received)
         if len(type(self).seen) <= type(self).fail_first:
-            self._answer(503, b'{"error": {"code": "ServiceUnavailable", "message": "busy"}}')
+            self.answer_json(503, b'{"error": {"code": "ServiceUnavailable", "message": "busy"}}')
             return
         told = type(self).sent.wait(5)
-        self._answer(200 if told else 504, b"{}")
-
-    def _answer(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer_json(200 if told else 504, b"{}")
 
 
 @pytest.fixture

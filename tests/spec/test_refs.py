@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,24 +17,17 @@ from sync.spec.merge import merge3
 from sync.spec.refs import check_refs
 from sync.spec.validate import validate
 from tests.spec import corpus
+from tests.support.json_handler import JsonHandler
 
 pytestmark = pytest.mark.reliability
 
 
-class _Counter(BaseHTTPRequestHandler):
+class _Counter(JsonHandler):
     hits: list[str]
 
     def do_GET(self) -> None:
         self.hits.append(self.path)
-        body = b'{"type": "string"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer_json(200, b'{"type": "string"}')
 
 
 @pytest.fixture(scope="module")
