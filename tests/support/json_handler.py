@@ -8,7 +8,8 @@ from typing import Any
 
 class JsonHandler(BaseHTTPRequestHandler):
     def answer_json(self, status: int, body: bytes) -> None:
-        """``body`` (JSON already encoded) with its length, so the connection can be reused."""
+        """``body`` (JSON already encoded) with its Content-Length (HTTP/1.0: one request per
+        connection, as ``BaseHTTPRequestHandler`` answers by default)."""
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
