@@ -27,7 +27,13 @@ from typing import Any
 
 import httpx
 
-from sync.adapters.http import TOKEN_RETRIES, Retries, default_timeout, send_retried
+from sync.adapters.http import (
+    TOKEN_RETRIES,
+    Retries,
+    default_timeout,
+    json_or_none,
+    send_retried,
+)
 from sync.adapters.httpx_transport import NO_TLS
 from sync.errors import PermanentError, TransientError
 
@@ -116,7 +122,7 @@ class AppServiceIdentity:
             describe=self._describe,
             retries=self._retries,
         )
-        body = _json(response)
+        body = json_or_none(response)
         if response.status_code != 200:
             # The endpoint's own refusal names its status; anything else came from in front of
             # it (a front end's page) or was no answer at all, and may pass.
@@ -155,20 +161,13 @@ class AppServiceIdentity:
     def _describe(self, response: httpx.Response) -> str:
         """Status and the endpoint's own message (its first line, scrubbed): the platform's
         words about the identity, never a token."""
-        body = _json(response)
+        body = json_or_none(response)
         parts = [f"the identity endpoint answered HTTP {response.status_code}"]
         message = body.get("message") if isinstance(body, dict) else None
         if isinstance(message, str) and message.strip():
             line = message.strip().splitlines()[0]
             parts.append(line if len(line) <= 300 else line[:300] + "...")
         return self._scrub(": ".join(parts))
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
-        return None
 
 
 def _worded(body: Any) -> bool:

@@ -40,6 +40,7 @@ from sync.adapters.http import (
     TRANSIENT_STATUSES,
     Retries,
     default_timeout,
+    json_or_none,
     send_retried,
 )
 from sync.adapters.keyvault import secret_name_of
@@ -501,10 +502,7 @@ class RefreshTokenGrant:
                 f"`credential init --credential {self.name} --device-code`",
                 where=self.where,
             )
-        try:
-            body = response.json()
-        except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
-            body = None
+        body = json_or_none(response)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise PermanentError(
                 f"token endpoint {self.endpoint} answered 200 without an access_token",
@@ -532,10 +530,7 @@ class RefreshTokenGrant:
         A body nested past the recursion limit reads as no JSON: a RecursionError out of here
         (check_transient calls it for a 5xx) would turn a retried outage into a permanent
         failure."""
-        try:
-            body = response.json()
-        except (ValueError, RecursionError):
-            body = {}
+        body = json_or_none(response)
         error = body.get("error") if isinstance(body, dict) else None
         codes = ""
         if isinstance(body, dict):

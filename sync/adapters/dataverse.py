@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from sync.adapters.http import json_or_none
 from sync.adapters.pp_target import MarkedConnectorTarget, json_object, list_page, next_page
 from sync.clouds import Cloud
 from sync.errors import ConfigError, TargetError
@@ -260,10 +261,7 @@ class DataverseTarget(MarkedConnectorTarget):
             if adopted is None:
                 return None
             return self._row(adopted, columns)
-        try:
-            row = response.json()
-        except (ValueError, RecursionError):  # a gateway's HTML page; UnicodeDecodeError too
-            row = None
+        row = json_or_none(response)
         if not isinstance(row, dict):
             # an AttributeError out of read() would end the item without a reason
             raise TargetError(

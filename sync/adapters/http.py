@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 import stamina
@@ -76,6 +76,16 @@ def _wait(seconds: float) -> float | None:
     """A wait ``time.sleep`` takes: 0 to ``MAX_RETRY_AFTER``. float() reads "nan" and "-5000",
     which sleep() would refuse with ValueError; NaN is no wait at all (None)."""
     return None if math.isnan(seconds) else min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The answer's JSON, or None where it has none: not JSON (a gateway's HTML page), not UTF-8,
+    or nested past the recursion limit, whose RecursionError would otherwise escape an error
+    path and turn a retryable answer into a crash."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+        return None
 
 
 def header_tracking_id(response: httpx.Response) -> str | None:
