@@ -579,12 +579,19 @@ class _Refusing(_Seeing):
             raise RuntimeError("refused e1")
 
 
+class _Pending:
+    """What an async policy's ``on_response`` returns: an awaitable, which a sync pipeline refuses.
+    Not a coroutine, so the one left unawaited warns no later test."""
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
 class _Async(_Seeing):
-    async def on_response(self, request: Any, response: Any) -> None:  # type: ignore[override]
-        self.seen.append("awaited")
+    def on_response(self, request: Any, response: Any) -> Any:  # type: ignore[override]
+        return _Pending()  # nothing seen: the part's policy never ran
 
 
-@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
 @pytest.mark.parametrize("policy", [_Seeing, _Refusing, _Async], ids=["plain", "raises", "async"])
 def test_a_multipart_answers_policies_run_as_azure_core_runs_them(
     server: ScriptedServer, policy: type
