@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from sync import drift
 from sync.background import in_background, settle
@@ -55,6 +55,7 @@ from sync.spec.canonical import compact_bytes_kept, sha256_hex, sha256_hex_kept
 from sync.spec.parse import load_object
 
 if TYPE_CHECKING:
+    from sync.early_record import EarlyRecord
     from sync.pending_write import PendingWrite
 
 log = logging.getLogger(__name__)
@@ -856,50 +857,61 @@ class Pipeline:
             upstream_sha256=upstream_sha,
             applied_sha256=merged_sha,
         )
-        connector_id, latest = self._apply(item, target, current, write, ours_sha, state, packing)
+
+        def to_record(latest: TargetState, connector_id: str | None) -> Recording:
+            record = VersionRecord(
+                api=item.api,
+                target=item.target,
+                version=state.version + 1,
+                reason=drift.reason_for(request, mode) or _reason(request),
+                outcome="updated",
+                run_id=item.run_id,
+                created_at=iso(utcnow()) or "",
+                event_id=request.event_id,
+                event_type=request.event_type,
+                event_time=request.event_time,
+                caller=request.caller,
+                source_url=prepared.source_url,
+                info_version=prepared.info_version,
+                commit=request.commit,
+                summary=change.to_dict(),
+                upstream_sha256=upstream_sha,
+                applied_sha256=merged_sha,
+                upstream=prepared.upstream,
+                applied=merged,
+            )
+            new_state = latest.evolve(
+                version=record.version,
+                applied_sha256=merged_sha,
+                upstream_sha256=upstream_sha,
+                spec_etag=prepared.etag,
+                spec_last_modified=prepared.last_modified,
+                spec_info_version=prepared.info_version,
+                connector_id=connector_id or latest.connector_id,
+                last_outcome="updated",
+                last_message="",
+                last_run_id=item.run_id,
+                last_synced_at=record.created_at,
+                last_event_time=_later_event_time(request.event_time, latest.last_event_time),
+                pending=None,
+                pending_definitions=None,
+                hold=_hold_after(request, latest, record.version),
+                drift_sha256=None,
+            )
+            return Recording(record, new_state, request.event_id, lease)
+
+        connector_id, latest, early = self._apply(
+            item, target, current, write, ours_sha, state, packing, to_record
+        )
         set_stage("record")
-        record = VersionRecord(
-            api=item.api,
-            target=item.target,
-            version=state.version + 1,
-            reason=drift.reason_for(request, mode) or _reason(request),
-            outcome="updated",
-            run_id=item.run_id,
-            created_at=iso(utcnow()) or "",
-            event_id=request.event_id,
-            event_type=request.event_type,
-            event_time=request.event_time,
-            caller=request.caller,
-            source_url=prepared.source_url,
-            info_version=prepared.info_version,
-            commit=request.commit,
-            summary=change.to_dict(),
-            upstream_sha256=upstream_sha,
-            applied_sha256=merged_sha,
-            upstream=prepared.upstream,
-            applied=merged,
-        )
-        new_state = latest.evolve(
-            version=record.version,
-            applied_sha256=merged_sha,
-            upstream_sha256=upstream_sha,
-            spec_etag=prepared.etag,
-            spec_last_modified=prepared.last_modified,
-            spec_info_version=prepared.info_version,
-            connector_id=connector_id or latest.connector_id,
-            last_outcome="updated",
-            last_message="",
-            last_run_id=item.run_id,
-            last_synced_at=record.created_at,
-            last_event_time=_later_event_time(request.event_time, latest.last_event_time),
-            pending=None,
-            pending_definitions=None,
-            hold=_hold_after(request, latest, record.version),
-            drift_sha256=None,
-        )
-        self.ports.ledger.record_version(record, new_state, request.event_id, lease)
-        _BASES.put((item.api, item.target, record.version), prepared.upstream)
-        message = f"v{record.version} applied"
+        if early is not None and early.connector_id == connector_id:
+            early.commit()  # built with this very id and marked row: now it is sent
+        else:
+            if early is not None:  # the write ended on another connector: record that one
+                early.abandon()
+            self.ports.ledger.record_version(*to_record(latest, connector_id))
+        _BASES.put((item.api, item.target, state.version + 1), prepared.upstream)
+        message = f"v{state.version + 1} applied"
         if change.breaking:
             message += " (breaking changes " + ("allowed)" if policy == "allow" else "warned)")
         if request.rollback_to is not None:
@@ -909,7 +921,7 @@ class Pipeline:
         return TargetOutcome(
             **{**common, "connector_id": connector_id or common["connector_id"]},
             result="updated",
-            version=record.version,
+            version=state.version + 1,
             message=message,
         )
 
@@ -1091,22 +1103,33 @@ class Pipeline:
         ours_sha: str | None,
         state: TargetState,
         packing: Future[None] | None,
-    ) -> tuple[str | None, TargetState]:
+        to_record: Callable[[TargetState, str | None], Recording],
+    ) -> tuple[str | None, TargetState, EarlyRecord | None]:
         """Pending marker (with the write's definitions), write, verify; returns the connector
-        id and the state row to record on. A connector that already holds the definition (a
-        crash after a previous write) is not written again: only the missing ledger version is
-        recorded. ``packing`` is the head start on the definitions the marker carries."""
+        id, the state row to record on and, for a connector that exists, its version's record
+        prepared during the write and sent by nothing yet (``sync.early_record``; the caller
+        commits or abandons it). A connector that already holds the definition (a crash after
+        a previous write) is not written again: only the missing ledger version is recorded.
+        ``packing`` is the head start on the definitions the marker carries."""
         merged, merged_sha = write.applied, write.applied_sha256
         if ours_sha == merged_sha:
             log.info("connector already holds the definition; reconciling the ledger")
-            return current.connector_id, state
+            return current.connector_id, state, None
         if packing is not None:
             settle(packing)
-        marked = self.ports.ledger.mark_pending(item.api, item.target, state, write)
-        connector_id = target.write(merged, current)
-        set_stage("verify")
-        self._verify(target, merged, merged_sha, item)
-        return connector_id, marked
+        ledger = self.ports.ledger
+        marked = ledger.mark_pending(item.api, item.target, state, write)
+        cid = current.connector_id
+        early = start_early_record(ledger, to_record(marked, cid), cid) if cid else None
+        try:
+            connector_id = target.write(merged, current)
+            set_stage("verify")
+            self._verify(target, merged, merged_sha, item)
+        except BaseException:
+            if early is not None:
+                early.abandon()
+            raise
+        return connector_id, marked, early
 
     def _verify(
         self, target: Target, merged: dict[str, Any], expected_sha: str, item: WorkItem
@@ -1229,3 +1252,25 @@ def _superseded(request: Any, state: TargetState) -> str | None:
         f"event {request.event_id} of {request.event_time} is older than the event already "
         f"applied ({state.last_event_time}); the newer spec stays"
     )
+
+
+class Recording(NamedTuple):
+    """The arguments of one ``Ledger.record_version`` call."""
+
+    record: VersionRecord
+    state: TargetState
+    event_id: str | None
+    lease: Any
+
+
+def start_early_record(
+    ledger: Ledger, recording: Recording, connector_id: str | None
+) -> EarlyRecord | None:
+    """The record of a write to the existing connector ``connector_id``, prepared in the
+    background and held (``sync.early_record``); None for a create, whose id only its answer
+    tells."""
+    if connector_id is None:
+        return None
+    from sync.early_record import EarlyRecord
+
+    return EarlyRecord(connector_id, lambda hold: ledger.record_version(*recording, hold=hold))

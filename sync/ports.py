@@ -128,10 +128,15 @@ class Ledger(Protocol):
         state: TargetState,
         event_id: str | None,
         lease: Any = None,
+        *,
+        hold: Callable[[], None] | None = None,
     ) -> TargetState:
         """Version row + state row + event marker in one transaction; return the new state.
         Given the item's ``lease`` (from ``acquire_lease``), the ledger may release it in the
-        same transaction; ``release_lease`` on it afterwards is then a no-op."""
+        same transaction; ``release_lease`` on it afterwards is then a no-op. ``hold`` is called
+        once everything is prepared and before anything is sent, and again before any resend:
+        it may block, and what it raises ends the call with nothing written
+        (``sync.early_record``)."""
         ...
 
     def prepare_definitions(

@@ -10,6 +10,7 @@ written therefore writes nothing at all, as before; it only read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +79,10 @@ class RunRowFirst:
         state: TargetState,
         event_id: str | None,
         lease: Any = None,
+        *,
+        hold: Callable[[], None] | None = None,
     ) -> TargetState:
-        return self._after_run_row().record_version(record, state, event_id, lease)
+        return self._after_run_row().record_version(record, state, event_id, lease, hold=hold)
 
     def start_run(self, run: RunSummary) -> RunSummary | None:
         return self._after_run_row().start_run(run)

@@ -645,19 +645,25 @@ class TableLedger:
         state: TargetState,
         event_id: str | None,
         lease: TableLease | None = None,
+        *,
+        hold: Callable[[], None] | None = None,
     ) -> TargetState:
         """One transaction: version row, state row, event marker and, given the ``lease`` this
         item holds on the same target, the lease row's release (under its ETag): one storage
         request less per update. A lease that is no longer ours (expired and taken over, or
         gone) refuses the transaction; it is then sent again without it, so what is recorded
-        does not depend on the lease, as when the release was a request of its own."""
+        does not depend on the lease, as when the release was a request of its own.
+
+        ``hold`` (see the port) is azure-core's request hook of the transaction, which runs
+        after the SDK built the multipart body, so that work is done before the hold; it is
+        also called before a definition pair too large for the row goes to its blob."""
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
 
         pk_api, pk_target = record.api, record.target
         pk = partition_key(pk_api, pk_target)
         where = f"ledger.record_version({record.api}/{record.target} v{record.version})"
-        version_entity = self._version_entity(pk, record, where)
+        version_entity = self._version_entity(pk, record, where, hold)
         state_entity = self._state_entity(pk, state)
         ops: list[tuple[Any, ...]] = [("create", version_entity)]
         if state.etag is None:
@@ -693,9 +699,10 @@ class TableLedger:
             release = {"PartitionKey": pk, "RowKey": LEASE_ROW}
             condition = {"etag": lease.etag, "match_condition": MatchConditions.IfNotModified}
             ops.append(("delete", release, condition))
+        hooked: dict[str, Any] = {} if hold is None else {"raw_request_hook": lambda _: hold()}
         try:
             try:
-                results = self._table().submit_transaction(ops)
+                results = self._table().submit_transaction(ops, **hooked)
             except TableTransactionError as exc:
                 # the lease's own refusal: its index, or 0 where a service names none (the
                 # version row's create fails neither way with a 404 or 412 of its own making)
@@ -708,7 +715,7 @@ class TableLedger:
                     lease.owner,
                 )
                 releasing = False
-                results = self._table().submit_transaction(ops[:-1])
+                results = self._table().submit_transaction(ops[:-1], **hooked)
         except TableTransactionError as exc:
             raise self._transaction_error(
                 exc, where, lambda: bool(event_id) and self.seen_event(pk_api, pk_target, event_id)
@@ -740,7 +747,13 @@ class TableLedger:
             )
         return PermanentError(f"transaction refused: HTTP {exc.status_code} ({code})", where=where)
 
-    def _version_entity(self, pk: str, record: VersionRecord, where: str) -> dict[str, Any]:
+    def _version_entity(
+        self,
+        pk: str,
+        record: VersionRecord,
+        where: str,
+        hold: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
         entity: dict[str, Any] = {
             "PartitionKey": pk,
             "RowKey": version_row_key(record.version),
@@ -781,6 +794,8 @@ class TableLedger:
             entity.update(chunks)
         else:
             name = _blob_name(record.api, record.target, record.version, pair.payload)
+            if hold is not None:
+                hold()  # the blob is written only for a record that will be sent
             self._blobs().upload_blob(name, pair.payload, overwrite=True)
             log.info(
                 "definitions of %s v%d (%d bytes) stored in blob",

@@ -1,0 +1,184 @@
+"""The version's ledger transaction is prepared while the connector write is in flight and sent
+only after the write is verified (``sync.early_record``): the strict Power Platform simulator,
+Azurite, the whole pipeline."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import sync.early_record as early_record
+from sync.adapters.powerapps import PowerAppsTarget
+from sync.background import unfinished
+from sync.bootstrap import build
+from sync.errors import TargetError
+from sync.triggers import plan
+from sync.worker_loop import drain
+from tests.pipeline.conftest import ENV, Stack, ci_event
+from tests.pipeline.test_powerplatform_e2e import powerapps_map
+from tests.powerplatform.conftest import settle
+from tests.simulators.powerplatform import Simulator
+
+pytestmark = pytest.mark.azurite
+API, TARGET = "contoso-invoicing", "prod"
+
+
+class Holds:
+    """Counts the early records that reached their hold, and lets a test wait for one."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered = threading.Event()
+        self.count = 0
+        real = early_record.Gate.wait
+
+        def wait(gate: early_record.Gate) -> None:
+            self.count += 1
+            self.entered.set()
+            real(gate)
+
+        monkeypatch.setattr(early_record.Gate, "wait", wait)
+
+
+def synced_v1(stack: Stack, sim: Simulator) -> Any:
+    powerapps_map(stack, sim)
+    svc = build(stack.settings)
+    stack.serve("openapi-v1.yaml")
+    plan(ci_event(), svc)
+    [first] = drain(svc, wait_seconds=0.5)
+    assert first.result == "updated", first.message
+    return svc
+
+
+def versions(svc: Any) -> list[int]:
+    return [v.version for v in svc.ports.ledger.versions(API, TARGET)]
+
+
+def test_the_record_is_prepared_during_the_write_and_sent_after_it(
+    stack: Stack, sim: Simulator, identity: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    holds = Holds(monkeypatch)
+    svc = synced_v1(stack, sim)
+    assert holds.count == 0  # the create: its id comes with the answer, recorded after it
+    created = svc.ports.ledger.state(API, TARGET).connector_id
+    seen_during_write: list[list[int]] = []
+    real_write = PowerAppsTarget.write
+
+    def write(self: PowerAppsTarget, definition: Any, current: Any) -> Any:
+        # The record reaches its hold before the platform is even asked: prepared meanwhile.
+        assert holds.entered.wait(10), "the version's record was not prepared during the write"
+        answer = real_write(self, definition, current)
+        seen_during_write.append(versions(svc))  # written, not yet verified: nothing recorded
+        return answer
+
+    monkeypatch.setattr(PowerAppsTarget, "write", write)
+    stack.serve("openapi-v2.yaml")
+    plan(ci_event(), svc)
+    [second] = drain(svc, wait_seconds=0.5)
+    assert second.result == "updated", second.message
+    assert seen_during_write == [[1]]
+    assert versions(svc) == [2, 1]
+    state = svc.ports.ledger.state(API, TARGET)
+    assert (state.version, state.connector_id, state.pending) == (2, created, None)
+    recorded = svc.ports.ledger.version(API, TARGET, 2, include_definitions=True)
+    assert recorded.applied == sim.powerapps_connector(ENV, created)["definition"]
+    assert holds.count == 1
+
+
+@pytest.mark.parametrize("failing", ["write", "verify"])
+def test_a_write_that_fails_or_does_not_verify_records_nothing(
+    stack: Stack, sim: Simulator, identity: Any, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    holds = Holds(monkeypatch)
+    svc = synced_v1(stack, sim)
+    real = getattr(PowerAppsTarget, failing)
+
+    def fails(self: PowerAppsTarget, *args: Any) -> Any:
+        assert holds.entered.wait(10)  # the record was prepared and is waiting
+        if failing == "verify":
+            real(self, *args)  # the write landed; its read-back is what fails
+        raise TargetError(f"{failing} failed", where="test")
+
+    monkeypatch.setattr(PowerAppsTarget, failing, fails)
+    stack.serve("openapi-v2.yaml")
+    plan(ci_event(), svc)
+    [second] = drain(svc, wait_seconds=0.5)
+    assert second.result == "failed" and f"{failing} failed" in second.message
+    settle()
+    assert unfinished() == 0  # the abandoned record ended with its item
+    assert versions(svc) == [1]
+    state = svc.ports.ledger.state(API, TARGET)
+    assert state.version == 1 and state.pending  # the marker says a write may have landed
+
+
+def test_a_record_the_ledger_refuses_fails_the_item_after_the_write(
+    stack: Stack,
+    sim: Simulator,
+    identity: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The state row moved during the write (another worker): the prepared transaction is
+    refused by its ETag once sent, as the sequential one was, and nothing is recorded twice."""
+    svc = synced_v1(stack, sim)
+    ledger = svc.ports.ledger
+    real_write = PowerAppsTarget.write
+
+    def write(self: PowerAppsTarget, definition: Any, current: Any) -> Any:
+        answer = real_write(self, definition, current)
+        state = ledger.state(API, TARGET)
+        ledger.save_state(API, TARGET, state.evolve(last_message="moved by someone else"))
+        return answer
+
+    monkeypatch.setattr(PowerAppsTarget, "write", write)
+    stack.serve("openapi-v2.yaml")
+    plan(ci_event(), svc)
+    with caplog.at_level("WARNING"):
+        assert drain(svc, wait_seconds=0.5) == []  # transient: left on the queue to retry
+    assert "state row changed since it was read (stale ETag)" in caplog.text
+    assert versions(svc) == [1]
+    assert svc.ports.ledger.state(API, TARGET).pending  # the retry reconciles from the marker
+
+
+# -- the gate itself, without storage --------------------------------------------------------------
+
+
+def test_commit_gives_what_the_send_returned_and_lets_later_holds_through() -> None:
+    holds: list[str] = []
+
+    def send(hold: Any) -> str:
+        hold()
+        holds.append("first")
+        hold()  # a resend after the gate opened does not wait
+        holds.append("again")
+        return "recorded"
+
+    record = early_record.EarlyRecord("c1", send)
+    assert record.commit() == "recorded"
+    assert holds == ["first", "again"]
+
+
+def test_abandon_sends_nothing_and_waits_for_the_background_to_end() -> None:
+    sent: list[str] = []
+    ended = threading.Event()
+
+    def send(hold: Any) -> None:
+        try:
+            hold()
+            sent.append("sent")
+        finally:
+            ended.set()
+
+    record = early_record.EarlyRecord("c1", send)
+    record.abandon()
+    assert ended.is_set() and sent == []
+
+
+def test_a_failure_before_the_hold_is_raised_by_commit_and_dropped_by_abandon() -> None:
+    def send(hold: Any) -> None:
+        raise TargetError("version row too large", where="test")
+
+    with pytest.raises(TargetError, match="too large"):
+        early_record.EarlyRecord("c1", send).commit()
+    early_record.EarlyRecord("c1", send).abandon()  # the version is not recorded either way
