@@ -46,8 +46,10 @@ class Gate:
         self._decided.set()
 
     def wait(self) -> None:
-        """Return once opened; raise ``RecordWithheld`` once closed. Called before every send
-        of the record (azure-core calls its request hook on each retry), so after the first
+        """Return once opened; raise ``RecordWithheld`` once closed. Called once per
+        transaction the ledger submits (azure-core takes a call's request hook out of its
+        options at the first attempt, so its own retries do not call it again; the ledger's
+        resend without a lost lease is a second transaction and does): after the first
         decision it returns or raises at once."""
         self._decided.wait()
         if not self._open:

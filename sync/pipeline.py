@@ -900,15 +900,15 @@ class Pipeline:
             )
             return Recording(record, new_state, request.event_id, lease)
 
-        connector_id, latest, early = self._apply(
+        connector_id, latest, held = self._apply(
             item, target, current, write, ours_sha, state, packing, to_record
         )
         set_stage("record")
-        if early is not None and early.connector_id == connector_id:
-            early.commit()  # built with this very id and marked row: now it is sent
+        if held is not None and held.connector_id == connector_id:
+            held.commit()  # built with this very id and marked row: now it is sent
         else:
-            if early is not None:  # the write ended on another connector: record that one
-                early.abandon()
+            if held is not None:  # the write ended on another connector: record that one
+                held.abandon()
             self.ports.ledger.record_version(*to_record(latest, connector_id))
         _BASES.put((item.api, item.target, state.version + 1), prepared.upstream)
         message = f"v{state.version + 1} applied"
@@ -1120,16 +1120,16 @@ class Pipeline:
         ledger = self.ports.ledger
         marked = ledger.mark_pending(item.api, item.target, state, write)
         cid = current.connector_id
-        early = start_early_record(ledger, to_record(marked, cid), cid) if cid else None
+        held = start_early_record(ledger, to_record(marked, cid), cid) if cid else None
         try:
             connector_id = target.write(merged, current)
             set_stage("verify")
             self._verify(target, merged, merged_sha, item)
         except BaseException:
-            if early is not None:
-                early.abandon()
+            if held is not None:
+                held.abandon()
             raise
-        return connector_id, marked, early
+        return connector_id, marked, held
 
     def _verify(
         self, target: Target, merged: dict[str, Any], expected_sha: str, item: WorkItem

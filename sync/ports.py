@@ -134,9 +134,9 @@ class Ledger(Protocol):
         """Version row + state row + event marker in one transaction; return the new state.
         Given the item's ``lease`` (from ``acquire_lease``), the ledger may release it in the
         same transaction; ``release_lease`` on it afterwards is then a no-op. ``hold`` is called
-        once everything is prepared and before anything is sent, and again before any resend:
-        it may block, and what it raises ends the call with nothing written
-        (``sync.early_record``)."""
+        once the transaction is prepared and before anything is sent (and before each further
+        transaction the call submits): it may block, and what it raises ends the call with
+        nothing written (``sync.early_record``)."""
         ...
 
     def prepare_definitions(

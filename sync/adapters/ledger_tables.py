@@ -655,8 +655,10 @@ class TableLedger:
         does not depend on the lease, as when the release was a request of its own.
 
         ``hold`` (see the port) is azure-core's request hook of the transaction, which runs
-        after the SDK built the multipart body, so that work is done before the hold; it is
-        also called before a definition pair too large for the row goes to its blob."""
+        after the SDK built the multipart body (so that work is done before the hold) and once
+        per ``submit_transaction``, not on azure-core's own retries. A definition pair too large
+        for the row calls it before its blob is written instead, so that case is not prepared
+        ahead (and no blob is written for a record never sent)."""
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
 

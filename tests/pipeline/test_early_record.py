@@ -121,6 +121,7 @@ def test_a_record_the_ledger_refuses_fails_the_item_after_the_write(
 ) -> None:
     """The state row moved during the write (another worker): the prepared transaction is
     refused by its ETag once sent, as the sequential one was, and nothing is recorded twice."""
+    holds = Holds(monkeypatch)
     svc = synced_v1(stack, sim)
     ledger = svc.ports.ledger
     real_write = PowerAppsTarget.write
@@ -139,6 +140,7 @@ def test_a_record_the_ledger_refuses_fails_the_item_after_the_write(
     assert "state row changed since it was read (stale ETag)" in caplog.text
     assert versions(svc) == [1]
     assert svc.ports.ledger.state(API, TARGET).pending  # the retry reconciles from the marker
+    assert holds.count == 1  # the record refused was the one prepared during the write
 
 
 # -- the gate itself, without storage --------------------------------------------------------------
