@@ -57,25 +57,44 @@ class Gate:
 
 
 class EarlyRecord:
-    """``send(hold)`` started in the background now; the item ends it with exactly one of
-    ``commit`` (the result of ``send``, or its exception) or ``abandon`` (nothing sent)."""
+    """``send(hold)`` in the background from ``start`` on (once the write's body has left, see
+    ``sync.write_progress``); the item ends it with exactly one of ``commit`` (the result of
+    ``send``, or its exception; started then if it was not) or ``abandon`` (nothing sent)."""
 
     def __init__(self, connector_id: str, send: Callable[[Callable[[], None]], T]) -> None:
         self.connector_id = connector_id  # the id the record was built with
+        self._send = send
         self._gate = Gate()
-        self._future: concurrent.futures.Future[T] = in_background(
-            lambda: send(self._gate.wait), name="record-early"
-        )
+        self._lock = threading.Lock()
+        self._future: concurrent.futures.Future[T] | None = None
+        self._ended = False
+
+    def start(self) -> None:
+        """Begin preparing in the background; once only, and not after ``abandon``."""
+        with self._lock:
+            if self._future is None and not self._ended:
+                send, wait = self._send, self._gate.wait
+                self._future = in_background(lambda: send(wait), name="record-early")
 
     def commit(self) -> T:
+        self.start()
+        with self._lock:
+            self._ended = True
+            future = self._future
+        assert future is not None  # started above, and only abandon ends it without a start
         self._gate.open()
-        return self._future.result()
+        return future.result()
 
     def abandon(self) -> None:
         """Close the gate and wait for the background call to end (nothing outlives its item);
         what it raised is expected (``RecordWithheld``) or moot (the version is not recorded)."""
+        with self._lock:
+            self._ended = True
+            future = self._future
         self._gate.close()
-        concurrent.futures.wait([self._future])
-        exc = self._future.exception()
+        if future is None:
+            return
+        concurrent.futures.wait([future])
+        exc = future.exception()
         if exc is not None and not isinstance(exc, RecordWithheld):
             log.debug("the abandoned record had failed before its hold: %s", exc)

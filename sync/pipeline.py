@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from sync import drift
+from sync import drift, write_progress
 from sync.background import in_background, settle
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.errors import (
@@ -1121,8 +1121,11 @@ class Pipeline:
         marked = ledger.mark_pending(item.api, item.target, state, write)
         cid = current.connector_id
         held = start_early_record(ledger, to_record(marked, cid), cid) if cid else None
+        if held is not None and not getattr(target, "reports_body_sent", False):
+            held.start()  # this target cannot say when its body has left: begin now
         try:
-            connector_id = target.write(merged, current)
+            with write_progress.on_body_sent(held.start if held is not None else None):
+                connector_id = target.write(merged, current)
             set_stage("verify")
             self._verify(target, merged, merged_sha, item)
         except BaseException:
@@ -1266,9 +1269,9 @@ class Recording(NamedTuple):
 def start_early_record(
     ledger: Ledger, recording: Recording, connector_id: str | None
 ) -> EarlyRecord | None:
-    """The record of a write to the existing connector ``connector_id``, prepared in the
-    background and held (``sync.early_record``); None for a create, whose id only its answer
-    tells."""
+    """The record of a write to the existing connector ``connector_id``, to be prepared in the
+    background and held (``sync.early_record``; the caller starts it); None for a create, whose
+    id only its answer tells."""
     if connector_id is None:
         return None
     from sync.early_record import EarlyRecord

@@ -28,6 +28,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunparse
 
 import httpx
 
+from sync import write_progress
 from sync.adapters import stored_definitions
 from sync.adapters.http import as_transient, json_or_none, with_retries
 from sync.adapters.pp_errors import raise_for_status
@@ -129,6 +130,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
 
     kind = "powerapps"
     service = SERVICE
+    reports_body_sent = True  # an update's PATCH calls write_progress.body_sent once sent whole
 
     def __init__(
         self,
@@ -266,14 +268,16 @@ class PowerAppsTarget(MarkedConnectorTarget):
             log.info("created connector %s for %s", cid, self._where)
         else:
 
-            def expect() -> None:  # the read-back compares with ``definition``: prepared
+            def sent() -> None:  # the read-back compares with ``definition``: prepared
                 # while the platform takes the write in, once the body has left; started before
                 # the upload, its CPU competed with the upload (A/B on 2 cores: ~1.4 ms more wall)
-                in_background(lambda: stored_definitions.expect_soon(definition), name="pp-expect")
+                if url:
+                    in_background(
+                        lambda: stored_definitions.expect_soon(definition), name="pp-expect"
+                    )
+                write_progress.body_sent()  # the version's record, likewise (sync.early_record)
 
-            self._send(
-                "PATCH", self._url(f"apis/{cid}"), content=body, on_sent=expect if url else None
-            )
+            self._send("PATCH", self._url(f"apis/{cid}"), content=body, on_sent=sent)
             self._written_at = (cid, url) if url else None
             log.info("updated connector %s for %s", cid, self._where)
         return cid

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import sync.early_record as early_record
+from sync import write_progress
 from sync.adapters.powerapps import PowerAppsTarget
 from sync.background import unfinished
 from sync.bootstrap import build
@@ -26,19 +27,35 @@ API, TARGET = "contoso-invoicing", "prod"
 
 
 class Holds:
-    """Counts the early records that reached their hold, and lets a test wait for one."""
+    """Counts the early records that reached their hold, lets a test wait for one, and keeps
+    the order of the write's "body sent" signals and the holds."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.entered = threading.Event()
         self.count = 0
+        self.order: list[str] = []
         real = early_record.Gate.wait
+        real_sent = write_progress.body_sent
 
         def wait(gate: early_record.Gate) -> None:
             self.count += 1
+            self.order.append("hold")
             self.entered.set()
             real(gate)
 
+        def body_sent() -> None:
+            self.order.append("body sent")
+            real_sent()
+
+        real_start = early_record.EarlyRecord.start
+
+        def start(record: early_record.EarlyRecord) -> None:
+            self.order.append("start")
+            real_start(record)
+
         monkeypatch.setattr(early_record.Gate, "wait", wait)
+        monkeypatch.setattr(write_progress, "body_sent", body_sent)
+        monkeypatch.setattr(early_record.EarlyRecord, "start", start)
 
 
 def synced_v1(stack: Stack, sim: Simulator) -> Any:
@@ -66,9 +83,9 @@ def test_the_record_is_prepared_during_the_write_and_sent_after_it(
     real_write = PowerAppsTarget.write
 
     def write(self: PowerAppsTarget, definition: Any, current: Any) -> Any:
-        # The record reaches its hold before the platform is even asked: prepared meanwhile.
-        assert holds.entered.wait(10), "the version's record was not prepared during the write"
         answer = real_write(self, definition, current)
+        # The record reached its hold during the write, started once the PATCH body had left.
+        assert holds.entered.wait(10), "the version's record was not prepared during the write"
         seen_during_write.append(versions(svc))  # written, not yet verified: nothing recorded
         return answer
 
@@ -84,6 +101,8 @@ def test_the_record_is_prepared_during_the_write_and_sent_after_it(
     recorded = svc.ports.ledger.version(API, TARGET, 2, include_definitions=True)
     assert recorded.applied == sim.powerapps_connector(ENV, created)["definition"]
     assert holds.count == 1
+    # started once the PATCH body had left, not before the upload, which it would compete with
+    assert holds.order[:3] == ["body sent", "start", "hold"]
 
 
 @pytest.mark.parametrize("failing", ["write", "verify"])
@@ -95,8 +114,8 @@ def test_a_write_that_fails_or_does_not_verify_records_nothing(
     real = getattr(PowerAppsTarget, failing)
 
     def fails(self: PowerAppsTarget, *args: Any) -> Any:
-        assert holds.entered.wait(10)  # the record was prepared and is waiting
         if failing == "verify":
+            assert holds.entered.wait(10)  # the write sent its body: the record is waiting
             real(self, *args)  # the write landed; its read-back is what fails
         raise TargetError(f"{failing} failed", where="test")
 
@@ -173,6 +192,7 @@ def test_abandon_sends_nothing_and_waits_for_the_background_to_end() -> None:
             ended.set()
 
     record = early_record.EarlyRecord("c1", send)
+    record.start()
     record.abandon()
     assert ended.is_set() and sent == []
 
@@ -183,4 +203,24 @@ def test_a_failure_before_the_hold_is_raised_by_commit_and_dropped_by_abandon() 
 
     with pytest.raises(TargetError, match="too large"):
         early_record.EarlyRecord("c1", send).commit()
-    early_record.EarlyRecord("c1", send).abandon()  # the version is not recorded either way
+    started = early_record.EarlyRecord("c1", send)
+    started.start()
+    started.abandon()  # the version is not recorded either way
+
+
+def test_a_record_never_started_is_sent_by_commit_and_never_by_a_late_start() -> None:
+    """A write that failed before its body left never started its record; one that never said
+    so (no ``body_sent``) has it started by ``commit``."""
+    calls: list[str] = []
+
+    def send(hold: Any) -> str:
+        hold()
+        calls.append("sent")
+        return "recorded"
+
+    assert early_record.EarlyRecord("c1", send).commit() == "recorded"
+    assert calls == ["sent"]
+    abandoned = early_record.EarlyRecord("c1", send)
+    abandoned.abandon()
+    abandoned.start()  # e.g. a late "body sent": nothing starts after the item gave it up
+    assert calls == ["sent"] and unfinished() == 0
