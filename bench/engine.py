@@ -179,16 +179,9 @@ def vm_kb(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def one_mb(
-    before_path: Path, after_path: Path, repeats: int, *, worker_gc: bool = True
-) -> dict[str, Any]:
+def one_mb(before_path: Path, after_path: Path, repeats: int) -> dict[str, Any]:
     """In a fresh process: baseline RSS after imports and a warm-up on a small document, then
-    the 1 MB update; RSS is the ru_maxrss delta (peak resident set growth) of this process.
-
-    ``worker_gc``: the warm-up is the process's first item, after which the Function App's
-    worker applies its collector settings (``sync.collector.settle``: what is loaded frozen, a
-    first threshold of 10,000), as the CLI sets its own; CPython's defaults, which no process of
-    the service runs with, are measured with ``worker_gc=False`` (``--default-gc``)."""
+    the 1 MB update; RSS is the ru_maxrss delta (peak resident set growth) of this process."""
     import gc
 
     small = compact(
@@ -201,10 +194,6 @@ def one_mb(
         }
     )
     run_stages(small, small)  # imports and compiles the validator: not spec-size dependent
-    if worker_gc:
-        from sync import collector
-
-        collector.settle()
     gc.collect()
     baseline = vm_kb("VmHWM")
     before_bytes, after_bytes = before_path.read_bytes(), after_path.read_bytes()
@@ -232,18 +221,11 @@ def one_mb(
         "tracemalloc_peak_mb": round(traced_peak, 1),
         "rss_method": "VmHWM (peak RSS) of a fresh process: baseline after imports and a warm-up "
         "on a small definition, peak after the first 1 MB update (input files included)",
-        "gc": "worker (sync.collector.settle after the warm-up)"
-        if worker_gc
-        else "CPython default",
     }
 
 
 if __name__ == "__main__":
-    if len(sys.argv) in (5, 6) and sys.argv[1] == "--one-mb":
-        default_gc = sys.argv[5:] == ["--default-gc"]
-        if len(sys.argv) == 6 and not default_gc:
-            raise SystemExit(f"unknown option {sys.argv[5]!r}")
-        paths = Path(sys.argv[2]), Path(sys.argv[3])
-        print(json.dumps(one_mb(*paths, int(sys.argv[4]), worker_gc=not default_gc)))
+    if len(sys.argv) == 5 and sys.argv[1] == "--one-mb":
+        print(json.dumps(one_mb(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))))
     else:
         print(json.dumps(engine_100kb(5)))

@@ -311,9 +311,7 @@ def fanout(stack: stack_mod.Stack, svc: Any, paconn_median: float, rounds: int) 
 # --- 4, 6: engine ------------------------------------------------------------------------------
 
 
-def spec1mb(stack: stack_mod.Stack, repeats: int, *, default_gc: bool = False) -> dict[str, Any]:
-    """The 1 MB update in a fresh process (``engine.one_mb``), with the collector settings of the
-    service's processes, or CPython's defaults (``default_gc``, reported beside it)."""
+def spec1mb(stack: stack_mod.Stack, repeats: int) -> dict[str, Any]:
     before, after = engine.write_scaled(stack.root)
     done = subprocess.run(
         [
@@ -323,7 +321,6 @@ def spec1mb(stack: stack_mod.Stack, repeats: int, *, default_gc: bool = False) -
             str(before),
             str(after),
             str(repeats),
-            *(["--default-gc"] if default_gc else []),
         ],
         capture_output=True,
         text=True,
@@ -430,11 +427,6 @@ def table(results: dict[str, Any]) -> str:
         f"{results['spec1mb_first_ms']:g} | - | |"
     )
     lines.append(
-        "| `spec1mb_default_gc_ms` | `spec1mb_ms` with CPython's collector settings, which no "
-        f"process of the service runs with (before 2026-12-07) | "
-        f"{results['spec1mb_default_gc_ms']:g} | - | |"
-    )
-    lines.append(
         "| `unchanged_run_row_writes` | run-row bookkeeping when the spec did not change (the "
         f"run, its outcome, its card status; per run) | {results['unchanged_run_row_writes']:g} "
         "| - | |"
@@ -504,7 +496,6 @@ def main(argv: list[str] | None = None) -> int:
             first.append(tools.first_invocation(stack, svc))
         say("1 MB definition ...")
         big = spec1mb(stack, 3)
-        big_default_gc = spec1mb(stack, 3, default_gc=True)
     finally:
         stack.stop()
     say("cold start ...")
@@ -547,7 +538,6 @@ def main(argv: list[str] | None = None) -> int:
                 v["run_bookkeeping_writes"] for v in unch.values() if isinstance(v, dict)
             ),
             "spec1mb_first_ms": big["first_run_stages_ms"]["total"],
-            "spec1mb_default_gc_ms": big_default_gc["stages_ms"]["total"],
             "details": {
                 "medians_ms": {
                     "paconn_update": round(pac * 1000, 1),
@@ -576,7 +566,6 @@ def main(argv: list[str] | None = None) -> int:
                 "raw": {"update": upd, "floor": flo, "fanout": fan, "cold_start": cold},
                 "engine_100kb": e100,
                 "spec1mb": big,
-                "spec1mb_default_gc": big_default_gc,
                 "spec1mb_rss_note": "peak RSS (VmHWM) of a fresh process that imported the "
                 "engine and ran one 1 MB update; rss_delta_mb is the growth caused by the update",
                 "unchanged": unch,
