@@ -109,21 +109,27 @@ def test_the_record_is_prepared_during_the_write_and_sent_after_it(
 def test_a_write_that_fails_or_does_not_verify_records_nothing(
     stack: Stack, sim: Simulator, identity: Any, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
+    """The PATCH body has left (the record is started and waiting at its hold) when the
+    platform refuses the write, or when the write lands and its read-back does not match."""
     holds = Holds(monkeypatch)
     svc = synced_v1(stack, sim)
-    real = getattr(PowerAppsTarget, failing)
+    if failing == "write":
+        sim.faults.add(status=400, method="PATCH", times=5, code="BadRequest", message="refused")
+    else:
+        real = PowerAppsTarget.verify
 
-    def fails(self: PowerAppsTarget, *args: Any) -> Any:
-        if failing == "verify":
+        def fails(self: PowerAppsTarget, *args: Any) -> Any:
             assert holds.entered.wait(10)  # the write sent its body: the record is waiting
             real(self, *args)  # the write landed; its read-back is what fails
-        raise TargetError(f"{failing} failed", where="test")
+            raise TargetError("verify failed", where="test")
 
-    monkeypatch.setattr(PowerAppsTarget, failing, fails)
+        monkeypatch.setattr(PowerAppsTarget, "verify", fails)
     stack.serve("openapi-v2.yaml")
     plan(ci_event(), svc)
     [second] = drain(svc, wait_seconds=0.5)
-    assert second.result == "failed" and f"{failing} failed" in second.message
+    assert second.result == "failed", second.message
+    assert ("refused" if failing == "write" else "verify failed") in second.message
+    assert holds.order[:2] == ["body sent", "start"]  # the record was under way
     settle()
     assert unfinished() == 0  # the abandoned record ended with its item
     assert versions(svc) == [1]
