@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import threading
-import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,7 +36,7 @@ class Service:
 
 def owner_id() -> str:
     """Lease owner: unique per process so two instances never mistake each other's lease."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 _OWNER = owner_id()

@@ -6,7 +6,7 @@ version record crosses Table Storage; nothing here does I/O.
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,7 +24,9 @@ def iso(ts: datetime | None) -> str | None:
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits, the form of every run id (an event's is a hash: ``runs.run_id_for``).
+    Not ``uuid``: importing it imports ``platform`` too, ~4.5 ms of every cold start."""
+    return os.urandom(16).hex()
 
 
 MAX_LEASE_REQUEUES = 3  # a work item waits out a held lease at most this often

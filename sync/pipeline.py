@@ -16,9 +16,9 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -469,7 +469,7 @@ class Pipeline:
                     self._validate_while_reading(api, target, upstream)
             # One owner per attempt, not per process: the host runs queue invocations in threads
             # of one process, and a process-wide owner would let two of them take the same lease.
-            owner = f"{self.owner}:{uuid.uuid4().hex[:8]}"
+            owner = f"{self.owner}:{os.urandom(4).hex()}"
             lease = ledger.acquire_lease(item.api, item.target, owner, self.lease_seconds)
             try:
                 fresh = ledger.state(item.api, item.target)  # fresh, under the lease
