@@ -18,7 +18,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from sync.background import in_background
 
@@ -56,7 +56,7 @@ class Gate:
             raise RecordWithheld("the write was not verified: the version is not recorded")
 
 
-class EarlyRecord:
+class EarlyRecord(Generic[T]):
     """``send(hold)`` in the background from ``start`` on (once the write's body has left, see
     ``sync.write_progress``); the item ends it with exactly one of ``commit`` (the result of
     ``send``, or its exception; started then if it was not) or ``abandon`` (nothing sent)."""
