@@ -857,12 +857,13 @@ class Pipeline:
             upstream_sha256=upstream_sha,
             applied_sha256=merged_sha,
         )
+        version = state.version + 1
 
         def to_record(latest: TargetState, connector_id: str | None) -> Recording:
             record = VersionRecord(
                 api=item.api,
                 target=item.target,
-                version=state.version + 1,
+                version=version,
                 reason=drift.reason_for(request, mode) or _reason(request),
                 outcome="updated",
                 run_id=item.run_id,
@@ -881,7 +882,7 @@ class Pipeline:
                 applied=merged,
             )
             new_state = latest.evolve(
-                version=record.version,
+                version=version,
                 applied_sha256=merged_sha,
                 upstream_sha256=upstream_sha,
                 spec_etag=prepared.etag,
@@ -895,7 +896,7 @@ class Pipeline:
                 last_event_time=_later_event_time(request.event_time, latest.last_event_time),
                 pending=None,
                 pending_definitions=None,
-                hold=_hold_after(request, latest, record.version),
+                hold=_hold_after(request, latest, version),
                 drift_sha256=None,
             )
             return Recording(record, new_state, request.event_id, lease)
@@ -910,8 +911,8 @@ class Pipeline:
             if held is not None:  # the write ended on another connector: record that one
                 held.abandon()
             self.ports.ledger.record_version(*to_record(latest, connector_id))
-        _BASES.put((item.api, item.target, state.version + 1), prepared.upstream)
-        message = f"v{state.version + 1} applied"
+        _BASES.put((item.api, item.target, version), prepared.upstream)
+        message = f"v{version} applied"
         if change.breaking:
             message += " (breaking changes " + ("allowed)" if policy == "allow" else "warned)")
         if request.rollback_to is not None:
@@ -921,7 +922,7 @@ class Pipeline:
         return TargetOutcome(
             **{**common, "connector_id": connector_id or common["connector_id"]},
             result="updated",
-            version=state.version + 1,
+            version=version,
             message=message,
         )
 
@@ -1119,10 +1120,14 @@ class Pipeline:
             settle(packing)
         ledger = self.ports.ledger
         marked = ledger.mark_pending(item.api, item.target, state, write)
-        cid = current.connector_id
-        held = start_early_record(ledger, to_record(marked, cid), cid) if cid else None
-        if held is not None and not getattr(target, "reports_body_sent", False):
-            held.start()  # this target cannot say when its body has left: begin now
+        held: EarlyRecord[TargetState] | None = None
+        if cid := current.connector_id:  # a create's id comes with its answer: recorded after it
+            from sync.early_record import EarlyRecord
+
+            recording = to_record(marked, cid)
+            held = EarlyRecord(cid, lambda hold: ledger.record_version(*recording, hold=hold))
+            if not getattr(target, "reports_body_sent", False):
+                held.start()  # this target cannot say when its body has left: begin now
         try:
             with write_progress.on_body_sent(held.start if held is not None else None):
                 connector_id = target.write(merged, current)
@@ -1264,16 +1269,3 @@ class Recording(NamedTuple):
     state: TargetState
     event_id: str | None
     lease: Any
-
-
-def start_early_record(
-    ledger: Ledger, recording: Recording, connector_id: str | None
-) -> EarlyRecord | None:
-    """The record of a write to the existing connector ``connector_id``, to be prepared in the
-    background and held (``sync.early_record``; the caller starts it); None for a create, whose
-    id only its answer tells."""
-    if connector_id is None:
-        return None
-    from sync.early_record import EarlyRecord
-
-    return EarlyRecord(connector_id, lambda hold: ledger.record_version(*recording, hold=hold))
