@@ -32,6 +32,24 @@ def test_duplicate_keys_are_refused(text):
         load_document(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('{"a": 1, "b": 2, "b": 3, "a": 4}', "b"),  # the first key to repeat, in document order
+        ('{"p": {"x": 1, "y": [{"k": 1, "k": 1}]}}', "k"),  # deep, with equal values
+        ('{"a": {"x": 1}, "b": {"x": 2}, "c": {"y": 1, "z": 2, "y": 3}}', "y"),
+    ],
+)
+def test_a_repeated_key_anywhere_is_named(text, named):
+    with pytest.raises(SpecError, match=f"duplicate key '{named}'"):
+        load_document(text)
+
+
+def test_the_same_key_in_sibling_objects_is_no_duplicate():
+    doc = load_document('{"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 3}, {"x": 4}]}')
+    assert doc == {"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 3}, {"x": 4}]}
+
+
 def test_bom_is_tolerated_and_invalid_utf8_names_the_offset():
     assert load_document(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
     with pytest.raises(SpecError, match="byte 5"):
