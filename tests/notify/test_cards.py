@@ -289,6 +289,44 @@ def test_tight_limits_show_fewer_targets_then_counts_only() -> None:
         assert any(f"and {200 - len(shown)} more targets" in t for t in texts(card))
 
 
+def _most_detailed_that_fits(run: RunSummary, max_bytes: int) -> dict[str, Any]:
+    """The card ``build_card`` promises, found the slow way: every candidate built afresh (no
+    block shared between cards) and the targets counted down one by one (no bisection)."""
+    from sync.notify import cards
+
+    cap = min(len(run.outcomes), cards.MAX_DETAILED_TARGETS)
+
+    def card(items: int, targets: int, text: int) -> dict[str, Any]:
+        return cards._card(run, cards._Detail(items, targets, text), runs.PORTAL)
+
+    def fits(candidate: dict[str, Any]) -> bool:
+        return len(encode_message(cards._envelope(candidate))) <= max_bytes
+
+    for step, (items, text) in enumerate(cards._STEPS):
+        last = step == len(cards._STEPS) - 1
+        if fits(full := card(items, cap, text)):
+            return full
+        low = 0 if last else min(cap, cards.MIN_DETAILED_TARGETS)
+        if not last and not fits(card(items, low, text)):
+            continue
+        return next(
+            (c for n in range(cap - 1, low, -1) if fits(c := card(items, n, text))),
+            card(items, low, text),
+        )
+    raise AssertionError("the last step returns")
+
+
+@pytest.mark.parametrize("max_bytes", [MAX_MESSAGE_BYTES, 14_000, 9_000, 5_000, 2_500])
+@pytest.mark.parametrize("size", [(20, 30), (60, 12), (7, 300)])
+def test_a_trimmed_card_is_the_most_detailed_one_that_fits(size, max_bytes) -> None:
+    # the search shares target blocks between the cards it tries: what it returns must still be
+    # the card the slow way builds, for runs trimmed at every step (and one never trimmed)
+    run = runs.huge_run(*size)
+    card = build_card(run, maker_portal=runs.PORTAL, max_bytes=max_bytes)
+    assert card == _most_detailed_that_fits(run, max_bytes)
+    assert json.dumps(card) == json.dumps(_most_detailed_that_fits(run, max_bytes))
+
+
 def test_long_operation_lists_end_with_and_n_more() -> None:
     ops = [f"Op{i}" for i in range(40)]
     run = runs.run(
