@@ -129,28 +129,6 @@ class Budget:
             return Counter(self.spent)
 
 
-def timed_update(stack: stack_mod.Stack, svc: Any) -> tuple[float, float, float]:
-    """``bench_run.warm_update`` with the process's CPU taken around the update alone: the
-    bench's new definition (``stack.flip``, a pure-Python indented encode of 512 KB) is made
-    before the clocks start. Returns (wall, engine on the item's thread, process CPU) seconds."""
-    from sync import collector
-    from sync.models import SyncRequest
-    from sync.runs import run_inline
-
-    stack.flip("warm")
-    request = SyncRequest(api="warm", reason="bench", caller="bench")
-    with bench_run.EngineClock() as clock:
-        cpu = time.process_time()
-        started = time.perf_counter()
-        result = run_inline(request, svc.map, svc.ports, svc.pipeline)
-        wall = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-    if [o.result for o in result.outcomes] != ["updated"]:
-        raise RuntimeError(f"warm update did not update: {result.outcomes}")
-    collector.settle()
-    return wall, clock.seconds, cpu
-
-
 def measure(updates: int) -> dict[str, Any]:
     stack = stack_mod.start()
     budget = Budget()
@@ -164,7 +142,7 @@ def measure(updates: int) -> dict[str, Any]:
             if stack.next_flip("warm") != "after":
                 bench_run.warm_update(stack, svc)
             before = budget.snapshot()
-            wall, engine_s, cpu = timed_update(stack, svc)
+            wall, engine_s, cpu = bench_run.warm_update(stack, svc)
             cpus.append(cpu)
             walls.append(wall)
             engines.append(engine_s)

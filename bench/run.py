@@ -144,8 +144,11 @@ class EngineClock:
             setattr(owner, name, fn)
 
 
-def warm_update(stack: stack_mod.Stack, svc: Any) -> tuple[float, float]:
-    """One in-process update of the 'warm' API: (wall seconds, engine seconds)."""
+def warm_update(stack: stack_mod.Stack, svc: Any) -> tuple[float, float, float]:
+    """One in-process update of the 'warm' API: (wall, engine, process CPU) seconds. The CPU is
+    every thread's (``time.process_time``) during the update alone, the new definition being
+    made before the clocks start: with the wall time it tells a CPU-bound update (the GIL
+    serializes the item's thread and its workers) from one that waits on the servers."""
     from sync import collector
     from sync.models import SyncRequest
     from sync.runs import run_inline
@@ -153,13 +156,15 @@ def warm_update(stack: stack_mod.Stack, svc: Any) -> tuple[float, float]:
     stack.flip("warm")
     request = SyncRequest(api="warm", reason="bench", caller="bench")
     with EngineClock() as clock:
+        cpu = time.process_time()
         started = time.perf_counter()
         result = run_inline(request, svc.map, svc.ports, svc.pipeline)
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     if [o.result for o in result.outcomes] != ["updated"]:
         raise RuntimeError(f"warm update did not update: {result.outcomes}")
     collector.settle()  # what the Function App's triggers do after each item (the first counts)
-    return wall, clock.seconds
+    return wall, clock.seconds, cpu
 
 
 def one_update(stack: stack_mod.Stack, svc: Any, rounds: int) -> dict[str, Any]:
@@ -192,7 +197,7 @@ def one_update(stack: stack_mod.Stack, svc: Any, rounds: int) -> dict[str, Any]:
             elif name == "paconn":
                 pac.append(paconn.update())
             else:
-                wall, engine_s = warm_update(stack, svc)
+                wall, engine_s, _ = warm_update(stack, svc)
                 warm.append(wall)
                 eng.append(engine_s)
         say(
@@ -245,17 +250,19 @@ def io_floor(stack: stack_mod.Stack, svc: Any, rounds: int) -> dict[str, Any]:
     # Each floor round right after a warm update to the same definition (and one back to the
     # other, untimed, so the next is a real update again): numerator and denominator of
     # io_overhead_ratio are then sampled side by side, under the same conditions, as many times.
-    rounds_, warm, engine_s = [], [], []
+    rounds_, warm, engine_s, cpu_s = [], [], [], []
     for _ in range(rounds):
         if stack.next_flip("warm") != "after":
             warm_update(stack, svc)
-        wall, spent = warm_update(stack, svc)
+        wall, spent, cpu = warm_update(stack, svc)
         warm.append(wall)
         engine_s.append(spent)
+        cpu_s.append(cpu)
         rounds_.append(floor_round())
     return {
         "warm_s": warm,
         "warm_engine_s": engine_s,
+        "warm_cpu_s": cpu_s,
         "storage_requests": dict(counts),
         "table_requests": len(storage),
         "storage_requests_total": len(storage),
@@ -431,6 +438,12 @@ def table(results: dict[str, Any]) -> str:
         f"run, its outcome, its card status; per run) | {results['unchanged_run_row_writes']:g} "
         "| - | |"
     )
+    medians = results["details"]["medians_ms"]
+    lines.append(
+        "| `io_overhead_ratio` CPU | those warm updates: our process's CPU (all threads) / their "
+        f"wall, median ms | {medians['warm_cpu_beside_floor']:g} / "
+        f"{medians['warm_update_beside_floor']:g} | - | |"
+    )
     low, high = results["details"]["io_overhead_ratio_interval"]
     lines.append(
         f"| `io_overhead_ratio` 90% interval | resampling its {results['details']['io_overhead_pairs']}"
@@ -547,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                     "network_floor": round(med(flo["floor_s"]) * 1000, 1),
                     "warm_update_beside_floor": round(paired_wall * 1000, 1),
                     "warm_engine_beside_floor": round(paired_engine * 1000, 1),
+                    # our process's CPU (all threads) in those updates, since 2026-12-07 07:45
+                    "warm_cpu_beside_floor": round(med(flo["warm_cpu_s"]) * 1000, 1),
                     "network_floor_reads": round(med(flo["floor_reads_s"]) * 1000, 1),
                     "floor_storage_replay": round(med(flo["storage_replay_s"]) * 1000, 1),
                     "floor_storage_reads": round(med(flo["storage_reads_s"]) * 1000, 1),
