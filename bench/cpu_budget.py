@@ -61,6 +61,7 @@ LISTED: tuple[tuple[str, str, str], ...] = (
     ),
     ("sync.adapters.powerapps", "PowerAppsTarget._validate", "connector: validation POST"),
     ("sync.adapters.powerapps", "PowerAppsTarget.write", "connector: PATCH"),
+    ("sync.adapters.stored_definitions", "expect_soon", "connector: read-back preparation"),
     ("sync.adapters.ledger_tables", "TableLedger.start_run", "ledger: run row insert"),
     ("sync.adapters.ledger_tables", "TableLedger.state", "ledger: state reads (2)"),
     ("sync.adapters.ledger_tables", "TableLedger.acquire_lease", "ledger: lease"),
