@@ -1,4 +1,4 @@
-"""Where a warm update's CPU goes (issue 8): ``python bench/cpu_budget.py [--updates N]``.
+"""Where a warm update's CPU goes (issue 8): ``python bench/cpu_budget.py [--updates N] [--fanout]``.
 
 ``io_overhead_ratio`` compares a warm update's wall time, less its engine time, with the same
 requests sent one after another by a bare httpx client. The servers' share of both is the same;
@@ -13,8 +13,11 @@ connector read, the early ledger record and the run row run on workers). CPU out
 listed function (glue, thread hand-overs, garbage collection) is "unlisted". Only the updates
 to the case's "after" definition are counted, as in ``bench/run.py``.
 
+``--fanout`` does the same for one event fanned out to 20 targets through the queue
+(``bench/run.py``'s fan-out), where the queue's and the event marker's calls count too.
+
 Not part of the test suite; it changes nothing it measures except for the wrappers' own cost
-(~2 microseconds per wrapped call, a few hundred calls per update).
+(~2 microseconds per wrapped call, ~30 calls per warm update).
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ LISTED: tuple[tuple[str, str, str], ...] = (
     ("sync.adapters.ledger_tables", "TableLedger.mark_notified", "ledger: run row card status"),
     ("sync.runs", "notify", "card"),
     ("sync.adapters.urlguard", "UrlGuard.check", "outbound URL checks"),
+    # the queue path (``--fanout``): the planner's sends, the worker's receives and deletes
+    ("sync.adapters.queue_storage", "StorageWorkQueue.send", "queue: send"),
+    ("sync.adapters.queue_storage", "StorageWorkQueue.receive", "queue: receive"),
+    ("sync.adapters.queue_storage", "StorageWorkQueue.delete", "queue: delete"),
+    ("sync.adapters.ledger_tables", "TableLedger.seen_event", "ledger: event marker"),
 )
 
 
@@ -130,20 +138,26 @@ class Budget:
             return Counter(self.spent)
 
 
-def measure(updates: int) -> dict[str, Any]:
+def measure(updates: int, *, fanout: bool = False) -> dict[str, Any]:
+    """``updates`` warm updates (or, with ``fanout``, fan-outs of one event to 20 targets, as
+    ``bench/run.py`` times them), each to the case's "after" definition."""
     stack = stack_mod.start()
     budget = Budget()
     try:
         svc = tools.in_process_service(stack)
         for _ in range(6):  # warm: connections open, imports done, the collector settled
             bench_run.warm_update(stack, svc)
+        if fanout:
+            for _ in range(2):  # the 20 targets' adapters and connections, as the bench does
+                bench_run.fan_out_once(stack, svc)
         budget.install()
         walls, cpus, engines, per_update = [], [], [], Counter()
         for _ in range(updates):
-            if stack.next_flip("warm") != "after":
-                bench_run.warm_update(stack, svc)
+            name = "fan" if fanout else "warm"
+            if stack.next_flip(name) != "after":  # back to "before", not counted
+                run_once(stack, svc, fanout)
             before = budget.snapshot()
-            wall, engine_s, cpu = bench_run.warm_update(stack, svc)
+            wall, engine_s, cpu = run_once(stack, svc, fanout)
             cpus.append(cpu)
             walls.append(wall)
             engines.append(engine_s)
@@ -153,6 +167,7 @@ def measure(updates: int) -> dict[str, Any]:
         stack.stop()
     return {
         "case": stack.case.name,
+        "what": "fan-outs of one event to 20 targets" if fanout else "warm updates",
         "updates": updates,
         "wall_ms": statistics.median(walls) * 1000,
         "engine_on_item_thread_ms": statistics.median(engines) * 1000,
@@ -162,16 +177,31 @@ def measure(updates: int) -> dict[str, Any]:
     }
 
 
+def run_once(stack: stack_mod.Stack, svc: Any, fanout: bool) -> tuple[float, float, float]:
+    """(wall, engine on the item's thread, process CPU) seconds; a fan-out's engine time is in
+    its parts, not measured apart (0)."""
+    if fanout:
+        wall, cpu = bench_run.fan_out_once(stack, svc)
+        return wall, 0.0, cpu
+    return bench_run.warm_update(stack, svc)
+
+
 def report(result: dict[str, Any]) -> str:
     listed = sum(result["categories_ms"].values())
     unlisted = result["process_cpu_mean_ms"] - listed
     lines = [
-        f"{result['updates']} warm updates of {result['case']} (the 'after' definition), medians:",
-        f"  wall {result['wall_ms']:.1f} ms, engine on the item's thread "
-        f"{result['engine_on_item_thread_ms']:.1f} ms, process CPU {result['process_cpu_ms']:.1f}"
-        f" ms (all threads; mean {result['process_cpu_mean_ms']:.1f})",
+        f"{result['updates']} {result['what']} of {result['case']} (the 'after' definition), "
+        "medians:",
+        f"  wall {result['wall_ms']:.1f} ms, "
+        + (
+            ""
+            if result["what"] != "warm updates"
+            else f"engine on the item's thread {result['engine_on_item_thread_ms']:.1f} ms, "
+        )
+        + f"process CPU {result['process_cpu_ms']:.1f} ms (all threads; mean "
+        f"{result['process_cpu_mean_ms']:.1f})",
         "",
-        "| part of the update | thread CPU per update (ms, mean) |",
+        "| part | thread CPU per run (ms, mean) |",
         "|---|---:|",
     ]
     for category, ms in result["categories_ms"].items():
@@ -182,11 +212,14 @@ def report(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--updates", type=int, default=40, help="measured updates (default 40)")
+    parser.add_argument("--updates", type=int, default=40, help="measured runs (default 40)")
+    parser.add_argument(
+        "--fanout", action="store_true", help="fan-outs of one event to 20 targets instead"
+    )
     args = parser.parse_args(argv)
     if args.updates < 1:
         parser.error("--updates must be at least 1")
-    print(report(measure(args.updates)))
+    print(report(measure(args.updates, fanout=args.fanout)))
     return 0
 
 

@@ -289,9 +289,10 @@ def test_tight_limits_show_fewer_targets_then_counts_only() -> None:
         assert any(f"and {200 - len(shown)} more targets" in t for t in texts(card))
 
 
-def _most_detailed_that_fits(run: RunSummary, max_bytes: int) -> dict[str, Any]:
+def _most_detailed_that_fits(run: RunSummary, max_bytes: int) -> tuple[dict[str, Any], int, int]:
     """The card ``build_card`` promises, found the slow way: every candidate built afresh (no
-    block shared between cards) and the targets counted down one by one (no bisection)."""
+    block shared between cards) and the targets counted down one by one (no bisection). Also
+    returns the step it ended at and how many targets it details."""
     from sync.notify import cards
 
     cap = min(len(run.outcomes), cards.MAX_DETAILED_TARGETS)
@@ -305,26 +306,63 @@ def _most_detailed_that_fits(run: RunSummary, max_bytes: int) -> dict[str, Any]:
     for step, (items, text) in enumerate(cards._STEPS):
         last = step == len(cards._STEPS) - 1
         if fits(full := card(items, cap, text)):
-            return full
+            return full, step, cap
         low = 0 if last else min(cap, cards.MIN_DETAILED_TARGETS)
         if not last and not fits(card(items, low, text)):
             continue
-        return next(
-            (c for n in range(cap - 1, low, -1) if fits(c := card(items, n, text))),
-            card(items, low, text),
-        )
+        for n in range(cap - 1, low, -1):
+            if fits(found := card(items, n, text)):
+                return found, step, n
+        return card(items, low, text), step, low
     raise AssertionError("the last step returns")
 
 
-@pytest.mark.parametrize("max_bytes", [MAX_MESSAGE_BYTES, 14_000, 9_000, 5_000, 2_500])
-@pytest.mark.parametrize("size", [(20, 30), (60, 12), (7, 300)])
+# (targets, operations) of runs.huge_run and a byte limit: together they end the search at every
+# step, with every target detailed and with fewer (see the test after the next)
+TRIMMED = [
+    ((2, 3), 12_000),
+    ((1, 5), MAX_MESSAGE_BYTES),  # not trimmed at all
+    ((6, 3), 28_500),
+    ((2, 3), 9_000),
+    ((6, 3), 21_000),
+    ((2, 8), 9_000),
+    ((6, 3), 18_000),
+    ((2, 3), 7_500),
+    ((6, 3), 16_500),
+    ((2, 3), 4_500),
+    ((6, 3), 9_000),
+    ((2, 3), 3_000),
+    ((3, 30), MAX_MESSAGE_BYTES),
+    ((20, 30), MAX_MESSAGE_BYTES),
+    ((20, 30), 14_000),
+    ((60, 12), 9_000),
+    ((7, 300), 5_000),
+    ((20, 30), 2_500),
+]
+
+
+@pytest.mark.parametrize(("size", "max_bytes"), TRIMMED)
 def test_a_trimmed_card_is_the_most_detailed_one_that_fits(size, max_bytes) -> None:
-    # the search shares target blocks between the cards it tries: what it returns must still be
-    # the card the slow way builds, for runs trimmed at every step (and one never trimmed)
+    # the search shares target blocks between the cards it tries within a step: what it returns
+    # must still be the card the slow way builds
     run = runs.huge_run(*size)
     card = build_card(run, maker_portal=runs.PORTAL, max_bytes=max_bytes)
-    assert card == _most_detailed_that_fits(run, max_bytes)
-    assert json.dumps(card) == json.dumps(_most_detailed_that_fits(run, max_bytes))
+    expected, _, _ = _most_detailed_that_fits(run, max_bytes)
+    assert card == expected
+    assert json.dumps(card) == json.dumps(expected)
+
+
+def test_the_trimmed_cases_end_at_every_step() -> None:
+    from sync.notify import cards
+
+    ends = set()
+    for size, max_bytes in TRIMMED:
+        run = runs.huge_run(*size)
+        _, step, shown = _most_detailed_that_fits(run, max_bytes)
+        ends.add((step, shown == min(len(run.outcomes), cards.MAX_DETAILED_TARGETS)))
+    steps = range(len(cards._STEPS))
+    every = {(step, True) for step in steps[:-1]} | {(step, False) for step in steps}
+    assert ends >= every, sorted(every - ends)
 
 
 def test_long_operation_lists_end_with_and_n_more() -> None:
