@@ -173,12 +173,25 @@ class Stack:
 
 
 def start(case_name: str | None = None) -> Stack:
+    """Every server, the map and the seeded connectors; a server that fails to start stops the
+    ones started before it (an Azurite left behind would hold its ports for the next run)."""
     case = Case.load(case_name or largest_connector())
-    azurite = start_azurite()
-    sim, server = start_remote()  # their own process: remote services in production
-    identity = start_local_identity()
-    root = Path(tempfile.mkdtemp(prefix="connector-sync-bench-"))
-    stack = Stack(azurite, server, sim, identity, root, case)
-    stack.write_map()
-    stack.seed()
+    started: list[Any] = []
+    try:
+        azurite = start_azurite()
+        started.append(azurite.stop)
+        sim, server = start_remote()  # their own process: remote services in production
+        started.append(sim.stop)
+        identity = start_local_identity()
+        started.append(identity.stop)
+        root = Path(tempfile.mkdtemp(prefix="connector-sync-bench-"))
+        started.append(lambda: shutil.rmtree(root, ignore_errors=True))
+        stack = Stack(azurite, server, sim, identity, root, case)
+        stack.write_map()
+        stack.seed()
+    except BaseException:
+        for stop in reversed(started):
+            with contextlib.suppress(Exception):  # best effort: the next one still stops
+                stop()
+        raise
     return stack
