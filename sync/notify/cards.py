@@ -251,7 +251,7 @@ def _card(
     run: RunSummary,
     detail: _Detail,
     maker_portal: str | None,
-    blocks: dict[tuple[int, int, int], dict[str, Any]] | None = None,
+    blocks: dict[tuple[int, int, int], dict[str, Any]],
 ) -> dict[str, Any]:
     """The card at ``detail``; ``blocks`` keeps the target blocks made for earlier cards of the
     same run (by outcome, items and text), which this card then shares."""
@@ -271,9 +271,6 @@ def _card(
     ]
     outcomes = sorted(run.outcomes, key=lambda o: (_SEVERITY.get(o.result, 0), o.target))
     for outcome in outcomes[: detail.targets]:
-        if blocks is None:
-            body.append(_target_block(outcome, detail))
-            continue
         key = (id(outcome), detail.items, detail.text)  # the run holds its outcomes meanwhile
         block = blocks.get(key)
         if block is None:

@@ -298,7 +298,7 @@ def _most_detailed_that_fits(run: RunSummary, max_bytes: int) -> tuple[dict[str,
     cap = min(len(run.outcomes), cards.MAX_DETAILED_TARGETS)
 
     def card(items: int, targets: int, text: int) -> dict[str, Any]:
-        return cards._card(run, cards._Detail(items, targets, text), runs.PORTAL)
+        return cards._card(run, cards._Detail(items, targets, text), runs.PORTAL, {})
 
     def fits(candidate: dict[str, Any]) -> bool:
         return len(encode_message(cards._envelope(candidate))) <= max_bytes
