@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from sync import drift, write_progress
+from sync import decode_turn, drift, write_progress
 from sync.background import in_background, settle
 from sync.config import ApiConfig, SyncMap, TargetConfig
+from sync.decode_turn import Turn
 from sync.errors import (
     BlockedError,
     PermanentError,
@@ -452,7 +453,25 @@ class Pipeline:
             return TargetOutcome(
                 **base, result="unchanged", message=stale, version=state.version or None
             )
-        early = self._precheck(item, api, tcfg, target, state, base)
+        # The item holds its decoding turn until it waits on the network (sync.decode_turn).
+        with decode_turn.held() as turn:
+            return self._checked_and_leased(item, api, tcfg, target, state, base, turn)
+
+    def _checked_and_leased(
+        self,
+        item: WorkItem,
+        api: ApiConfig,
+        tcfg: TargetConfig,
+        target: Target,
+        state: TargetState,
+        base: dict[str, Any],
+        turn: Turn,
+    ) -> TargetOutcome:
+        """The lease-free pre-check, then the lease and the stages under it. ``turn`` is given
+        up before this thread first waits on the network or on the connector read."""
+        request = item.request
+        ledger = self.ports.ledger
+        early = self._precheck(item, api, tcfg, target, state, base, turn)
         if isinstance(early, TargetOutcome):  # unchanged: not even the lease was written
             return early
         reading = early.reading  # started by the pre-check as soon as new content arrived
@@ -470,6 +489,7 @@ class Pipeline:
             # One owner per attempt, not per process: the host runs queue invocations in threads
             # of one process, and a process-wide owner would let two of them take the same lease.
             owner = f"{self.owner}:{os.urandom(4).hex()}"
+            turn.give_up()  # the read decodes its answer while this thread waits for storage
             lease = ledger.acquire_lease(item.api, item.target, owner, self.lease_seconds)
             try:
                 fresh = ledger.state(item.api, item.target)  # fresh, under the lease
@@ -488,6 +508,7 @@ class Pipeline:
                 ledger.release_lease(lease)
         finally:
             if reading is not None:  # no read outlives its item (the target object is shared)
+                turn.give_up()
                 concurrent.futures.wait([reading])
 
     @staticmethod
@@ -519,9 +540,11 @@ class Pipeline:
         target: Target,
         state: TargetState,
         base: dict[str, Any],
+        turn: Turn,
     ) -> TargetOutcome | Early:
         """Before the lease: a 304, or the same upstream content on a connector that still holds
-        what we applied, ends here with nothing written (no lease row, no state row)."""
+        what we applied, ends here with nothing written (no lease row, no state row). ``turn`` is
+        given up before this thread waits for the connector read."""
         if item.request.rollback_to is not None:
             return Early()
         started: list[Future[CurrentConnector]] = []
@@ -535,12 +558,14 @@ class Pipeline:
         try:
             fetched = self._fetch(item, api, tcfg, state, base, on_content=read_now)
         except BaseException:
+            turn.give_up()
             concurrent.futures.wait(started)  # no read outlives its item
             raise
         if isinstance(fetched, TargetOutcome):  # a 304: no content came, so no read started
             return fetched
         reading = started[0] if started else None
         if fetched.not_modified is not None:  # a drift run: only the connector may have moved
+            turn.give_up()
             current = target.read()
             ours = current.definition
             if not drift.detected(state, _definition_sha(current)):
@@ -555,6 +580,7 @@ class Pipeline:
         assert prepared is not None
         if prepared.upstream_sha != state.upstream_sha256 or state.pending:
             return Early(prepared=prepared, reading=reading)
+        turn.give_up()
         current = reading.result() if reading is not None else target.read()
         ours = current.definition
         if ours is not None and _definition_sha(current) == state.applied_sha256:

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunparse
 
 import httpx
 
-from sync import write_progress
+from sync import decode_turn, write_progress
 from sync.adapters import stored_definitions
 from sync.adapters.http import as_transient, json_or_none, with_retries
 from sync.adapters.pp_errors import raise_for_status
@@ -396,6 +396,7 @@ class PowerAppsTarget(MarkedConnectorTarget):
             if adopted is None:
                 return None
             return self._get_registration(adopted)
+        decode_turn.wait_for_turn()  # 512 KB of JSON: decoded once the item's thread waits
         body = json_or_none(response)
         if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
             raise TargetError(

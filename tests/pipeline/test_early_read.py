@@ -22,8 +22,21 @@ API = "contoso-invoicing"
 class ReadWrapper:
     """A folder target whose read is slow or fails; everything else is the real target."""
 
-    def __init__(self, inner: Any, *, delay: float = 0.0, error: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        *,
+        delay: float = 0.0,
+        error: str | None = None,
+        turn_limit: float | None = None,
+    ) -> None:
         self._inner, self._delay, self._error = inner, delay, error
+        self._turn_limit = (
+            turn_limit  # wait for the item's decoding turn, as the PowerApps read does
+        )
+        self.turns: list[
+            bool
+        ] = []  # what each wait for the turn returned (False: the limit ran out)
         self.reads: list[str] = []
         self.contexts: list[dict[str, Any]] = []
         self.started = threading.Event()
@@ -36,6 +49,10 @@ class ReadWrapper:
         self.contexts.append(current_context())
         self.started.set()
         time.sleep(self._delay)
+        if self._turn_limit is not None:
+            from sync import decode_turn
+
+            self.turns.append(decode_turn.wait_for_turn(self._turn_limit))
         if self._error:
             raise TargetError(self._error, where="test")
         result = self._inner.read()
@@ -261,3 +278,73 @@ paths:
       operationId: listThings
       responses: {'200': {description: ok}}
 """
+
+
+# --- the read decodes its answer once the item's thread waits (sync.decode_turn) ------------------
+
+
+def test_the_read_waits_for_the_items_turn_until_the_spec_is_prepared(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sync.pipeline as pipeline
+
+    svc, wrappers = wrapped(stack, turn_limit=5)
+    real = pipeline.prepare_upstream
+    order: list[str] = []
+
+    def prepare(*args: Any, **kwargs: Any) -> Any:
+        assert wrappers["dev"].started.wait(5)  # the read has begun and reached the turn
+        time.sleep(0.05)  # room for it to go on, were the turn not held
+        order.append("prepare ends" if not wrappers["dev"].turns else "read went on first")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare_upstream", prepare)
+    outcome = execute(item_for(svc, "dev", "evt-turn"), svc.pipeline, svc.ports)
+    assert outcome.result == "updated", outcome.message
+    assert order == ["prepare ends"]
+    assert wrappers["dev"].turns == [True]  # given up before the item waited for the read
+
+
+def _broken_spec(stack: Stack) -> None:
+    stack.server.set_spec(
+        "/openapi.yaml", b"swagger: '2.0'\npaths: [unclosed\n", "application/yaml"
+    )
+
+
+def _invalid_spec(stack: Stack) -> None:
+    stack.server.set_spec("/openapi.yaml", DUPLICATE_IDS, "application/yaml")
+
+
+@pytest.mark.parametrize(
+    "ending", ["updated", "broken spec", "invalid spec", "lease taken", "same content"]
+)
+def test_every_ending_gives_the_turn_up_before_waiting_for_the_read(
+    stack: Stack, ending: str
+) -> None:
+    """A wait for the read while the turn is held would meet the read's wait for the turn; the
+    read's limit (1 s here) would end it and return False."""
+    svc, wrappers = wrapped(stack, turn_limit=1.0)
+    if ending == "broken spec":
+        _broken_spec(stack)
+    elif ending == "invalid spec":
+        _invalid_spec(stack)
+    elif ending == "same content":
+        first = execute(item_for(svc, "dev", "evt-ending-1"), svc.pipeline, svc.ports)
+        assert first.result == "updated", first.message
+        body = stack.server.state.specs["/openapi.yaml"].body
+        stack.server.set_spec("/openapi.yaml", body, "application/yaml", etag='"moved"')
+    held = None
+    if ending == "lease taken":
+        held = svc.ports.ledger.acquire_lease(API, "dev", "another-worker", 60)
+    try:
+        try:
+            outcome = execute(item_for(svc, "dev", "evt-ending"), svc.pipeline, svc.ports)
+        except LeaseTakenError:
+            assert ending == "lease taken"
+        else:
+            expected = {"updated": "updated", "same content": "unchanged"}.get(ending, "failed")
+            assert outcome.result == expected, outcome.message
+    finally:
+        if held is not None:
+            svc.ports.ledger.release_lease(held)
+    assert wrappers["dev"].turns and all(wrappers["dev"].turns), wrappers["dev"].turns
