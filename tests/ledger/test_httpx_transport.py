@@ -131,6 +131,19 @@ class ScriptedServer:
                 rest = _dechunk(rest)
             while len(rest) < length:
                 rest += conn.recv(65536)
+            if path == "/headers":  # the request's header names and values, one per line
+                lines = sorted(
+                    line.partition(b":")[0].strip().lower()
+                    + b": "
+                    + line.partition(b":")[2].strip()
+                    for line in head.split(b"\r\n")[1:]
+                )
+                answer = b"\n".join(lines)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nSet-Cookie: affinity=abc; Path=/\r\nConnection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer)
+                )
+                return
             if path == "/echo":
                 answer = b"%d:%s" % (len(rest), rest[:20])
                 conn.sendall(
@@ -276,7 +289,7 @@ def test_streamed_answers_dropped_unread_never_exhaust_the_pool(server: Scripted
     gc.collect()
     ok = transport.send(HttpRequest("GET", server.url("/ok")))
     assert ok.status_code == 200
-    pool = transport._client("http")._transport._pool
+    pool = transport._client("http")._pool
     assert len(pool.connections) <= 20  # the dropped ones were closed, not kept busy
     transport.close()
 
@@ -292,8 +305,8 @@ def test_a_client_certificate_stays_with_its_own_client() -> None:
     try:
         with_cert = ours(connection_cert=pem.name)
         plain = ours()
-        mine = with_cert._client("https")._transport._pool._ssl_context
-        shared = plain._client("https")._transport._pool._ssl_context
+        mine = with_cert._client("https")._pool._ssl_context
+        shared = plain._client("https")._pool._ssl_context
         assert mine is not shared
         assert shared is httpx_transport.tls_context(True)
     finally:
@@ -602,3 +615,25 @@ def test_a_multipart_answers_policies_run_as_azure_core_runs_them(
     yours = _parts_through(theirs, server.url(""), policy())
     assert mine == yours
     assert mine[0] != [] and mine[1] == ([] if policy is _Async else ['W/"e0"', 'W/"e1"', 'W/"e2"'])
+
+
+def test_the_headers_a_client_adds_go_with_every_request_and_the_requests_own_win(
+    server: ScriptedServer,
+) -> None:
+    """The transport sends without an httpx client: it adds what one would (``DEFAULT_HEADERS``),
+    the request's own headers replace them, and no cookie an answer set comes back (no jar:
+    the Storage and Key Vault APIs use none)."""
+    from azure.core.pipeline import Pipeline
+    from azure.core.rest import HttpRequest
+
+    with Pipeline(transport=ours(), policies=[]) as pipeline:
+        seen = []
+        for _ in range(2):
+            request = HttpRequest("GET", server.url("/headers"), headers={"User-Agent": "sdk/1"})
+            seen.append(pipeline.run(request).http_response.body().decode().split("\n"))
+    host = f"host: 127.0.0.1:{server.port}"
+    expected = sorted(
+        ["accept: */*", "accept-encoding: gzip, deflate", "connection: keep-alive", host,
+         "user-agent: sdk/1"]
+    )  # fmt: skip
+    assert seen == [expected, expected]  # the second request carries no cookie either
