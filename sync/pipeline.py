@@ -484,7 +484,8 @@ class Pipeline:
                 # competed with this thread's own requests (A/B on 2 cores: ~1.5 ms more wall).
                 if hook := getattr(target, "prevalidate", None):
                     hook(upstream.upstream)
-                if reading is not None and not reading.done():
+                if reading is not None and not reading.done():  # on its way, or its answer
+                    # waits for this item's turn (sync.decode_turn): either way, validate now
                     self._validate_while_reading(api, target, upstream)
             # One owner per attempt, not per process: the host runs queue invocations in threads
             # of one process, and a process-wide owner would let two of them take the same lease.
@@ -515,7 +516,8 @@ class Pipeline:
     def _validate_while_reading(api: ApiConfig, target: Target, upstream: Prepared) -> None:
         """The new upstream's local validation, run while the connector read is still on its
         way (a round trip to the platform: hundreds of ms in Azure, and this thread had nothing
-        to do but wait). The stages validate this very document, under the same key, whenever
+        to do but wait) or, where the answer came sooner, while it waits to be decoded until
+        this item gives up its turn at the lease (``sync.decode_turn``). The stages validate this very document, under the same key, whenever
         the connector holds the last upstream (no portal edit: the usual case) or is new, and
         then find the report done; after a portal edit they validate the merge instead and this
         was CPU spent in a wait. Only the report is kept: an error is raised by the stages, in

@@ -297,6 +297,7 @@ def _make_transport(response_base: type) -> type:
                 raise ValueError("multipart form uploads are not supported by this transport")
             _close_dropped()
             headers, content, form = _body_of(request)
+            built: httpx.Request | None = None
             try:
                 # the scheme without a second parse of the URL (httpx's parser is ~0.1 ms)
                 https = request.url[:6].lower() == "https:"
@@ -320,6 +321,8 @@ def _make_transport(response_base: type) -> type:
                         internal.close()
                         raise
             except httpx.HTTPError as exc:
+                if built is not None and isinstance(exc, httpx.RequestError):
+                    exc.request = built  # as a client's send does (its ``request_context``)
                 raise request_error(exc) from exc
             except h11.LocalProtocolError as exc:
                 # a body that disagrees with its declared length, found while streaming it:

@@ -327,6 +327,26 @@ def test_a_refused_connection_is_the_same_request_error() -> None:
     assert mine == outcome(theirs, url) == "ServiceRequestError"
 
 
+def test_an_error_names_the_request_it_met_as_a_clients_would() -> None:
+    from azure.core.exceptions import ServiceRequestError
+    from azure.core.pipeline import Pipeline
+    from azure.core.rest import HttpRequest
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/ok"  # bound, not listening
+    import httpx
+
+    with (
+        Pipeline(transport=ours(), policies=[]) as pipeline,
+        pytest.raises(ServiceRequestError) as raised,
+    ):
+        pipeline.run(HttpRequest("GET", url))
+    inner = raised.value.inner_exception
+    assert isinstance(inner, httpx.ConnectError)
+    assert str(inner.request.url) == url  # httpx raises if it was never set
+
+
 def test_gzip_is_decoded_when_asked(server: ScriptedServer) -> None:
     from azure.core.pipeline import Pipeline
     from azure.core.rest import HttpRequest
