@@ -84,6 +84,30 @@ LISTED: tuple[tuple[str, str, str], ...] = (
 )
 
 
+Saved = list[tuple[Any, str, Any]]  # (owner, attribute, original function)
+
+
+def wrap_listed(make: Callable[[str, str, Callable[..., Any]], Callable[..., Any]]) -> Saved:
+    """Replace each function ``LISTED`` names with ``make(category, name, original)``; returns
+    what ``unwrap`` puts back. Shared by this tool and ``bench/timeline.py``."""
+    saved: Saved = []
+    for module_name, path, category in LISTED:
+        owner: Any = importlib.import_module(module_name)
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        original = getattr(owner, name)  # AttributeError: LISTED names a part that is gone
+        saved.append((owner, name, original))
+        setattr(owner, name, make(category, name, original))
+    return saved
+
+
+def unwrap(saved: Saved) -> None:
+    for owner, name, original in reversed(saved):
+        setattr(owner, name, original)
+    saved.clear()
+
+
 class Budget:
     """Exclusive thread CPU per category, on every thread (see the module docstring)."""
 
@@ -91,7 +115,7 @@ class Budget:
         self.spent: Counter[str] = Counter()
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._saved: list[tuple[Any, str, Any]] = []
+        self._saved: Saved = []
 
     def _charge(self, category: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         local = self._local
@@ -119,19 +143,10 @@ class Budget:
             self.spent[category] += seconds
 
     def install(self) -> None:
-        for module_name, path, category in LISTED:
-            owner: Any = importlib.import_module(module_name)
-            *parents, name = path.split(".")
-            for parent in parents:
-                owner = getattr(owner, parent)
-            original = getattr(owner, name)  # AttributeError: LISTED names a part that is gone
-            self._saved.append((owner, name, original))
-            setattr(owner, name, self._charge(category, original))
+        self._saved = wrap_listed(lambda category, _, original: self._charge(category, original))
 
     def remove(self) -> None:
-        for owner, name, original in reversed(self._saved):
-            setattr(owner, name, original)
-        self._saved.clear()
+        unwrap(self._saved)
 
     def snapshot(self) -> Counter[str]:
         with self._lock:

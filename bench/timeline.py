@@ -12,7 +12,6 @@ case's "after" definition are counted, as in ``bench/run.py``. Not part of the t
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import sys
 import threading
@@ -29,7 +28,7 @@ if str(ROOT) not in sys.path:
 from bench import run as bench_run  # noqa: E402
 from bench import stack as stack_mod  # noqa: E402
 from bench import tools  # noqa: E402
-from bench.cpu_budget import LISTED  # noqa: E402
+from bench.cpu_budget import Saved, unwrap, wrap_listed  # noqa: E402
 
 Call = tuple[str, str, float, float, float]  # name, thread, start, end (s), thread CPU (s)
 
@@ -39,7 +38,7 @@ class Recorder:
         self.calls: list[Call] = []
         self.started = 0.0
         self._lock = threading.Lock()
-        self._saved: list[tuple[Any, str, Any]] = []
+        self._saved: Saved = []
 
     def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -60,19 +59,10 @@ class Recorder:
         return wrapper
 
     def install(self) -> None:
-        for module_name, path, _ in LISTED:
-            owner: Any = importlib.import_module(module_name)
-            *parents, name = path.split(".")
-            for parent in parents:
-                owner = getattr(owner, parent)
-            original = getattr(owner, name)
-            self._saved.append((owner, name, original))
-            setattr(owner, name, self._wrap(name, original))
+        self._saved = wrap_listed(lambda _, name, original: self._wrap(name, original))
 
     def remove(self) -> None:
-        for owner, name, original in reversed(self._saved):
-            setattr(owner, name, original)
-        self._saved.clear()
+        unwrap(self._saved)
 
     def take(self) -> list[Call]:
         with self._lock:

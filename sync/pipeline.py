@@ -517,11 +517,12 @@ class Pipeline:
         """The new upstream's local validation, run while the connector read is still on its
         way (a round trip to the platform: hundreds of ms in Azure, and this thread had nothing
         to do but wait) or, where the answer came sooner, while it waits to be decoded until
-        this item gives up its turn at the lease (``sync.decode_turn``). The stages validate this very document, under the same key, whenever
-        the connector holds the last upstream (no portal edit: the usual case) or is new, and
-        then find the report done; after a portal edit they validate the merge instead and this
-        was CPU spent in a wait. Only the report is kept: an error is raised by the stages, in
-        their place, as before. A rollback's or a recorded document is not the upstream."""
+        this item gives up its turn at the lease (``sync.decode_turn``). The stages validate
+        this very document, under the same key, whenever the connector holds the last upstream
+        (no portal edit: the usual case) or is new, and then find the report done; after a
+        portal edit they validate the merge instead and this was CPU spent in a wait. Only the
+        report is kept: an error is raised by the stages, in their place, as before. A
+        rollback's or a recorded document is not the upstream."""
         if upstream.desired is not None:
             return
         try:
@@ -567,8 +568,7 @@ class Pipeline:
             return fetched
         reading = started[0] if started else None
         if fetched.not_modified is not None:  # a drift run: only the connector may have moved
-            turn.give_up()
-            current = target.read()
+            current = target.read()  # on this thread, which never waits for its own turn
             ours = current.definition
             if not drift.detected(state, _definition_sha(current)):
                 return TargetOutcome(

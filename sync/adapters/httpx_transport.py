@@ -221,10 +221,9 @@ def _make_transport(response_base: type) -> type:
         transport API), not through an ``httpx.Client``: azure-core's policies already do what
         a client adds (redirects, authentication, retries), and the client's own bookkeeping
         per request (a cookie jar fed through ``urllib.request``, its auth and redirect
-        generators, its log call) cost ~0.15 ms of CPU
-        per storage call standalone and 2.6-3.6 ms of wall per warm update on two busy cores
-        (in-process A/B, 80 alternated pairs, twice; docs/benchmarks.md, 2026-12-07 after
-        12:45). The headers a client would add (``DEFAULT_HEADERS``) are added here."""
+        generators, its log call) cost ~0.15 ms of CPU per storage call standalone and 2.6-3.6
+        ms of wall per warm update on two busy cores (in-process A/B, 80 alternated pairs,
+        twice; docs/benchmarks.md, 2026-12-07 after 12:45). The headers a client would add (``DEFAULT_HEADERS``) are added here."""
 
         def __init__(
             self,
