@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy  # the files and options are in pyproject.toml
 exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -337,7 +337,7 @@ def install() -> None:
                 record.args = ()
                 if record.exc_info:
                     # folded into the JSON, so a formatter does not append a traceback after it
-                    record._sync_exc_info = record.exc_info  # type: ignore[attr-defined]
+                    record._sync_exc_info = record.exc_info
                     record.exc_info = None
                     record.exc_text = None
             return record

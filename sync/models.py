@@ -98,7 +98,7 @@ class WorkItem:
     lease_requeues: int = 0  # times sent again to wait out a lease (``runs.wait_out_lease``)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "runId": self.run_id,
             "api": self.api,
             "target": self.target,

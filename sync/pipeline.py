@@ -43,6 +43,7 @@ from sync.models import (
     CurrentConnector,
     FetchedSpec,
     Hold,
+    Result,
     TargetOutcome,
     TargetState,
     VersionRecord,
@@ -339,7 +340,7 @@ class Pipeline:
             if exc.transient:
                 raise
             tracking_id = getattr(exc, "tracking_id", None)  # Power Platform's request id
-            result = "blocked" if isinstance(exc, BlockedError) else "failed"
+            result: Result = "blocked" if isinstance(exc, BlockedError) else "failed"
             outcome = TargetOutcome(**base, result=result, message=str(exc))
             if in_map and not item.request.dry_run:  # no state row for a target the map lost
                 self._remember(item, outcome)
@@ -632,8 +633,10 @@ class Pipeline:
             record = self._recorded(item, request.rollback_to, need="applied")
             # The desired definition IS the recorded applied one; its recorded upstream stays the
             # merge base for later syncs (the spec ETag is dropped, so the next fetch is full).
+            upstream = record.upstream or record.applied
+            assert upstream is not None  # need="applied": _recorded raised without it
             return Prepared(
-                upstream=record.upstream or record.applied,
+                upstream=upstream,
                 info_version=record.info_version,
                 source_url=f"ledger:v{request.rollback_to}",
                 desired=record.applied,
@@ -780,7 +783,10 @@ class Pipeline:
         if prepared is None:
             if not drifted:
                 return TargetOutcome(
-                    **base, result="unchanged", message=not_modified, version=state.version
+                    **base,
+                    result="unchanged",
+                    message=not_modified or "spec not modified",
+                    version=state.version,
                 )
             prepared = self._recorded_upstream(item, state)
         upstream_sha = prepared.upstream_sha
@@ -805,6 +811,7 @@ class Pipeline:
         if mode == "report":
             return self._report_drift(item, state, base, prepared, ours_sha, upstream_sha)
         set_stage("merge")
+        conflicts: list[str]
         if prepared.desired is not None:  # rollback: the recorded definition, not a merge
             merged, conflicts = prepared.desired, []
             merged_sha = upstream_sha if merged is prepared.upstream else sha256_hex(merged)
@@ -969,6 +976,7 @@ class Pipeline:
         """A drift run whose spec answered 304: upstream is what we recorded for the current
         version (the conditional GET proved it has not changed), so only the connector moved."""
         record = self._recorded(item, state.version, need="upstream")
+        assert record.upstream is not None  # need="upstream": _recorded raised without it
         return Prepared(
             upstream=record.upstream,
             info_version=state.spec_info_version or record.info_version,

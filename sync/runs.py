@@ -15,6 +15,7 @@ import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import partial
 
 from sync import drift
 from sync.background import in_background
@@ -141,7 +142,7 @@ def enqueue(items: list[WorkItem], queue: WorkQueue) -> None:
         for item in stream:
             queue.send(item)
 
-    others = [in_background(lambda s=s: send_all(s), name="enqueue") for s in streams[1:]]
+    others = [in_background(partial(send_all, s), name="enqueue") for s in streams[1:]]
     try:
         if streams:
             send_all(streams[0])

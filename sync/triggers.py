@@ -229,10 +229,10 @@ def _event_grid_delivery(req: ApiRequest, svc: Service, kind: str) -> ApiRespons
         return _webhook_off()
     if kind == "SubscriptionValidation":
         delivered = events.events_from_body(req.body)
-        answer = events.validation_response(delivered[0]) if delivered else None
-        if answer is None:
+        validation = events.validation_response(delivered[0]) if delivered else None
+        if validation is None:
             return error(400, "BadRequest", "no subscription validation event in the body")
-        return ApiResponse(200, answer)
+        return ApiResponse(200, validation)
     if mode == "key":
         caller = "eventgrid-webhook:key"  # admitted on the function key alone: no identity known
     elif mode == "entra":  # Event Grid's own token: its app role and its application id
@@ -306,7 +306,7 @@ def health_route(req: ApiRequest, svc_factory: Callable[[], Service] = service) 
     """GET /api/health (function key); see ``sync.health`` for what is probed and why."""
     from sync.health import health_response
 
-    return health_response(svc_factory)  # type: ignore[no-any-return]
+    return health_response(svc_factory)
 
 
 def get_run_route(req: ApiRequest, svc: Service) -> ApiResponse:

@@ -112,8 +112,9 @@ def _first_line(text: str, limit: int = 300) -> str:
 
 def _status_of(exc: Exception) -> int | None:
     status = getattr(exc, "status_code", None)
-    if status is None and getattr(exc, "response", None) is not None:
-        status = getattr(exc.response, "status_code", None)
+    response = getattr(exc, "response", None)
+    if status is None and response is not None:
+        status = getattr(response, "status_code", None)
     if isinstance(status, int):
         return status
     # MSAL-backed credentials raise without a response; the status is only in the text.

@@ -81,7 +81,9 @@ class FolderTarget:
             _atomic_write(self.path / DEFINITION, _dump(definition))
             if current.properties is None and not (self.path / PROPERTIES).exists():
                 # paconn needs the file; a minimal one, never overwritten later.
-                minimal = {"properties": {"connectionParameters": {}, "capabilities": []}}
+                minimal: dict[str, Any] = {
+                    "properties": {"connectionParameters": {}, "capabilities": []}
+                }
                 _atomic_write(self.path / PROPERTIES, _dump(minimal))
             if not (self.path / SETTINGS).exists():
                 settings = {"apiProperties": PROPERTIES, "apiDefinition": DEFINITION}

@@ -164,7 +164,7 @@ def _make_transport(response_base: type) -> type:
                 internal.close()
                 raise
 
-    class HttpxTransportResponse(response_base):  # type: ignore[misc, valid-type]
+    class HttpxTransportResponse(response_base):
         def __init__(
             self, *, request: Any, internal_response: httpx.Response, streamed: bool
         ) -> None:

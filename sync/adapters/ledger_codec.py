@@ -147,6 +147,7 @@ def unpack_pair(
         if upstream_len >= 0
         else None
     )
+    applied: dict[str, Any] | None
     if same:  # a second object: callers may keep one and change the other
         applied = _load(raw[:up_end], applied_sha256, what="applied definition", where=where)
     else:

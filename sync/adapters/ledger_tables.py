@@ -36,7 +36,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from sync.adapters import ledger_codec as codec
 from sync.adapters import run_outcomes
@@ -67,6 +68,8 @@ from sync.models import (
 from sync.pending_write import PendingWrite
 
 if TYPE_CHECKING:
+    from azure.data.tables import TableEntity
+
     from sync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,7 +94,23 @@ CAS_ATTEMPTS = 64  # optimistic-concurrency rounds on the run row (not an HTTP r
 NOTIFY_CLAIM_SECONDS = 90.0
 # Run-row properties RunSummary does not carry, kept when finish_item REPLACEs the row.
 _NOT_IN_SUMMARY = ("NotifiedAt", "NotifyClaim")
-_AGAIN = object()  # finish_item's next optimistic-concurrency round
+
+
+def _etag(entity: TableEntity) -> str:
+    """The ETag of a row as read; Table Storage sends one with every row."""
+    etag = entity.metadata.get("etag")
+    if not etag:
+        raise PermanentError("storage returned a row without its ETag", where="ledger")
+    return etag
+
+
+class _Again(Enum):
+    """finish_item's next optimistic-concurrency round (a sentinel a type checker narrows)."""
+
+    AGAIN = "again"
+
+
+_AGAIN = _Again.AGAIN
 
 _created: set[tuple[str, str, str]] = set()  # (kind, endpoint, name) made sure of in this process
 _created_lock = threading.Lock()
@@ -363,7 +382,7 @@ class TableLedger:
             match_condition=MatchConditions.IfNotModified,
         )
 
-    def _get(self, pk: str, rk: str, select: list[str] | None = None) -> dict[str, Any] | None:
+    def _get(self, pk: str, rk: str, select: list[str] | None = None) -> TableEntity | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -515,7 +534,7 @@ class TableLedger:
         return entity
 
     @staticmethod
-    def _state_from(entity: dict[str, Any]) -> TargetState:
+    def _state_from(entity: TableEntity) -> TargetState:
         values: dict[str, Any] = {}
         for f in fields(TargetState):
             if f.name == "etag":
@@ -550,7 +569,7 @@ class TableLedger:
                 log.warning("state row %s: %s", entity.get("PartitionKey"), _unreadable(exc))
         else:
             values.pop("pending_definitions", None)
-        return TargetState(**values, etag=entity.metadata["etag"])
+        return TargetState(**values, etag=_etag(entity))
 
     # --- leases -----------------------------------------------------------------------------------
 
@@ -587,7 +606,7 @@ class TableLedger:
                 retry_after=max((until - now).total_seconds(), 0.0),
             )
         try:
-            meta = self._replace_if_unchanged(entity, current.metadata["etag"])
+            meta = self._replace_if_unchanged(entity, _etag(current))
         except ResourceModifiedError:
             raise LeaseTakenError(
                 "another worker claimed the expired lease first", where=where
@@ -693,13 +712,15 @@ class TableLedger:
             }
             ops.append(("create", marker))
         releasing = (
-            lease is not None
+            lease
+            if lease is not None
             and not lease.released
             and (lease.api, lease.target) == (pk_api, pk_target)
+            else None
         )
-        if releasing:
+        if releasing is not None:
             release = {"PartitionKey": pk, "RowKey": LEASE_ROW}
-            condition = {"etag": lease.etag, "match_condition": MatchConditions.IfNotModified}
+            condition = {"etag": releasing.etag, "match_condition": MatchConditions.IfNotModified}
             ops.append(("delete", release, condition))
         hooked: dict[str, Any] = {} if hold is None else {"raw_request_hook": lambda _: hold()}
         try:
@@ -709,21 +730,23 @@ class TableLedger:
                 # the lease's own refusal: its index, or 0 where a service names none (the
                 # version row's create fails neither way with a 404 or 412 of its own making)
                 lease_refused = exc.status_code in (404, 412) and exc.index in (0, len(ops) - 1)
-                if not (releasing and lease_refused):
+                if not (releasing is not None and lease_refused):
                     raise
                 log.warning(
                     "lease on %s no longer held by %s; recording without releasing it",
                     pk,
-                    lease.owner,
+                    releasing.owner,
                 )
-                releasing = False
+                releasing = None
                 results = self._table().submit_transaction(ops[:-1], **hooked)
         except TableTransactionError as exc:
             raise self._transaction_error(
-                exc, where, lambda: bool(event_id) and self.seen_event(pk_api, pk_target, event_id)
+                exc,
+                where,
+                lambda: bool(event_id and self.seen_event(pk_api, pk_target, event_id)),
             ) from exc
-        if releasing:
-            lease.released = True
+        if releasing is not None:
+            releasing.released = True
         return replace(state, etag=results[1]["etag"])
 
     @staticmethod
@@ -1077,7 +1100,7 @@ class TableLedger:
                 entity = self._get(RUNS_PARTITION, rk)
                 if entity is None:
                     raise PermanentError("run was never started (no run row)", where=where)
-                etag, trusted = entity.metadata["etag"], False
+                etag, trusted = _etag(entity), False
                 run = self._run_from(entity)
             if any(o.target == outcome.target for o in run.outcomes):
                 if trusted:  # decide on the stored row: another process may have notified
@@ -1122,7 +1145,7 @@ class TableLedger:
         claim: str,
         target: str,
         last_chance: bool,
-    ) -> RunSummary | object | None:
+    ) -> RunSummary | Literal[_Again.AGAIN] | None:
         """The target's outcome is in the row already: a redelivered item, or this very call
         when the answer to its REPLACE was lost (azure-core resent it and met the ETag its own
         first copy changed). The first outcome is kept, and None returned, unless the run is
@@ -1275,7 +1298,7 @@ class TableLedger:
                 f"debounce window {seconds!r} s must be greater than 0", where="ledger.debounce"
             )
         now = utcnow()
-        entity = {
+        entity: dict[str, Any] = {
             "PartitionKey": DEBOUNCE_PARTITION,
             "RowKey": hashlib.sha256(key.encode()).hexdigest(),
             "Key": key[:MAX_MESSAGE_CHARS],
@@ -1295,7 +1318,7 @@ class TableLedger:
             # inside the window: only its claimant's redelivery goes through (nothing written)
             return claimant is not None and current.get("Claimant") == entity["Claimant"]
         try:
-            self._replace_if_unchanged(entity, current.metadata["etag"])
+            self._replace_if_unchanged(entity, _etag(current))
         except ResourceModifiedError:
             return False
         return True

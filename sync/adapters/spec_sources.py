@@ -250,7 +250,7 @@ def fetch_export_link(links: Any, link: str, *, attempt: int, source: str) -> Fe
     first attempt returns None so the caller exports again; on the second it is an error that
     names the exported resource, never the signed link."""
     try:
-        return links.fetch(link)  # type: ignore[no-any-return]
+        return links.fetch(link)
     except PermanentError as exc:
         if not is_forbidden(exc):
             raise
@@ -351,7 +351,7 @@ class SpecSources:
         self, location: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> FetchedSpec:
         """A plain URL (the original port, kept for callers that only have a location)."""
-        return self.urls.fetch(location, etag=etag, last_modified=last_modified)  # type: ignore[no-any-return]
+        return self.urls.fetch(location, etag=etag, last_modified=last_modified)
 
     def fetch_for(
         self,

@@ -30,7 +30,7 @@ SHIPPED_MODULE = "sync.config.map_validator"
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 # How the code is generated, part of its key: defaults are never written into the caller's map
 # (fastjsonschema's generated code assigns a property's ``default`` where it is missing).
-_OPTIONS = {"use_default": False}
+_OPTIONS: dict[str, Any] = {"use_default": False}
 _GENERATION = "draft7, use_default=False, validate alias"
 
 

@@ -90,7 +90,9 @@ def _relative(url: str, relative: str) -> str:
 def _overlay_paths(raw: dict[str, Any], source: str) -> list[str]:
     """Overlay paths of the map, refused when they would leave the map's container folder."""
     found: list[str] = []
-    apis = raw.get("apis") if isinstance(raw.get("apis"), dict) else {}
+    apis = raw.get("apis")
+    if not isinstance(apis, dict):
+        apis = {}
     for name, api in apis.items():
         overlay = api.get("overlay") if isinstance(api, dict) else None
         if not isinstance(overlay, str) or not overlay:

@@ -160,7 +160,7 @@ def safe_url(url: str | None) -> str | None:
 
 def run_status(run: RunSummary) -> str:
     """The run's worst result ("missing" when a target never reported)."""
-    results = [o.result for o in run.outcomes]
+    results: list[str] = [o.result for o in run.outcomes]
     if set(run.targets) - {o.target for o in run.outcomes}:
         results.append("missing")
     if not results:
@@ -170,7 +170,7 @@ def run_status(run: RunSummary) -> str:
 
 def summarize(run: RunSummary) -> str:
     """One line for logs and the file notifier: api, status and counts per result."""
-    counts = Counter(o.result for o in run.outcomes)
+    counts: Counter[str] = Counter(o.result for o in run.outcomes)
     missing = len(set(run.targets) - {o.target for o in run.outcomes})
     if missing:
         counts["missing"] = missing

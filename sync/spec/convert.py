@@ -156,7 +156,9 @@ class _Converter:
         out: dict[str, Any] = {"swagger": "2.0"}
         out["info"] = self._info(src.get("info"))
         self._servers(out)
-        comps = src.get("components") if isinstance(src.get("components"), dict) else {}
+        comps = src.get("components")
+        if not isinstance(comps, dict):
+            comps = {}
         sec = self._security_definitions(comps.get("securitySchemes"))
         if sec:
             out["securityDefinitions"] = sec
@@ -812,7 +814,9 @@ class _Converter:
         if self.inlining:
             self.inlined_nodes += 1
             if self.inlined_nodes > _INLINE_NODE_BUDGET:
-                info = self.src.get("info") if isinstance(self.src.get("info"), dict) else {}
+                info = self.src.get("info")
+                if not isinstance(info, dict):
+                    info = {}
                 raise SpecError(
                     f"document {info.get('title', '')!r} {info.get('version', '')!r}: inlining "
                     f"$refs outside components.schemas exceeds {_INLINE_NODE_BUDGET} schema "

@@ -17,7 +17,7 @@ from sync.spec.parse import MAX_DEPTH, MAX_EXPANDED_NODES, unreadable_number
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _StrictLoader(_BaseLoader):
     """SafeLoader without timestamps, with string keys and without duplicate keys."""
 
 

@@ -155,7 +155,7 @@ def _ref_errors(
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     paths = doc.get("paths")
-    out = []
+    out: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
     if not isinstance(paths, dict):
         return out
     for path, item in paths.items():
@@ -394,7 +394,7 @@ def generated_source(schema: dict[str, Any]) -> str:
     """The validator module fastjsonschema writes for ``schema``, as this module runs it."""
     import fastjsonschema
 
-    options = {"handlers": {"http": _draft4_metaschema}, "use_default": False}
+    options: dict[str, Any] = {"handlers": {"http": _draft4_metaschema}, "use_default": False}
     # compile_to_code's draft-04 output forgets the Decimal import its code uses
     return with_fstrings(
         "from decimal import Decimal\n" + fastjsonschema.compile_to_code(schema, **options)
@@ -522,7 +522,9 @@ def _full_findings(doc: dict[str, Any]) -> list[str]:
 
 
 def _certification_warnings(doc: dict[str, Any], report: ValidationReport) -> None:
-    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    info = doc.get("info")
+    if not isinstance(info, dict):
+        info = {}
     title = info.get("title")
     if isinstance(title, str) and len(title) > 30:
         report.warnings.append(f"info.title: {len(title)} characters, certification allows 30")
