@@ -122,7 +122,7 @@ def check_transient(
     return response
 
 
-def _backoff(exc: Exception) -> bool | float:
+def _backoff(exc: BaseException) -> bool | float:
     if isinstance(exc, TransientError):
         return exc.retry_after if exc.retry_after is not None else True
     return isinstance(exc, (httpx.TransportError, httpx.TimeoutException))
@@ -142,7 +142,7 @@ def with_retries(
     wait past the budget, which would eat into the lease and the function's time."""
     deadline = time.monotonic() + budget_seconds
 
-    def backoff(exc: Exception) -> bool | float:
+    def backoff(exc: BaseException) -> bool | float:
         wait = _backoff(exc)
         if not isinstance(wait, bool) and wait > deadline - time.monotonic():
             return False
