@@ -311,11 +311,13 @@ def fan_out_once(stack: stack_mod.Stack, svc: Any) -> tuple[float, float]:
 
 
 def fanout(stack: stack_mod.Stack, svc: Any, paconn: tools.Paconn, rounds: int) -> dict[str, Any]:
-    """One CI event -> 20 targets (``fan_out_once``), alternating the definitions. Each fan-out
-    is followed by ``PACONN_PER_FANOUT`` paconn updates (to both definitions, in turn): the
-    denominator, 20 paconn runs, is sampled in the same minutes as the numerator. Until
-    2026-12-07 15:15 it was 20 x the median of the update rounds' paconn, taken a minute
-    earlier: a machine that grew busier in between (or quieter) moved the ratio by itself."""
+    """One CI event -> 20 targets (``fan_out_once``), alternating the definitions. Beside each
+    fan-out run ``PACONN_PER_FANOUT`` paconn updates (to both definitions, in turn), after it
+    or, every other two fan-outs, before it (so that each definition's fan-outs meet both
+    orders and neither side inherits the other's leftovers): the denominator, 20 paconn runs,
+    is sampled in the same minutes as the numerator. Until 2026-12-07 15:15 it was 20 x the
+    median of the update rounds' paconn, taken a minute earlier: a machine that grew busier in
+    between (or quieter) moved the ratio by itself."""
 
     def once() -> float:
         return fan_out_once(stack, svc)[0]
@@ -324,12 +326,20 @@ def fanout(stack: stack_mod.Stack, svc: Any, paconn: tools.Paconn, rounds: int) 
     walls, to, pac, pac_to = [], [], [], []
     if stack.next_flip("fan") != "after":
         once()
-    for _ in range(2 * rounds):  # ``rounds`` fan-outs to each definition, alternated
-        to.append(stack.next_flip("fan"))
-        walls.append(once())
+
+    def paconn_runs() -> None:
         for _ in range(PACONN_PER_FANOUT):
             pac_to.append(paconn.next_update())
             pac.append(paconn.update())
+
+    for i in range(2 * rounds):  # ``rounds`` fan-outs to each definition, alternated
+        paconn_first = (i // 2) % 2 == 1
+        if paconn_first:
+            paconn_runs()
+        to.append(stack.next_flip("fan"))
+        walls.append(once())
+        if not paconn_first:
+            paconn_runs()
     paconn_after = med(pick(pac, pac_to))
     return {
         "walls_s": walls,

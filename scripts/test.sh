@@ -6,5 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy  # the files and options are in pyproject.toml
-exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
+# mypy after the tests, so a type error never hides their results; either failure fails the run
+status=0
+.venv/bin/python -m pytest -n 2 --dist loadfile "$@" || status=$?
+.venv/bin/mypy || status=$((status == 0 ? 1 : status))  # files and options: pyproject.toml
+exit "$status"

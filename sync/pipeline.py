@@ -782,11 +782,9 @@ class Pipeline:
         drifted = drift.detected(state, ours_sha)
         if prepared is None:
             if not drifted:
+                assert not_modified is not None  # no content came: a 304 always says so
                 return TargetOutcome(
-                    **base,
-                    result="unchanged",
-                    message=not_modified or "spec not modified",
-                    version=state.version,
+                    **base, result="unchanged", message=not_modified, version=state.version
                 )
             prepared = self._recorded_upstream(item, state)
         upstream_sha = prepared.upstream_sha

@@ -96,11 +96,15 @@ NOTIFY_CLAIM_SECONDS = 90.0
 _NOT_IN_SUMMARY = ("NotifiedAt", "NotifyClaim")
 
 
-def _etag(entity: TableEntity) -> str:
-    """The ETag of a row as read; Table Storage sends one with every row."""
+def _etag(entity: TableEntity, where: str) -> str:
+    """The ETag of a row as read; Table Storage sends one with every row. Every later write of
+    the row is conditional on it: without one, the SDK's conditional update would raise a bare
+    ValueError, and a state row would read as one that does not exist yet."""
     etag = entity.metadata.get("etag")
     if not etag:
-        raise PermanentError("storage returned a row without its ETag", where="ledger")
+        raise PermanentError(
+            f"storage returned row {entity.get('RowKey')!r} without its ETag", where=where
+        )
     return etag
 
 
@@ -569,7 +573,7 @@ class TableLedger:
                 log.warning("state row %s: %s", entity.get("PartitionKey"), _unreadable(exc))
         else:
             values.pop("pending_definitions", None)
-        return TargetState(**values, etag=_etag(entity))
+        return TargetState(**values, etag=_etag(entity, "ledger.state"))
 
     # --- leases -----------------------------------------------------------------------------------
 
@@ -606,7 +610,7 @@ class TableLedger:
                 retry_after=max((until - now).total_seconds(), 0.0),
             )
         try:
-            meta = self._replace_if_unchanged(entity, _etag(current))
+            meta = self._replace_if_unchanged(entity, _etag(current, where))
         except ResourceModifiedError:
             raise LeaseTakenError(
                 "another worker claimed the expired lease first", where=where
@@ -1100,7 +1104,7 @@ class TableLedger:
                 entity = self._get(RUNS_PARTITION, rk)
                 if entity is None:
                     raise PermanentError("run was never started (no run row)", where=where)
-                etag, trusted = _etag(entity), False
+                etag, trusted = _etag(entity, where), False
                 run = self._run_from(entity)
             if any(o.target == outcome.target for o in run.outcomes):
                 if trusted:  # decide on the stored row: another process may have notified
@@ -1318,7 +1322,7 @@ class TableLedger:
             # inside the window: only its claimant's redelivery goes through (nothing written)
             return claimant is not None and current.get("Claimant") == entity["Claimant"]
         try:
-            self._replace_if_unchanged(entity, _etag(current))
+            self._replace_if_unchanged(entity, _etag(current, "ledger.debounce"))
         except ResourceModifiedError:
             return False
         return True
