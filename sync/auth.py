@@ -365,7 +365,7 @@ def accepted_issuers(tenant: str, cloud: Cloud, metadata_issuer: str | None) -> 
 
 
 def _refuse_when_in_azure() -> None:
-    if os.environ.get("WEBSITE_INSTANCE_ID"):
+    if os.environ.get(names.IN_AZURE):
         raise ConfigError(
             f"{names.AUTH_DISABLED} is for local development only and is refused in Azure",
             path=names.AUTH_DISABLED,

@@ -46,6 +46,9 @@ SECRETS_FROM_ENV = "SYNC_SECRETS_FROM_ENV"  # "1": secret "x-y" comes from env S
 NOTIFY_FILE = "SYNC_NOTIFY_FILE"  # cards are appended here when no webhook is configured
 AUTH_METADATA_URL = "SYNC_AUTH_METADATA_URL"  # override of the OIDC metadata URL (tests)
 AUTH_DISABLED = "SYNC_AUTH_DISABLED"  # "1": no token check on writes (never in Azure)
+# Set by App Service on every instance and never by `func start`: the two local-only settings
+# above are refused where it is set. A platform variable, so not in APP_SETTINGS.
+IN_AZURE = "WEBSITE_INSTANCE_ID"
 
 APP_SETTINGS: tuple[str, ...] = (
     SYNC_CONFIG,
@@ -156,6 +159,13 @@ class Settings:
         hosts = frozenset(
             h.strip().lower() for h in (text(ALLOW_PRIVATE_HOSTS) or "").split(",") if h.strip()
         )
+        if hosts and text(IN_AZURE):
+            raise ConfigError(
+                f"app setting {ALLOW_PRIVATE_HOSTS} is for local development only and is refused "
+                f"in Azure ({IN_AZURE} is set): it lets outbound requests reach loopback and "
+                "private addresses; remove it from the Function App's settings",
+                path=ALLOW_PRIVATE_HOSTS,
+            )
         return cls(
             config_path=text(SYNC_CONFIG),
             storage_connection_string=text(STORAGE_CONNECTION_STRING),

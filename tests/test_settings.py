@@ -92,3 +92,21 @@ def test_the_byte_limit_is_a_positive_int() -> None:
     with pytest.raises(ConfigError, match=settings.FETCH_MAX_BYTES):
         Settings.from_env({settings.FETCH_MAX_BYTES: "0.5"})
     assert Settings.from_env({settings.LEASE_SECONDS: "0.5"}).lease_seconds == 0.5
+
+
+def test_private_hosts_are_refused_in_azure_naming_the_setting() -> None:
+    """The local-development allowlist switches the URL guard off for those hosts: copied into
+    a Function App's settings (local.settings.json published as is), it must stop the app."""
+    env = {settings.ALLOW_PRIVATE_HOSTS: "127.0.0.1,localhost", settings.IN_AZURE: "abc123"}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert caught.value.path == settings.ALLOW_PRIVATE_HOSTS
+    assert "refused in Azure" in str(caught.value)
+    assert "WEBSITE_INSTANCE_ID" in str(caught.value)
+
+
+def test_private_hosts_are_read_locally_and_azure_without_them_is_fine() -> None:
+    local = Settings.from_env({settings.ALLOW_PRIVATE_HOSTS: " 127.0.0.1 , LocalHost "})
+    assert local.allow_private_hosts == frozenset({"127.0.0.1", "localhost"})
+    in_azure = Settings.from_env({settings.ALLOW_PRIVATE_HOSTS: " ", settings.IN_AZURE: "abc"})
+    assert in_azure.allow_private_hosts == frozenset()
