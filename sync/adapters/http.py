@@ -201,6 +201,10 @@ def send_retried(
 
 def as_transient(exc: httpx.HTTPError, *, where: str) -> TransientError:
     """A transport failure after retries, as an error that names where it happened."""
+    from sync.adapters.response_limits import ran_out_of_total_time
+
+    if ran_out_of_total_time(exc):
+        return TransientError(f"{exc}: {type(exc).__name__}", where=where)
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
     return TransientError(f"{kind}: {type(exc).__name__}", where=where)
 

@@ -9,8 +9,9 @@ How the guard decides:
 - The host is resolved once (the OS resolver by default, injectable for tests); numeric hosts in
   legacy forms (``127.1``, ``0x7f000001``, ``2130706433``) are read as the address the OS would use.
 - EVERY resolved address must be public: loopback, link-local, private (RFC 1918, CGNAT, ULA),
-  unspecified, multicast, reserved, documentation and IPv6 forms that embed an IPv4 address
-  (mapped, compatible, NAT64, 6to4, Teredo) are refused when the embedded address would be.
+  unspecified, multicast, reserved, documentation, Azure's platform address (168.63.129.16)
+  and IPv6 forms that embed an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo) are
+  refused when the embedded address would be.
 - ``allow_private_hosts`` (local development only) exempts a host as written in URLs ("localhost",
   "localhost:7071") or an address ("127.0.0.1", "127.0.0.1:10000", "[::1]:8080").
 
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from sync.adapters.httpx_transport import NO_TLS
+from sync.adapters.response_limits import bound_transport, limited_exchange
 from sync.errors import TransientError, UnsafeUrlError
 from sync.redact import redact_url
 
@@ -61,6 +63,8 @@ _LEGACY_V4_RE = re.compile(r"^[0-9a-fx.]+\Z")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _COMPAT = ipaddress.ip_network("::/96")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# Azure's platform address (WireServer, DNS, health probes): public, yet inside every host.
+_AZURE_PLATFORM = ipaddress.ip_address("168.63.129.16")
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -102,6 +106,7 @@ def refusal_reason(ip: IPAddress) -> str | None:
         (ip.is_link_local, "link-local (cloud metadata lives here)"),
         (ip.is_multicast, "multicast"),
         (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT, "shared address space (CGNAT)"),
+        (ip == _AZURE_PLATFORM, "Azure's platform address (WireServer)"),
         (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local, "site-local"),
         (ip.is_reserved, "reserved"),
         (ip.is_private, "private"),
@@ -251,6 +256,9 @@ class GuardedTransport(httpx.BaseTransport):
     connections by origin, and the origin here is the IP, so a shared pool could hand a TLS
     connection verified for one name to a request for another name on the same IP.
 
+    Every exchange is held to ``response_limits``: a total time for headers and body, no stacked
+    content codings, the body decoded in bounded pieces.
+
     The pools share one TLS context, made when the first HTTPS pool is: httpx would otherwise load
     the CA bundle again for every pool (~16 ms each), and plain-HTTP pools never handshake (they
     get a context with no trusted CAs, which could verify nothing).
@@ -289,7 +297,9 @@ class GuardedTransport(httpx.BaseTransport):
                 raise RuntimeError("GuardedTransport is closed")
             pool = self._pools.get(key)
             if pool is None:
-                pool = self._pools[key] = httpx.HTTPTransport(**self._pool_options(vetted.scheme))
+                pool = self._pools[key] = bound_transport(
+                    httpx.HTTPTransport(**self._pool_options(vetted.scheme))
+                )
             return pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -305,7 +315,7 @@ class GuardedTransport(httpx.BaseTransport):
             extensions=extensions,
         )
         log.debug("connecting to %s for %s", vetted.address, vetted.host)
-        return self._pool_for(vetted).handle_request(pinned)
+        return limited_exchange(self._pool_for(vetted), pinned)
 
     def close(self) -> None:
         with self._lock:
