@@ -143,12 +143,14 @@ class TargetFactory:
         with self._lock:
             if credential not in self._tokens:
                 from sync.adapters.credentials import build_token_provider
+                from sync.adapters.urlguard import UrlGuard
 
                 self._tokens[credential] = build_token_provider(
                     credential,
                     self.map.credentials[credential],
                     cloud=self.cloud,
                     secrets=self.secrets,
+                    guard=UrlGuard(self.settings.allow_private_hosts),
                 )
             return self._tokens[credential]
 

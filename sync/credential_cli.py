@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sync.adapters.credentials import build_token_provider
+from sync.adapters.credentials import build_token_provider, vet_authority
 from sync.adapters.keyvault import secret_name_of
 from sync.clouds import Cloud, cloud_for
 from sync.config import SyncMap, TargetConfig, load_map_file
@@ -29,10 +29,13 @@ from sync.credential_commands import (
     Probe,
     register,
 )
-from sync.errors import ConfigError, SyncError
+from sync.errors import ConfigError, SyncError, UnsafeUrlError
 from sync.ports import SecretStore
 from sync.settings import Settings
 from sync.token_claims import unverified_claims
+
+if TYPE_CHECKING:
+    from sync.adapters.urlguard import UrlGuard
 
 SHOWN_CLAIMS = ("aud", "oid", "idtyp", "tid", "appid")
 
@@ -55,6 +58,7 @@ def doctor(
     probe: Probe | None = None,
     connection_verify: str | None = None,
     transport_options: Mapping[str, Any] | None = None,
+    guard: UrlGuard | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Acquire the target's token, show who it is, then call the read-only probe.
@@ -88,6 +92,7 @@ def doctor(
                 secrets=secrets,
                 connection_verify=connection_verify,
                 transport_options=transport_options,
+                guard=guard,
             )
             token = tokens.token(scope)
         except ConfigError as exc:
@@ -134,13 +139,16 @@ def credential_init(
     scope: str | None = None,
     connection_verify: str | None = None,
     timeout_seconds: float = 15.0,
+    guard: UrlGuard | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     """Device-code sign-in for a delegated credential; the refresh token goes into the vault.
 
     MSAL's public client does the device flow (initiate, show the code, poll). The refresh token
-    is written with ``store.set`` and only the secret's name is printed.
+    is written with ``store.set`` and only the secret's name is printed. The authority host is
+    vetted first (``vet_authority`` with ``guard``), as the service vets it before redeeming the
+    token: the sign-in page and the refresh token come from there.
     """
     out, err = out or sys.stdout, err or sys.stderr
     spec = sync_map.credentials.get(credential)
@@ -165,6 +173,16 @@ def credential_init(
         return EXIT_USAGE
     secret_name = secret_name_of(params["refreshToken"])
     cloud = cloud_for(sync_map.cloud, sync_map.endpoints)
+    try:
+        vet_authority(
+            cloud,
+            guard,
+            what="the device-code sign-in request",
+            where=f"credential {credential!r} (delegated)",
+        )
+    except SyncError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE if isinstance(exc, UnsafeUrlError) else EXIT_REFUSED
     from msal import PublicClientApplication
 
     from sync.adapters.credentials import KNOWN_AUTHORITY_HOSTS

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from sync.adapters.urlguard import UrlGuard
     from sync.clouds import Cloud
     from sync.ports import SecretStore
     from sync.settings import Settings
@@ -43,11 +44,20 @@ class CliDeps:
     def stderr(self) -> TextIO:
         return self.err or sys.stderr
 
+    def url_guard(self) -> UrlGuard:
+        """The URL guard of ``env``'s app settings: the commands sign in where a map's
+        ``endpoints.authorityHost`` says, so it is vetted as the service would vet it."""
+        from sync.adapters.urlguard import UrlGuard
+        from sync.settings import Settings
+
+        return UrlGuard(Settings.from_env(self.env).allow_private_hosts)
+
     def store(self, settings: Settings, cloud: Cloud) -> SecretStore:
         if self.secret_store is not None:
             return self.secret_store(settings, cloud)
         from sync.adapters.credentials import build_token_provider
         from sync.adapters.secrets_env import EnvSecretStore, secret_store_for
+        from sync.adapters.urlguard import UrlGuard
 
         # A developer runs these commands: their az login (or the host's MI) reads the vault.
         vault_identity = build_token_provider(
@@ -57,6 +67,7 @@ class CliDeps:
             secrets=EnvSecretStore(self.env),
             connection_verify=self.connection_verify,
             transport_options=self.transport_options,
+            guard=UrlGuard(settings.allow_private_hosts),
         )
         return secret_store_for(
             settings, self.env, vault_identity, connection_verify=self.connection_verify
@@ -91,6 +102,7 @@ def register(subparsers: Any, *, deps: CliDeps | None = None) -> None:
             store=store,
             scope=args.scope,
             connection_verify=deps.connection_verify,
+            guard=deps.url_guard(),
             out=deps.stdout(),
             err=deps.stderr(),
         )
@@ -117,6 +129,7 @@ def register(subparsers: Any, *, deps: CliDeps | None = None) -> None:
             probe=deps.probe,
             connection_verify=deps.connection_verify,
             transport_options=deps.transport_options,
+            guard=deps.url_guard(),
             out=deps.stdout(),
         )
 

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -45,10 +45,20 @@ from sync.adapters.http import (
 )
 from sync.adapters.keyvault import secret_name_of
 from sync.clouds import CLOUDS, Cloud
-from sync.errors import ConfigError, PermanentError, SecretError, SyncError, TransientError
+from sync.errors import (
+    ConfigError,
+    PermanentError,
+    SecretError,
+    SyncError,
+    TransientError,
+    UnsafeUrlError,
+)
 from sync.logs import RecentSecrets
 from sync.ports import SecretStore, TokenProvider
 from sync.redact import redact_url
+
+if TYPE_CHECKING:
+    from sync.adapters.urlguard import UrlGuard
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +288,59 @@ class CachedTokenProvider:
 # --- kinds ---------------------------------------------------------------------------------------
 
 
+def vet_authority(cloud: Cloud, guard: UrlGuard | None, *, what: str, where: str) -> None:
+    """Refuse to send ``what`` (a client secret, a refresh token, an assertion) to the cloud's
+    authority host unless it is https and the URL guard lets it through.
+
+    The host may come from the sync map (``endpoints.authorityHost``), and token requests do not
+    go through ``guarded_client``: azure-identity sends them with its own transport, so a map
+    naming loopback, the metadata endpoint or a private address would hand the credential to
+    whatever listens there. Checked when a token is about to be requested, never at import or
+    map load (the check resolves the name). The clouds' own hosts (``KNOWN_AUTHORITY_HOSTS``)
+    are hard-coded, so they are not looked up here. Plain http is refused even for a host in
+    SYNC_ALLOW_PRIVATE_HOSTS: the request carries a secret, and azure-identity refuses an
+    http authority anyway.
+    """
+    from sync.adapters.urlguard import UrlGuard
+
+    host = cloud.authority_host.rstrip("/")
+    if host in KNOWN_AUTHORITY_HOSTS:
+        return
+    shown = redact_url(host)
+    try:
+        plain = httpx.URL(host).scheme.lower() == "http"
+    except (httpx.InvalidURL, TypeError, ValueError):
+        plain = False  # the guard names what is wrong with it
+    if plain:
+        raise UnsafeUrlError(
+            f"refusing to send {what} over plain http to {shown}; endpoints.authorityHost must "
+            "be an https:// URL",
+            where=where,
+        )
+    try:
+        (guard or UrlGuard()).check(host)  # other schemes, user@, private addresses
+    except UnsafeUrlError as exc:
+        raise UnsafeUrlError(
+            f"refusing to send {what} to endpoints.authorityHost {shown}: {exc.message}",
+            where=where,
+        ) from None
+    except TransientError as exc:  # the name does not resolve (now): retried like the request
+        raise TransientError(
+            f"endpoints.authorityHost {shown}: {exc.message}", where=where
+        ) from None
+
+
+def _vetted(fetch: Fetch, vet: Callable[[], None]) -> Fetch:
+    """``fetch`` after ``vet`` (``vet_authority``) on every call, so the check comes before the
+    secret is read from the vault and before azure-identity sends anything."""
+
+    def checked(scope: str) -> tuple[str, float]:
+        vet()
+        return fetch(scope)
+
+    return checked
+
+
 def _authority_kwargs(cloud: Cloud) -> dict[str, Any]:
     host = cloud.authority_host.rstrip("/")
     kwargs: dict[str, Any] = {"authority": host}
@@ -389,7 +452,9 @@ class RefreshTokenGrant:
     read and the write can still lose; the window is one round trip, not the hours it was.
 
     The endpoint must be https: the form carries the refresh token, and azure-identity refuses a
-    plain-http authority for every other kind too.
+    plain-http authority for every other kind too. Its host must pass the URL guard
+    (``vet_authority``, before the vault is read) and the POST goes through the guarded client,
+    which connects to the address the guard vetted.
     """
 
     def __init__(
@@ -403,17 +468,22 @@ class RefreshTokenGrant:
         secrets: SecretStore,
         scrubber: _Scrubber,
         connection_verify: str | None = None,
+        guard: UrlGuard | None = None,
         timeout_seconds: float = 15.0,
         budget_seconds: float = 30.0,
         attempts: int = 3,
         wait_initial: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        from sync.adapters.urlguard import UrlGuard
+
         self.name = name
         self.tenant = tenant
         self.client_id = client_id
         self.secret_name = secret_name
         self.endpoint = f"{cloud.authority_host.rstrip('/')}/{tenant}/oauth2/v2.0/token"
+        self._cloud = cloud
+        self._guard = guard or UrlGuard()
         self._secrets = secrets
         self._scrub = scrubber
         self._verify: ssl.SSLContext | bool = (
@@ -434,7 +504,12 @@ class RefreshTokenGrant:
         return f"credential {self.name!r} (delegated)"
 
     def __call__(self, scope: str) -> tuple[str, float]:
-        self._require_https()
+        vet_authority(
+            self._cloud,
+            self._guard,
+            what=f"the refresh token from kv:{self.secret_name}",
+            where=self.where,
+        )
         with self._lock:
             from_store = False
             if self._current is None:
@@ -461,14 +536,6 @@ class RefreshTokenGrant:
                 self._rotate(body.get("refresh_token"), redeemed=adopted)
             return body["access_token"], self._clock() + body["expires_in"]
 
-    def _require_https(self) -> None:
-        if httpx.URL(self.endpoint).scheme != "https":
-            raise PermanentError(
-                f"refusing to send the refresh token from kv:{self.secret_name} over plain http to "
-                f"{redact_url(self.endpoint)}; endpoints.authorityHost must be an https:// URL",
-                where=self.where,
-            )
-
     def _read_store(self, *, fresh: bool = False) -> str:
         """The stored refresh token; ``fresh`` drops the store's cached copy first (Key Vault
         caches 5 minutes, and what another process stored meanwhile is what matters here)."""
@@ -487,7 +554,11 @@ class RefreshTokenGrant:
         }
 
         def send() -> httpx.Response:
-            with httpx.Client(verify=self._verify, timeout=self._timeout) as client:
+            from sync.adapters.urlguard import client_for_guard
+
+            with client_for_guard(
+                self._guard, timeout=self._timeout, verify=self._verify
+            ) as client:
                 return client.post(self.endpoint, data=form)
 
         response = send_retried(
@@ -630,19 +701,27 @@ def build_token_provider(
     secrets: SecretStore,
     connection_verify: str | None = None,
     transport_options: Mapping[str, Any] | None = None,
+    guard: UrlGuard | None = None,
 ) -> TokenProvider:
     """A cached ``TokenProvider`` for one entry of the map's ``credentials:`` block.
 
     ``spec`` is the entry itself (``{"federated": {...}}``). Nothing is fetched and azure-identity
     is not imported until the first ``token()`` call. ``connection_verify`` (a CA bundle path) and
     ``transport_options`` (e.g. ``{"retry_total": 0}``) go to every azure-core pipeline; they
-    exist for local simulators and tests.
+    exist for local simulators and tests. ``guard`` vets the cloud's authority host before every
+    kind that sends something to it (all but the managed identity) fetches a token
+    (``vet_authority``); pass ``UrlGuard(settings.allow_private_hosts)``: without it no private
+    host is exempt.
     """
     kind, params = _kind_of(name, spec)
     where = f"credentials.{name}.{kind}"
     scrubber = _Scrubber()
     transport = _transport(connection_verify, transport_options)
     authority = _authority_kwargs(cloud)
+    provider_where = f"credential {name!r} ({kind})"
+
+    def vet(what: str) -> Callable[[], None]:
+        return lambda: vet_authority(cloud, guard, what=what, where=provider_where)
 
     def managed_identity(client_id: str | None) -> Any:
         from azure.identity import ManagedIdentityCredential
@@ -679,7 +758,7 @@ def build_token_provider(
                 tenant, app_id, assertion, authority=authority["authority"], **transport
             )
 
-        fetch = _from_credential(federated)
+        fetch = _vetted(_from_credential(federated), vet("the managed identity's client assertion"))
     elif kind == "servicePrincipal":
         tenant = _required(params, "tenant", where=where)
         app_id = _required(params, "clientId", where=where)
@@ -694,7 +773,9 @@ def build_token_provider(
                 value = scrubber.remember(secrets.get(secret_name), slot=secret_name)
                 return ClientSecretCredential(tenant, app_id, value, **authority, **transport)
 
-            fetch = _from_credential(client_secret)
+            fetch = _vetted(
+                _from_credential(client_secret), vet(f"the client secret from kv:{secret_name}")
+            )
         else:
             cert_name = _secret_name(params["certificate"], where=f"{where}.certificate")
 
@@ -714,7 +795,10 @@ def build_token_provider(
                         where=f"{where} (kv:{cert_name})",
                     ) from None
 
-            fetch = _from_credential(certificate)
+            fetch = _vetted(
+                _from_credential(certificate),
+                vet(f"a client assertion signed with the certificate from kv:{cert_name}"),
+            )
     elif kind == "delegated":
         fetch = RefreshTokenGrant(
             name,
@@ -725,6 +809,7 @@ def build_token_provider(
             secrets=secrets,
             scrubber=scrubber,
             connection_verify=connection_verify,
+            guard=guard,
             # the azure-core retry knobs, so tests can make the grant's retries small too
             attempts=int(transport.get("retry_total", 2)) + 1,
             wait_initial=float(transport.get("retry_backoff_factor", 0.5)),
@@ -736,5 +821,5 @@ def build_token_provider(
 
             return DefaultAzureCredential(**authority, **transport)
 
-        fetch = _from_credential(default)
+        fetch = _vetted(_from_credential(default), vet("DefaultAzureCredential's credentials"))
     return CachedTokenProvider(name, kind, fetch, scrub=scrubber)

@@ -340,6 +340,7 @@ class SpecSources:
                         spec,
                         cloud=self.cloud,
                         secrets=self._secrets or _NoSecrets(),
+                        guard=self._guard,
                     )
             return self._tokens[credential]
 

@@ -1,8 +1,9 @@
 """The outbound-URL guard: every URL the service fetches or posts to must lead to a public address.
 
-Spec URLs, Power Platform read-back links, APIM export links and Teams webhooks all come from
-configuration, events or other servers' answers; any of them could point the function at the cloud
-metadata endpoint (169.254.169.254), at loopback or at the private network it runs in (SSRF).
+Spec URLs, Power Platform read-back links, APIM export links, Teams webhooks and the map's Entra
+authority (``sync.adapters.credentials.vet_authority``) all come from configuration, events or other
+servers' answers; any of them could point the function at the cloud metadata endpoint
+(169.254.169.254), at loopback or at the private network it runs in (SSRF).
 
 How the guard decides:
 - Only absolute ``http``/``https`` URLs without userinfo, with a host and a port in 1..65535.
@@ -373,12 +374,20 @@ def guarded_client(
     """
     from sync.adapters.http import default_timeout
 
-    install_httpx_log_redaction()
     guard = guard or UrlGuard(settings.allow_private_hosts)
     if timeout is None:
         timeout = default_timeout(settings.fetch_timeout_seconds)
     elif not isinstance(timeout, httpx.Timeout):
         timeout = default_timeout(float(timeout))
+    return client_for_guard(guard, timeout=timeout, verify=verify)
+
+
+def client_for_guard(
+    guard: UrlGuard, *, timeout: httpx.Timeout, verify: ssl.SSLContext | bool = True
+) -> httpx.Client:
+    """``guarded_client`` for a caller that holds a guard but no ``Settings`` (the delegated
+    credential's token POST)."""
+    install_httpx_log_redaction()
     return httpx.Client(
         transport=GuardedTransport(guard, verify=verify),
         follow_redirects=False,

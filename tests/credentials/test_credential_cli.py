@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def run(argv: list[str], deps: CliDeps) -> tuple[int, str, str]:
 
 def deps_for(identity: LocalIdentity, store, probe=None) -> CliDeps:
     return CliDeps(
-        env={},
+        env={"SYNC_ALLOW_PRIVATE_HOSTS": "127.0.0.1"},  # the local authority is on loopback
         probe=probe,
         secret_store=store,
         connection_verify=identity.ca_pem_path,
@@ -271,3 +272,30 @@ def test_doctor_folder_target_needs_no_token(identity: LocalIdentity, setup) -> 
     assert code == 0
     assert "needs no token" in out and "probe: skipped" in out
     assert identity.token_requests() == []
+
+
+def test_the_cli_vets_the_authority_with_its_environment(identity: LocalIdentity, setup) -> None:
+    """``doctor`` and ``credential init`` sign in where the map says: refused on loopback unless
+    SYNC_ALLOW_PRIVATE_HOSTS lists it (deps_for sets it, as a developer would)."""
+    path, _app, store = setup
+    closed = replace(deps_for(identity, store), env={})
+    code, out, _ = run(
+        ["doctor", "--config", str(path), "--api", "invoicing", "--target", "dv-sp"], closed
+    )
+    assert code == 1
+    assert "token: REFUSED" in out and "endpoints.authorityHost" in out and "loopback" in out
+    code, _, err = run(
+        ["credential", "init", "--credential", "pp-user", "--config", str(path), "--device-code"],
+        closed,
+    )
+    assert code == 2
+    assert err.startswith("error: ") and "endpoints.authorityHost" in err and "loopback" in err
+    assert identity.token_requests() == []
+    assert not [r for r in identity.requests if r.path.endswith("/devicecode")]
+
+    code, out, _ = run(
+        ["doctor", "--config", str(path), "--api", "invoicing", "--target", "dv-sp"],
+        deps_for(identity, store),
+    )
+    assert "endpoints.authorityHost" not in out
+    assert len(identity.token_requests()) == 1  # allow-listed: the request went out

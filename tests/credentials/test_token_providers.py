@@ -12,6 +12,7 @@ import pytest
 
 from sync.adapters.credentials import TOKEN_EXCHANGE_SCOPE, build_token_provider
 from sync.adapters.keyvault import KeyVaultSecretStore
+from sync.adapters.urlguard import UrlGuard
 from sync.clouds import Cloud
 from sync.errors import ConfigError, PermanentError, SecretError, SyncError, TransientError
 from tests.support.local_identity import LocalIdentity, make_client_certificate
@@ -20,6 +21,9 @@ from tests.support.local_vault import LocalVault
 PP_SCOPE = "https://service.powerapps.com/.default"
 FAST = {"retry_total": 0}
 TENANT_B = "33333333-0000-0000-0000-00000000000c"
+# The local identity platform listens on loopback: let through as SYNC_ALLOW_PRIVATE_HOSTS=127.0.0.1
+# lets it through for a developer (tests/credentials/test_authority_guard.py: refused without).
+LOCAL = UrlGuard({"127.0.0.1"})
 
 
 class MemoryStore:
@@ -52,6 +56,7 @@ def provider(name, spec, cloud, identity, store=None):
         secrets=store or MemoryStore(),
         connection_verify=identity.ca_pem_path,
         transport_options=FAST,
+        guard=LOCAL,
     )
 
 
@@ -337,6 +342,7 @@ def delegated_setup(identity: LocalIdentity, vault: LocalVault, cloud: Cloud, re
         secrets=store,
         connection_verify=identity.ca_pem_path,
         transport_options={"retry_total": retries, "retry_backoff_factor": 0.01},
+        guard=LOCAL,
     )
     return app, first, store, tokens
 
