@@ -205,6 +205,7 @@ class SigningKeys:
     def _fetch(self, metadata_url: str, settings: Settings) -> tuple[dict[str, Any], str | None]:
         from sync.adapters.urlguard import guarded_client
 
+        _require_tls(metadata_url, settings, "the OpenID metadata")
         client = guarded_client(settings, timeout=FETCH_TIMEOUT_SECONDS, verify=self.verify)
         try:
             meta = _get_json(client, metadata_url, "OpenID metadata")
@@ -214,12 +215,36 @@ class SigningKeys:
                 raise TransientError(
                     "OpenID metadata has no usable jwks_uri", where=_shown(metadata_url)
                 )
+            _require_tls(jwks_uri, settings, "the signing keys (the metadata's jwks_uri)")
             jwks = _get_json(client, jwks_uri, "signing keys")
         finally:
             client.close()
         keys = _rsa_keys(jwks, where=_shown(jwks_uri))
         log.info("fetched %d token signing keys", len(keys))
         return keys, issuer if isinstance(issuer, str) else None
+
+
+def _require_tls(url: str, settings: Settings, what: str) -> None:
+    """Refuse to read ``what`` over plain http: the keys decide which tokens are accepted, so
+    whoever could change them on the path could sign their own. Hosts in SYNC_ALLOW_PRIVATE_HOSTS
+    (the local test authority on loopback; refused in Azure) are exempt, as for tokens sent."""
+    import httpx
+
+    from sync.adapters.urlguard import UrlGuard
+
+    parsed = httpx.URL(url)
+    if parsed.scheme == "https":
+        return
+    if UrlGuard(settings.allow_private_hosts).exempts(
+        parsed.host.lower().rstrip("."), parsed.port or 80
+    ):
+        return
+    source = names.AUTH_METADATA_URL if settings.auth_metadata_url else "endpoints.authorityHost"
+    raise ConfigError(
+        f"refusing to read {what} over plain http from {_shown(url)}: the signing keys decide "
+        f"which tokens are accepted; {source} must lead to https:// URLs",
+        path=source,
+    )
 
 
 def _shown(url: str) -> str:

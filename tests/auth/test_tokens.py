@@ -320,7 +320,11 @@ def test_a_tenant_the_authority_does_not_know_is_a_config_error(authority, setti
 
 
 def test_a_private_metadata_host_not_allowlisted_is_a_config_error(authority, settings):
-    closed = Settings(**{**settings.__dict__, "allow_private_hosts": frozenset()})
+    # https, so that the guard, not the plain-http refusal (test_signing_keys_tls.py), answers
+    https = settings.auth_metadata_url.replace("http://", "https://", 1)
+    closed = Settings(
+        **{**settings.__dict__, "allow_private_hosts": frozenset(), "auth_metadata_url": https}
+    )
     with pytest.raises(ConfigError, match="outbound URL guard"):
         check(authority.token(), closed)
     assert authority.metadata_fetches == 0
