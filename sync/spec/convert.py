@@ -85,6 +85,25 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _INLINE_NODE_BUDGET = 100_000
 
 
+# OpenAPI 3.0/3.1, Parameter Object: a header parameter with one of these names "SHALL be
+# ignored" (the media types and the security schemes say them); converted, each action would
+# show an input that fights the connector's own Content-Type or authentication.
+_IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
+
+
+def _no_parameter_form(param: dict[str, Any]) -> str | None:
+    """Why a 3.x parameter has no Swagger 2.0 counterpart (None: it has one)."""
+    name = param.get("name")
+    if param.get("in") == "cookie":
+        return f"cookie parameter {name!r} has no 2.0 form"
+    if param.get("in") == "header" and isinstance(name, str) and name.lower() in _IGNORED_HEADERS:
+        return (
+            f"header parameter {name!r} is ignored, as OpenAPI 3 requires (the media types and "
+            "the security schemes say it)"
+        )
+    return None
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -455,8 +474,8 @@ class _Converter:
                 ref = param["$ref"]
                 if ref.startswith("#/components/parameters/"):
                     name = unescape(ref.split("/", 3)[3])
-                    if name in self.dropped_params or self._is_cookie_ref(ref):
-                        self.loss((*path, index), f"cookie parameter {ref} dropped")
+                    if name in self.dropped_params or self._dropped_ref(ref):
+                        self.loss((*path, index), f"parameter {ref} dropped (see its own entry)")
                         continue
                     out.append({"$ref": "#/parameters/" + escape(name)})
                     continue
@@ -470,20 +489,21 @@ class _Converter:
                 out.append(converted)
         return out
 
-    def _is_cookie_ref(self, ref: str) -> bool:
+    def _dropped_ref(self, ref: str) -> bool:
         try:
             target = resolve(self.src, ref)
         except KeyError:
             return False
-        return isinstance(target, dict) and target.get("in") == "cookie"
+        return isinstance(target, dict) and _no_parameter_form(target) is not None
 
     def _parameter(self, param: Any, path: Path) -> dict[str, Any] | None:
         if not isinstance(param, dict):
             self.loss(path, "parameter is not an object; dropped")
             return None
         where = param.get("in")
-        if where == "cookie":
-            self.loss(path, f"cookie parameter {param.get('name')!r} has no 2.0 form; dropped")
+        why = _no_parameter_form(param)
+        if why is not None:
+            self.loss(path, f"{why}; dropped")
             if path[:2] == ("components", "parameters"):
                 self.dropped_params.add(str(path[2]))
             return None

@@ -467,3 +467,44 @@ def test_swagger2_is_copied_unless_the_caller_owns_it() -> None:
     copied = normalize(doc).doc
     assert copied == doc and copied is not doc and copied["info"] is not doc["info"]
     assert normalize(doc, owned=True).doc is doc  # no 20 ms copy of what was just parsed
+
+
+def test_accept_content_type_and_authorization_headers_are_ignored_as_openapi_3_says() -> None:
+    """OpenAPI 3: such a header parameter "SHALL be ignored". Converted, every action would show
+    an Authorization input beside the connector's own security, and a Content-Type input that
+    can contradict ``consumes``. Other headers, and the same names in the query, stay."""
+    header = {"in": "header", "schema": {"type": "string"}}
+    doc = _doc(
+        paths={
+            "/x": {
+                "post": {
+                    "operationId": "Send",
+                    "parameters": [
+                        {"name": "Authorization", "required": True, **header},
+                        {"name": "content-type", **header},
+                        {"$ref": "#/components/parameters/accept"},
+                        {"name": "X-Tenant", **header},
+                        {"name": "accept", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+        components={"parameters": {"accept": {"name": "ACCEPT", **header}}},
+    )
+    result = normalize(doc)
+    op = _op(result.doc)
+    assert [(p.get("name"), p.get("in")) for p in op["parameters"]] == [
+        ("X-Tenant", "header"),
+        ("accept", "query"),
+    ]
+    assert "accept" not in result.doc.get("parameters", {})
+    joined = "\n".join(result.losses)
+    for where, name in (
+        ("paths./x.post.parameters[0]:", "'Authorization' is ignored"),
+        ("paths./x.post.parameters[1]:", "'content-type' is ignored"),
+        ("components.parameters.accept:", "'ACCEPT' is ignored"),
+    ):
+        assert f"{where} header parameter {name}" in joined, (where, joined)
+    assert "paths./x.post.parameters[2]: parameter #/components/parameters/accept dropped" in joined
+    assert validate(result.doc).ok
