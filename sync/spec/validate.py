@@ -113,6 +113,7 @@ def validate(
     found = kept_scan(doc) or scan(doc)  # the $ref guard's walk, when it was of this object
     external = _ref_errors(doc, found.refs, report)
     _operation_errors(doc, report)
+    _security_errors(doc, report)
     if not external:
         report.warnings.extend(_structural(doc, full=strict, digests=digests))
     _certification_warnings(doc, report)
@@ -519,6 +520,33 @@ def _full_findings(doc: dict[str, Any]) -> list[str]:
 
 
 # -- certification rules --------------------------------------------------------------------------
+
+
+# OAuth grants a custom connector cannot use: the docs say client credentials ("for example,
+# application and password") are not supported, and the platform turns `flow: application` into
+# `accessCode` on update (PowerPlatformConnectors #708), so the connector would sign users in
+# with a flow its API never offered and the read-back would not match what was written.
+_UNSUPPORTED_FLOWS = {
+    "application": "the client credentials grant",
+    "password": "the resource owner password grant",
+}
+
+
+def _security_errors(doc: dict[str, Any], report: ValidationReport) -> None:
+    definitions = doc.get("securityDefinitions")
+    if not isinstance(definitions, dict):
+        return
+    for name, scheme in definitions.items():
+        if not isinstance(scheme, dict) or scheme.get("type") != "oauth2":
+            continue
+        flow = scheme.get("flow")
+        if isinstance(flow, str) and flow in _UNSUPPORTED_FLOWS:
+            where = json_path(("securityDefinitions", str(name), "flow"))
+            report.errors.append(
+                f"{where}: {flow!r} ({_UNSUPPORTED_FLOWS[flow]}) is not supported by custom "
+                "connectors; the platform replaces it with 'accessCode' (use the authorization "
+                "code flow, or an API key)"
+            )
 
 
 def _certification_warnings(doc: dict[str, Any], report: ValidationReport) -> None:

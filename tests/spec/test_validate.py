@@ -274,3 +274,60 @@ def test_the_ref_guards_kept_walk_gives_the_same_report(case: str, monkeypatch) 
     other = copy.deepcopy(doc)  # equal content, another object: walked again
     assert validate(other).to_dict() == walked
     assert walks == [other]
+
+
+@pytest.mark.parametrize(
+    ("flow", "grant"),
+    [("application", "client credentials"), ("password", "resource owner password")],
+)
+def test_oauth_grants_custom_connectors_do_not_support_are_errors(flow: str, grant: str) -> None:
+    doc = good()
+    doc["securityDefinitions"] = {
+        "key": {"type": "apiKey", "name": "k", "in": "header"},
+        "oauth": {"type": "oauth2", "flow": flow, "tokenUrl": "https://t", "scopes": {}},
+    }
+    report = validate(doc)
+    assert not report.ok
+    assert report.errors == [
+        f"securityDefinitions.oauth.flow: {flow!r} (the {grant} grant) is not supported by "
+        "custom connectors; the platform replaces it with 'accessCode' (use the authorization "
+        "code flow, or an API key)"
+    ]
+
+
+@pytest.mark.parametrize("flow", ["accessCode", "implicit"])
+def test_oauth_grants_custom_connectors_support_pass(flow: str) -> None:
+    doc = good()
+    doc["securityDefinitions"] = {
+        "oauth": {
+            "type": "oauth2",
+            "flow": flow,
+            "authorizationUrl": "https://a",
+            "tokenUrl": "https://t",
+            "scopes": {},
+        }
+    }
+    assert validate(doc).errors == []
+
+
+def test_a_converted_client_credentials_scheme_is_refused_before_any_write() -> None:
+    """OpenAPI 3's clientCredentials becomes 2.0's application (the faithful conversion); the
+    validation then stops it, so no connector gets a flow the platform would rewrite."""
+    from sync.spec.convert import normalize
+
+    source = {
+        "openapi": "3.0.3",
+        "info": {"title": "T", "version": "1"},
+        "paths": {},
+        "components": {
+            "securitySchemes": {
+                "cc": {
+                    "type": "oauth2",
+                    "flows": {"clientCredentials": {"tokenUrl": "https://t", "scopes": {}}},
+                }
+            }
+        },
+        "security": [{"cc": []}],
+    }
+    report = validate(normalize(source).doc)
+    assert any(e.startswith("securityDefinitions.cc.flow: 'application'") for e in report.errors)
