@@ -62,9 +62,8 @@ def plan(
                 "event %s (%s) ignored: %s", event.id, event.type, decision.ignored or "no match"
             )
             return []
-        if decision.debounce_key and not svc.ports.ledger.debounce(
-            decision.debounce_key, decision.debounce_seconds, claimant=event.id
-        ):
+        key = decision.debounce_key if decision.debounce_seconds > 0 else None  # 0: no window
+        if key and not svc.ports.ledger.debounce(key, decision.debounce_seconds, claimant=event.id):
             log.info("event %s debounced (%s)", event.id, decision.debounce_key)
             return []
         return [
@@ -247,11 +246,29 @@ def _event_grid_delivery(req: ApiRequest, svc: Service, kind: str) -> ApiRespons
     skipped: list[events.MalformedEvent] = []
     delivered = events.events_from_body(req.body, skipped=skipped)
     trace = req.headers.get("traceparent")
-    runs = [run for ev in delivered for run in plan(ev, svc, traceparent=trace, caller=caller)]
+    runs = [
+        run
+        for ev in _first_of_each(delivered)
+        for run in plan(ev, svc, traceparent=trace, caller=caller)
+    ]
     answer: dict[str, Any] = {"runs": runs}
     if skipped:  # acknowledged with the rest (a 400 would lose the batch's good events too)
         answer["skipped"] = [str(exc) for exc in skipped]
     return ApiResponse(200, answer)
+
+
+def _first_of_each(delivered: list[Any]) -> list[Any]:
+    """The batch without repeats of an event (same source and id: CloudEvents' identity, and
+    Event Grid's within a topic): planned once, a repeat would enqueue every unfinished target
+    again, each a worker run that the ledger then finds done."""
+    seen: set[tuple[str, str]] = set()
+    first: list[Any] = []
+    for event in delivered:
+        identity = (event.topic, event.id)
+        if identity not in seen:
+            seen.add(identity)
+            first.append(event)
+    return first
 
 
 def _webhook_off() -> ApiResponse:

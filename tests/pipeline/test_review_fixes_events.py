@@ -185,3 +185,19 @@ def test_the_depth_cap_counts_levels_as_the_spec_parser_does():
         http_api.read_json(
             http_api.ApiRequest("POST", "/", body(cap + 1)), http_api.SYNC_BODY_SCHEMA
         )
+
+
+def test_a_debounce_of_zero_seconds_plans_every_restart(stack):
+    """``debounceSeconds: 0`` passes the map's schema and means no window; the ledger refuses a
+    window of 0, so every restart event failed to plan (found by review 2026-12-07)."""
+    data = json.loads(stack.map_path.read_text())
+    data["apis"][API]["on"] = [{"appService": SITE}]
+    data["apis"][API]["debounceSeconds"] = 0
+    stack.map_path.write_text(json.dumps(data))
+    svc = stack.service()
+
+    first = plan(restart_event("restart-z1"), svc)
+    second = plan(restart_event("restart-z2"), svc)
+
+    assert len(first) == 1 and len(second) == 1 and first != second
+    assert len(queued_targets(svc.ports.queue)) == 4
