@@ -39,6 +39,7 @@ class SyncRequest:
     api: str
     reason: str  # "event" | "manual" | "drift" | "rollback" | "cli"
     event_id: str | None = None
+    event_source: str | None = None  # Event Grid topic / CloudEvents source ("": not sent)
     event_type: str | None = None
     event_time: str | None = None
     subject: str | None = None
@@ -71,6 +72,19 @@ class SyncRequest:
         if values.get("targets") is not None:
             values["targets"] = tuple(values["targets"])
         return cls(**values)
+
+
+def event_identity(request: SyncRequest) -> str | None:
+    """What makes an event one event: its source and its id (CloudEvents 1.0: "consumers MAY
+    assume that events with identical source and id are duplicates"; Event Grid's ids are unique
+    per topic). Publishers often number events alike (build numbers): by id alone, a second
+    pipeline's deployment joined the first one's finished run and was dropped. The run id and
+    the ledger's event marker are keyed by this; events without a source by their id, as before."""
+    if not request.event_id:
+        return None
+    if not request.event_source:
+        return request.event_id
+    return f"{request.event_source}\n{request.event_id}"
 
 
 def _is_text(value: Any) -> bool:

@@ -48,6 +48,7 @@ from sync.models import (
     TargetState,
     VersionRecord,
     WorkItem,
+    event_identity,
     iso,
     utcnow,
 )
@@ -422,7 +423,7 @@ class Pipeline:
                 lambda: ledger.state(item.api, item.target), name=f"state {item.target}"
             )
             try:
-                seen = ledger.seen_event(item.api, item.target, request.event_id)
+                seen = ledger.seen_event(item.api, item.target, event_identity(request) or "")
             finally:
                 concurrent.futures.wait([reading])  # no read outlives its item
             state = reading.result()
@@ -932,7 +933,7 @@ class Pipeline:
                 hold=_hold_after(request, latest, version),
                 drift_sha256=None,
             )
-            return Recording(record, new_state, request.event_id, lease)
+            return Recording(record, new_state, event_identity(request), lease)
 
         connector_id, latest, held = self._apply(
             item, target, current, write, ours_sha, state, packing, to_record

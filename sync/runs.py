@@ -28,6 +28,7 @@ from sync.models import (
     SyncRequest,
     TargetOutcome,
     WorkItem,
+    event_identity,
     iso,
     new_run_id,
     utcnow,
@@ -42,8 +43,9 @@ log = logging.getLogger(__name__)
 
 def run_id_for(request: SyncRequest) -> str:
     """Deterministic for events, so a redelivered event joins its first run instead of a new one."""
-    if request.event_id:
-        key = f"{request.event_id}\n{request.api}\n{request.spec_url or ''}"
+    event = event_identity(request)
+    if event:
+        key = f"{event}\n{request.api}\n{request.spec_url or ''}"
         return hashlib.sha256(key.encode()).hexdigest()[:32]
     return new_run_id()
 

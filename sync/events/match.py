@@ -114,6 +114,7 @@ def _request(api: ApiConfig, event: Event, **extra: Any) -> SyncRequest:
         api=api.name,
         reason="event",
         event_id=event.id,
+        event_source=event.topic or None,
         event_type=event.type,
         event_time=event.time,
         subject=event.subject or None,

@@ -279,4 +279,5 @@ def test_an_event_repeated_in_one_batch_is_planned_once(secured) -> None:
     assert sorted(item.target for item, _ in received(secured.service())) == ["dev", "prod"]
 
     resp = deliver(json.dumps([event, other]).encode())
-    assert len(json.loads(resp.get_body())["runs"]) == 2
+    runs = json.loads(resp.get_body())["runs"]
+    assert len(set(runs)) == 2  # the repeat joins its run; the other topic's event is its own

@@ -201,3 +201,29 @@ def test_a_debounce_of_zero_seconds_plans_every_restart(stack):
 
     assert len(first) == 1 and len(second) == 1 and first != second
     assert len(queued_targets(svc.ports.queue)) == 4
+
+
+def test_the_same_event_id_from_another_source_is_another_event(stack):
+    """CloudEvents: source and id together identify an event. Two pipelines numbering their
+    deployments alike (build-42) are two events: by id alone the second joined the first one's
+    finished run, and the ledger's event marker skipped it (found by review 2026-12-07)."""
+    from sync.worker_loop import drain
+    from tests.pipeline.conftest import ci_event
+
+    svc = stack.service()
+    stack.serve("openapi-v1.yaml")
+    first_event = ci_event("build-42")
+    [first] = plan(first_event, svc)
+    assert {o.result for o in drain(svc, wait_seconds=0.5)} == {"updated"}
+    assert plan(first_event, svc) == [first]  # a redelivery is still the same run
+
+    stack.serve("openapi-v2.yaml")
+    other = {**ci_event("build-42"), "source": "/contoso/pipelines/other-repo"}
+    [second] = plan(other, svc)
+    assert second != first
+    outcomes = drain(svc, wait_seconds=0.5)
+    # v2 is worked on, not skipped as seen: dev takes it, prod's policy blocks its breaking change
+    assert sorted((o.target, o.result) for o in outcomes) == [
+        ("dev", "updated"),
+        ("prod", "blocked"),
+    ], [o.message for o in outcomes]
