@@ -201,7 +201,14 @@ def test_simulator_blanks_secrets_like_dataverse(sim: Simulator, http) -> None:
     params["token"]["oAuthSettings"]["clientSecret"] = "should-not-be-stored"
     response = http.post(
         f"{sim.url}/api/data/v9.2/connectors",
-        json={"name": "n", "connectortype": 1, "connectionparameters": json.dumps(params)},
+        json={
+            "connectorid": new_guid(),
+            "name": "n",
+            "displayname": "N",
+            "openapidefinition": json.dumps(DEFINITION),
+            "connectortype": 1,
+            "connectionparameters": json.dumps(params),
+        },
         headers={"Authorization": f"Bearer {mint(sim.url)}"},
     )
     assert response.status_code == 204

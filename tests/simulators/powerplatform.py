@@ -17,7 +17,19 @@ that passes here does not fail on first contact:
 - OAuth client secrets are write-only (stored aside, never returned), as on the real RP; Dataverse
   blanks them (documented: "Microsoft doesn't store secrets in Dataverse for custom connectors");
 - PATCH replaces the connector's members with what is sent (displayName and description are kept
-  when absent; iconUri absent -> default icon; ``scriptDefinitionUrl: ""`` deletes custom code).
+  when absent; iconUri absent -> default icon; ``scriptDefinitionUrl: ""`` deletes custom code);
+- the definition's platform limits (reference 4.1), on validateApiSwagger, create and PATCH alike:
+  Swagger/OpenAPI 2.0 only (``"swagger": "2.0"``; an ``openapi: 3.x`` document is refused), less
+  than 1 MB (``DEFINITION_LIMIT_BYTES``, measured as the project's client measures it: compact
+  UTF-8 JSON, so a definition the client lets through is not refused here for its size, and the
+  reverse), at most 256 operations per swagger;
+- an OAuth security definition with ``flow: application`` or ``password`` is stored as
+  ``accessCode`` (reference 2.2, PowerPlatformConnectors issue #708: client-credentials and
+  password grants are not supported and the flow is reverted on update), so a client that writes
+  one reads back something else; validateApiSwagger does not refuse it;
+- a Dataverse create needs ``connectorid`` (in the body, or the key of an upserting PATCH),
+  ``name``, ``displayname``, ``openapidefinition`` and ``connectortype`` (reference 3.2), and
+  ``openapidefinition`` must be a Swagger 2.0 document as well as at most 500,000 characters.
 
 Behaviour marked INFERRED below is not in the reference; it is the simplest strict choice.
 
@@ -121,6 +133,24 @@ DV_READ_ONLY = frozenset(
     }
 )
 DV_COLUMNS = DV_WRITABLE | DV_READ_ONLY
+# Platform limits on a definition (reference 4.1).
+DEFINITION_LIMIT_BYTES = 1_000_000  # "less than 1 MB": refused at this size (compact UTF-8 JSON)
+MAX_OPERATIONS = 256  # "max operations per swagger"
+OPERATION_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+# Validator rule messages (reference Appendix A: SpecificationVersionIncorrect,
+# TotalOperationsCountExceedsMaxAllowed).
+SPEC_VERSION_MESSAGE = "The 'swagger' property must have the string value \"2.0\"."
+OPERATIONS_MESSAGE = (
+    "The total number of operations in the swagger exceeds the maximum allowed value of "
+    f"'{MAX_OPERATIONS}'."
+)
+# OAuth grants a custom connector does not support: stored as accessCode (reference 2.2, #708).
+REVERTED_OAUTH_FLOWS = frozenset({"application", "password"})
+# Columns a Dataverse create must carry (reference 3.2: "POST with at least connectorid, name,
+# displayname, openapidefinition, connectortype"). Dataverse generates the key of most tables; that
+# it refuses a connector create without one is INFERRED from that documented minimum.
+DV_CREATE_REQUIRED = ("connectorid", "name", "displayname", "openapidefinition", "connectortype")
+
 DV_NOT_FOUND = "0x80040217"
 DV_BAD_PROPERTY = "0x80060888"
 DV_TOO_LONG = "0x80044331"
@@ -281,6 +311,85 @@ def _member_error(body: bytes, member: str, owner: str, path: str) -> Reply:
 
 def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())
+
+
+def load_measured(body: bytes) -> tuple[Any, int | None]:
+    """``json.loads(body)``, and a size no value in it can exceed once encoded as compact UTF-8
+    JSON (None when the body is not UTF-8). Re-encoding a UTF-8 text only shrinks it (whitespace,
+    escapes such as ``\\u00e9``, repeated keys) except where a float is spelled shorter than Python
+    spells it (``1e15`` is ``1000000000000000.0``), and that growth is counted: a definition whose
+    bound is under the limit is measured without encoding it again (~2.5 ms for 512 KB)."""
+    growth = 0
+
+    def parse_float(token: str) -> float:
+        nonlocal growth
+        value = float(token)
+        growth += max(0, len(json.dumps(value)) - len(token))
+        return value
+
+    doc = json.loads(body, parse_float=parse_float)
+    utf8 = json.detect_encoding(body) in ("utf-8", "utf-8-sig")
+    return doc, (len(body) + growth if utf8 else None)
+
+
+def compact_size(doc: Any) -> int:
+    """Bytes of the compact UTF-8 JSON of ``doc``, the project client's measure
+    (``sync.spec.canonical.compact_size``); a lone surrogate counts as its 3 bytes."""
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def operation_count(doc: dict[str, Any]) -> int:
+    """Operations of a Swagger 2.0 document: the methods of every path item."""
+    paths = doc.get("paths")
+    if not isinstance(paths, dict):
+        return 0
+    return sum(
+        1
+        for key, item in paths.items()
+        if str(key).startswith("/") and isinstance(item, dict)
+        for method in OPERATION_METHODS
+        if isinstance(item.get(method), dict)
+    )
+
+
+def definition_problem(doc: Any, bound: int | None = None) -> str | None:
+    """Why the platform refuses ``doc`` as a connector definition (reference 4.1), or None.
+    ``bound``: a size its compact UTF-8 JSON cannot exceed (``load_measured``); None measures."""
+    if not isinstance(doc, dict) or doc.get("swagger") != "2.0":
+        return SPEC_VERSION_MESSAGE
+    if bound is None or bound >= DEFINITION_LIMIT_BYTES:
+        size = compact_size(doc)
+        if size >= DEFINITION_LIMIT_BYTES:
+            # INFERRED wording: the limit is documented, its refusal is not (reference 5.2,
+            # "RequestEntityTooLarge / 413 for big swaggers: no thread found"), so it is answered
+            # like the validator's other refusals
+            return (
+                f"The OpenAPI definition is {size:,} bytes; it must be less than 1 MB "
+                f"({DEFINITION_LIMIT_BYTES:,} bytes)."
+            )
+    if operation_count(doc) > MAX_OPERATIONS:
+        return OPERATIONS_MESSAGE
+    return None
+
+
+def revert_unsupported_flows(doc: dict[str, Any]) -> None:
+    """Store OAuth ``application`` / ``password`` flows as ``accessCode``, in place (reference 2.2:
+    client-credentials grants "(for example, application and password)" are not supported, and
+    issue #708 saw ``flow: application`` reverted to accessCode on update). Swagger 2.0's accessCode
+    needs an ``authorizationUrl``, which those flows do not have, and what the platform puts there
+    is not known: INFERRED, the ``tokenUrl`` (the Azure AD connectors of the corpus carry one URL
+    in both), and nothing when there is no ``tokenUrl`` either (not valid Swagger 2.0 as sent)."""
+    schemes = doc.get("securityDefinitions")
+    if not isinstance(schemes, dict):
+        return
+    for scheme in schemes.values():
+        if not isinstance(scheme, dict) or scheme.get("type") != "oauth2":
+            continue
+        if scheme.get("flow") in REVERTED_OAUTH_FLOWS:
+            scheme["flow"] = "accessCode"
+            if "authorizationUrl" not in scheme and "tokenUrl" in scheme:
+                scheme["authorizationUrl"] = scheme["tokenUrl"]
 
 
 def _strip_secrets(properties: dict[str, Any]) -> list[str]:
@@ -657,15 +766,12 @@ class Simulator:
         if oid != str(claims.get("oid", "")):  # INFERRED
             return rp_error(403, "Forbidden", f"The object id '{oid}' does not match the caller.")
         try:
-            doc = json.loads(body or b"null")
+            doc, bound = load_measured(body or b"null")
         except ValueError:
             return rp_error(400, "InvalidRequestContent", "The request content was invalid.")
-        if not isinstance(doc, dict) or doc.get("swagger") != "2.0":
-            return rp_error(
-                400,
-                "SwaggerValidationFailed",  # INFERRED code; message from the validator rules
-                "The 'swagger' property must have the string value \"2.0\".",
-            )
+        problem = definition_problem(doc, bound)
+        if problem:  # INFERRED code; messages from the validator rules where they have one
+            return rp_error(400, "SwaggerValidationFailed", problem)
         title = str((doc.get("info") or {}).get("title", ""))
         if title in self.validate_failures:
             return rp_error(400, "SwaggerValidationFailed", self.validate_failures[title])
@@ -739,7 +845,7 @@ class Simulator:
         self, env: str, rec: _PaConnector | None, body: bytes, claims: dict[str, Any]
     ) -> Reply:
         try:
-            doc = json.loads(body)
+            doc, bound = load_measured(body)
         except ValueError:
             return rp_error(
                 400,
@@ -761,9 +867,13 @@ class Simulator:
         problem = _shape_problem(props, env, creating=rec is None)
         if problem:
             return rp_error(400, "InvalidRequestContent", problem)
+        problem = definition_problem(props["openApiDefinition"], bound)
+        if problem:  # INFERRED: a write refuses what validateApiSwagger refuses, the same way
+            return rp_error(400, "SwaggerValidationFailed", problem)
         members = {k: copy.deepcopy(props[k]) for k in CONNECTOR_MEMBERS if k in props}
         secrets_ = _strip_secrets(members)
         definition = copy.deepcopy(props["openApiDefinition"])
+        revert_unsupported_flows(definition)
         script_url = props.get("scriptDefinitionUrl")
         with self._lock:
             if rec is None:
@@ -1021,25 +1131,39 @@ class Simulator:
             )
         if "openapidefinition" in doc and doc["openapidefinition"] is not None:
             try:
-                json.loads(doc["openapidefinition"])
+                parsed = json.loads(doc["openapidefinition"])
             except ValueError:  # INFERRED: the platform refuses a definition it cannot parse
                 return dv_error(
                     400, DV_INVALID_ARGUMENT, "The 'openapidefinition' value is not valid JSON."
                 )
+            if not isinstance(parsed, dict) or parsed.get("swagger") != "2.0":
+                # reference 4.1, OpenAPI 2.0 only; INFERRED: refused by the write, in this shape
+                # (the column's size limit is the 500,000 characters checked above)
+                return dv_error(400, DV_INVALID_ARGUMENT, SPEC_VERSION_MESSAGE)
         if doc.get("connectionparameters"):
             params = json.loads(doc["connectionparameters"])
             _strip_secrets({"connectionParameters": params})  # no secrets in Dataverse
             doc["connectionparameters"] = json.dumps(params)
         with self._lock:
             if creating:
-                for column in ("name", "connectortype"):
-                    if doc.get(column) in (None, ""):
+                given = dict(doc)
+                if cid is not None:  # an upserting PATCH names the id in its key
+                    given.setdefault("connectorid", cid)
+                for column in DV_CREATE_REQUIRED:
+                    if given.get(column) in (None, ""):
                         return dv_error(
                             400,
                             DV_INVALID_ARGUMENT,
                             f"A value for the required attribute '{column}' of 'connector' was not provided.",
                         )
-                new_id = str(uuid.UUID(str(doc.get("connectorid") or cid or uuid.uuid4())))
+                try:
+                    new_id = str(uuid.UUID(str(given["connectorid"])))
+                except ValueError:
+                    return dv_error(
+                        400,
+                        DV_INVALID_ARGUMENT,
+                        f"Unrecognized 'Edm.Guid' literal '{given['connectorid']}' for 'connectorid'.",
+                    )
                 if new_id in self._dv:
                     return dv_error(
                         412, DV_DUPLICATE, "A record with matching key values already exists."
