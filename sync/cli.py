@@ -108,9 +108,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from sync.http_api import version_json
+    from sync.models import SyncRequest
+    from sync.runs import target_names
 
     svc = _service(args)
     svc.map.api(args.api)
+    if args.target is not None:  # a typo must not read as "no versions recorded" (exit 0)
+        target_names(SyncRequest(api=args.api, reason="cli", targets=(args.target,)), svc.map)
     records = svc.ports.ledger.versions(args.api, args.target, limit=args.limit)
     rows = [version_json(r) for r in records]
     text = (
@@ -123,6 +127,16 @@ def cmd_history(args: argparse.Namespace) -> int:
     )
     _print(rows, args.json, text)
     return 0
+
+
+def _history_limit(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{value} is not in 1..100")
+    return value
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
@@ -248,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--config")
     hist.add_argument("--api", required=True)
     hist.add_argument("--target")
-    hist.add_argument("--limit", type=int, default=20)
+    hist.add_argument("--limit", type=_history_limit, default=20, help="1..100, as over HTTP")
     hist.add_argument("--json", action="store_true")
     hist.set_defaults(func=cmd_history)
 

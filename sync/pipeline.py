@@ -415,7 +415,8 @@ class Pipeline:
     ) -> TargetOutcome:
         request = item.request
         ledger = self.ports.ledger
-        if request.event_id and not request.dry_run:
+        marker = _once_only_key(item)
+        if marker and not request.dry_run:
             # A new event (the usual case) needs both rows: the state row's round trip overlaps
             # the event marker's. A state read before the marker's is checked under the lease
             # like any other (its ETag), and a redelivery reads the state again below.
@@ -423,7 +424,7 @@ class Pipeline:
                 lambda: ledger.state(item.api, item.target), name=f"state {item.target}"
             )
             try:
-                seen = ledger.seen_event(item.api, item.target, event_identity(request) or "")
+                seen = ledger.seen_event(item.api, item.target, marker)
             finally:
                 concurrent.futures.wait([reading])  # no read outlives its item
             state = reading.result()
@@ -446,7 +447,8 @@ class Pipeline:
                     info_version=state.spec_info_version,
                     message=f"v{state.version} applied (recorded by an earlier attempt)",
                 )
-            return TargetOutcome(**base, result="unchanged", message="event already processed")
+            again = "event" if request.event_id else "rollback"
+            return TargetOutcome(**base, result="unchanged", message=f"{again} already processed")
         if (held := self._held(item, state, base)) is not None:
             return held
         if request.dry_run:
@@ -933,7 +935,7 @@ class Pipeline:
                 hold=_hold_after(request, latest, version),
                 drift_sha256=None,
             )
-            return Recording(record, new_state, event_identity(request), lease)
+            return Recording(record, new_state, _once_only_key(item), lease)
 
         connector_id, latest, held = self._apply(
             item, target, current, write, ours_sha, state, packing, to_record
@@ -1186,6 +1188,17 @@ class Pipeline:
             raise TargetError(
                 "read-back does not match the written definition", where=f"{item.api}/{item.target}"
             )
+
+
+def _once_only_key(item: WorkItem) -> str | None:
+    """What the ledger's marker (written with the version) makes happen once per target: an
+    event (its source and id), or a rollback request (its run). A rollback records a version even
+    when the connector holds the definition already, so a redelivered rollback item recorded a
+    second one, and a late one undid a release and the deployments after it. None: no marker
+    (a manual sync or a drift run repeated finds the content unchanged and writes nothing)."""
+    if item.request.rollback_to is not None:
+        return f"rollback\n{item.run_id}"
+    return event_identity(item.request)
 
 
 def _marker_sha(state: TargetState) -> str | None:

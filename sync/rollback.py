@@ -270,12 +270,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     )
     check_recorded(request, svc.map, svc.ports.ledger)
     result = run_inline(request, svc.map, svc.ports, svc.pipeline)
+    # the hold is set with the version a rollback records: a target that failed holds nothing
+    held = [o.target for o in result.outcomes if o.result == "updated"]
     if args.json:
         report = {
             "api": args.api,
             "runId": result.run.run_id,
             "ok": result.ok,
-            "holdUntil": request.hold_until,
+            "holdUntil": request.hold_until if held else None,
+            "held": held,
             "targets": [o.to_dict() for o in result.outcomes],
         }
         print(json.dumps(report, indent=2, ensure_ascii=False))
@@ -283,7 +286,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(f"{args.api}: rollback to v{args.version}, run {result.run.run_id}")
         for outcome in result.outcomes:
             print(_outcome_line(outcome))
-        print(f"held until {request.hold_until} (release: python -m sync release --api {args.api})")
+        if held:
+            print(
+                f"{', '.join(held)} held until {request.hold_until} "
+                f"(release: python -m sync release --api {args.api})"
+            )
     return 0 if result.ok else 1
 
 

@@ -312,3 +312,67 @@ def test_a_rollback_that_lands_while_an_event_fetches_is_not_written_over(env, m
     state = svc.ports.ledger.state(API, "dev")
     assert state.version == 3 and state.hold is not None and state.hold.version == 3
     assert outcomes["prod"].result != "held"  # only the rolled-back target is held
+
+
+def test_a_rollback_item_delivered_again_rolls_back_once(env):
+    """A rollback records a version even when the connector already holds the definition, so a
+    redelivered item (storage blinked at the fan-in; the queue's at-least-once delivery) made a
+    second version and moved the hold, and a late one undid the release and the deployment
+    after it (found by review 2026-12-07). The run id is the rollback's once-only key."""
+    svc = two_versions(env)
+    resp = post("api_rollback", "rollback", {"version": 1, "targets": ["dev"]})
+    assert resp.status_code == 202, resp.get_body()
+    [(item, handle)] = svc.ports.queue.receive(max_messages=32)
+    svc.ports.queue.delete(handle)
+    svc.ports.queue.send(item)
+    svc.ports.queue.send(item)  # the same message, delivered twice
+    outcomes = {o.result: o for o in drain(svc, wait_seconds=0.3)}
+    assert sorted(outcomes) == ["unchanged", "updated"]
+    assert outcomes["updated"].version == 3
+    assert outcomes["unchanged"].message == "rollback already processed"
+    assert [v.version for v in svc.ports.ledger.versions(API, "dev")] == [3, 2, 1]
+
+    # released, then a new deployment: a copy of the rollback arriving late changes nothing
+    assert post("api_release", "release", {"targets": ["dev"]}).status_code == 200
+    serve_spec(env, "openapi-v2.yaml", version="3.0.0")
+    plan(ci_event(version="3.0.0"), svc)
+    drain(svc, wait_seconds=0.3)
+    assert read_connector(env, "dev")["info"]["version"] == "3.0.0"
+    svc.ports.queue.send(item)
+    [late] = drain(svc, wait_seconds=0.3)
+    assert (late.result, late.message) == ("unchanged", "rollback already processed")
+    assert read_connector(env, "dev")["info"]["version"] == "3.0.0"
+    assert [v.version for v in svc.ports.ledger.versions(API, "dev")] == [4, 3, 2, 1]
+    assert svc.ports.ledger.state(API, "dev").hold is None
+
+
+def test_a_cli_rollback_that_held_nothing_does_not_say_held(env, capsys):
+    """A target that failed is not held: the line and the JSON said "held until" all the same."""
+    svc = two_versions(env)
+    svc.ports.ledger.acquire_lease(API, "dev", "someone-else", 30)
+    assert main(["rollback", "--api", API, "--version", "1", "--target", "dev"]) == 1
+    out = capsys.readouterr().out
+    assert "held until" not in out and "someone-else" in out
+    assert svc.ports.ledger.state(API, "dev").hold is None
+    assert main(["rollback", "--api", API, "--version", "1", "--target", "dev", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["holdUntil"] is None and report["held"] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "said"),
+    [
+        (["--target", "nope"], 1, "has no target(s) nope"),
+        (["--limit", "-3"], 2, "-3 is not in 1..100"),
+        (["--limit", "101"], 2, "101 is not in 1..100"),
+        (["--limit", "x"], 2, "'x' is not a whole number"),
+    ],
+)
+def test_cli_history_refuses_what_http_refuses(env, capsys, argv, code, said):
+    two_versions(env)
+    try:
+        exit_code = main(["history", "--api", API, *argv])
+    except SystemExit as usage:  # argparse's usage errors
+        exit_code = usage.code
+    assert exit_code == code
+    assert said in capsys.readouterr().err
