@@ -314,3 +314,20 @@ def test_local_settings_example_names_only_known_settings():
     ours = {k for k in values if k.startswith("SYNC_")}
     assert ours <= set(settings.APP_SETTINGS) | set(settings.LOCAL_SETTINGS)
     assert (root / values["SYNC_CONFIG"]).is_file()
+
+
+def test_more_targets_than_a_run_row_can_list_is_a_config_error(tmp_path):
+    """A run row lists its targets in one Table property (64 KiB): past ~490 long names no run
+    of the API could start, with nothing saying why (found by review 2026-12-07)."""
+    names = [f"env-{i:03d}" for i in range(251)]
+    text = GOOD.replace(
+        "      - {name: dev, folder: connectors/dev}\n",
+        "".join(f"      - {{name: {n}, folder: connectors/{n}}}\n" for n in names),
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_map_file(str(write(tmp_path, text)))
+    assert caught.value.path.endswith("apis.contoso-invoicing.targets")
+    assert "252 targets; an API may have at most 250" in str(caught.value)
+    fewer = text.replace(f"      - {{name: {names[-1]}, folder: connectors/{names[-1]}}}\n", "")
+    fewer = fewer.replace(f"      - {{name: {names[-2]}, folder: connectors/{names[-2]}}}\n", "")
+    assert len(load_map_file(str(write(tmp_path, fewer))).api("contoso-invoicing").targets) == 250

@@ -80,7 +80,8 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}\Z")
 CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z")
-MAX_VERSION = 9_999_999_999
+MAX_VERSION = 9_999_999_999  # the row keys' arithmetic; what is stored stops at INT32_MAX
+INT32_MAX = 2**31 - 1
 RUNS_PARTITION = "runs"
 DEBOUNCE_PARTITION = "debounce"
 STATE_ROW = "state"
@@ -783,6 +784,12 @@ class TableLedger:
         where: str,
         hold: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
+        if record.version > INT32_MAX:  # the SDK sends a plain int as Edm.Int32
+            raise PermanentError(
+                f"version {record.version} is past {INT32_MAX:,}, the largest number a version "
+                "row stores",
+                where=where,
+            )
         entity: dict[str, Any] = {
             "PartitionKey": pk,
             "RowKey": version_row_key(record.version),

@@ -19,6 +19,10 @@ from sync.spec.parse import load_object
 
 SCHEMA_PATH = Path(__file__).with_name("sync-map.schema.json")
 TARGET_KINDS = ("folder", "dataverse", "powerapps")
+# A run row lists its targets in one string property (Table Storage: 64 KiB, 32K UTF-16 units):
+# 250 names of the longest kind (63 characters) take ~17K. Far more environments than any tenant
+# runs one API in; past ~490 such names no run of the API could have been started.
+MAX_TARGETS_PER_API = 250
 SPEC_KINDS = ("url", "apimExport", "apiCenterExport", "blob")
 
 
@@ -228,6 +232,12 @@ def _api(
     breaking = api.get("breaking", "warn")
     targets: list[TargetConfig] = []
     seen: set[str] = set()
+    if len(api["targets"]) > MAX_TARGETS_PER_API:
+        raise ConfigError(
+            f"{len(api['targets'])} targets; an API may have at most {MAX_TARGETS_PER_API} (a "
+            "run row lists them in one Table property of at most 64 KiB)",
+            path=f"{where}.targets",
+        )
     for index, target in enumerate(api["targets"]):
         kind = next(k for k in TARGET_KINDS if k in target)
         if target["name"] in seen:

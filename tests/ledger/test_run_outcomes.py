@@ -150,7 +150,7 @@ def test_a_row_written_in_the_earlier_format_is_still_read(ledger) -> None:
 
 def test_outcomes_too_large_even_as_counts_are_refused_with_their_size() -> None:
     outcomes = [outcome(f"env{i}", large_diff(seed=i)) for i in range(3)]
-    with pytest.raises(PermanentError, match=r"bytes compressed even without change details"):
+    with pytest.raises(PermanentError, match=r"bytes compressed even with messages cut"):
         run_outcomes.encode(outcomes, limit=100, where="test")
 
 
@@ -283,3 +283,37 @@ def test_a_plain_row_is_the_json_of_the_list_and_each_outcome_is_encoded_once(mo
     copy = TargetOutcome(**{**grown[0].__dict__})  # an equal but new object is encoded anew
     run_outcomes.encode([copy], limit=codec.INLINE_LIMIT, where="test")
     assert calls == ["env5", "env0"]
+
+
+@pytest.mark.azurite
+def test_a_fan_out_failing_with_a_huge_platform_message_still_completes(ledger) -> None:
+    """34 targets refused with the same 226 KB validation message (the platform's JSON error is
+    passed on whole): zlib's window cannot see the repeats, so from the 32nd outcome the row
+    was refused, the run never completed and no card was sent (found by review 2026-12-07)."""
+    rng = random.Random(7)
+    lines = "".join(
+        f"Error at '#/paths/~1{rng.getrandbits(128):032x}/get': bad parameter type\n"
+        for _ in range(3000)
+    )
+    assert len(lines) > 220_000
+    targets = [f"env{i:02d}" for i in range(34)]
+    outcomes = [
+        TargetOutcome(
+            api=API,
+            target=t,
+            result="failed",
+            message=f"{t}: validateApiSwagger refused the definition: {lines}",
+            warnings=tuple(f"warning {n} " * 20 for n in range(200)),
+        )
+        for t in targets
+    ]
+    run = started(ledger, targets)
+    finished = [ledger.finish_item(run.run_id, o) for o in outcomes]
+    assert finished[-1] is not None and finished[-1].complete
+    stored = {o.target: o for o in ledger.get_run(run.run_id).outcomes}
+    assert set(stored) == set(targets)
+    last = stored["env33"]
+    assert last.result == "failed" and last.message.startswith("env33: validateApiSwagger")
+    assert last.message.endswith(f"({len(outcomes[-1].message):,} characters)")
+    assert len(last.message) < 600
+    assert last.warnings[-1] == "... and 197 more" and len(last.warnings) == 4

@@ -357,3 +357,14 @@ def test_a_version_number_stored_as_int64_still_reads(ledger):
     row["Number"] = EntityProperty(1, EdmType.INT64)
     table.update_entity(row, mode=UpdateMode.REPLACE)
     assert ledger.version(API, TARGET, 1, include_definitions=True).version == 1
+
+
+@pytest.mark.azurite
+def test_a_version_past_int32_is_refused_naming_the_limit(ledger) -> None:
+    """The SDK sends a plain int as Edm.Int32: version 2**31 raised a TypeError about
+    "operations" from inside the transaction instead of saying what is wrong (found by review
+    2026-12-07; only a hand-edited state row could get there)."""
+    rec = record(2**31, created_at="2026-01-01T00:00:00Z")
+    with pytest.raises(PermanentError, match=r"version 2147483648 is past 2,147,483,647"):
+        ledger.record_version(rec, TargetState(version=2**31), None)
+    assert ledger.versions(API, TARGET) == []
