@@ -33,6 +33,9 @@ import httpcore
 import httpx
 
 RAW_CHUNK = 16 * 1024
+# A request extension: a ``time.monotonic()`` value the exchange must also end by, for a caller
+# whose budget is shorter than the timeouts' sum (the Teams card within its claim's window).
+DEADLINE = "connector_sync.deadline"
 
 _current = threading.local()  # .deadline: time.monotonic() value, .total: seconds (or absent)
 
@@ -222,7 +225,11 @@ def refuse_stacked_encoding(response: httpx.Response, request: httpx.Request) ->
 def limited_exchange(pool: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
     """Send ``request`` through ``pool`` (made by ``bound_transport``) under the limits above."""
     total = total_seconds(request)
-    at = None if total is None else time.monotonic() + total
+    now = time.monotonic()
+    at = None if total is None else now + total
+    given = request.extensions.get(DEADLINE)
+    if isinstance(given, (int, float)) and (at is None or given < at):
+        at, total = given, max(given - now, 0.0)
     with deadline(at, total):
         response = pool.handle_request(request)
     refuse_stacked_encoding(response, request)

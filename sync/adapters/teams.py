@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
 
 from sync.adapters.http import RetryableStatus, as_transient, check_transient, with_retries
+from sync.adapters.response_limits import DEADLINE
 from sync.adapters.urlguard import install_httpx_log_redaction
 from sync.errors import SyncError
 from sync.models import RunSummary
@@ -125,6 +127,18 @@ def _describe_refusal(response: httpx.Response, secrets: set[str]) -> str:
     return plain(redact(text, secrets), 300)
 
 
+def _wrapped_refusal(response: httpx.Response, secrets: set[str]) -> str | None:
+    """A legacy Office 365 connector answers 200 to everything and says in the body whether the
+    card went out: "1" when it did, "Webhook message delivery failed with error: ..." (Teams'
+    own 400, 413 or 429) when it did not. Workflows answer 202 with no body."""
+    if response.status_code != 200:
+        return None
+    text = response.text.strip()
+    if not text or text.isdigit():
+        return None
+    return f"HTTP 200 {plain(redact(text, secrets), 300)}"
+
+
 class TeamsWebhookNotifier:
     """``sync.ports.Notifier`` for a Teams Workflows webhook."""
 
@@ -152,6 +166,10 @@ class TeamsWebhookNotifier:
             return f"failed: unexpected {type(exc).__name__}"
 
     def _notify(self, run: RunSummary) -> str:
+        # One deadline for all of it, the vault read included: a card still on its way after
+        # the claim's window (NOTIFY_CLAIM_SECONDS, 90 s) could be sent a second time by another
+        # delivery; each request's headers and body end by it too (response_limits.DEADLINE).
+        deadline = time.monotonic() + self._budget
         body = encode_message(build_message(run, maker_portal=self._maker_portal))
         try:
             url = self._url_provider()
@@ -170,16 +188,29 @@ class TeamsWebhookNotifier:
 
         def post() -> httpx.Response:
             response = self._client.post(
-                url, content=body, headers={"Content-Type": "application/json"}
+                url,
+                content=body,
+                headers={"Content-Type": "application/json"},
+                extensions={DEADLINE: deadline},
             )
             return check_transient(response, where=WHERE)
 
         try:
             response = with_retries(
-                post, budget_seconds=self._budget, wait_initial=self._wait_initial
+                post,
+                budget_seconds=max(0.0, deadline - time.monotonic()),
+                wait_initial=self._wait_initial,
             )
         except RetryableStatus as exc:
-            why = f"webhook still answered HTTP {exc.status} after retries"
+            left = deadline - time.monotonic()
+            if exc.retry_after is not None and exc.retry_after >= left:
+                why = (
+                    f"webhook answered HTTP {exc.status} asking to wait {exc.retry_after:g}s, "
+                    f"past what is left of the notification budget ({max(left, 0):.0f}s of "
+                    f"{self._budget:g}s): not sent again"
+                )
+            else:
+                why = f"webhook still answered HTTP {exc.status} after retries"
         except httpx.HTTPError as exc:
             why = str(as_transient(exc, where=WHERE))
         except SyncError as exc:
@@ -188,7 +219,8 @@ class TeamsWebhookNotifier:
             # message is the reason; their ``where`` is the URL, so the webhook is named instead.
             why = f"{WHERE}: {exc.message}"
         else:
-            if response.is_success:
+            wrapped = _wrapped_refusal(response, secrets)
+            if response.is_success and wrapped is None:
                 log.info(
                     "teams webhook accepted run %s (HTTP %d, %d bytes)",
                     run.run_id,
@@ -196,7 +228,7 @@ class TeamsWebhookNotifier:
                     len(body),
                 )
                 return "accepted"
-            why = f"webhook refused the card: {_describe_refusal(response, secrets)}"
+            why = f"webhook refused the card: {wrapped or _describe_refusal(response, secrets)}"
         why = redact(why, secrets)
         log.warning("teams notification for run %s failed: %s", run.run_id, why)
         return f"failed: {why}"

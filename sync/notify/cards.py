@@ -77,7 +77,11 @@ _HEADLINE: dict[str, tuple[str, str]] = {
     "unchanged": ("default", "Connector already up to date"),
 }
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# Zero-width space and the bidi marks go; zero-width (non-)joiners stay: they shape Persian and
+# Indic words and join emoji sequences (removing them changed what the text says).
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 _URL_QUERY = re.compile(r"(?i)\b(https?://[^\s?#\"'<>]+)[?#][^\s\"'<>)]*")
 # Characters that mark up wherever they stand: emphasis, code, links ("[x](u)" needs both
 # brackets), strikethrough. The rest ("-", ".", "(", "#"...) only mean something at a line start

@@ -189,3 +189,20 @@ def test_markdown_literal_loses_nothing_and_leaves_no_markdown(text: str) -> Non
     data = re.sub(r"\\.", "", out, flags=re.S)
     assert not _UNESCAPED.search(data) and not _LINE_START.search(out)
     assert "://" not in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "deploy by \U0001f469\u200d\U0001f4bb team",  # one emoji: woman + ZWJ + laptop
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, a ZWNJ shapes the word
+        "\u0915\u094d\u200d\u0937",  # Devanagari, a ZWJ picks the half form
+    ],
+)
+def test_zero_width_joiners_are_kept_in_card_text(text: str) -> None:
+    """They change what the text says; only the zero-width space and bidi controls go (found by
+    review 2026-12-07: the emoji became two, the words other words)."""
+    from sync.notify.cards import plain
+
+    assert plain(text, 200) == text
+    assert plain("a\u200bb\u200ec\u202ed", 200) == "abcd"

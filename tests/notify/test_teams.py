@@ -6,6 +6,7 @@ Every test also proves the webhook URL (a credential: its ``sig``) stays out of 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -187,3 +188,43 @@ def test_a_refusal_nested_past_the_recursion_limit_reads_as_one_that_is_not_json
         with webhook([Answer(400, body=body)], sig=SIG) as hook:
             results.append(notifier(hook.url, client).notify(runs.blocked_run()))
     assert results == ["failed: webhook refused the card: HTTP 400"] * 2
+
+
+# --- review fixes, 2026-12-07 ---------------------------------------------------------------
+
+
+def test_a_legacy_connector_wrapping_its_refusal_in_a_200_is_a_failure(
+    client: httpx.Client,
+) -> None:
+    """Office 365 connectors answer 200 to everything; only a numeric body ("1") means the card
+    went out. Teams' own refusal (413, 429, 400) comes back as 200 text and read as accepted."""
+    refused = b"Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413"
+    with webhook([Answer(200, body=refused)], sig=SIG) as hook:
+        result = notifier(hook.url, client).notify(runs.success_run())
+    assert result.startswith("failed: webhook refused the card: HTTP 200 Webhook message delivery")
+    assert "413" in result and len(hook.received) == 1
+    with webhook([Answer(200, body=b"1")], sig=SIG) as hook:
+        assert notifier(hook.url, client).notify(runs.success_run()) == "accepted"
+
+
+def test_the_budget_bounds_a_slow_answer_too(client: httpx.Client) -> None:
+    """The budget only stopped new retries: a request in flight ran on under the per-read
+    timeouts (97 s seen), past the 90 s in which the card's claim is the notifier's own."""
+    from sync.adapters.urlguard import guarded_client
+    from sync.settings import Settings
+
+    guarded = guarded_client(Settings(allow_private_hosts=frozenset({"127.0.0.1"})))
+    with guarded, webhook([Answer(202, delay=4.0)], sig=SIG) as hook:
+        started = time.monotonic()
+        result = notifier(hook.url, guarded, budget=1.0).notify(runs.success_run())
+        elapsed = time.monotonic() - started
+    assert result.startswith("failed:") and "total time" in result
+    assert elapsed < 3.0, elapsed
+
+
+def test_a_retry_after_past_the_budget_says_so(client: httpx.Client) -> None:
+    throttled = Answer(429, headers={"Retry-After": "100"})
+    with webhook([throttled], sig=SIG) as hook:
+        result = notifier(hook.url, client, budget=1.0).notify(runs.success_run())
+    assert result.startswith("failed: webhook answered HTTP 429 asking to wait 100s, past what")
+    assert result.endswith("of 1s): not sent again") and len(hook.received) == 1
