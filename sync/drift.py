@@ -48,18 +48,25 @@ def detected(state: TargetState, current_sha256: str | None) -> bool:
     return current_sha256 != state.applied_sha256
 
 
-def mode_for(configured: str, request: SyncRequest) -> str:
+def mode_for(configured: str, request: SyncRequest, *, deleted: bool = False) -> str:
     """The handling for this run: the configured mode on drift runs; on other syncs ``overwrite``
-    stays and the rest merge (adopt), so a deployment is never held up by a report-only setting."""
+    stays and the rest merge (adopt), so a deployment is never held up by a report-only setting.
+    A drift run that would adopt a deletion reports it instead: there is no edit to keep, and
+    creating the connector again is not adopting what someone did (a deployment or a manual
+    sync does create it again)."""
     if configured not in MODES:
         configured = "report"
     if request.reason == DRIFT_REASON:
-        return configured
+        return "report" if deleted and configured == "adopt" else configured
     return "overwrite" if configured == "overwrite" else "adopt"
 
 
 def report_message(
-    state: TargetState, current_sha256: str | None, *, upstream_changed: bool
+    state: TargetState,
+    current_sha256: str | None,
+    *,
+    upstream_changed: bool,
+    configured: str = "report",
 ) -> str:
     """The state row's and the card's words for a reported (not handled) drift."""
     what = (
@@ -69,23 +76,32 @@ def report_message(
         f"v{state.version} recorded {(state.applied_sha256 or '')[:12]})"
     )
     pending = "; the upstream spec changed too and was not applied" if upstream_changed else ""
+    if configured == "adopt":  # only a deletion is reported in adopt mode (``mode_for``)
+        return (
+            f"{what}{pending}; drift mode 'adopt' does not create it again on a drift run: the "
+            "next deployment or a manual sync does (or set drift to overwrite)"
+        )
     return (
         f"{what}{pending}; drift mode 'report' writes nothing: set drift to adopt or overwrite, "
         "run a manual sync (keeps the edits), or roll back"
     )
 
 
-def handled_note(mode: str) -> str:
+def handled_note(mode: str, *, deleted: bool = False) -> str:
     """Suffix for the outcome message of a sync that found drift and wrote anyway."""
+    if deleted:  # nothing was kept or overwritten: it was gone
+        return "; the connector had been deleted outside the service and was created again"
     if mode == "overwrite":
         return "; connector edits made outside the service were overwritten"
     return "; connector edits made outside the service were kept (adopted)"
 
 
-def reason_for(request: SyncRequest, mode: str | None) -> str | None:
+def reason_for(request: SyncRequest, mode: str | None, *, deleted: bool = False) -> str | None:
     """Version-record reason for a drift run that handled an edit; None keeps the request's own."""
     if request.reason != DRIFT_REASON or mode is None:
         return None
+    if deleted:
+        return "drift: created the deleted connector again"
     return (
         "drift: adopted connector edits" if mode == "adopt" else "drift: overwrote connector edits"
     )

@@ -808,9 +808,15 @@ class Pipeline:
                 version=state.version,
                 info_version=prepared.info_version,
             )
-        mode = drift.mode_for(tcfg.drift, request) if drifted and prepared.desired is None else None
+        mode = (
+            drift.mode_for(tcfg.drift, request, deleted=ours_sha is None)
+            if drifted and prepared.desired is None
+            else None
+        )
         if mode == "report":
-            return self._report_drift(item, state, base, prepared, ours_sha, upstream_sha)
+            return self._report_drift(
+                item, state, base, prepared, ours_sha, upstream_sha, configured=tcfg.drift
+            )
         set_stage("merge")
         conflicts: list[str]
         if prepared.desired is not None:  # rollback: the recorded definition, not a merge
@@ -900,7 +906,8 @@ class Pipeline:
                 api=item.api,
                 target=item.target,
                 version=version,
-                reason=drift.reason_for(request, mode) or _reason(request),
+                reason=drift.reason_for(request, mode, deleted=ours_sha is None)
+                or _reason(request),
                 outcome="updated",
                 run_id=item.run_id,
                 created_at=iso(utcnow()) or "",
@@ -954,7 +961,7 @@ class Pipeline:
         if request.rollback_to is not None:
             message += f" (rollback to v{request.rollback_to}, held until {request.hold_until})"
         if mode is not None:
-            message += drift.handled_note(mode)
+            message += drift.handled_note(mode, deleted=ours_sha is None)
         return TargetOutcome(
             **{**common, "connector_id": connector_id or common["connector_id"]},
             result="updated",
@@ -1085,13 +1092,20 @@ class Pipeline:
         prepared: Prepared,
         ours_sha: str | None,
         upstream_sha: str,
+        *,
+        configured: str = "report",
     ) -> TargetOutcome:
         """Drift mode ``report``: the state row and the card say so; the connector is not written.
-        The same edit is reported once (``drift_known`` on later runs keeps the timer quiet)."""
+        The same edit is reported once (``drift_known`` on later runs keeps the timer quiet), but
+        a new upstream not applied beside it is news again (until 2026-12-07 an unannounced
+        deployment after a reported edit was never reported)."""
         seen = ours_sha or drift.DELETED  # the same deletion is news once, as the same edit is
+        upstream_changed = upstream_sha != state.upstream_sha256
+        if upstream_changed:  # a row reported before keeps its key while upstream stays put
+            seen = f"{seen} upstream {upstream_sha}"
         known = state.drift_sha256 == seen
         message = drift.report_message(
-            state, ours_sha, upstream_changed=upstream_sha != state.upstream_sha256
+            state, ours_sha, upstream_changed=upstream_changed, configured=configured
         )
         outcome = TargetOutcome(
             **base,

@@ -211,3 +211,49 @@ def test_dry_run_sees_drift_but_records_nothing(env):
     (dev,) = run_inline(request, svc.map, svc.ports, svc.pipeline).outcomes
     assert dev.drift and dev.result == "unchanged"
     assert svc.ports.ledger.state(API, "dev").drift_sha256 is None
+
+
+# --- review fixes, 2026-12-07 ---------------------------------------------------------------
+
+
+def test_an_unannounced_spec_after_a_reported_edit_is_news_again(env):
+    """The drift timer is the safety net for deployments nobody announced: with an edit already
+    reported, a new spec served without an event was swallowed (drift_known, no card)."""
+    svc = synced(env)  # report mode
+    edit_connector(env, "dev", add_portal_note)
+    assert not drift_timer(svc)["dev"].drift_known
+    cards = len(env.cards())
+    serve_spec(env, "openapi-v1.yaml", version="1.5.0")  # no event
+    dev = drift_timer(svc)["dev"]
+    assert dev.result == "unchanged" and dev.drift and not dev.drift_known
+    assert "the upstream spec changed too and was not applied" in dev.message
+    assert len(env.cards()) == cards + 1
+    assert svc.ports.ledger.state(API, "dev").last_message == dev.message
+    again = drift_timer(svc)["dev"]  # the same edit and the same unapplied spec: not news
+    assert again.drift_known and len(env.cards()) == cards + 1
+
+
+def test_adopt_on_the_drift_timer_does_not_recreate_a_deleted_connector(env):
+    """Adopt keeps what someone did to the connector; a deletion has nothing to keep, and the
+    drift run recreated it while saying the edits were kept (found by review 2026-12-07)."""
+    svc = synced(env, dev="adopt")
+    env.folder("dev").unlink()
+    dev = drift_timer(svc)["dev"]
+    assert dev.result == "unchanged" and dev.drift and not dev.drift_known
+    assert "deleted outside the service" in dev.message
+    assert "'adopt' does not create it again on a drift run" in dev.message
+    assert not env.folder("dev").exists() and versions(svc, "dev") == [1]
+    assert drift_timer(svc)["dev"].drift_known  # news once
+
+
+def test_a_sync_that_recreates_a_deleted_connector_says_so(env):
+    svc = synced(env, dev="overwrite")
+    env.folder("dev").unlink()
+    dev = drift_timer(svc)["dev"]
+    assert dev.result == "updated" and env.folder("dev").exists()
+    assert dev.message.endswith(
+        "; the connector had been deleted outside the service and was created again"
+    )
+    assert svc.ports.ledger.version(API, "dev", 2).reason == (
+        "drift: created the deleted connector again"
+    )
