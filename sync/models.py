@@ -188,6 +188,9 @@ class TargetState:
     upstream_sha256: str | None = None
     spec_etag: str | None = None
     spec_last_modified: str | None = None
+    # Where those validators came from (``pipeline.source_key``: a hash of the redacted URL): a
+    # 304 from another location says nothing about this one. None on rows from before 2026-12-07.
+    spec_source: str | None = None
     spec_info_version: str | None = None
     connector_id: str | None = None
     last_outcome: str | None = None

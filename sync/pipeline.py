@@ -665,6 +665,11 @@ class Pipeline:
                 f"{exc.message}; the connector was checked against v{state.version}'s spec"
             ) from None
         location = fetched.url
+        if fetched.not_modified and state.spec_source not in (None, source_key(location)):
+            # The recorded ETag / Last-Modified were another location's (a specUrl, a changed
+            # map): its server compared them with a document they never described.
+            fetched = self._fetch_for_run(item, api, state, False)
+            location = fetched.url
         if fetched.not_modified:
             raise Unchanged("spec not modified (HTTP 304)")
         assert fetched.content is not None
@@ -930,6 +935,7 @@ class Pipeline:
                 upstream_sha256=upstream_sha,
                 spec_etag=prepared.etag,
                 spec_last_modified=prepared.last_modified,
+                spec_source=source_key(prepared.source_url),
                 spec_info_version=prepared.info_version,
                 connector_id=connector_id or latest.connector_id,
                 last_outcome="updated",
@@ -1041,6 +1047,7 @@ class Pipeline:
             # be answered 304 for that older spec and leave the lost write in place for good.
             spec_etag=None,
             spec_last_modified=None,
+            spec_source=None,
             spec_info_version=_info_version(lost.upstream),
             last_outcome="updated",
             last_message=f"v{number} recorded after its ledger write was lost",
@@ -1202,6 +1209,14 @@ class Pipeline:
             raise TargetError(
                 "read-back does not match the written definition", where=f"{item.api}/{item.target}"
             )
+
+
+def source_key(url: str | None) -> str | None:
+    """Which location a spec's validators came from, without its credentials (a rotated SAS is
+    still the same document): the first 32 hex digits of the sha256 of the redacted URL."""
+    if not url:
+        return None
+    return hashlib.sha256(redact_url(url).encode()).hexdigest()[:32]
 
 
 def _once_only_key(item: WorkItem) -> str | None:

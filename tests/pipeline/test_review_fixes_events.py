@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import azure.functions as func
@@ -227,3 +228,47 @@ def test_the_same_event_id_from_another_source_is_another_event(stack):
         ("dev", "updated"),
         ("prod", "blocked"),
     ], [o.message for o in outcomes]
+
+
+def test_validators_of_one_spec_url_are_not_trusted_for_another(stack):
+    """A server with Last-Modified and no ETag: /a.yaml's date sent to /b.yaml made /b.yaml's
+    server answer 304 for a document it had never been asked about, and the new spec was
+    'unchanged' (found by review 2026-12-07). A 304 now counts only from the location that
+    issued the validators."""
+    from email.utils import formatdate
+
+    from sync.models import SyncRequest
+    from sync.runs import run_inline
+    from tests.pipeline.conftest import EXAMPLES
+
+    data = json.loads(stack.map_path.read_text())
+    data["apis"][API]["allowedSpecUrls"] = [stack.server.base_url + "/"]
+    stack.map_path.write_text(json.dumps(data))
+    svc = stack.service()
+    now = formatdate(usegmt=True)
+    hour_ago = formatdate(timeval=time.time() - 3600, usegmt=True)
+    stack.server.set_spec(
+        "/a.yaml",
+        (EXAMPLES / "openapi-v2.yaml").read_bytes(),
+        "application/yaml",
+        etag=None,
+        last_modified=now,
+    )
+    stack.server.set_spec(
+        "/b.yaml",
+        (EXAMPLES / "openapi-v1.yaml").read_bytes(),
+        "application/yaml",
+        etag=None,
+        last_modified=hour_ago,
+    )
+
+    def sync(path: str) -> list[str]:
+        request = SyncRequest(
+            api=API, reason="manual", spec_url=stack.server.url(path), targets=("dev",)
+        )
+        result = run_inline(request, svc.map, svc.ports, svc.pipeline)
+        return [o.result for o in result.outcomes]
+
+    assert sync("/a.yaml") == ["updated"]
+    assert sync("/b.yaml") == ["updated"]
+    assert sync("/b.yaml") == ["unchanged"]  # its own validators still give a 304
