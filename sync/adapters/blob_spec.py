@@ -62,6 +62,9 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host.lower(), url.port
 
 
+_VERSION_PARAMETERS = frozenset({"versionid", "snapshot"})
+
+
 def split_blob_url(url: str, account: str) -> tuple[str, str] | None:
     """(container, blob name) of ``url`` when it lies under the ``account`` endpoint, else None.
 
@@ -106,6 +109,16 @@ def blob_location(
         if named is None:
             raise PermanentError(
                 f"{origin} is not a blob of the configured account {account}; refused", where=where
+            )
+        kept = {k.lower() for k in httpx.URL(request.spec_url).params} & _VERSION_PARAMETERS
+        if kept:
+            # the blob is read by its name (the managed identity needs no SAS), so the version
+            # or snapshot would be dropped and the current blob synced in its place
+            raise PermanentError(
+                f"{origin} names a blob {' and '.join(sorted(kept))}; only the current blob is "
+                "read: copy that version over it, or roll back a connector to its recorded "
+                "version (POST /api/apis/<api>/rollback)",
+                where=where,
             )
     elif (request.event_type or "").casefold() == BLOB_CREATED and request.subject:
         match = _SUBJECT.match(request.subject)

@@ -331,3 +331,24 @@ def test_an_operation_status_without_a_status_is_a_spec_error(arm, tmp_path, bod
     src, api, _ = center(arm, tmp_path)
     with pytest.raises(SpecError, match="has no 'status'"):
         src.fetch_for(api, REQUEST)
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("versionid=2024-01-01T00:00:00.0000000Z", "versionid"),
+        ("snapshot=2024-01-01T00:00:00.0000000Z", "snapshot"),
+        ("VersionId=x&sv=2023-11-03&sig=s", "versionid"),
+    ],
+)
+def test_a_blob_version_or_snapshot_url_is_refused_not_read_as_the_current_blob(query, named):
+    """The blob is read by name, so the version was dropped and the latest spec synced in its
+    place (found by review 2026-12-07)."""
+    url = f"https://acct.blob.core.windows.net/specs/inv/openapi.yaml?{query}"
+    request = SyncRequest(api="a", reason="manual", spec_url=url)
+    with pytest.raises(PermanentError, match=f"names a blob {named}; only the current blob"):
+        blob_location(blob_params(), request, default_account=None, where="w")
+    plain = SyncRequest(api="a", reason="manual", spec_url=url.split("?")[0] + "?sv=1&sig=s")
+    assert blob_location(blob_params(), plain, default_account=None, where="w").endswith(
+        "/specs/inv/openapi.yaml"
+    )
