@@ -139,10 +139,16 @@ def _merge(b: Any, o: Any, t: Any, path: Path, conflicts: list[str]) -> Any:
             return merged
     key = path[-1] if path else None
     if o is _MISSING or t is _MISSING:
-        keep_ours = o is _MISSING and _is_operation_level(path)
+        # A curation key (x-ms-visibility, x-ms-summary...) edited in the portal is the
+        # connector's to keep, also when upstream drops it: the rule below for keys changed on
+        # both sides, which this branch used to pre-empt (found by review 2026-12-07).
+        curated = t is _MISSING and (is_curation_key(key) or _under_curation_key(path))
+        keep_ours = (o is _MISSING and _is_operation_level(path)) or curated
         what = "deleted on the connector" if o is _MISSING else "edited on the connector"
         change = "deleted upstream" if t is _MISSING else "changed upstream"
-        winner = "kept deleted" if keep_ours else ("upstream wins")
+        winner = (
+            "connector value kept" if curated else "kept deleted" if keep_ours else "upstream wins"
+        )
         conflicts.append(f"{json_path(path)}: {what} and {change}; {winner}")
         return o if keep_ours else t
     if is_curation_key(key) or _under_curation_key(path):
@@ -199,6 +205,11 @@ def _keyed(items: list[Any]) -> dict[Any, Any] | None:
     return out
 
 
+def _label(key: Any) -> Any:
+    """How a list item shows in a conflict's path: its name (and where), or its value."""
+    return key[1] if key[0] != "name" else f"{key[1]}({key[2]})" if key[2] else key[1]
+
+
 def _merge_lists(b: list[Any], o: list[Any], t: list[Any], path: Path, conflicts: list[str]) -> Any:
     """Item-wise merge when every item has an identity; ``_MISSING`` when they do not."""
     kb, ko, kt = _keyed(b), _keyed(o), _keyed(t)
@@ -206,8 +217,14 @@ def _merge_lists(b: list[Any], o: list[Any], t: list[Any], path: Path, conflicts
         return _MISSING
     order = list(kt) + [k for k in ko if k not in kt and k not in kb]
     out = []
+    for key in kb:  # removed upstream: gone, but an edit made to it on the connector is news
+        if key in ko and key not in kt and not _same(ko[key], kb[key]):
+            conflicts.append(
+                f"{json_path((*path, f'[{_label(key)}]'))}: edited on the connector and removed "
+                "upstream; upstream wins"
+            )
     for key in order:
-        label = key[1] if key[0] != "name" else f"{key[1]}({key[2]})" if key[2] else key[1]
+        label = _label(key)
         value = _merge(
             kb.get(key, _MISSING),
             ko.get(key, _MISSING),

@@ -200,3 +200,38 @@ def test_shared_merge_equals_the_copying_merge_and_leaves_the_inputs_alone():
         for o in (ours, None):
             assert merge3(b, o, theirs, share=True) == merge3(b, o, theirs)
     assert [sha256_hex(d) for d in (base, ours, theirs)] == hashes
+
+
+def test_a_curation_key_edited_on_the_connector_survives_its_removal_upstream() -> None:
+    """The connector's value of a curation key wins when both sides change it, and so when
+    upstream drops it (the deletion branch came first and gave it to upstream: review
+    2026-12-07, DocuSign's GetLoginAccounts)."""
+    base = upstream()
+    base["paths"]["/pets"]["get"]["x-ms-visibility"] = "internal"
+    ours = copy.deepcopy(base)
+    ours["paths"]["/pets"]["get"]["x-ms-visibility"] = "advanced"
+    theirs = upstream()  # no x-ms-visibility any more
+    merged, conflicts = merge3(base, ours, theirs)
+    assert merged["paths"]["/pets"]["get"]["x-ms-visibility"] == "advanced"
+    assert conflicts == [
+        "paths./pets.get.x-ms-visibility: edited on the connector and deleted upstream; "
+        "connector value kept"
+    ]
+
+
+def test_a_parameter_edited_on_the_connector_and_removed_upstream_is_reported() -> None:
+    """A list item removed upstream went silently, edit and all, where a dict entry in the same
+    situation is reported (review 2026-12-07, DocuSign's AddRecipientToEnvelope)."""
+    base = upstream()
+    ours = copy.deepcopy(base)
+    ours["paths"]["/pets"]["get"]["parameters"][1]["x-ms-summary"] = "Tag"
+    theirs = upstream()
+    del theirs["paths"]["/pets"]["get"]["parameters"][1]
+    merged, conflicts = merge3(base, ours, theirs)
+    assert [p["name"] for p in merged["paths"]["/pets"]["get"]["parameters"]] == ["limit"]
+    assert conflicts == [
+        "paths./pets.get.parameters.[tag(query)]: edited on the connector and removed upstream; "
+        "upstream wins"
+    ]
+    untouched = upstream()  # removed upstream, never edited on the connector: no news
+    assert merge3(base, untouched, theirs)[1] == []
