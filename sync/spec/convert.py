@@ -91,6 +91,26 @@ _INLINE_NODE_BUDGET = 100_000
 _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
 
 
+def _widened(first: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """A property several object alternatives define, as one schema that takes what each of
+    them takes: the union of their enums (none when one has none or the types differ). The
+    first alternative's alone made OpenAI's chat message accept role 'system' only (its five
+    alternatives name one role each)."""
+    if "enum" not in first or first == other:
+        return first
+    out = dict(first)
+    more = other.get("enum")
+    if (
+        isinstance(more, list)
+        and isinstance(first["enum"], list)
+        and (first.get("type") == other.get("type"))
+    ):
+        out["enum"] = first["enum"] + [v for v in more if v not in first["enum"]]
+    else:
+        del out["enum"]
+    return out
+
+
 def _no_parameter_form(param: dict[str, Any]) -> str | None:
     """Why a 3.x parameter has no Swagger 2.0 counterpart (None: it has one)."""
     name = param.get("name")
@@ -961,8 +981,10 @@ class _Converter:
             required_sets = []
             for (index, _), r in zip(kept, resolved, strict=True):
                 for name, prop in (r.get("properties") or {}).items():
-                    if name not in props:
-                        props[name] = self._schema(prop, (*path, index, "properties", name), note)
+                    converted = self._schema(prop, (*path, index, "properties", name), note)
+                    props[name] = (
+                        converted if name not in props else _widened(props[name], converted)
+                    )
                 required_sets.append(set(r.get("required") or []))
             union: dict[str, Any] = {"type": "object", "properties": props}
             common = set.intersection(*required_sets) if required_sets else set()

@@ -508,3 +508,41 @@ def test_accept_content_type_and_authorization_headers_are_ignored_as_openapi_3_
         assert f"{where} header parameter {name}" in joined, (where, joined)
     assert "paths./x.post.parameters[2]: parameter #/components/parameters/accept dropped" in joined
     assert validate(result.doc).ok
+
+
+def test_object_alternatives_sharing_a_property_take_the_union_of_its_enums() -> None:
+    """OpenAI's chat message is a oneOf of message types, each with its own role enum; the first
+    alternative's property alone left a connector that can send 'system' messages only (found
+    by review 2026-12-07 on the corpus's openai document)."""
+
+    def message(role: str, extra: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["role"],
+            "properties": {
+                "role": {"type": "string", "enum": [role]},
+                extra: {"type": "string"},
+            },
+        }
+
+    doc = _doc(
+        components={
+            "schemas": {
+                "Message": {
+                    "oneOf": [
+                        message("system", "content"),
+                        message("user", "content"),
+                        message("tool", "tool_call_id"),
+                        {"type": "object", "properties": {"role": {"type": "string"}}},
+                    ]
+                },
+                "Two": {"oneOf": [message("system", "a"), message("user", "b")]},
+            }
+        }
+    )
+    result = normalize(doc)
+    two = result.doc["definitions"]["Two"]
+    assert two["properties"]["role"] == {"type": "string", "enum": ["system", "user"]}
+    assert two["required"] == ["role"]
+    anything = result.doc["definitions"]["Message"]["properties"]["role"]
+    assert anything == {"type": "string"}  # one alternative allows any role: no enum at all
