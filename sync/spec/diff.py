@@ -200,13 +200,17 @@ def _describe(doc: dict[str, Any], key: str, method: str, path: str, op: dict[st
             else:
                 params.setdefault(str(param.get("name")), {})[str(param.get("in"))] = param
     response: dict[str, str] = {}
-    for code, resp in (op.get("responses") or {}).items():
-        if str(code).startswith("2"):
-            resp = _deref(doc, resp)
-            if isinstance(resp, dict) and resp.get("schema") is not None:
-                response = {k: v[0] for k, v in _fields(doc, resp["schema"], "", set(), 0).items()}
-                response[RESPONSE_ROOT] = _schema_type(_deref(doc, resp["schema"]))
-            break
+    responses = op.get("responses")
+    responses = responses if isinstance(responses, dict) else {}
+    # The first 2xx is the action's outputs; without one, the designer shows `default`'s (an
+    # operation that only had `default` had no outputs to compare: review 2026-12-07, Planner).
+    success = next((c for c in responses if str(c).startswith("2")), None)
+    code = success if success is not None else ("default" if "default" in responses else None)
+    if code is not None:
+        resp = _deref(doc, responses[code])
+        if isinstance(resp, dict) and resp.get("schema") is not None:
+            response = {k: v[0] for k, v in _fields(doc, resp["schema"], "", set(), 0).items()}
+            response[RESPONSE_ROOT] = _schema_type(_deref(doc, resp["schema"]))
     security = op.get("security", doc.get("security"))
     return _Op(key, method, path, op, params, response, security)
 
@@ -331,6 +335,14 @@ def _compare(a: _Op, b: _Op) -> list[Change]:
             )
     if a.security != b.security:
         changes.append(Change("security-changed", "security requirements changed", True))
+    hidden_a = a.op.get("x-ms-visibility") == "internal"
+    hidden_b = b.op.get("x-ms-visibility") == "internal"
+    if hidden_b and not hidden_a:  # existing flows keep it; makers no longer find it
+        changes.append(
+            Change("operation-hidden", "operation is now internal (hidden in the designer)", False)
+        )
+    elif hidden_a and not hidden_b:
+        changes.append(Change("operation-shown", "operation is no longer internal", False))
     return changes
 
 
@@ -351,4 +363,21 @@ def _compare_input(name: str, pa: dict[str, Any], pb: dict[str, Any], shared: bo
         changes.append(Change("input-retyped", f"input {label} type {ta} -> {tb}", True))
     if not pa.get("required") and pb.get("required"):
         changes.append(Change("input-now-required", f"input {label} is now required", True))
+    internal = "internal" in (pa.get("x-ms-visibility"), pb.get("x-ms-visibility"))
+    if internal and not _same_json(pa.get("default"), pb.get("default")):
+        # nobody sets an internal input: its default is what every call sends, existing flows
+        # included (Notion-Version 2021-08-16 -> 2022-06-28 went unreported: review 2026-12-07)
+        changes.append(
+            Change(
+                "input-default-changed",
+                f"internal input {label} now sends {pb.get('default')!r} "
+                f"(was {pa.get('default')!r}) in every call, existing flows included",
+                False,
+            )
+        )
     return changes
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """JSON equality: Python's == calls 1, 1.0 and True the same."""
+    return type(a) is type(b) and a == b

@@ -251,3 +251,53 @@ def test_diff_without_hashes_remembers_nothing(monkeypatch: pytest.MonkeyPatch) 
     new["paths"]["/health"]["get"]["parameters"][0]["required"] = False
     assert not diff(old, new).breaking
     assert diff_module._DESCRIBED.snapshot() == []
+
+
+# --- review fixes, 2026-12-07 -------------------------------------------------------------------
+
+
+def test_outputs_under_a_default_response_are_compared() -> None:
+    """Without a 2xx the designer shows `default`'s schema as the outputs; they were never read,
+    so a field retyped there (Planner's checklist ids) went unreported."""
+    old, new = base(), base()
+    for doc in (old, new):
+        responses = doc["paths"]["/pets"]["get"]["responses"]
+        responses["default"] = responses.pop("200")
+    new["definitions"]["Pet"]["properties"]["name"] = {"type": "integer"}
+    assert kinds(diff(old, new), "ListPets") == {"output-retyped": True}
+    ranged = base()  # a 2xx still wins over default
+    ranged["paths"]["/pets"]["get"]["responses"]["default"] = {
+        "description": "error",
+        "schema": {"type": "object", "properties": {"code": {"type": "integer"}}},
+    }
+    assert kinds(diff(base(), ranged), "ListPets") == {}
+
+
+def test_an_internal_inputs_new_default_is_reported() -> None:
+    """An internal input is sent with its default by every call, existing flows included
+    (Notion-Version moving to a new API version went unreported)."""
+    old, new = base(), base()
+    header = {
+        "name": "Api-Version",
+        "in": "header",
+        "type": "string",
+        "required": True,
+        "x-ms-visibility": "internal",
+        "default": "2021-08-16",
+    }
+    old["paths"]["/pets"]["get"]["parameters"].append(dict(header))
+    new["paths"]["/pets"]["get"]["parameters"].append({**header, "default": "2022-06-28"})
+    result = diff(old, new)
+    assert kinds(result, "ListPets") == {"input-default-changed": False}
+    [message] = [c.message for oc in result.changed for c in oc.changes]
+    assert "'Api-Version' now sends '2022-06-28' (was '2021-08-16')" in message
+    visible = base()  # a visible input's default only pre-fills new actions: not news
+    visible["paths"]["/pets"]["get"]["parameters"][0]["default"] = 10
+    assert kinds(diff(base(), visible), "ListPets") == {}
+
+
+def test_an_operation_made_internal_is_reported() -> None:
+    new = base()
+    new["paths"]["/pets"]["get"]["x-ms-visibility"] = "internal"
+    assert kinds(diff(base(), new), "ListPets") == {"operation-hidden": False}
+    assert kinds(diff(new, base()), "ListPets") == {"operation-shown": False}
