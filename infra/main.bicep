@@ -24,6 +24,9 @@ param location string
 @description('Optional. Object id of the person running azd; gets data roles on storage and Key Vault Secrets Officer for local debugging. Empty: none.')
 param principalId string = ''
 
+@description('Whether the principal running azd gets those data roles. Set false (SYNC_GRANT_DEPLOYER_ROLES=false) where a pipeline identity deploys production: it would otherwise hold the vault\'s refresh tokens and client secrets.')
+param grantDeployerRoles bool = true
+
 @description('Optional. Type of principalId.')
 @allowed([
   'User'
@@ -211,7 +214,7 @@ module rbac './app/rbac.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     identityPrincipalId: identity.outputs.principalId
     refreshTokenSecretName: refreshTokenSecretName
-    developerPrincipalId: principalId
+    developerPrincipalId: grantDeployerRoles ? principalId : ''
     developerPrincipalType: principalType
   }
 }
@@ -343,6 +346,11 @@ var systemTopicAlertScopes = [for topic in eventSourceTopics: {
 module alerts './app/alerts.bicep' = {
   name: 'alerts'
   scope: rg
+  // the system topics' scopes are built from parameters, so nothing else orders the metric
+  // alerts after the topics they watch (ARM checks the target exists)
+  dependsOn: [
+    systemTopics
+  ]
   params: {
     location: location
     tags: tags

@@ -227,6 +227,24 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
+// azd deploys with Entra tokens: the publishing profile's user and password (SCM and FTP basic
+// auth) are a standing credential nothing here uses, so both are switched off.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
 // ============= //
 //    Outputs    //
 // ============= //
