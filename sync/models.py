@@ -7,6 +7,7 @@ version record crosses Table Storage; nothing here does I/O.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,6 +31,7 @@ def new_run_id() -> str:
 
 
 MAX_LEASE_REQUEUES = 3  # a work item waits out a held lease at most this often
+RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # what a run row's key may be (the ledger's)
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,13 @@ class WorkItem:
         # a higher count (a release that allows more) reads as the most this one allows, so
         # an item is never dropped for it
         requeues = min(requeues, MAX_LEASE_REQUEUES)
+        run_id = data["runId"]
+        if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+            # refused before the item runs: the run row could never take its outcome, so the
+            # connector would be written and the item retried until poisoned
+            raise ValueError("runId is not a run id")
         return cls(
-            run_id=str(data["runId"]),
+            run_id=run_id,
             api=str(data["api"]),
             target=str(data["target"]),
             request=SyncRequest.from_dict(dict(data["request"])),

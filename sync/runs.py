@@ -259,6 +259,16 @@ def give_up(
 def _give_up(
     item: WorkItem, ports: Ports, *, attempts: int | None, reason: str | None = None
 ) -> TargetOutcome:
+    if _run_missing(item, ports):
+        # A message for a run that was never started (a hand-sent or foreign message): nothing
+        # can take its outcome, and the target's state describes other runs. Acknowledged.
+        log.error("run %s has no run row: %s/%s not recorded", item.run_id, item.api, item.target)
+        return TargetOutcome(
+            api=item.api,
+            target=item.target,
+            result="failed",
+            message=f"gave up: run {item.run_id} was never started",
+        )
     recorded = _recorded_outcome(item, ports)
     if recorded is not None:
         # An attempt finished (its answer lost, or the host gave up on it late), or the last
@@ -297,6 +307,14 @@ def _give_up(
     return outcome
 
 
+def _run_missing(item: WorkItem, ports: Ports) -> bool:
+    """Whether the item's run row is certainly absent (an unreadable row is not "absent")."""
+    try:
+        return ports.ledger.get_run(item.run_id) is None
+    except SyncError:
+        return False
+
+
 def _recorded_outcome(item: WorkItem, ports: Ports) -> TargetOutcome | None:
     """The target's outcome if the run row holds one (None also when the row cannot be read:
     giving up then records as before, and ``finish_item`` still keeps the first outcome)."""
@@ -328,6 +346,18 @@ class Delivery(Enum):
 class FailedDelivery:
     what: Delivery
     outcome: TargetOutcome | None = None  # the outcome ``give_up`` recorded (GAVE_UP only)
+
+
+def as_sync_error(exc: BaseException, item: WorkItem) -> SyncError:
+    """``exc`` as the delivery's failure: a defect (a TypeError...) is a permanent failure named
+    by its type only (its text may hold anything), so the last delivery records it as for any
+    other error instead of leaving the poison trigger to call it transient."""
+    if isinstance(exc, SyncError):
+        return exc
+    return PermanentError(
+        f"unexpected {type(exc).__name__} (a defect; see the logs for run {item.run_id})",
+        where=f"{item.api}/{item.target}",
+    )
 
 
 def after_failed_delivery(

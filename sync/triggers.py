@@ -16,7 +16,7 @@ from sync.bootstrap import Service, service
 from sync.errors import ConfigError, SyncError
 from sync.http_api import ApiRequest, ApiResponse, error
 from sync.models import SyncRequest, WorkItem
-from sync.runs import Delivery, after_failed_delivery, execute, give_up, submit
+from sync.runs import Delivery, after_failed_delivery, as_sync_error, execute, give_up, submit
 
 if TYPE_CHECKING:  # the routes import sync.auth where they authenticate
     from sync.auth import Caller
@@ -118,11 +118,15 @@ def on_work_item(body: bytes | str, *, dequeue_count: int = 1) -> None:
     )
     try:
         execute(item, svc.pipeline, svc.ports)
-    except SyncError as exc:
+    except Exception as exc:  # a defect too: its last delivery must still record the failure
         from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT  # host.json (a test)
 
         done = after_failed_delivery(
-            item, exc, svc.ports, dequeue_count=dequeue_count, max_deliveries=HOST_MAX_DEQUEUE_COUNT
+            item,
+            as_sync_error(exc, item),
+            svc.ports,
+            dequeue_count=dequeue_count,
+            max_deliveries=HOST_MAX_DEQUEUE_COUNT,
         )
         if done.what is Delivery.REQUEUED:
             return  # sent again, hidden until the lease expires: this delivery is done

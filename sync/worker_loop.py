@@ -16,7 +16,7 @@ from typing import Any
 from sync.adapters.queue_storage import HOST_MAX_DEQUEUE_COUNT
 from sync.errors import SyncError
 from sync.models import TargetOutcome, WorkItem
-from sync.runs import Delivery, after_failed_delivery, execute, give_up
+from sync.runs import Delivery, after_failed_delivery, as_sync_error, execute, give_up
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ def _one(svc: Any, item: Any, handle: Any) -> tuple[TargetOutcome | None, Failur
     queue = svc.ports.queue
     try:
         outcome = execute(item, svc.pipeline, svc.ports)
-    except SyncError as exc:
+    except Exception as raised:  # a defect too: the rest of the batch still gets reported
+        if not isinstance(raised, SyncError):
+            log.exception("work item %s/%s raised a defect", item.api, item.target)
+        exc = as_sync_error(raised, item)
         dequeues = int(getattr(handle, "dequeue_count", 1) or 1)
         log.warning(
             "work item %s/%s failed %s (attempt %d): %s",

@@ -56,6 +56,7 @@ from sync.errors import (
 )
 from sync.lru import Lru
 from sync.models import (
+    RUN_ID,
     Hold,
     RunSummary,
     SyncRequest,
@@ -77,7 +78,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
-RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}\Z")
 CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z")
 MAX_VERSION = 9_999_999_999  # the row keys' arithmetic; what is stored stops at INT32_MAX

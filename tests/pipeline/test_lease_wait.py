@@ -233,3 +233,83 @@ def test_a_higher_requeue_count_reads_as_the_most_this_release_allows(value):
     data["leaseRequeues"] = value
     item = parse_work_item(json.dumps(data))
     assert item is not None and item.lease_requeues == MAX_LEASE_REQUEUES
+
+
+# --- review fixes, 2026-12-07 -------------------------------------------------------------------
+
+
+def test_a_defect_on_the_last_delivery_is_recorded_as_one_not_as_transient(env, monkeypatch):
+    """A TypeError skipped the last delivery's recording (only SyncErrors were caught), and the
+    poison trigger then wrote "transient errors persisted (see logs)"."""
+    from sync.pipeline import Pipeline
+
+    def broken(self, *args, **kwargs):
+        raise TypeError("a bug with a secret-looking text sig=abc")
+
+    monkeypatch.setattr(Pipeline, "_run", broken)
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc)
+    with pytest.raises(TypeError):  # re-raised: the host moves the message to the poison queue
+        call("work_item", delivery(item, dequeue_count=5))
+    run = svc.ports.ledger.get_run(item.run_id)
+    [outcome] = run.outcomes
+    assert outcome.result == "failed"
+    assert "unexpected TypeError (a defect" in outcome.message
+    assert "sig=abc" not in outcome.message  # the type only: a defect's text may hold anything
+    call("poison_item", QueueMessage(id="p", body=json.dumps(item.to_dict()).encode()))
+    assert svc.ports.ledger.get_run(item.run_id).outcomes == run.outcomes
+
+
+def test_the_local_loop_reports_the_rest_of_its_batch_past_a_defect(env, monkeypatch):
+    from sync.pipeline import Pipeline
+
+    real = Pipeline._run
+
+    def broken_for_prod(self, item, *args, **kwargs):
+        if item.target == "prod":
+            raise TypeError("bug")
+        return real(self, item, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "_run", broken_for_prod)
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    from sync.runs import submit
+
+    submit(SyncRequest(api=API, reason="manual"), svc.map, svc.ports)
+    failures: list = []
+    outcomes = drain(svc, wait_seconds=0.3, on_failure=lambda *f: failures.append(f))
+    assert [o.target for o in outcomes if o.result == "updated"] == ["dev"]
+    assert [(f[0].target, type(f[1]).__name__) for f in failures] == [("prod", "PermanentError")]
+
+
+def test_the_poison_trigger_for_a_run_never_started_leaves_the_state_alone(env):
+    """A run with no row: recording raised on every poison delivery (so the host poisoned the
+    poison message) and the target's 'updated' state was overwritten with 'failed'."""
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc)
+    call("work_item", delivery(item, dequeue_count=1))
+    before = svc.ports.ledger.state(API, "dev")
+    assert before.last_outcome == "updated"
+    stray = WorkItem(run_id=uuid.uuid4().hex, api=API, target="dev", request=item.request)
+    for _ in range(2):
+        assert (
+            call("poison_item", QueueMessage(id="p", body=json.dumps(stray.to_dict()).encode()))
+            is None
+        )
+    after = svc.ports.ledger.state(API, "dev")
+    assert (after.last_outcome, after.last_message) == (before.last_outcome, before.last_message)
+
+
+@pytest.mark.parametrize("run_id", ["a/b", "", "x" * 200, None, 7])
+def test_a_message_whose_run_id_no_run_can_have_is_malformed(env, run_id):
+    """Such an item wrote the connector, then could never finish: retried, poisoned, and the
+    poison trigger failed too. It is acknowledged as malformed before anything runs."""
+    env.serve("openapi-v1.yaml")
+    svc = env.service()
+    item = started_item(svc)
+    body = {**item.to_dict(), "runId": run_id}
+    assert parse_work_item(json.dumps(body)) is None
+    assert call("work_item", QueueMessage(id="m", body=json.dumps(body).encode())) is None
+    assert not env.folder("dev").exists()
