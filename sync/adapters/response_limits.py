@@ -13,8 +13,8 @@ hold or exhaust a worker:
 - **Memory.** httpx decodes each network chunk in one call, and accepts stacked codings
   (``Content-Encoding: gzip, gzip``): 2 KB on the wire became 1 GiB in one chunk before any
   size cap could see it. Stacked codings are refused (``httpx.DecodingError``: no spec server
-  needs them) and the raw body is handed to the decoder in pieces of at most ``RAW_CHUNK``
-  bytes, so one decoded chunk is at most ~1,000 times that (deflate's limit) and the callers'
+  needs them) and an encoded body is handed to the decoder in pieces of at most ``RAW_CHUNK``
+  bytes (an identity body, which cannot expand, as the network gives it), so one decoded chunk is at most ~1,000 times that (deflate's limit) and the callers'
   caps (``read_capped``, the stored-definition limit) act within ~16 MB.
 
 The deadline of the exchange in progress is kept per thread: httpx's sync client sends a request
@@ -186,10 +186,18 @@ class BoundedBody(httpx.SyncByteStream):
     """A response body read in raw pieces of at most ``RAW_CHUNK`` bytes, each read within the
     exchange's deadline."""
 
-    def __init__(self, inner: httpx.SyncByteStream, at: float | None, total: float | None):
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream,
+        at: float | None,
+        total: float | None,
+        *,
+        piece: int | None = RAW_CHUNK,
+    ):
         self._inner = inner
         self._at = at
         self._total = total
+        self._piece = piece  # None: as the network gives it (nothing to expand)
 
     def __iter__(self) -> Iterator[bytes]:
         chunks = iter(self._inner)
@@ -199,16 +207,21 @@ class BoundedBody(httpx.SyncByteStream):
                     chunk = next(chunks)
                 except StopIteration:
                     return
-            for start in range(0, len(chunk), RAW_CHUNK):
-                yield chunk[start : start + RAW_CHUNK]
+            piece = self._piece
+            if piece is None or len(chunk) <= piece:
+                yield chunk
+                continue
+            for start in range(0, len(chunk), piece):
+                yield chunk[start : start + piece]
 
     def close(self) -> None:
         self._inner.close()
 
 
-def refuse_stacked_encoding(response: httpx.Response, request: httpx.Request) -> None:
+def refuse_stacked_encoding(response: httpx.Response, request: httpx.Request) -> bool:
     """Raise ``httpx.DecodingError`` (after closing ``response``) for more than one content
-    coding: httpx would undo each in turn, multiplying what one chunk expands to."""
+    coding: httpx would undo each in turn, multiplying what one chunk expands to. Returns
+    whether the body is encoded at all (an identity body needs no bounded pieces)."""
     codings = [
         value.strip().lower()
         for value in response.headers.get_list("content-encoding", split_commas=True)
@@ -220,6 +233,7 @@ def refuse_stacked_encoding(response: httpx.Response, request: httpx.Request) ->
             f"Content-Encoding {', '.join(codings)!r} refused: more than one coding",
             request=request,
         )
+    return bool(codings)
 
 
 def limited_exchange(pool: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
@@ -232,11 +246,11 @@ def limited_exchange(pool: httpx.HTTPTransport, request: httpx.Request) -> httpx
         at, total = given, max(given - now, 0.0)
     with deadline(at, total):
         response = pool.handle_request(request)
-    refuse_stacked_encoding(response, request)
+    encoded = refuse_stacked_encoding(response, request)
     assert isinstance(response.stream, httpx.SyncByteStream)
     return httpx.Response(
         status_code=response.status_code,
         headers=response.headers,
-        stream=BoundedBody(response.stream, at, total),
+        stream=BoundedBody(response.stream, at, total, piece=RAW_CHUNK if encoded else None),
         extensions=response.extensions,
     )
