@@ -29,6 +29,7 @@ import httpx
 
 from sync.errors import ConfigError, SyncError
 from sync.logs import redact
+from sync.redact import redact_url
 from sync.settings import KEY_VAULT_URL
 
 log = logging.getLogger(__name__)
@@ -203,18 +204,23 @@ def probe_vault(vault_url: str | None, client: httpx.Client | None = None) -> Ch
             detail={"path": KEY_VAULT_URL},
         )
     except httpx.HTTPError as exc:
-        return Check(name, False, f"unreachable ({type(exc).__name__})", detail={"url": vault_url})
+        return Check(
+            name,
+            False,
+            f"unreachable ({type(exc).__name__})",
+            detail={"url": redact_url(vault_url)},
+        )
     finally:
         if own:
             http.close()
     challenge = response.headers.get("www-authenticate", "")
     if response.status_code == 401 and challenge.lower().startswith("bearer"):
-        return Check(name, True, detail={"url": vault_url})
+        return Check(name, True, detail={"url": redact_url(vault_url)})
     return Check(
         name,
         False,
         f"HTTP {response.status_code} without a Bearer challenge: not a Key Vault endpoint?",
-        detail={"url": vault_url},
+        detail={"url": redact_url(vault_url)},
     )
 
 

@@ -60,9 +60,12 @@ class _Entry:
     checked_at: float = 0.0
 
 
-_lock = threading.Lock()  # guards the two dicts below; never held across a request
+_lock = threading.Lock()  # guards the dicts below; never held across a request
 _entries: dict[str, _Entry] = {}
 _flights: dict[str, Future[SyncMap]] = {}  # URL -> the refresh in progress (single flight)
+# URL -> (when, the ConfigError) of a map that did not load: answered for REFRESH_SECONDS, as a
+# good map is, instead of a download and a parse per invocation until someone fixes the blob
+_failed: dict[str, tuple[float, ConfigError]] = {}
 _reader: Any = None
 
 
@@ -179,6 +182,9 @@ def _load_remote_map(url: str, *, reader: Any, clock: Any) -> SyncMap:
     with _lock:
         entry = _entries.get(url)
         now = clock()
+        failed = _failed.get(url)
+        if failed is not None and now - failed[0] < REFRESH_SECONDS:
+            raise ConfigError(failed[1].message, path=failed[1].path)
         if entry is not None and now - entry.checked_at < REFRESH_SECONDS:
             return entry.map
         flight = _flights.get(url)
@@ -194,9 +200,14 @@ def _load_remote_map(url: str, *, reader: Any, clock: Any) -> SyncMap:
     try:
         fresh = _refresh(url, entry, reader or _default_reader(), now, clock)
     except BaseException as exc:
+        if isinstance(exc, ConfigError):  # the map as uploaded is wrong: say so, cheaply
+            with _lock:
+                _failed[url] = (clock(), exc)
         flight.set_exception(exc)
         raise
     else:
+        with _lock:
+            _failed.pop(url, None)
         flight.set_result(fresh)
         return fresh
     finally:
@@ -241,6 +252,8 @@ def _refresh(url: str, entry: _Entry | None, reader: Any, now: float, clock: Any
 def forget(url: str | None = None) -> None:
     """Drop cached maps (tests; a process never needs it)."""
     with _lock:
+        for key in [url] if url else list(_failed):
+            _failed.pop(key, None)
         for key in [url] if url else list(_entries):
             entry = _entries.pop(key, None)
             if entry is not None:

@@ -88,3 +88,14 @@ def test_target_checks_that_raise_unexpectedly_are_one_informational_failed_chec
     assert [(c.name, c.critical, c.reason) for c in failed] == [
         ("targets", False, "probe failed (KeyError)")
     ]
+
+
+def test_a_well_formed_wrong_vault_url_is_not_echoed_with_its_signature() -> None:
+    """A storage SAS pasted into SYNC_KEY_VAULT_URL parsed as a URL, and /api/health answered
+    it whole, signature and all (found by review 2026-12-07)."""
+    import httpx
+
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(404)))
+    check = probe_vault("https://acct.blob.core.windows.net/c?sv=2024&sig=SECRETSIG", client)
+    assert check.ok is False
+    assert "SECRETSIG" not in repr(check.to_dict())

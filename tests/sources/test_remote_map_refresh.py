@@ -171,3 +171,28 @@ def test_a_first_load_that_fails_fails_every_waiting_caller_as_a_config_error(
     assert storage.requests == 1
     storage.down = False  # nothing was cached: the next call tries at once
     assert isinstance(remote.load_remote_map(URL, reader=storage, clock=clock), SyncMap)
+
+
+def test_a_broken_upload_is_read_once_per_interval_and_still_refused(storage: Storage) -> None:
+    """A map that does not load was downloaded and parsed again by every invocation until
+    someone fixed the blob (found by review 2026-12-07). It is refused, as before, but read
+    once per interval; a fixed upload is picked up at the next one."""
+    clock = Clock()
+    good = remote.load_remote_map(URL, reader=storage, clock=clock)
+    real_get = storage.get
+
+    def broken(url: str, *, etag: str | None = None, last_modified: str | None = None) -> Any:
+        storage.requests += 1
+        return FetchedSpec(url=url, content=b"apis: [not, a, mapping", etag='"2"')
+
+    storage.get = broken  # type: ignore[method-assign]
+    clock.now += remote.REFRESH_SECONDS + 1
+    before = storage.requests
+    for _ in range(5):
+        with pytest.raises(ConfigError):
+            remote.load_remote_map(URL, reader=storage, clock=clock)
+    assert storage.requests - before == 1
+    storage.get = real_get  # type: ignore[method-assign]
+    clock.now += remote.REFRESH_SECONDS
+    fixed = remote.load_remote_map(URL, reader=storage, clock=clock)
+    assert fixed.apis.keys() == good.apis.keys()
