@@ -129,6 +129,17 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(raw: str) -> int:
+    """A count that must be 1 or more (``worker --max-items -5`` exited 0 having done nothing)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def _history_limit(raw: str) -> int:
     try:
         value = int(raw)
@@ -280,10 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="process queued work items here (local queue trigger)")
     worker.add_argument("--config")
-    worker.add_argument("--max-items", type=int, default=100)
+    worker.add_argument("--max-items", type=_at_least_one, default=100)
     worker.add_argument("--wait", type=float, default=2.0, help="seconds to wait for more items")
     worker.add_argument(
-        "--concurrency", type=int, default=4, help="items run at once (host.json batchSize: 4)"
+        "--concurrency",
+        type=_at_least_one,
+        default=4,
+        help="items run at once (host.json batchSize: 4)",
     )
     worker.set_defaults(func=cmd_worker)
 

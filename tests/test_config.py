@@ -331,3 +331,52 @@ def test_more_targets_than_a_run_row_can_list_is_a_config_error(tmp_path):
     fewer = text.replace(f"      - {{name: {names[-1]}, folder: connectors/{names[-1]}}}\n", "")
     fewer = fewer.replace(f"      - {{name: {names[-2]}, folder: connectors/{names[-2]}}}\n", "")
     assert len(load_map_file(str(write(tmp_path, fewer))).api("contoso-invoicing").targets) == 250
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://invoicing.contoso.example/my%20api/v2.json", True),
+        ("https://invoicing.contoso.example/my api/v2.json", True),
+        ("https://invoicing.contoso.example:443/my%20api/v2.json", True),
+        ("https://invoicing.contoso.example/my%20apix/v2.json", False),
+        ("https://invoicing.contoso.example/other/v2.json", False),
+        ("https://invoicing.contoso.example:99999/my%20api/v2.json", False),
+    ],
+)
+def test_an_encoded_prefix_and_the_default_port_match_as_written(tmp_path, url, allowed):
+    """A prefix with %20 (the schema allows no literal space) never matched: the URL's path was
+    decoded, the prefix's not; nor did :443 under an https prefix (review 2026-12-07)."""
+    text = GOOD.replace(
+        'allowedSpecUrls: ["https://invoicing.contoso.example/swagger/"]',
+        'allowedSpecUrls: ["https://invoicing.contoso.example/my%20api/"]',
+    )
+    api = load_map_file(write(tmp_path, text)).api("contoso-invoicing")
+    assert api.allows_spec_url(url) is allowed
+
+
+@pytest.mark.parametrize("key", ["010", "0x1f", "1e3"])
+def test_a_number_like_api_name_is_kept_as_written(tmp_path, key):
+    """YAML 1.1 reads 010 as the octal 8: the API was stored as '8' and the CLI could not find
+    'its' name (review 2026-12-07)."""
+    text = GOOD.replace("  contoso-invoicing:\n", f"  {key}:\n").replace(
+        "custom: contoso-invoicing", f"custom: '{key}'"
+    )
+    assert list(load_map_file(write(tmp_path, text)).apis) == [key]
+
+
+def test_a_number_like_name_the_schema_refuses_is_named_as_written(tmp_path):
+    text = GOOD.replace("  contoso-invoicing:\n", "  1_000:\n")
+    with pytest.raises(ConfigError, match="1_000"):  # was read as 1000, which would pass
+        load_map_file(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "argv", [["--max-items", "-5"], ["--max-items", "0"], ["--concurrency", "0"]]
+)
+def test_worker_counts_below_one_are_usage_errors(argv, capsys):
+    """``worker --max-items -5`` exited 0 having done nothing (review 2026-12-07)."""
+    with pytest.raises(SystemExit) as usage:
+        main(["worker", *argv, "--wait", "0"])
+    assert usage.value.code == 2
+    assert "is less than 1" in capsys.readouterr().err

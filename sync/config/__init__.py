@@ -19,6 +19,7 @@ from sync.spec.parse import load_object
 
 SCHEMA_PATH = Path(__file__).with_name("sync-map.schema.json")
 TARGET_KINDS = ("folder", "dataverse", "powerapps")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 # A run row lists its targets in one string property (Table Storage: 64 KiB, 32K UTF-16 units):
 # 250 names of the longest kind (63 characters) take ~17K. Far more environments than any tenant
 # runs one API in; past ~490 such names no run of the API could have been started.
@@ -75,7 +76,9 @@ def _under(url: str, prefix: str) -> bool:
 
     try:
         got, allowed = urlsplit(url), urlsplit(prefix)
-        got_port, allowed_port = got.port, allowed.port
+        # the scheme's own port written or not is one origin; a bad port is no match
+        got_port = got.port or _DEFAULT_PORTS.get(got.scheme.lower())
+        allowed_port = allowed.port or _DEFAULT_PORTS.get(allowed.scheme.lower())
     except ValueError:
         return False
     if got.scheme.lower() not in ("http", "https") or got.username or got.password:
@@ -89,7 +92,7 @@ def _under(url: str, prefix: str) -> bool:
     path = unquote(got.path) or "/"
     if any(part in (".", "..") for part in path.split("/")) or "\\" in path:
         return False
-    base = allowed.path or "/"
+    base = unquote(allowed.path) or "/"  # compared decoded, as the URL's own path is
     if base.endswith("/"):
         return path.startswith(base)
     return path == base or path.startswith(base + "/")

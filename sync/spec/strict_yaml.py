@@ -40,6 +40,10 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) 
         key = loader.construct_object(key_node, deep=deep)
         if isinstance(key, (dict, list)):
             raise SpecError(f"line {key_node.start_mark.line + 1}: a mapping key must be a scalar")
+        if isinstance(key, (int, float)) and not isinstance(key, bool):
+            # a key reads as written: YAML 1.1 makes 010 the octal 8 and 0x1f 31, and an API
+            # named 010 was stored as "8" (200 stays "200" either way)
+            key = key_node.value
         key = "null" if key is None else key
         key = str(key).lower() if isinstance(key, bool) else str(key)
         if key in result:
