@@ -186,3 +186,53 @@ def with_member(doc: dict[str, Any], name: str, encoded: bytes) -> bytes:
     rest = compact_bytes({k: v for k, v in doc.items() if k != name})
     member = compact_bytes(name) + b":" + encoded
     return b"{" + member + b"}" if rest == b"{}" else rest[:-1] + b"," + member + b"}"
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality: Python's ``==`` plus the types it ignores (``1 == 1.0 == True``).
+
+    ``==`` runs first, at C speed, and says no to nearly every pair on the merge's way down; only
+    where it says yes are the types looked at (``_same_types``). Identity first: a side passed
+    twice (``merge3(doc, doc, new)``) costs nothing. The merge and the diff both compare by it."""
+    return a is b or (a == b and _same_types(a, b))
+
+
+def _same_types(a: Any, b: Any) -> bool:
+    """Whether two values that are ``==`` also agree on every JSON type (precondition: ``a == b``).
+
+    Only a number can equal a value of another type (``1``, ``1.0``, ``true``), so only numbers
+    are compared; a string that is ``==`` is a string on both sides, so strings (most of a
+    definition) are skipped without a lookup. Objects are paired by key, not by position: a key
+    order the other side does not share (a merge base stored as canonical JSON has its keys
+    sorted) changes nothing. A plain loop over the values, ~1 ms for two 300 KB definitions (3-4
+    times the ``==``): serializing both sides to compare them (``marshal``) cost more and needs
+    one key order, and no cheaper C-speed comparison that sees types exists."""
+    if type(a) is not type(b):
+        return False
+    if not isinstance(a, (dict, list)):
+        return True  # equal numbers of one type, strings, null
+    stack: list[tuple[Any, Any]] = [(a, b)]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        x, y = pop()
+        if type(x) is dict or (type(x) is not list and isinstance(x, dict)):
+            for key, v in x.items():
+                kind = type(v)
+                if kind is str:
+                    continue
+                w = y[key]  # present: x == y
+                if kind is not type(w):
+                    return False
+                if kind is dict or kind is list or isinstance(v, (dict, list)):
+                    push((v, w))
+        else:
+            for v, w in zip(x, y, strict=True):  # equal lengths: x == y
+                kind = type(v)
+                if kind is str:
+                    continue
+                if kind is not type(w):
+                    return False
+                if kind is dict or kind is list or isinstance(v, (dict, list)):
+                    push((v, w))
+    return True

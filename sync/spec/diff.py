@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.lru import Lru
+from sync.spec.canonical import same_json
 from sync.spec.refs import resolve
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
@@ -364,7 +365,7 @@ def _compare_input(name: str, pa: dict[str, Any], pb: dict[str, Any], shared: bo
     if not pa.get("required") and pb.get("required"):
         changes.append(Change("input-now-required", f"input {label} is now required", True))
     internal = "internal" in (pa.get("x-ms-visibility"), pb.get("x-ms-visibility"))
-    if internal and not _same_json(pa.get("default"), pb.get("default")):
+    if internal and not same_json(pa.get("default"), pb.get("default")):
         # nobody sets an internal input: its default is what every call sends, existing flows
         # included (Notion-Version 2021-08-16 -> 2022-06-28 went unreported: review 2026-12-07)
         changes.append(
@@ -376,8 +377,3 @@ def _compare_input(name: str, pa: dict[str, Any], pb: dict[str, Any], shared: bo
             )
         )
     return changes
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """JSON equality: Python's == calls 1, 1.0 and True the same."""
-    return type(a) is type(b) and a == b

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sync.spec.canonical import same_json
 from sync.spec.diff import index_operations
 from sync.spec.refs import json_path
 
@@ -72,62 +73,12 @@ def _is_operation_level(path: Path) -> bool:
     )
 
 
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality: Python's ``==`` plus the types it ignores (``1 == 1.0 == True``).
-
-    ``==`` runs first, at C speed, and says no to nearly every pair on the merge's way down; only
-    where it says yes are the types looked at (``_same_types``). Identity first: a side passed
-    twice (``merge3(doc, doc, new)``) costs nothing."""
-    return a is b or (a == b and _same_types(a, b))
-
-
-def _same_types(a: Any, b: Any) -> bool:
-    """Whether two values that are ``==`` also agree on every JSON type (precondition: ``a == b``).
-
-    Only a number can equal a value of another type (``1``, ``1.0``, ``true``), so only numbers
-    are compared; a string that is ``==`` is a string on both sides, so strings (most of a
-    definition) are skipped without a lookup. Objects are paired by key, not by position: a key
-    order the other side does not share (a merge base stored as canonical JSON has its keys
-    sorted) changes nothing. A plain loop over the values, ~1 ms for two 300 KB definitions (3-4
-    times the ``==``): serializing both sides to compare them (``marshal``) cost more and needs
-    one key order, and no cheaper C-speed comparison that sees types exists."""
-    if type(a) is not type(b):
-        return False
-    if not isinstance(a, (dict, list)):
-        return True  # equal numbers of one type, strings, null
-    stack: list[tuple[Any, Any]] = [(a, b)]
-    pop = stack.pop
-    push = stack.append
-    while stack:
-        x, y = pop()
-        if type(x) is dict or (type(x) is not list and isinstance(x, dict)):
-            for key, v in x.items():
-                kind = type(v)
-                if kind is str:
-                    continue
-                w = y[key]  # present: x == y
-                if kind is not type(w):
-                    return False
-                if kind is dict or kind is list or isinstance(v, (dict, list)):
-                    push((v, w))
-        else:
-            for v, w in zip(x, y, strict=True):  # equal lengths: x == y
-                kind = type(v)
-                if kind is str:
-                    continue
-                if kind is not type(w):
-                    return False
-                if kind is dict or kind is list or isinstance(v, (dict, list)):
-                    push((v, w))
-    return True
-
-
 def _merge(b: Any, o: Any, t: Any, path: Path, conflicts: list[str]) -> Any:
-    if _same(o, t):
+    if same_json(o, t):
         return o
-    if _same(o, b):
+    if same_json(o, b):
         return t
-    if _same(t, b):
+    if same_json(t, b):
         return o
     if isinstance(o, dict) and isinstance(t, dict):
         base = b if isinstance(b, dict) else {}
@@ -218,7 +169,7 @@ def _merge_lists(b: list[Any], o: list[Any], t: list[Any], path: Path, conflicts
     order = list(kt) + [k for k in ko if k not in kt and k not in kb]
     out = []
     for key in kb:  # removed upstream: gone, but an edit made to it on the connector is news
-        if key in ko and key not in kt and not _same(ko[key], kb[key]):
+        if key in ko and key not in kt and not same_json(ko[key], kb[key]):
             conflicts.append(
                 f"{json_path((*path, f'[{_label(key)}]'))}: edited on the connector and removed "
                 "upstream; upstream wins"
