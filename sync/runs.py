@@ -259,7 +259,8 @@ def give_up(
 def _give_up(
     item: WorkItem, ports: Ports, *, attempts: int | None, reason: str | None = None
 ) -> TargetOutcome:
-    if _run_missing(item, ports):
+    read, run = _read_run(item, ports)
+    if read and run is None:
         # A message for a run that was never started (a hand-sent or foreign message): nothing
         # can take its outcome, and the target's state describes other runs. Acknowledged.
         log.error("run %s has no run row: %s/%s not recorded", item.run_id, item.api, item.target)
@@ -269,7 +270,7 @@ def _give_up(
             result="failed",
             message=f"gave up: run {item.run_id} was never started",
         )
-    recorded = _recorded_outcome(item, ports)
+    recorded = next((o for o in run.outcomes if o.target == item.target), None) if run else None
     if recorded is not None:
         # An attempt finished (its answer lost, or the host gave up on it late), or the last
         # delivery recorded its failure already: "failed" over it would be wrong. The fan-in
@@ -307,25 +308,14 @@ def _give_up(
     return outcome
 
 
-def _run_missing(item: WorkItem, ports: Ports) -> bool:
-    """Whether the item's run row is certainly absent (an unreadable row is not "absent")."""
+def _read_run(item: WorkItem, ports: Ports) -> tuple[bool, RunSummary | None]:
+    """(whether the run row could be read, the row). An unreadable row is not an absent one:
+    giving up then records as before, and ``finish_item`` still keeps the first outcome."""
     try:
-        return ports.ledger.get_run(item.run_id) is None
-    except SyncError:
-        return False
-
-
-def _recorded_outcome(item: WorkItem, ports: Ports) -> TargetOutcome | None:
-    """The target's outcome if the run row holds one (None also when the row cannot be read:
-    giving up then records as before, and ``finish_item`` still keeps the first outcome)."""
-    try:
-        run = ports.ledger.get_run(item.run_id)
+        return True, ports.ledger.get_run(item.run_id)
     except SyncError as exc:
         log.warning("could not read run %s before giving up: %s", item.run_id, exc)
-        return None
-    if run is None:
-        return None
-    return next((o for o in run.outcomes if o.target == item.target), None)
+        return False, None
 
 
 def attempts_of(item: WorkItem, dequeue_count: int, deliveries_per_message: int) -> int:
