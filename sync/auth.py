@@ -228,16 +228,9 @@ def _require_tls(url: str, settings: Settings, what: str) -> None:
     """Refuse to read ``what`` over plain http: the keys decide which tokens are accepted, so
     whoever could change them on the path could sign their own. Hosts in SYNC_ALLOW_PRIVATE_HOSTS
     (the local test authority on loopback; refused in Azure) are exempt, as for tokens sent."""
-    import httpx
+    from sync.adapters.urlguard import tls_or_allowlisted
 
-    from sync.adapters.urlguard import UrlGuard
-
-    parsed = httpx.URL(url)
-    if parsed.scheme == "https":
-        return
-    if UrlGuard(settings.allow_private_hosts).exempts(
-        parsed.host.lower().rstrip("."), parsed.port or 80
-    ):
+    if tls_or_allowlisted(url, settings.allow_private_hosts):
         return
     source = names.AUTH_METADATA_URL if settings.auth_metadata_url else "endpoints.authorityHost"
     raise ConfigError(

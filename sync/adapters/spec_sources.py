@@ -60,13 +60,9 @@ def require_https(url: str, settings: Settings, *, what: str, setting: str, wher
     clear text is anyone's on the path. A host listed in SYNC_ALLOW_PRIVATE_HOSTS (as written in
     the URL, with or without its port, like the guard matches it) is exempt: the local emulators
     and simulators speak plain http on loopback."""
-    from sync.adapters.urlguard import UrlGuard
+    from sync.adapters.urlguard import tls_or_allowlisted
 
-    parsed = httpx.URL(url)
-    if parsed.scheme == "https":
-        return
-    guard = UrlGuard(settings.allow_private_hosts)
-    if guard.exempts(parsed.host.lower().rstrip("."), parsed.port or 80):
+    if tls_or_allowlisted(url, settings.allow_private_hosts):
         return
     raise PermanentError(
         f"refusing to send {what} over plain http to {redact_url(url)}; {setting} must be an "

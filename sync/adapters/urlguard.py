@@ -242,6 +242,17 @@ class UrlGuard:
         )
 
 
+def tls_or_allowlisted(url: str, allow_private_hosts: Iterable[str]) -> bool:
+    """Whether a credential may go to ``url``: it is https, or its host (as written, with or
+    without its port, as the guard matches it) is one SYNC_ALLOW_PRIVATE_HOSTS lists: the local
+    emulators and simulators speak plain http on loopback. The guard itself lets http through,
+    since public spec URLs may be http."""
+    parsed = httpx.URL(url)
+    if parsed.scheme == "https":
+        return True
+    return UrlGuard(allow_private_hosts).exempts(parsed.host.lower().rstrip("."), parsed.port or 80)
+
+
 _REFUSED_TRANSPORT_OPTIONS = frozenset({"proxy", "uds"})
 
 
