@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -129,25 +129,23 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _at_least_one(raw: str) -> int:
-    """A count that must be 1 or more (``worker --max-items -5`` exited 0 having done nothing)."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1")
-    return value
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``), or a usage error (exit 2)
+    naming it. ``worker --max-items -5`` exited 0 having done nothing; ``history --limit``
+    takes what HTTP takes."""
 
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if high is None and value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not in {low}..{high}")
+        return value
 
-def _history_limit(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{value} is not in 1..100")
-    return value
+    return parse
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
@@ -273,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--config")
     hist.add_argument("--api", required=True)
     hist.add_argument("--target")
-    hist.add_argument("--limit", type=_history_limit, default=20, help="1..100, as over HTTP")
+    hist.add_argument("--limit", type=_whole(1, 100), default=20, help="1..100, as over HTTP")
     hist.add_argument("--json", action="store_true")
     hist.set_defaults(func=cmd_history)
 
@@ -291,11 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="process queued work items here (local queue trigger)")
     worker.add_argument("--config")
-    worker.add_argument("--max-items", type=_at_least_one, default=100)
+    worker.add_argument("--max-items", type=_whole(1), default=100)
     worker.add_argument("--wait", type=float, default=2.0, help="seconds to wait for more items")
     worker.add_argument(
         "--concurrency",
-        type=_at_least_one,
+        type=_whole(1),
         default=4,
         help="items run at once (host.json batchSize: 4)",
     )
