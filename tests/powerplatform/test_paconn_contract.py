@@ -90,6 +90,15 @@ def run(paconn: Path, home: Path, cwd: Path, *args: str) -> subprocess.Completed
     )
 
 
+def download(
+    paconn: Path, home: Path, cwd: Path, sim: Simulator, cid: str = CID
+) -> subprocess.CompletedProcess[str]:
+    """``paconn download`` of connector ``cid`` from the simulator into ``cwd/out``."""
+    return run(
+        paconn, home, cwd, "download", "-c", cid, "-e", ENV, "--pau", sim.url, "-d", "out", "-w"
+    )
+
+
 def load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8-sig"))
 
@@ -114,9 +123,7 @@ def test_paconn_download_and_update_against_the_simulator(
     work = tmp_path / "work"
     work.mkdir()
 
-    done = run(
-        paconn, home, work, "download", "-c", CID, "-e", ENV, "--pau", sim.url, "-d", "out", "-w"
-    )
+    done = download(paconn, home, work, sim)
     assert done.returncode == 0, done.stderr
     out = work / "out"
     assert load(out / "apiDefinition.swagger.json") == before
@@ -225,21 +232,7 @@ def test_paconn_without_token_is_refused_by_the_simulator(
         "https://management.core.windows.net/", idtyp=None
     )  # pre-0.0.21 audience
     token_file.write_text(json.dumps(token))
-    done = run(
-        paconn,
-        home,
-        tmp_path,
-        "download",
-        "-c",
-        CID,
-        "-e",
-        ENV,
-        "--pau",
-        sim.url,
-        "-d",
-        "out",
-        "-w",
-    )
+    done = download(paconn, home, tmp_path, sim)
     assert done.returncode == 1
     assert "InvalidAuthenticationToken" in done.stderr
     assert "wrong audience or resource" in done.stderr

@@ -26,7 +26,7 @@ from sync.errors import TargetError
 from sync.spec.canonical import compact_size
 from tests.powerplatform.conftest import ENV, USER_OID, mint, new_guid
 from tests.powerplatform.samples import DEFINITION
-from tests.powerplatform.test_paconn_contract import load, run
+from tests.powerplatform.test_paconn_contract import download, load, run
 from tests.simulators.powerplatform import DEFINITION_LIMIT_BYTES, MAX_OPERATIONS, Simulator
 
 CID = "shared_contoso-20invoicing-5f0629412a7d1fe83e-5f6f049093c9b7a698"
@@ -439,21 +439,7 @@ def test_paconn_update_with_flow_application_downloads_access_code(
     done = paconn_update(paconn, home, tmp_path, sim, with_security({"cc": SECURITY["cc"]}))
     assert done.returncode == 0, done.stderr
 
-    done = run(
-        paconn,
-        home,
-        tmp_path,
-        "download",
-        "-c",
-        CID,
-        "-e",
-        ENV,
-        "--pau",
-        sim.url,
-        "-d",
-        "out",
-        "-w",
-    )
+    done = download(paconn, home, tmp_path, sim)
     assert done.returncode == 0, done.stderr
     downloaded = load(tmp_path / "out" / "apiDefinition.swagger.json")
     assert downloaded["securityDefinitions"] == reverted({"cc": SECURITY["cc"]})
