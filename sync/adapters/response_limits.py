@@ -14,8 +14,9 @@ hold or exhaust a worker:
   (``Content-Encoding: gzip, gzip``): 2 KB on the wire became 1 GiB in one chunk before any
   size cap could see it. Stacked codings are refused (``httpx.DecodingError``: no spec server
   needs them) and an encoded body is handed to the decoder in pieces of at most ``RAW_CHUNK``
-  bytes (an identity body, which cannot expand, as the network gives it), so one decoded chunk is at most ~1,000 times that (deflate's limit) and the callers'
-  caps (``read_capped``, the stored-definition limit) act within ~16 MB.
+  bytes (an identity body, which cannot expand, as the network gives it), so one decoded chunk
+  is at most ~1,000 times that (deflate's limit) and the callers' caps (``read_capped``, the
+  stored-definition limit) act within ~16 MB.
 
 The deadline of the exchange in progress is kept per thread: httpx's sync client sends a request
 and reads its body on the caller's thread, and a pooled connection serves one exchange at a time.
