@@ -55,6 +55,25 @@ param applicationInsightsName string = ''
 @description('Optional. CI custom topic name.')
 param ciTopicName string = ''
 
+@description('Optional. Replication of the storage account (SYNC_STORAGE_SKU). LRS is the low-volume default; ZRS/GZRS survive a zone outage, GRS/RAGRS/GZRS/RAGZRS keep a copy in the paired region.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_LRS'
+
+@description('Optional. Diagnostic settings that send resource logs to the Log Analytics workspace (SYNC_ENABLE_DIAGNOSTICS): Key Vault AuditEvent, the function app\'s FunctionAppLogs, the storage account\'s blob/queue/table StorageRead/StorageWrite/StorageDelete, and DeliveryFailures (plus PublishFailures on the CI topic) of the Event Grid topics this template creates.')
+param enableDiagnostics bool = true
+
+@description('Optional. Days the Log Analytics workspace keeps logs (SYNC_LOG_RETENTION_DAYS); 30 is included in the ingestion price, longer retention is billed per GB and month.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
 @description('Optional. Key Vault purge protection. Keep on in production; dev environments that run azd down/up may turn it off.')
 param keyVaultEnablePurgeProtection bool = true
 
@@ -146,6 +165,8 @@ var ledgerTableName = 'connectorsync'
 var ledgerContainerName = 'connectorsync-ledger'
 var workQueueName = 'sync-work'
 var deadLetterContainerName = 'eventgrid-deadletter'
+// Name of every diagnostic setting this template creates (a resource allows at most five).
+var diagnosticSettingName = 'connector-sync-logs'
 var deploymentContainerName = 'app-package-${take(names.functionApp, 32)}-${take(toLower(uniqueString(names.functionApp, resourceToken)), 7)}'
 
 // ============= //
@@ -180,6 +201,7 @@ module storage './app/storage.bicep' = {
     workQueueName: workQueueName
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
+    skuName: storageSku
   }
 }
 
@@ -202,6 +224,7 @@ module monitoring './app/monitoring.bicep' = {
     applicationInsightsName: names.appInsights
     location: location
     tags: tags
+    retentionInDays: logRetentionInDays
   }
 }
 
@@ -303,6 +326,8 @@ module systemTopics './app/system-topic.bicep' = [for (source, i) in eventSource
     name: eventSourceTopics[i].name
     existingTopicName: contains(source, 'existingTopicName') ? source.existingTopicName : ''
     tags: tags
+    diagnosticsWorkspaceId: enableDiagnostics ? monitoring.outputs.workspaceId : ''
+    diagnosticSettingName: diagnosticSettingName
   }
 }]
 
@@ -314,6 +339,21 @@ module ciTopic './app/custom-topic.bicep' = if (enableCiTopic) {
     location: location
     tags: tags
     publisherPrincipalId: ciPublisherPrincipalId
+  }
+}
+
+// Resource logs to the workspace: who read which secret, what the host logged, every storage
+// request, and Event Grid deliveries that failed. The system topics get theirs in their own module.
+module diagnostics './app/diagnostics.bicep' = if (enableDiagnostics) {
+  name: 'diagnostics'
+  scope: rg
+  params: {
+    name: diagnosticSettingName
+    workspaceId: monitoring.outputs.workspaceId
+    keyVaultName: keyVault.outputs.name
+    functionAppName: functionApp.outputs.name
+    storageAccountName: storage.outputs.name
+    ciTopicName: enableCiTopic ? ciTopic.outputs.name : ''
   }
 }
 

@@ -31,12 +31,14 @@ param deploymentContainerName string
 @description('Required. Blob container Event Grid writes undeliverable events to.')
 param deadLetterContainerName string
 
-@description('Optional. Replication of the account; LRS is the low-volume default, ZRS/GRS for production.')
+@description('Optional. Replication of the account; LRS is the low-volume default, ZRS/GZRS (zone) or GRS/RAGRS/RAGZRS (paired region) for production.')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
   'Standard_GRS'
+  'Standard_RAGRS'
   'Standard_GZRS'
+  'Standard_RAGZRS'
 ])
 param skuName string = 'Standard_LRS'
 

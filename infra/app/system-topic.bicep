@@ -29,6 +29,12 @@ param existingTopicName string = ''
 @description('Optional. Tags applied to a created topic.')
 param tags object = {}
 
+@description('Optional. Log Analytics workspace that receives a created topic\'s DeliveryFailures. Empty: no diagnostic setting. A reused topic is left as it is (add the setting yourself).')
+param diagnosticsWorkspaceId string = ''
+
+@description('Optional. Name of that diagnostic setting.')
+param diagnosticSettingName string = 'connector-sync-logs'
+
 // ============== //
 //   Variables    //
 // ============== //
@@ -61,6 +67,22 @@ resource created 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (!reuse) {
 
 resource reused 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = if (reuse) {
   name: reuse ? existingTopicName : name
+}
+
+// Why a delivery to plan_event failed (endpoint errors, dead-lettering), per event subscription.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!reuse && !empty(diagnosticsWorkspaceId)) {
+  name: diagnosticSettingName
+  scope: created
+  properties: {
+    workspaceId: diagnosticsWorkspaceId
+    logAnalyticsDestinationType: 'Dedicated'
+    logs: [
+      {
+        category: 'DeliveryFailures'
+        enabled: true
+      }
+    ]
+  }
 }
 
 // ============= //
