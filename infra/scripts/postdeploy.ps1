@@ -1,6 +1,9 @@
 # azd postdeploy hook (Windows): same steps as postdeploy.sh.
-# Subscribes the planner function (plan_event) to every Event Grid topic. Idempotent: each
-# subscription is looked up first, then created or updated, so re-running never duplicates.
+# Subscribes the planner function (plan_event) to every Event Grid topic. Converges: each
+# subscription is written whole (`create` is a PUT, so an existing one is replaced, never
+# duplicated, and keeps no stale subject filter), and the subscription this hook made on a system
+# topic the map no longer names is deleted, but only when it still delivers to this app's
+# plan_event. The topics it subscribed are remembered in EVENTGRID_SUBSCRIBED_TOPICS.
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
@@ -36,6 +39,9 @@ $FunctionAppId = Require 'AZURE_FUNCTION_APP_ID'
 $DeadLetterContainerId = Require 'EVENTGRID_DEADLETTER_CONTAINER_ID'
 $SystemTopics = $values['EVENTGRID_SYSTEM_TOPICS']
 $CiTopicId = $values['EVENTGRID_CI_TOPIC_ID']
+# "subscription|resourceGroup|topic" entries joined with ";": what the last run subscribed
+$SubscribedKey = 'EVENTGRID_SUBSCRIBED_TOPICS'
+$PreviousTopics = if ($values[$SubscribedKey]) { $values[$SubscribedKey] } else { '' }
 $PlannerId = "$FunctionAppId/functions/$PlannerFunction"
 
 # 1. Wait until the host has indexed plan_event (Event Grid validates the endpoint on create).
@@ -57,7 +63,18 @@ $EventTypes = @{
     blob       = @('Microsoft.Storage.BlobCreated')
 }
 
+# Say so when the subscription about to be replaced delivers somewhere else (another app or
+# environment using the same name on a shared source): the replacement takes it over.
+function Write-ForeignWarning([string]$Endpoint, [string]$Where) {
+    if ($Endpoint -and $Endpoint -ine $PlannerId) {
+        Write-Warning "postdeploy: subscription $SubscriptionName on $Where delivered to $Endpoint; it now delivers to this app"
+    }
+}
+
 # 2. One subscription per system topic: "kind|subscription|resourceGroup|topic|subject,subject".
+# `create` is a PUT: on an existing subscription it replaces filters, retry policy and schema whole,
+# so a subject the map dropped does not linger the way it would through `update`.
+$subscribed = @()
 if ($SystemTopics) {
     foreach ($entry in $SystemTopics.Split(';')) {
         $fields = $entry.Split('|')
@@ -67,34 +84,66 @@ if ($SystemTopics) {
         if (-not $EventTypes.ContainsKey($kind)) { Fail "unknown event source kind '$kind' in EVENTGRID_SYSTEM_TOPICS (expected appService, apim, apiCenter or blob)" }
 
         $ids = @('--name', $SubscriptionName, '--resource-group', $rg, '--system-topic-name', $topic, '--subscription', $sub)
-        az eventgrid system-topic event-subscription show @ids --output none *> $null
-        $action = if ($LASTEXITCODE -eq 0) { 'update' } else { 'create' }
+        $endpoint = az eventgrid system-topic event-subscription show @ids --query destination.resourceId --output tsv 2> $null
+        $action = if ($LASTEXITCODE -eq 0) { 'replace' } else { 'create' }
+        if ($action -eq 'replace') { Write-ForeignWarning "$endpoint" "system topic $topic" }
         $azArgs = $ids + @('--endpoint', $PlannerId, '--endpoint-type', 'azurefunction', '--included-event-types') + $EventTypes[$kind] +
             @('--deadletter-identity', 'systemassigned', '--deadletter-identity-endpoint', $DeadLetterContainerId)
         if ($subjects.Count -gt 1) { $azArgs += @('--advanced-filter', 'subject', 'StringBeginsWith') + $subjects }
         elseif ($subjects.Count -eq 1) { $azArgs += @('--subject-begins-with', $subjects[0]) }
-        if ($action -eq 'create') {
-            $azArgs += @('--event-delivery-schema', 'eventgridschema', '--max-delivery-attempts', $MaxDeliveryAttempts, '--event-ttl', $EventTtlMinutes)
-        }
+        $azArgs += @('--event-delivery-schema', 'eventgridschema', '--max-delivery-attempts', $MaxDeliveryAttempts, '--event-ttl', $EventTtlMinutes)
         Write-Host "postdeploy: $action subscription $SubscriptionName on system topic $topic ($kind)"
-        az eventgrid system-topic event-subscription $action @azArgs --output none
-        if ($LASTEXITCODE -ne 0) { Fail "az eventgrid system-topic event-subscription $action failed for $topic" }
+        az eventgrid system-topic event-subscription create @azArgs --output none
+        if ($LASTEXITCODE -ne 0) { Fail "az eventgrid system-topic event-subscription create failed for $topic" }
+        $subscribed += "$sub|$rg|$topic"
+    }
+}
+$SubscribedValue = $subscribed -join ';'
+
+# 3. A topic the last run subscribed and the map no longer names: delete the subscription there,
+# but only if it is ours (this hook's name and this app's plan_event as its endpoint).
+if ($PreviousTopics) {
+    $wanted = @($subscribed | ForEach-Object { $_.ToLowerInvariant() })
+    foreach ($entry in $PreviousTopics.Split(';')) {
+        $fields = $entry.Split('|')
+        if ($fields.Count -ne 3) { Write-Warning "postdeploy: ignoring malformed $SubscribedKey entry '$entry'"; continue }
+        if ($wanted -contains $entry.ToLowerInvariant()) { continue }
+        $sub, $rg, $topic = $fields
+        $ids = @('--name', $SubscriptionName, '--resource-group', $rg, '--system-topic-name', $topic, '--subscription', $sub)
+        $endpoint = az eventgrid system-topic event-subscription show @ids --query destination.resourceId --output tsv 2> $null
+        if ($LASTEXITCODE -eq 3) {
+            Write-Host "postdeploy: system topic $topic is no longer in the map and has no subscription $SubscriptionName"
+            continue
+        }
+        if ($LASTEXITCODE -ne 0) { Fail "could not read subscription $SubscriptionName on system topic $topic (az exit $LASTEXITCODE); nothing was removed, rerun 'azd hooks run postdeploy'" }
+        if ("$endpoint" -ine $PlannerId) {
+            Write-Host "postdeploy: left subscription $SubscriptionName on system topic ${topic}: it delivers to $endpoint, not this app"
+            continue
+        }
+        Write-Host "postdeploy: delete subscription $SubscriptionName on system topic $topic (no longer in the map)"
+        az eventgrid system-topic event-subscription delete @ids --yes --output none
+        if ($LASTEXITCODE -ne 0) { Fail "az eventgrid system-topic event-subscription delete failed for $topic" }
     }
 }
 
-# 3. The CI custom topic takes CloudEvents 1.0, so its subscription delivers CloudEvents too.
+# 4. The CI custom topic takes CloudEvents 1.0, so its subscription delivers CloudEvents too.
 if ($CiTopicId) {
     $ids = @('--name', $SubscriptionName, '--source-resource-id', $CiTopicId)
-    az eventgrid event-subscription show @ids --output none *> $null
-    $action = if ($LASTEXITCODE -eq 0) { 'update' } else { 'create' }
+    $endpoint = az eventgrid event-subscription show @ids --query destination.resourceId --output tsv 2> $null
+    $action = if ($LASTEXITCODE -eq 0) { 'replace' } else { 'create' }
+    if ($action -eq 'replace') { Write-ForeignWarning "$endpoint" 'the CI topic' }
     $azArgs = $ids + @('--endpoint', $PlannerId, '--endpoint-type', 'azurefunction', '--included-event-types', $CiEventType,
-        '--deadletter-identity', 'systemassigned', '--deadletter-identity-endpoint', $DeadLetterContainerId)
-    if ($action -eq 'create') {
-        $azArgs += @('--event-delivery-schema', 'cloudeventschemav1_0', '--max-delivery-attempts', $MaxDeliveryAttempts, '--event-ttl', $EventTtlMinutes)
-    }
+        '--deadletter-identity', 'systemassigned', '--deadletter-identity-endpoint', $DeadLetterContainerId,
+        '--event-delivery-schema', 'cloudeventschemav1_0', '--max-delivery-attempts', $MaxDeliveryAttempts, '--event-ttl', $EventTtlMinutes)
     Write-Host "postdeploy: $action subscription $SubscriptionName on the CI topic"
-    az eventgrid event-subscription $action @azArgs --output none
-    if ($LASTEXITCODE -ne 0) { Fail "az eventgrid event-subscription $action failed for the CI topic" }
+    az eventgrid event-subscription create @azArgs --output none
+    if ($LASTEXITCODE -ne 0) { Fail "az eventgrid event-subscription create failed for the CI topic" }
+}
+
+# 5. Remember what this run subscribed, for the next run's step 3.
+if ($SubscribedValue -cne $PreviousTopics) {
+    azd env set $SubscribedKey $SubscribedValue
+    if ($LASTEXITCODE -ne 0) { Fail "could not record $SubscribedKey in the azd environment" }
 }
 
 Write-Host 'postdeploy: Event Grid subscriptions are in place'

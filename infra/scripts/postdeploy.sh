@@ -2,8 +2,11 @@
 # azd postdeploy hook: subscribe the planner function (plan_event) to every Event Grid topic.
 #
 # Why here and not in Bicep: an AzureFunction endpoint can only be validated once the code is
-# deployed and the host has indexed plan_event. Idempotent: each subscription is looked up first,
-# then created or updated, so re-running never duplicates anything.
+# deployed and the host has indexed plan_event. Converges: each subscription is written whole
+# (`create` is a PUT, so an existing one is replaced, never duplicated, and keeps no stale subject
+# filter), and the subscription this hook made on a system topic the map no longer names is
+# deleted, but only when it still delivers to this app's plan_event. The topics it subscribed are
+# remembered in the azd environment (EVENTGRID_SUBSCRIBED_TOPICS) for the next run to compare.
 #
 # Reads values from `azd env get-values` (outputs of infra/main.bicep). Tunables (environment):
 #   POLL_ATTEMPTS (60), POLL_INTERVAL_SECONDS (10)  wait for plan_event to be indexed
@@ -28,7 +31,8 @@ command -v az >/dev/null 2>&1 || fail "the Azure CLI (az) is not on PATH; instal
 command -v azd >/dev/null 2>&1 || fail "azd is not on PATH"
 
 ENV_FILE=$(mktemp)
-trap 'rm -f "$ENV_FILE"' EXIT
+ERR_FILE=$(mktemp)
+trap 'rm -f "$ENV_FILE" "$ERR_FILE"' EXIT
 azd env get-values >"$ENV_FILE" || fail "'azd env get-values' failed; select an environment with 'azd env select'"
 
 # Value of KEY from `azd env get-values` (lines look like KEY="value"); never eval'd.
@@ -48,7 +52,14 @@ FUNCTION_APP_ID=$(require AZURE_FUNCTION_APP_ID)
 DEADLETTER_CONTAINER_ID=$(require EVENTGRID_DEADLETTER_CONTAINER_ID)
 SYSTEM_TOPICS=$(env_value EVENTGRID_SYSTEM_TOPICS)
 CI_TOPIC_ID=$(env_value EVENTGRID_CI_TOPIC_ID)
+# "subscription|resourceGroup|topic" entries joined with ";": what the last run subscribed
+SUBSCRIBED_KEY="EVENTGRID_SUBSCRIBED_TOPICS"
+PREVIOUS_TOPICS=$(env_value "$SUBSCRIBED_KEY")
 PLANNER_ID="$FUNCTION_APP_ID/functions/$PLANNER_FUNCTION"
+
+lower() {
+  printf '%s' "$1" | tr '[:upper:]' '[:lower:]'
+}
 
 # 1. Wait until the host has indexed plan_event (Event Grid validates the endpoint on create).
 attempt=1
@@ -74,14 +85,27 @@ event_types() {
   esac
 }
 
+# Say so when the subscription about to be replaced delivers somewhere else (another app or
+# environment using the same name on a shared source): the replacement takes it over.
+warn_if_foreign() {
+  endpoint=$1 where=$2
+  if [ -n "$endpoint" ] && [ "$(lower "$endpoint")" != "$(lower "$PLANNER_ID")" ]; then
+    echo "postdeploy: warning: subscription $SUBSCRIPTION_NAME on $where delivered to $endpoint; it now delivers to this app" >&2
+  fi
+}
+
 # 2. One subscription per system topic: "kind|subscription|resourceGroup|topic|subject,subject".
+# `create` is a PUT: on an existing subscription it replaces filters, retry policy and schema
+# whole, so a subject the map dropped does not linger the way it would through `update` (which
+# keeps every filter field it is not given and cannot remove an advanced filter at all).
 upsert_system_topic_subscription() {
   kind=$1 sub=$2 rg=$3 topic=$4 subjects=$5
   types=$(event_types "$kind")
   # Positional parameters hold the argument list (POSIX sh has no arrays).
   set -- --name "$SUBSCRIPTION_NAME" --resource-group "$rg" --system-topic-name "$topic" --subscription "$sub"
-  if az eventgrid system-topic event-subscription show "$@" --output none >/dev/null 2>&1; then
-    action=update
+  if endpoint=$(az eventgrid system-topic event-subscription show "$@" --query destination.resourceId --output tsv 2>/dev/null); then
+    action=replace
+    warn_if_foreign "$endpoint" "system topic $topic"
   else
     action=create
   fi
@@ -95,44 +119,94 @@ upsert_system_topic_subscription() {
       set -- "$@" --advanced-filter subject StringBeginsWith $(echo "$subjects" | tr ',' ' ') ;;
     *) set -- "$@" --subject-begins-with "$subjects" ;;
   esac
-  if [ "$action" = create ]; then
-    set -- "$@" --event-delivery-schema eventgridschema \
-      --max-delivery-attempts "$MAX_DELIVERY_ATTEMPTS" --event-ttl "$EVENT_TTL_MINUTES"
-  fi
+  set -- "$@" --event-delivery-schema eventgridschema \
+    --max-delivery-attempts "$MAX_DELIVERY_ATTEMPTS" --event-ttl "$EVENT_TTL_MINUTES"
   echo "postdeploy: $action subscription $SUBSCRIPTION_NAME on system topic $topic ($kind)"
-  az eventgrid system-topic event-subscription "$action" "$@" --output none
+  az eventgrid system-topic event-subscription create "$@" --output none
 }
 
-if [ -n "$SYSTEM_TOPICS" ]; then
+# 3. A topic the last run subscribed and the map no longer names: delete the subscription there,
+# but only if it is ours (this hook's name and this app's plan_event as its endpoint). Another
+# subscription on that topic, or one with our name delivering elsewhere, is left alone.
+remove_stale_subscription() {
+  sub=$1 rg=$2 topic=$3
+  set -- --name "$SUBSCRIPTION_NAME" --resource-group "$rg" --system-topic-name "$topic" --subscription "$sub"
+  status=0
+  endpoint=$(az eventgrid system-topic event-subscription show "$@" --query destination.resourceId --output tsv 2>"$ERR_FILE") || status=$?
+  case "$status" in
+    0) ;;
+    3)
+      echo "postdeploy: system topic $topic is no longer in the map and has no subscription $SUBSCRIPTION_NAME"
+      return ;;
+    *)
+      cat "$ERR_FILE" >&2
+      fail "could not read subscription $SUBSCRIPTION_NAME on system topic $topic (az exit $status); nothing was removed, rerun 'azd hooks run postdeploy'" ;;
+  esac
+  if [ "$(lower "$endpoint")" != "$(lower "$PLANNER_ID")" ]; then
+    echo "postdeploy: left subscription $SUBSCRIPTION_NAME on system topic $topic: it delivers to $endpoint, not this app"
+    return
+  fi
+  echo "postdeploy: delete subscription $SUBSCRIPTION_NAME on system topic $topic (no longer in the map)"
+  az eventgrid system-topic event-subscription delete "$@" --yes --output none
+}
+
+# Calls $2 with the "|"-separated fields of each ";"-separated entry of $1 (the entry is $entry).
+for_each_entry() {
+  list=$1 callback=$2
   old_ifs=$IFS
   IFS=';'
-  for entry in $SYSTEM_TOPICS; do
+  for entry in $list; do
     IFS='|'
     # shellcheck disable=SC2086 # split the entry into its fields on purpose
     set -- $entry
     IFS=$old_ifs
-    [ "$#" -ge 4 ] || fail "malformed EVENTGRID_SYSTEM_TOPICS entry '$entry' (expected kind|subscription|resourceGroup|topic|subjects)"
-    upsert_system_topic_subscription "$1" "$2" "$3" "$4" "${5:-}"
+    "$callback" "$@"
   done
   IFS=$old_ifs
-fi
+}
 
-# 3. The CI custom topic takes CloudEvents 1.0, so its subscription delivers CloudEvents too.
+subscribe_entry() {
+  [ "$#" -ge 4 ] || fail "malformed EVENTGRID_SYSTEM_TOPICS entry '$entry' (expected kind|subscription|resourceGroup|topic|subjects)"
+  upsert_system_topic_subscription "$1" "$2" "$3" "$4" "${5:-}"
+  SUBSCRIBED="${SUBSCRIBED:+$SUBSCRIBED;}$2|$3|$4"
+}
+
+prune_entry() {
+  if [ "$#" -ne 3 ]; then
+    echo "postdeploy: ignoring malformed $SUBSCRIBED_KEY entry '$entry'" >&2
+    return
+  fi
+  case "$WANTED" in
+    *";$(lower "$entry");"*) ;;
+    *) remove_stale_subscription "$1" "$2" "$3" ;;
+  esac
+}
+
+SUBSCRIBED=""
+for_each_entry "$SYSTEM_TOPICS" subscribe_entry
+WANTED=";$(lower "$SUBSCRIBED");"
+for_each_entry "$PREVIOUS_TOPICS" prune_entry
+
+# 4. The CI custom topic takes CloudEvents 1.0, so its subscription delivers CloudEvents too.
 if [ -n "$CI_TOPIC_ID" ]; then
   set -- --name "$SUBSCRIPTION_NAME" --source-resource-id "$CI_TOPIC_ID"
-  if az eventgrid event-subscription show "$@" --output none >/dev/null 2>&1; then
-    action=update
+  if endpoint=$(az eventgrid event-subscription show "$@" --query destination.resourceId --output tsv 2>/dev/null); then
+    action=replace
+    warn_if_foreign "$endpoint" "the CI topic"
   else
     action=create
   fi
   set -- "$@" --endpoint "$PLANNER_ID" --endpoint-type azurefunction --included-event-types "$CI_EVENT_TYPE" \
-    --deadletter-identity systemassigned --deadletter-identity-endpoint "$DEADLETTER_CONTAINER_ID"
-  if [ "$action" = create ]; then
-    set -- "$@" --event-delivery-schema cloudeventschemav1_0 \
-      --max-delivery-attempts "$MAX_DELIVERY_ATTEMPTS" --event-ttl "$EVENT_TTL_MINUTES"
-  fi
+    --deadletter-identity systemassigned --deadletter-identity-endpoint "$DEADLETTER_CONTAINER_ID" \
+    --event-delivery-schema cloudeventschemav1_0 \
+    --max-delivery-attempts "$MAX_DELIVERY_ATTEMPTS" --event-ttl "$EVENT_TTL_MINUTES"
   echo "postdeploy: $action subscription $SUBSCRIPTION_NAME on the CI topic"
-  az eventgrid event-subscription "$action" "$@" --output none
+  az eventgrid event-subscription create "$@" --output none
+fi
+
+# 5. Remember what this run subscribed, for the next run's step 3.
+if [ "$SUBSCRIBED" != "$PREVIOUS_TOPICS" ]; then
+  azd env set "$SUBSCRIBED_KEY" "$SUBSCRIBED" || fail "could not record $SUBSCRIBED_KEY in the azd environment"
 fi
 
 echo "postdeploy: Event Grid subscriptions are in place"

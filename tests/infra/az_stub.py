@@ -4,9 +4,15 @@
 It follows the documented CLI contract for the few commands the postdeploy hook uses: unknown
 commands or flags fail the way az does (exit 2, "unrecognized arguments"), required flags are
 enforced, and event subscriptions persist in a JSON state file so a second run sees the first.
-Every call is appended to calls.jsonl. Behaviour is set by files in $AZ_STUB_DIR:
-  env.txt             what `azd env get-values` prints
+As in az, `create` is a PUT (it creates or replaces the whole subscription), `update` keeps every
+filter field it is not given (so a stale subject filter survives it), `show` on a missing
+subscription exits 3, `delete` needs --yes (no tty to confirm on), and `--query` takes a dotted
+path into the ARM-shaped JSON `show` prints. Every call is appended to calls.jsonl. Behaviour is
+set by files in $AZ_STUB_DIR:
+  env.txt             what `azd env get-values` prints (`azd env set KEY VALUE` rewrites it;
+                      azd calls are logged to azd_calls.jsonl)
   function_after      plan_event becomes visible on the Nth `function show` call (default 1)
+  show_error          a topic name: `show` on that topic fails with exit 1 (no permission)
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 STATE = Path(os.environ["AZ_STUB_DIR"])
 
 COMMON = {"--output", "--query", "--subscription"}
+SWITCHES = {"--yes"}  # flags that take no value
 SUB_FLAGS = {
     "--name",
     "--endpoint",
@@ -42,6 +49,12 @@ COMMANDS = {
     | {"--resource-group", "--system-topic-name"},
     ("eventgrid", "system-topic", "event-subscription", "update"): SUB_FLAGS
     | {"--resource-group", "--system-topic-name"},
+    ("eventgrid", "system-topic", "event-subscription", "delete"): {
+        "--name",
+        "--resource-group",
+        "--system-topic-name",
+        "--yes",
+    },
     ("eventgrid", "event-subscription", "show"): {"--name", "--source-resource-id"},
     ("eventgrid", "event-subscription", "create"): SUB_FLAGS
     | CREATE_ONLY
@@ -85,8 +98,8 @@ def parse(args: list[str]) -> tuple[tuple[str, ...], dict[str, list[str]]]:
                 fail(2, f"unrecognized arguments: {token}")
             if token in flags:
                 fail(2, f"argument {token}: specified twice")
-            current = token
-            flags[current] = []
+            flags[token] = []
+            current = None if token in SWITCHES else token
         elif current is None:
             fail(2, f"unrecognized arguments: {token}")
         else:
@@ -94,7 +107,7 @@ def parse(args: list[str]) -> tuple[tuple[str, ...], dict[str, list[str]]]:
                 fail(2, f"unrecognized arguments: {token}")
             flags[current].append(token)
     for flag, values in flags.items():
-        if not values:
+        if not values and flag not in SWITCHES:
             fail(2, f"argument {flag}: expected one argument")
         if flag in ENUMS and values[0] not in ENUMS[flag]:
             fail(2, f"argument {flag}: invalid choice: '{values[0]}'")
@@ -112,6 +125,50 @@ def subscription_key(flags: dict[str, list[str]]) -> str:
         )
     ]
     return f"{scope[0]}::{flags['--name'][0]}"
+
+
+def arm_view(record: dict[str, list[str]]) -> dict:
+    """The subscription as `az ... show` prints it (the fields the hook may query)."""
+    advanced = record.get("--advanced-filter")
+    return {
+        "name": record["--name"][0],
+        "destination": {
+            "endpointType": "AzureFunction",
+            "resourceId": record.get("--endpoint", [None])[0],
+        },
+        "filter": {
+            "includedEventTypes": record.get("--included-event-types"),
+            "subjectBeginsWith": record.get("--subject-begins-with", [""])[0],
+            "advancedFilters": [
+                {"key": advanced[0], "operatorType": advanced[1], "values": advanced[2:]}
+            ]
+            if advanced
+            else None,
+        },
+        "eventDeliverySchema": record.get("--event-delivery-schema", [None])[0],
+    }
+
+
+def query(document: dict, path: str):
+    """A dotted JMESPath field path (all the hook asks for); anything else is refused."""
+    value = document
+    for part in path.split("."):
+        if not part.isidentifier() or not isinstance(value, dict):
+            fail(2, f"stub: unsupported --query {path!r}")
+        value = value.get(part)
+    return value
+
+
+def show(record: dict[str, list[str]], flags: dict[str, list[str]]) -> None:
+    document = arm_view(record)
+    if "--query" in flags:
+        document = query(document, flags["--query"][0])
+    if flags.get("--output") == ["none"]:
+        return
+    if flags.get("--output") == ["tsv"]:
+        print("" if document is None else document)
+        return
+    print(json.dumps(document))
 
 
 def load(name: str, default):
@@ -143,28 +200,47 @@ def az(args: list[str]) -> None:
     subs = load("subscriptions.json", {})
     key = subscription_key(flags)
     verb = command[-1]
+    blocked = STATE / "show_error"
+    if blocked.exists() and flags.get("--system-topic-name") == [blocked.read_text().strip()]:
+        fail(1, "(AuthorizationFailed) The client does not have authorization to perform action.")
     if verb == "show":
         if key not in subs:
-            fail(3, f"Event subscription {flags['--name'][0]} not found.")
-        print(json.dumps(subs[key]))
+            fail(3, f"(ResourceNotFound) Event subscription {flags['--name'][0]} not found.")
+        show(subs[key], flags)
+        return
+    if verb == "delete":
+        if "--yes" not in flags:
+            fail(1, "Unable to prompt for confirmation as no tty available. Use --yes.")
+        if key not in subs:
+            fail(3, f"(ResourceNotFound) Event subscription {key} not found.")
+        del subs[key]
+        (STATE / "subscriptions.json").write_text(json.dumps(subs, indent=1))
         return
     for required in ("--endpoint", "--endpoint-type"):
         if required not in flags and verb == "create":
             fail(2, f"the following arguments are required: {required}")
-    if verb == "create" and key in subs:
-        fail(1, f"stub: {key} already exists; the hook should have updated it")
     if verb == "update" and key not in subs:
         fail(3, f"Event subscription {key} not found.")
-    record = subs.get(key, {})
-    record.update(flags)
+    # create is a PUT: the whole subscription is what this call says; update merges
+    record = {} if verb == "create" else subs.get(key, {})
+    record.update({k: v for k, v in flags.items() if k not in ("--output", "--query")})
     subs[key] = record
     (STATE / "subscriptions.json").write_text(json.dumps(subs, indent=1))
 
 
 def azd(args: list[str]) -> None:
-    if args != ["env", "get-values"]:
-        fail(2, f"stub azd: unsupported command {args}")
-    sys.stdout.write((STATE / "env.txt").read_text())
+    with (STATE / "azd_calls.jsonl").open("a") as log:
+        log.write(json.dumps(args) + "\n")
+    env = STATE / "env.txt"
+    if args == ["env", "get-values"]:
+        sys.stdout.write(env.read_text())
+        return
+    if args[:2] == ["env", "set"] and len(args) == 4:
+        key, value = args[2], args[3]
+        lines = [line for line in env.read_text().splitlines() if not line.startswith(f"{key}=")]
+        env.write_text("".join(f"{line}\n" for line in [*lines, f'{key}="{value}"']))
+        return
+    fail(2, f"stub azd: unsupported command {args}")
 
 
 if __name__ == "__main__":
