@@ -12,6 +12,7 @@ and whole operations are not breaking.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,26 +81,38 @@ class _Op:
     security: Any
 
 
-def operation_key(method: str, path: str, op: dict[str, Any]) -> str:
+def operation_id(op: dict[str, Any]) -> str | None:
+    """The action's identity where it has one: what flows bind to, wherever the URL goes (the
+    merge follows an operation upstream moved by it too)."""
     op_id = op.get("operationId")
-    return op_id if isinstance(op_id, str) and op_id else f"{method.upper()} {path}"
+    return op_id if isinstance(op_id, str) and op_id else None
+
+
+def operation_key(method: str, path: str, op: dict[str, Any]) -> str:
+    return operation_id(op) or f"{method.upper()} {path}"
+
+
+def iter_operations(doc: Any) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(method, path, operation) in document order; items and operations that are not objects
+    are passed over."""
+    paths = doc.get("paths") if isinstance(doc, dict) else None
+    for path, item in (paths if isinstance(paths, dict) else {}).items():
+        if not isinstance(item, dict):
+            continue
+        for method in METHODS:
+            op = item.get(method)
+            if isinstance(op, dict):
+                yield method, path, op
 
 
 def index_operations(doc: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """key -> (method, path, operation); a duplicate operationId falls back to ``METHOD /path``."""
     out: dict[str, tuple[str, str, dict[str, Any]]] = {}
-    paths = doc.get("paths") if isinstance(doc, dict) else None
-    for path, item in (paths or {}).items():
-        if not isinstance(item, dict):
-            continue
-        for method in METHODS:
-            op = item.get(method)
-            if not isinstance(op, dict):
-                continue
-            key = operation_key(method, path, op)
-            if key in out:
-                key = f"{method.upper()} {path}"
-            out[key] = (method, path, op)
+    for method, path, op in iter_operations(doc):
+        key = operation_key(method, path, op)
+        if key in out:
+            key = f"{method.upper()} {path}"
+        out[key] = (method, path, op)
     return out
 
 
