@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sync.spec.canonical import compact_bytes, with_member
@@ -94,11 +95,53 @@ def test_diff_added_removed_are_symmetric(a: dict[str, Any], b: dict[str, Any]) 
 def test_merge_keeps_upstream_operations_ours_did_not_touch(
     base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]
 ) -> None:
-    """Any path ours left as base ends up exactly as theirs has it."""
+    """Any path ours left as base ends up exactly as theirs has it, unless upstream moved an
+    operation there from another path (the connector's edits to it follow it)."""
     merged, _ = merge3(base, ours, theirs)
     for path, item in theirs["paths"].items():
-        if base["paths"].get(path) == ours["paths"].get(path) and path in ours["paths"]:
+        untouched = base["paths"].get(path) == ours["paths"].get(path) and path in ours["paths"]
+        if untouched and not _moved_in(base, item, path):
             assert merged["paths"][path] == item
+
+
+def _moved_in(base: dict[str, Any], item: dict[str, Any], path: str) -> bool:
+    """Whether base holds an operationId of ``item`` at another (path, method)."""
+    here = {(op["operationId"], (path, m)) for m, op in item.items() if "operationId" in op}
+    ids = {op_id for op_id, _ in here}
+    return any(
+        op.get("operationId") in ids and (op["operationId"], (p, m)) not in here
+        for p, base_item in base["paths"].items()
+        for m, op in base_item.items()
+    )
+
+
+@FAST
+@given(document, st.data())
+def test_an_operation_upstream_moved_keeps_the_connectors_edit(
+    base: dict[str, Any], data: st.DataObject
+) -> None:
+    """Upstream moves one operation with a unique operationId to a new path; the connector had
+    hidden it: the merge is upstream's document with that operation still hidden, no conflict."""
+    located = [
+        (path, method, op["operationId"])
+        for path, item in base["paths"].items()
+        for method, op in item.items()
+        if "operationId" in op
+    ]
+    unique = [loc for loc in located if [x[2] for x in located].count(loc[2]) == 1]
+    assume(unique)
+    path, method, _ = data.draw(st.sampled_from(unique))
+    theirs = copy.deepcopy(base)
+    op = theirs["paths"][path].pop(method)
+    if not theirs["paths"][path]:
+        del theirs["paths"][path]
+    theirs["paths"]["/moved"] = {data.draw(st.sampled_from(["get", "patch"])): op}
+    ours = copy.deepcopy(base)
+    ours["paths"][path][method]["x-ms-visibility"] = "internal"
+    expected = copy.deepcopy(theirs)
+    next(iter(expected["paths"]["/moved"].values()))["x-ms-visibility"] = "internal"
+    assert merge3(base, ours, theirs) == (expected, [])
+    assert merge3(base, base, theirs) == (theirs, [])
 
 
 _json = st.recursive(
