@@ -380,3 +380,63 @@ def test_worker_counts_below_one_are_usage_errors(argv, capsys):
         main(["worker", *argv, "--wait", "0"])
     assert usage.value.code == 2
     assert "is less than 1" in capsys.readouterr().err
+
+
+EMPTY_HOSTS = ["https://:99/x", "https:///x", "https://user@:99/x", "https://@/x", "https://[]/x"]
+
+
+def _with_url(url: str, where: str) -> str:
+    """GOOD with ``url`` written at ``where``: spec.url, an allowedSpecUrls entry, the
+    resourceManager endpoint or (without its ``/x`` path) a dataverse org."""
+    if where == "spec.url":
+        return GOOD.replace("https://invoicing.contoso.example/swagger/v1/swagger.json", url)
+    if where == "allowedSpecUrls[0]":
+        return GOOD.replace('["https://invoicing.contoso.example/swagger/"]', f'["{url}"]')
+    if where == "endpoints.resourceManager":
+        return GOOD + f'endpoints: {{resourceManager: "{url}"}}\n'
+    org = f'{{org: "{url.removesuffix("/x")}", credential: pp}}'  # an org URL has no path
+    return GOOD.replace("{name: dev, folder: connectors/dev}", f"{{name: dev, dataverse: {org}}}")
+
+
+@pytest.mark.parametrize("url", EMPTY_HOSTS)
+@pytest.mark.parametrize(
+    "where",
+    [
+        "apis.contoso-invoicing.spec.url",
+        "apis.contoso-invoicing.allowedSpecUrls[0]",
+        "endpoints.resourceManager",
+        "apis.contoso-invoicing.targets[0].dataverse.org",
+    ],
+)
+def test_a_url_without_a_host_is_refused_by_the_schema_naming_the_field(tmp_path, url, where):
+    """``https://:99/x`` passed the schema (``[^\\s/]+`` took ":99" for a host) and failed only
+    when the URL was used, with a less clear error (review 2026-12-07)."""
+    from sync.config import map_check
+    from sync.spec.parse import load_object
+
+    path = write(tmp_path, _with_url(url, where.removeprefix("apis.contoso-invoicing.")))
+    with pytest.raises(ConfigError) as info:
+        load_map_file(path)
+    assert f": {where}" in str(info.value) and "does not match" in str(info.value)
+    assert not map_check.passes(load_object(path.read_bytes(), source="t"))  # the shipped check
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://invoicing.contoso.example:8443/swagger/v1/swagger.json",
+        "http://127.0.0.1:7071/api/swagger.json",
+        "https://[2001:db8::1]/x",
+        "https://[2001:db8::1]:8443/x",
+        "https://invoicing.contoso.example",
+        "https://invoicing.contoso.example?api-version=1",
+    ],
+)
+def test_urls_with_a_host_still_pass_the_schema(tmp_path, url):
+    from sync.config import map_check
+    from sync.spec.parse import load_object
+
+    for where in ("spec.url", "allowedSpecUrls[0]", "endpoints.resourceManager"):
+        path = write(tmp_path, _with_url(url, where))
+        assert load_map_file(path).api("contoso-invoicing")
+        assert map_check.passes(load_object(path.read_bytes(), source="t"))  # the quick yes
