@@ -440,3 +440,54 @@ def test_urls_with_a_host_still_pass_the_schema(tmp_path, url):
         path = write(tmp_path, _with_url(url, where))
         assert load_map_file(path).api("contoso-invoicing")
         assert map_check.passes(load_object(path.read_bytes(), source="t"))  # the quick yes
+
+
+@pytest.mark.parametrize(
+    ("written", "read_as"),
+    [("010", "the number 8"), ("0x1f", "the number 31"), ("true", "the boolean true")],
+)
+@pytest.mark.parametrize(
+    ("before", "after", "path"),
+    [
+        ("{name: dev, folder", "{name: {v}, folder", "apis.contoso-invoicing.targets[0].name"),
+        ("custom: contoso-invoicing", "custom: {v}", "apis.contoso-invoicing.on[0].custom"),
+    ],
+)
+def test_an_unquoted_number_like_name_is_refused_as_written(
+    tmp_path, written, read_as, before, after, path
+):
+    """``name: 010`` was refused as "8 is not of type 'string'": a value the user never wrote
+    (review 2026-12-07). The error names the field, shows the text and says to quote it."""
+    text = GOOD.replace(before, after.replace("{v}", written))
+    with pytest.raises(ConfigError) as info:
+        load_map_file(write(tmp_path, text))
+    message = str(info.value)
+    assert f"{path}: {written} is not a string" in message
+    assert f"reads as {read_as}; quote it ('{written}')" in message
+
+
+@pytest.mark.parametrize("written", ["010", "0x1f", "1e3", "true"])
+def test_a_quoted_number_like_name_loads_as_written(tmp_path, written):
+    text = GOOD.replace("{name: dev, folder", f"{{name: '{written}', folder")
+    names = [t.name for t in load_map_file(write(tmp_path, text)).api("contoso-invoicing").targets]
+    assert names == [written, "prod"]
+
+
+def test_1e3_unquoted_is_already_text_in_yaml_1_1(tmp_path):
+    """PyYAML's float needs a dot (``1.0e+3``): an unquoted 1e3 is the string it looks like."""
+    text = GOOD.replace("{name: dev, folder", "{name: 1e3, folder")
+    assert load_map_file(write(tmp_path, text)).api("contoso-invoicing").targets[0].name == "1e3"
+
+
+def test_a_json_map_number_is_shown_as_written(tmp_path):
+    raw = {
+        "apis": {
+            "orders": {
+                "spec": {"url": "https://invoicing.contoso.example/swagger.json"},
+                "targets": [{"name": "NAME", "folder": "out"}],
+            }
+        }
+    }
+    text = json.dumps(raw).replace('"NAME"', "1e3")  # json reads 1000.0
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.name: 1e3 is not a string"):
+        load_map_file(write(tmp_path, text, "map.json"))

@@ -55,9 +55,9 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = config._schema_errors
 
-    def counted(raw):  # type: ignore[no-untyped-def]
+    def counted(raw, written=None):  # type: ignore[no-untyped-def]
         calls.append(1)
-        return real(raw)
+        return real(raw, written)
 
     monkeypatch.setattr(config, "_schema_errors", counted)
     return calls

@@ -136,21 +136,57 @@ def _key_path(parts: Any) -> str:
     return out or "(root)"
 
 
-def _schema_errors(raw: dict[str, Any]) -> list[tuple[str, str]]:
+def _read_as(value: Any) -> str:
+    """How the loader read an unquoted scalar, in words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    return f"the number {value!r}"
+
+
+def _as_written(error: Any, written: bytes | None) -> str | None:
+    """The message for a string field whose unquoted value was read as a number, a boolean or
+    null (``name: 010`` is the octal 8 in YAML 1.1), showing what was written, or None.
+
+    Why refuse rather than take the text: editors check the map with the same schema and flag
+    the value, so a loader that quietly took ``010`` for ``"010"`` would accept a map its own
+    schema refuses, and other YAML tools reading the map would still see the number 8."""
+    if written is None or error.validator != "type":
+        return None
+    wanted = error.validator_value  # "string", or a list of types
+    if "string" not in ([wanted] if isinstance(wanted, str) else wanted):
+        return None
+    if not (error.instance is None or isinstance(error.instance, (bool, int, float))):
+        return None
+    from sync.spec.strict_yaml import written_scalar
+
+    # the map loaded from these bytes, so they decode; JSON parses as YAML here too
+    scalar = written_scalar(written.decode("utf-8-sig"), list(error.absolute_path))
+    if not scalar:
+        return None
+    return (
+        f"{scalar} is not a string: unquoted, it reads as {_read_as(error.instance)}; quote "
+        f"it ('{scalar}') to mean the text"
+    )
+
+
+def _schema_errors(raw: dict[str, Any], written: bytes | None = None) -> list[tuple[str, str]]:
     from jsonschema.exceptions import best_match
 
     errors = list(_validator().iter_errors(raw))
     found: list[tuple[str, str]] = []
     for error in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
         best = best_match([error]) if error.context else error
-        found.append((_key_path(best.absolute_path), best.message))
+        found.append((_key_path(best.absolute_path), _as_written(best, written) or best.message))
     return found
 
 
-def _schema_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
+def _schema_problems(raw: dict[str, Any], written: bytes | None = None) -> list[tuple[str, str]]:
     """``_schema_errors``, skipped when this exact map already passed this exact schema in an
     earlier process (see ``sync.config.schema_marker``) or passes the shipped quick check (see
-    ``sync.config.map_check``): jsonschema is ~50 ms of a cold start."""
+    ``sync.config.map_check``): jsonschema is ~50 ms of a cold start. ``written``, the map's
+    bytes, lets an error show a value as written rather than as loaded."""
     from sync.config import map_check, schema_marker
 
     if map_check.passes(raw):
@@ -158,15 +194,18 @@ def _schema_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
     key = schema_marker.marker_key(raw, SCHEMA_PATH)
     if key is not None and schema_marker.passed_before(key):
         return []
-    problems = _schema_errors(raw)
+    problems = _schema_errors(raw, written)
     if key is not None and not problems:
         schema_marker.remember_pass(key)
     return problems
 
 
-def parse_map(raw: dict[str, Any], *, source: str, base_dir: Path) -> SyncMap:
-    """Validate a loaded map and build the typed view; raise ``ConfigError`` with the key path."""
-    problems = _schema_problems(raw)
+def parse_map(
+    raw: dict[str, Any], *, source: str, base_dir: Path, written: bytes | None = None
+) -> SyncMap:
+    """Validate a loaded map and build the typed view; raise ``ConfigError`` with the key path.
+    ``written`` is the map's bytes, when it was read from some (see ``_as_written``)."""
+    problems = _schema_problems(raw, written)
     if problems:
         path, message = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -292,7 +331,7 @@ def load_map_file(path: str | os.PathLike[str]) -> SyncMap:
         raw = load_object(raw_bytes, source=str(file))
     except SpecError as exc:
         raise ConfigError(exc.message, path=str(file)) from None
-    return parse_map(raw, source=str(file), base_dir=file.resolve().parent)
+    return parse_map(raw, source=str(file), base_dir=file.resolve().parent, written=raw_bytes)
 
 
 _lock = threading.Lock()

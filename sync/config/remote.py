@@ -141,7 +141,7 @@ def _build(url: str, source: str, raw_bytes: bytes, etag: str | None, reader: An
             local.parent.mkdir(parents=True, exist_ok=True)
             local.write_bytes(fetched.content or b"")
             overlays[relative] = fetched.etag
-        sync_map = parse_map(raw, source=source, base_dir=Path(folder))
+        sync_map = parse_map(raw, source=source, base_dir=Path(folder), written=raw_bytes)
         _refuse_relative_local_paths(sync_map, source)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

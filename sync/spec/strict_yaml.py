@@ -7,6 +7,7 @@ workers) never imports PyYAML; ``parse.load_document`` imports this on the first
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -33,19 +34,24 @@ _StrictLoader.add_implicit_resolver(
 )
 
 
+def _key_text(loader: Any, key_node: yaml.Node, deep: bool = False) -> str:
+    """A mapping key as the document's dict holds it: always a string, as JSON's are."""
+    key = loader.construct_object(key_node, deep=deep)
+    if isinstance(key, (dict, list)):
+        raise SpecError(f"line {key_node.start_mark.line + 1}: a mapping key must be a scalar")
+    if isinstance(key, (int, float)) and not isinstance(key, bool):
+        # a key reads as written: YAML 1.1 makes 010 the octal 8 and 0x1f 31, and an API
+        # named 010 was stored as "8" (200 stays "200" either way)
+        return str(key_node.value)
+    key = "null" if key is None else key
+    return str(key).lower() if isinstance(key, bool) else str(key)
+
+
 def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict[str, Any]:
     loader.flatten_mapping(node)
     result: dict[str, Any] = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, (dict, list)):
-            raise SpecError(f"line {key_node.start_mark.line + 1}: a mapping key must be a scalar")
-        if isinstance(key, (int, float)) and not isinstance(key, bool):
-            # a key reads as written: YAML 1.1 makes 010 the octal 8 and 0x1f 31, and an API
-            # named 010 was stored as "8" (200 stays "200" either way)
-            key = key_node.value
-        key = "null" if key is None else key
-        key = str(key).lower() if isinstance(key, bool) else str(key)
+        key = _key_text(loader, key_node, deep=deep)
         if key in result:
             raise SpecError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
         result[key] = loader.construct_object(value_node, deep=deep)
@@ -87,6 +93,39 @@ def _expanded_size(root: yaml.Node) -> int:
         stack.append((node, depth, True))
         stack.extend((c, depth + 1, False) for c in children if id(c) not in memo)
     return memo[id(root)]
+
+
+def _child(loader: Any, node: yaml.Node, part: str | int) -> yaml.Node | None:
+    """The node under ``node`` at one step of a key path (a mapping key or a list index)."""
+    if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+        loader.flatten_mapping(node)  # merge keys (<<) count, as in the loaded document
+        return next((v for k, v in node.value if _key_text(loader, k) == part), None)
+    if (
+        isinstance(node, yaml.SequenceNode)
+        and isinstance(part, int)
+        and 0 <= part < len(node.value)
+    ):
+        found: yaml.Node = node.value[part]
+        return found
+    return None
+
+
+def written_scalar(text: str, path: Sequence[str | int]) -> str | None:
+    """The scalar at ``path`` as the document spells it, or None when there is none.
+
+    Why: a loaded value can differ from what was written (YAML 1.1 reads ``010`` as 8, ``0x1f``
+    as 31, ``true`` as a boolean), and an error about it must show what the user wrote. Called on
+    the error path only; composing nodes expands no alias, and any failure is just "unknown"."""
+    loader = _StrictLoader(text)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        for part in path:
+            node = None if node is None else _child(loader, node, part)
+        return str(node.value) if isinstance(node, yaml.ScalarNode) else None
+    except (yaml.YAMLError, SpecError, ValueError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
 
 
 def load_yaml(text: str, source: str) -> Any:

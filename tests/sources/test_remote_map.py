@@ -137,6 +137,15 @@ def test_a_number_python_cannot_convert_is_a_config_error_naming_the_blob(setup)
     assert info.value.where == remote.redact_url(url)
 
 
+def test_a_number_like_name_in_a_blob_map_is_shown_as_written(setup, tmp_path):
+    """The blob map shows ``010`` as written too, not the octal 8 YAML 1.1 reads."""
+    container, reader, url = setup
+    text = a_map(tmp_path).replace(b"name: dev", b"name: 010")
+    container.upload_blob("config/sync-map.yaml", text, overwrite=True)
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.name: 010 is not a string"):
+        remote.load_remote_map(url, reader=reader)
+
+
 def test_missing_map_blob_is_a_clear_error(setup):
     from sync.errors import ConfigError
 
