@@ -3,7 +3,9 @@
 Why the ARM (control-plane) action and not the data plane: only ``exportSpecification`` returns
 the definition's bytes; the data-plane API lists metadata. The action is a POST that may answer
 200 with the result at once, or 202 with ``Location`` (and usually ``Azure-AsyncOperation``) plus
-``Retry-After``: we poll until done, inside the fetch budget, honouring Retry-After.
+``Retry-After``: we poll until done, honouring Retry-After. The action, every poll, the result,
+the link download and a re-export share one ``FetchDeadline``: the whole fetch ends within
+SYNC_FETCH_BUDGET_SECONDS (each step had the budget for itself, several budgets in all).
 
 The result is ``{"format": "inline", "value": "<spec text>"}`` or ``{"format": "link", "value":
 "<blob URL with SAS>"}``; a link goes through the URL source (guard, cap, redaction) and an expired
@@ -21,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from sync.adapters.http import retry_after_seconds
-from sync.adapters.spec_sources import fetch_export_link
-from sync.errors import PermanentError, SpecError, TransientError
+from sync.adapters.spec_sources import EXPORT_LABELS, FetchDeadline, fetch_export_link
+from sync.errors import PermanentError, SpecError
 from sync.models import FetchedSpec
 from sync.redact import redact_url
 
 if TYPE_CHECKING:
+    from sync.adapters.spec_http import HttpSpecSource
     from sync.adapters.spec_sources import ArmCaller
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ class ApiCenterExportSource:
     def __init__(
         self,
         arm: ArmCaller,
-        links: Any,
+        links: HttpSpecSource,
         *,
         poll_interval: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -58,10 +61,17 @@ class ApiCenterExportSource:
             f"/definitions/{params['definition']}"
         )
 
-    def fetch(self, params: dict[str, Any], *, where: str) -> FetchedSpec:
+    def fetch(
+        self, params: dict[str, Any], *, where: str, deadline: FetchDeadline | None = None
+    ) -> FetchedSpec:
+        """The exported spec; every request and poll wait of it ends within one ``deadline``
+        (by default SYNC_FETCH_BUDGET_SECONDS from now, on this source's clock)."""
         source = self.arm.url(self.definition_id(params))
+        deadline = deadline or FetchDeadline(
+            self.arm.settings, what=EXPORT_LABELS["apiCenterExport"], where=where, clock=self.clock
+        )
         for attempt in (1, 2):
-            result = self.export(params)
+            result = self.export(params, deadline)
             fmt, value = self._result(result, source)
             if fmt == "inline":
                 content = value.encode("utf-8")
@@ -75,7 +85,9 @@ class ApiCenterExportSource:
                     )
                 log.info("exported %s from API Center inline (%d bytes)", source, len(content))
                 return FetchedSpec(url=source, content=content)
-            fetched = fetch_export_link(self.links, value, attempt=attempt, source=source)
+            fetched = fetch_export_link(
+                self.links, value, attempt=attempt, source=source, deadline=deadline
+            )
             if fetched is None:
                 continue
             log.info("exported %s from API Center via link", source)
@@ -97,11 +109,12 @@ class ApiCenterExportSource:
             )
         return fmt, value
 
-    def export(self, params: dict[str, Any]) -> Any:
-        """POST the action, then poll a 202 until the result is there (inside the budget)."""
+    def export(self, params: dict[str, Any], deadline: FetchDeadline) -> Any:
+        """POST the action, then poll a 202 until the result is there (within ``deadline``)."""
         url = self.arm.url(self.definition_id(params), "/exportSpecification")
-        response, body = self.arm.call("POST", url, params={"api-version": API_VERSION}, where=url)
-        deadline = self.clock() + self.arm.settings.fetch_budget_seconds
+        response, body = self.arm.call(
+            "POST", url, params={"api-version": API_VERSION}, where=url, deadline=deadline
+        )
         status_url = self._same_origin(
             response.headers.get("azure-asyncoperation"), url, header="Azure-AsyncOperation"
         )
@@ -112,25 +125,24 @@ class ApiCenterExportSource:
                 raise SpecError("HTTP 202 without Location or Azure-AsyncOperation", where=url)
             wait = retry_after_seconds(response)
             wait = self.poll_interval if wait is None else wait
-            if self.clock() + wait > deadline:
-                raise TransientError(
-                    f"export still running after {polls} polls (budget "
-                    f"{self.arm.settings.fetch_budget_seconds:g}s, SYNC_FETCH_BUDGET_SECONDS)",
-                    where=url,
-                    retry_after=wait,
+            if wait >= deadline.remaining():
+                raise deadline.spent(
+                    f"the export was still running after {polls} polls ({url})", retry_after=wait
                 )
             self.sleep(wait)
             polls += 1
             if status_url:
-                response, body = self._poll_status(status_url, url)
+                response, body = self._poll_status(status_url, url, deadline)
                 if response.status_code == 200:
                     status_url = None
                     if location:  # done: the result is at Location (final-state-via location)
-                        response, body = self.arm.call("GET", location, where=url)
+                        response, body = self.arm.call(
+                            "GET", location, where=url, deadline=deadline
+                        )
                     else:  # no Location: the operation status carries the result
                         body = json.dumps(_json(body, url).get("properties")).encode()
                 continue
-            response, body = self.arm.call("GET", location or "", where=url)
+            response, body = self.arm.call("GET", location or "", where=url, deadline=deadline)
         if response.status_code not in (200, 201):
             raise SpecError(f"unexpected HTTP {response.status_code} from the export", where=url)
         return _json(body, url)
@@ -159,11 +171,13 @@ class ApiCenterExportSource:
             )
         return str(target)
 
-    def _poll_status(self, status_url: str, where: str) -> tuple[httpx.Response, bytes]:
+    def _poll_status(
+        self, status_url: str, where: str, deadline: FetchDeadline
+    ) -> tuple[httpx.Response, bytes]:
         """Read Azure-AsyncOperation; answer a synthetic 202 while it runs (any status ARM does
         not call terminal). An answer with no status string is no operation status: waiting on
         it would only end when the budget does, as a retry of the same wait."""
-        response, body = self.arm.call("GET", status_url, where=where)
+        response, body = self.arm.call("GET", status_url, where=where, deadline=deadline)
         data = _json(body, where)
         raw_status = data.get("status") if isinstance(data, dict) else None
         if not isinstance(raw_status, str) or not raw_status.strip():

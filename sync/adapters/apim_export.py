@@ -8,7 +8,8 @@ The ARM answer carries ``value.link``: a blob URL with a SAS valid for about 5 m
 downloaded through the URL source (guard, cap, retries, redaction of ``sig=``); a link that expired
 before we used it (a slow queue, a long warm-up) is refused by Storage with 403, so the export is
 asked for once more and then the run fails with a message saying so. The link itself is never
-logged, stored or shown: the ledger records the ARM resource URL instead.
+logged, stored or shown: the ledger records the ARM resource URL instead. Both exports and both
+downloads share one ``FetchDeadline``: the fetch ends within SYNC_FETCH_BUDGET_SECONDS.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from sync.adapters.spec_sources import fetch_export_link
+from sync.adapters.spec_sources import EXPORT_LABELS, FetchDeadline, fetch_export_link
 from sync.errors import PermanentError, SpecError
 from sync.models import FetchedSpec
 
 if TYPE_CHECKING:
+    from sync.adapters.spec_http import HttpSpecSource
     from sync.adapters.spec_sources import ArmCaller
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ def link_expiry(link: str) -> float | None:
 class ApimExportSource:
     """One export (and at most one re-export when the link expired) per fetch."""
 
-    def __init__(self, arm: ArmCaller, links: Any, *, clock: Any = time.time) -> None:
+    def __init__(self, arm: ArmCaller, links: HttpSpecSource, *, clock: Any = time.time) -> None:
         self.arm = arm
         self.links = links
         self.clock = clock
@@ -61,8 +63,10 @@ class ApimExportSource:
     def export_url(self, params: dict[str, Any]) -> str:
         return self.arm.url(params["service"], f"/apis/{params['api']}")
 
-    def export_link(self, params: dict[str, Any], *, where: str) -> str:
-        """Ask ARM for a fresh export; return the SAS link (never logged)."""
+    def export_link(
+        self, params: dict[str, Any], *, where: str, deadline: FetchDeadline | None = None
+    ) -> str:
+        """Ask ARM for a fresh export (within ``deadline``); return the SAS link (never logged)."""
         url = self.export_url(params)
         fmt = REQUEST_FORMATS[params.get("format", DEFAULT_FORMAT)]
         _, body = self.arm.call(
@@ -70,6 +74,7 @@ class ApimExportSource:
             url,
             params={"format": fmt, "export": "true", "api-version": API_VERSION},
             where=url,
+            deadline=deadline,
         )
         try:
             data = json.loads(body)
@@ -90,10 +95,17 @@ class ApimExportSource:
             ) from None
         return link
 
-    def fetch(self, params: dict[str, Any], *, where: str) -> FetchedSpec:
+    def fetch(
+        self, params: dict[str, Any], *, where: str, deadline: FetchDeadline | None = None
+    ) -> FetchedSpec:
+        """The exported spec; every request of it ends within one ``deadline`` (by default
+        SYNC_FETCH_BUDGET_SECONDS from now)."""
         source = self.export_url(params)
+        deadline = deadline or FetchDeadline(
+            self.arm.settings, what=EXPORT_LABELS["apimExport"], where=where
+        )
         for attempt in (1, 2):
-            link = self.export_link(params, where=where)
+            link = self.export_link(params, where=where, deadline=deadline)
             expiry = link_expiry(link)
             if expiry is not None and expiry - EXPIRY_MARGIN_SECONDS <= self.clock():
                 log.warning("export link of %s expired on arrival (attempt %d)", source, attempt)
@@ -104,7 +116,9 @@ class ApimExportSource:
                     "of this host and of the API Management service",
                     where=source,
                 )
-            fetched = fetch_export_link(self.links, link, attempt=attempt, source=source)
+            fetched = fetch_export_link(
+                self.links, link, attempt=attempt, source=source, deadline=deadline
+            )
             if fetched is None:
                 continue
             log.info(

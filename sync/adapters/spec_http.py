@@ -28,6 +28,7 @@ from sync.adapters.http import (
     default_timeout,
     with_retries,
 )
+from sync.adapters.response_limits import DEADLINE
 from sync.adapters.spec_sources import read_capped
 from sync.adapters.urlguard import UrlGuard, guarded_client
 from sync.errors import PermanentError, SpecError, TransientError, UnsafeUrlError
@@ -102,12 +103,22 @@ class HttpSpecSource:
         self.close()
 
     def fetch(
-        self, location: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        location: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        deadline: float | None = None,
     ) -> FetchedSpec:
-        """Download the spec at ``location``; ``content`` is None when the server answered 304."""
+        """Download the spec at ``location``; ``content`` is None when the server answered 304.
+
+        ``deadline`` (a ``time.monotonic()`` value: an export's, whose link this is) ends the
+        download, its retries and each exchange by then, when that is sooner than the budget."""
         shown = redact_url(location)
         budget = self._settings.fetch_budget_seconds
         started = time.monotonic()
+        if deadline is not None:
+            budget = min(budget, deadline - started)
         headers = {"Accept": ACCEPT}
         if etag:
             headers["If-None-Match"] = etag
@@ -121,7 +132,11 @@ class HttpSpecSource:
             remaining = budget - (time.monotonic() - started)
             timeout = max(0.1, min(self._settings.fetch_timeout_seconds, remaining))
             return self._fetch_once(
-                location, headers, timeout, conditional=bool(etag or last_modified)
+                location,
+                headers,
+                timeout,
+                conditional=bool(etag or last_modified),
+                ends_by=deadline,
             )
 
         log.info("fetching spec from %s", shown)
@@ -161,7 +176,13 @@ class HttpSpecSource:
         return spec
 
     def _fetch_once(
-        self, location: str, headers: dict[str, str], timeout: float, *, conditional: bool
+        self,
+        location: str,
+        headers: dict[str, str],
+        timeout: float,
+        *,
+        conditional: bool,
+        ends_by: float | None = None,
     ) -> FetchedSpec:
         """One attempt: follow up to ``MAX_REDIRECTS`` vetted hops, then read the capped body."""
         try:
@@ -179,7 +200,11 @@ class HttpSpecSource:
             if previous_scheme == "https" and vetted.scheme == "http":
                 raise UnsafeUrlError("redirect from https to http refused (downgrade)", where=shown)
             request = self._client.build_request(
-                "GET", url, headers=headers, timeout=default_timeout(timeout)
+                "GET",
+                url,
+                headers=headers,
+                timeout=default_timeout(timeout),
+                extensions={} if ends_by is None else {DEADLINE: ends_by},
             )
             try:
                 response = self._client.send(request, stream=True)

@@ -11,6 +11,8 @@ link or a blob URL cannot reach what a plain URL could not.
 The ARM helper lives here because APIM and API Center share it: bearer token for the cloud's
 Resource Manager (``Cloud.arm_scope()``), 429/5xx retried with Retry-After, ARM error bodies
 (``{"error": {"code", "message"}}``) turned into errors that name the resource and the code.
+So does ``FetchDeadline``: an export is many requests (the action, its polls, the result, the
+linked blob, a re-export), and SYNC_FETCH_BUDGET_SECONDS bounds all of them together.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from sync.adapters.http import as_transient, check_transient, default_timeout, with_retries
+from sync.adapters.response_limits import DEADLINE
 from sync.errors import ConfigError, PermanentError, SpecError, TransientError
 from sync.models import FetchedSpec, SyncRequest
 from sync.redact import redact_url
 
 if TYPE_CHECKING:
+    from sync.adapters.spec_http import HttpSpecSource
     from sync.clouds import Cloud
     from sync.config import ApiConfig, SyncMap
     from sync.ports import SecretStore, TokenProvider
@@ -44,6 +48,58 @@ ARM_ROLE_HINTS = {
     "apiCenterExport": "a role with Microsoft.ApiCenter/services/workspaces/apis/versions/"
     "definitions/exportSpecification/action (e.g. Azure API Center Service Reader)",
 }
+
+
+EXPORT_LABELS = {"apimExport": "API Management export", "apiCenterExport": "API Center export"}
+
+
+class FetchDeadline:
+    """One deadline for a whole spec fetch, SYNC_FETCH_BUDGET_SECONDS after it starts.
+
+    Why one: each step of an export (the action, every poll, the result, the link download, and
+    all of them again on a re-export) used to get the budget for itself, so one fetch could hold
+    a worker for several budgets, past the lease and the function time the budget is sized for.
+    Every request, retry and wait of the fetch is given what is left of this one instead.
+    ``clock`` times the waits between polls; requests end by the same instant on
+    ``time.monotonic()``, which the transport holds each exchange to.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        what: str,
+        where: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.budget = settings.fetch_budget_seconds
+        self.what = what
+        self.where = where
+        self._clock = clock
+        self._at = clock() + self.budget
+
+    def remaining(self) -> float:
+        return self._at - self._clock()
+
+    def left(self, doing: str) -> float:
+        """Seconds left for ``doing``; the out-of-budget error when none are."""
+        left = self.remaining()
+        if left <= 0:
+            raise self.spent(f"no time left for {doing}")
+        return left
+
+    def monotonic_at(self) -> float:
+        """The deadline as a ``time.monotonic()`` value (``response_limits.DEADLINE``)."""
+        return time.monotonic() + self.remaining()
+
+    def spent(self, detail: str, *, retry_after: float | None = None) -> TransientError:
+        """The error of a fetch that ran out of its budget: transient, the queue retries it."""
+        return TransientError(
+            f"{self.what} did not finish within the fetch budget of {self.budget:g}s "
+            f"(SYNC_FETCH_BUDGET_SECONDS): {detail}",
+            where=self.where,
+            retry_after=retry_after,
+        )
 
 
 def function_identity_spec(env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -119,21 +175,35 @@ def retried_request(
     attempts: int,
     wait_initial: float,
     wait_max: float,
+    deadline: FetchDeadline | None = None,
 ) -> T:
-    """One logical spec-source request: retried while transient within SYNC_FETCH_BUDGET_SECONDS;
-    a transport failure that outlasts the budget is a ``TransientError`` naming ``where``; any
-    other httpx error (a body that does not decode as its Content-Encoding says) is a
-    ``SpecError``, as ``HttpSpecSource`` makes it: the same bytes decode no better next time."""
+    """One logical spec-source request: retried while transient within SYNC_FETCH_BUDGET_SECONDS,
+    or within what is left of ``deadline`` (an export's, shared by all its requests); a transport
+    failure that outlasts the budget is a ``TransientError`` naming ``where``, or the deadline's
+    error when the deadline, not the attempts, ended the retries; any other httpx error (a body
+    that does not decode as its Content-Encoding says) is a ``SpecError``, as ``HttpSpecSource``
+    makes it: the same bytes decode no better next time."""
+    budget = settings.fetch_budget_seconds if deadline is None else deadline.left(where)
+    tried = 0
+
+    def counted() -> T:
+        nonlocal tried
+        tried += 1
+        return attempt()
+
     try:
         return with_retries(
-            attempt,
-            budget_seconds=settings.fetch_budget_seconds,
+            counted,
+            budget_seconds=budget,
             attempts=attempts,
             wait_initial=wait_initial,
             wait_max=wait_max,
         )
-    except (httpx.TransportError, httpx.TimeoutException) as exc:
-        raise as_transient(exc, where=where) from None
+    except (httpx.TransportError, httpx.TimeoutException, TransientError) as exc:
+        error = exc if isinstance(exc, TransientError) else as_transient(exc, where=where)
+        if deadline is None or tried >= attempts:
+            raise error from None
+        raise deadline.spent(f"{where}: {error.message}", retry_after=error.retry_after) from None
     except httpx.HTTPError as exc:  # DecodingError, TooManyRedirects, ...
         raise SpecError(f"download failed: {type(exc).__name__}: {exc}", where=where) from None
 
@@ -182,9 +252,18 @@ class ArmCaller:
         return self.cloud.resource_manager.rstrip("/") + resource_id + suffix
 
     def call(
-        self, method: str, url: str, *, params: dict[str, str] | None = None, where: str
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        where: str,
+        deadline: FetchDeadline | None = None,
     ) -> tuple[httpx.Response, bytes]:
-        """One logical ARM call (retried while transient); 4xx raise ``PermanentError``."""
+        """One logical ARM call (retried while transient); 4xx raise ``PermanentError``.
+
+        With ``deadline`` the call, its retries and each exchange end by it (see
+        ``retried_request``)."""
         require_https(
             url,
             self.settings,
@@ -207,6 +286,7 @@ class ArmCaller:
                 headers=headers,
                 content=b"" if method == "POST" else None,
                 timeout=default_timeout(self.settings.fetch_timeout_seconds),
+                extensions={} if deadline is None else {DEADLINE: deadline.monotonic_at()},
             )
             response = self.client.send(request, stream=True)
             try:
@@ -223,6 +303,7 @@ class ArmCaller:
             attempts=self._attempts,
             wait_initial=self._wait_initial,
             wait_max=self._wait_max,
+            deadline=deadline,
         )
         if response.status_code >= 400:
             code, message = arm_error(response, body)
@@ -241,12 +322,21 @@ def is_forbidden(exc: PermanentError) -> bool:
     return getattr(exc, "status", None) == 403
 
 
-def fetch_export_link(links: Any, link: str, *, attempt: int, source: str) -> FetchedSpec | None:
-    """Download an export's SAS link. A 403 (the SAS expired before the download started) on the
-    first attempt returns None so the caller exports again; on the second it is an error that
-    names the exported resource, never the signed link."""
+def fetch_export_link(
+    links: HttpSpecSource, link: str, *, attempt: int, source: str, deadline: FetchDeadline
+) -> FetchedSpec | None:
+    """Download an export's SAS link within what is left of the export's ``deadline``. A 403
+    (the SAS expired before the download started) on the first attempt returns None so the
+    caller exports again; on the second it is an error that names the exported resource, never
+    the signed link. The download retries until its budget ends, so its transient failure is
+    the deadline's."""
+    deadline.left("the export link's download")
     try:
-        return links.fetch(link)
+        return links.fetch(link, deadline=deadline.monotonic_at())
+    except TransientError as exc:
+        raise deadline.spent(
+            f"the export link's download: {exc.message}", retry_after=exc.retry_after
+        ) from None
     except PermanentError as exc:
         if not is_forbidden(exc):
             raise
@@ -366,21 +456,8 @@ class SpecSources:
                 raise PermanentError("no spec URL to fetch", where=where)
             return self.fetch(location, etag=etag, last_modified=last_modified)
         params = dict(api.spec) if isinstance(api.spec, dict) else {}
-        if api.spec_kind == "apimExport":
-            from sync.adapters.apim_export import ApimExportSource
-
-            return ApimExportSource(
-                self.arm("apimExport", params.get("credential")), self.urls
-            ).fetch(params, where=where)
-        if api.spec_kind == "apiCenterExport":
-            from sync.adapters.apicenter_export import ApiCenterExportSource
-
-            return ApiCenterExportSource(
-                self.arm("apiCenterExport", params.get("credential")),
-                self.urls,
-                poll_interval=self.poll_interval,
-                sleep=self.sleep,
-            ).fetch(params, where=where)
+        if api.spec_kind in EXPORT_LABELS:
+            return self._export(api, params, where)
         if api.spec_kind == "blob":
             from sync.adapters.blob_spec import BlobReader, blob_location
 
@@ -394,6 +471,22 @@ class SpecSources:
             )
             return reader.get(url, etag=etag, last_modified=last_modified)
         raise ConfigError(f"unknown spec source kind {api.spec_kind!r}", path=where)
+
+    def _export(self, api: ApiConfig, params: dict[str, Any], where: str) -> FetchedSpec:
+        """An export kind's spec, all of it within one deadline that names the API."""
+        from sync.adapters.apicenter_export import ApiCenterExportSource
+        from sync.adapters.apim_export import ApimExportSource
+
+        deadline = FetchDeadline(
+            self.settings, what=f"{EXPORT_LABELS[api.spec_kind]} of API {api.name!r}", where=where
+        )
+        arm = self.arm(api.spec_kind, params.get("credential"))
+        if api.spec_kind == "apimExport":
+            return ApimExportSource(arm, self.urls).fetch(params, where=where, deadline=deadline)
+        center = ApiCenterExportSource(
+            arm, self.urls, poll_interval=self.poll_interval, sleep=self.sleep
+        )
+        return center.fetch(params, where=where, deadline=deadline)
 
     def default_blob_account(self) -> str | None:
         """SYNC_BLOB_ENDPOINT, else the connection string's blob endpoint (local)."""
@@ -416,7 +509,9 @@ class _NoSecrets:
 
 
 __all__ = [
+    "EXPORT_LABELS",
     "ArmCaller",
+    "FetchDeadline",
     "SpecSources",
     "arm_error",
     "fetch_export_link",

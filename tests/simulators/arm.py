@@ -17,7 +17,9 @@ No local ARM exists, so this follows the documented contracts and refuses what r
   result, or 202 + ``Location`` + ``Azure-AsyncOperation`` + ``Retry-After`` for ``polls`` polls;
   result ``{"format": "inline"|"link", "value": ...}``;
 * ``/blobstore/{container}/{blob}``: a blob endpoint that takes a Storage bearer token (audience
-  ``https://storage.azure.com``) and requires ``x-ms-version``, with ETag / If-None-Match.
+  ``https://storage.azure.com``) and requires ``x-ms-version``, with ETag / If-None-Match;
+* ``slow(contains, seconds)``: every request whose path contains ``contains`` is answered that
+  much later (a busy service, for the fetch budget's tests).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class State:
     answers: list[tuple[str, int, bytes | dict[str, Any], dict[str, str]]] = field(
         default_factory=list
     )
+    delays: list[tuple[str, float]] = field(default_factory=list)  # (path part, seconds)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -146,6 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.requests.append(self.logged)
         length = int(self.headers.get("content-length") or 0)
         self.body = self.rfile.read(length) if length else b""
+        with self.state.lock:
+            delay = sum(s for needle, s in self.state.delays if needle in parts.path)
+        time.sleep(delay)
         return unquote(parts.path), query
 
     def _answered(self, path: str) -> bool:
@@ -444,6 +450,11 @@ class ArmSimulator:
         the route and the token: a service answering off its contract."""
         with self.state.lock:
             self.state.answers.append((contains, status, body, dict(headers or {})))
+
+    def slow(self, contains: str, seconds: float) -> None:
+        """Answer every request whose path contains ``contains`` ``seconds`` later."""
+        with self.state.lock:
+            self.state.delays.append((contains, seconds))
 
     def calls(self, contains: str = "") -> list[Logged]:
         with self.state.lock:

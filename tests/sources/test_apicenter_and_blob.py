@@ -85,13 +85,17 @@ def test_failed_operation_names_the_error(arm, tmp_path):
 def test_polling_past_the_budget_is_transient(arm, tmp_path):
     arm.add_definition(DEFINITION, demo_spec(), polls=50)
     src, _, _ = center(arm, tmp_path)
-    ticks = iter(range(0, 1000, 2))
+    now = [0.0]  # a clock that each poll's wait moves on by a second
+
+    def sleep(seconds: float) -> None:
+        now[0] += 1.0
+
     source = ApiCenterExportSource(
-        src.arm("apiCenterExport", None), src.urls, sleep=lambda s: None, clock=lambda: next(ticks)
+        src.arm("apiCenterExport", None), src.urls, sleep=sleep, clock=lambda: now[0]
     )
     source.poll_interval = 1.0
     arm.state.centers[DEFINITION.lower()].polls = 50
-    with pytest.raises(TransientError, match="export still running"):
+    with pytest.raises(TransientError, match=r"within the fetch budget of 3s \(SYNC_FETCH_BUDGET"):
         source.fetch(
             {"service": CENTER_SERVICE, "api": "orders", "version": "v1", "definition": "openapi"},
             where="t",
