@@ -10,6 +10,7 @@
     ``TargetError``        the platform refused the write (4xx) or the read-back did not match.
     ``SecretError``        a secret is missing or access is denied (names vault + secret, never value).
     ``UnsafeUrlError``     an outbound URL points at a non-public address or a disallowed scheme.
+    ``SpecNotStagedError`` a signed spec URL could not be downloaded when its run was planned.
   ``ConfigError``      the sync map or an app setting is wrong: HTTP answers 500 with the key path,
                        the planner raises so Event Grid retries and dead-letters instead of losing it.
 
@@ -82,6 +83,11 @@ class SecretError(PermanentError):
 
 class UnsafeUrlError(PermanentError):
     pass
+
+
+class SpecNotStagedError(PermanentError):
+    """A caller's signed spec URL could not be downloaded when its run was planned
+    (``sync.staging``): nothing was queued, and the same URL will not do better on a retry."""
 
 
 class LeaseTakenError(TransientError):

@@ -6,6 +6,7 @@ version record crosses Table Storage; nothing here does I/O.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -32,6 +33,13 @@ def new_run_id() -> str:
 
 MAX_LEASE_REQUEUES = 3  # a work item waits out a held lease at most this often
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # what a run row's key may be (the ledger's)
+STAGED_SPEC = re.compile(r"^sha256:[0-9a-f]{64}\Z")  # a staged spec's key (``sync.staging``)
+
+
+def staged_key(content: bytes) -> str:
+    """The key a staged spec is stored and named under: its content's sha256, so staging the
+    same bytes twice (a redelivered event) is the same blob, and a reader can check them."""
+    return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ class SyncRequest:
     traceparent: str | None = None
     rollback_to: int | None = None  # version number to re-apply (rollback)
     hold_until: str | None = None  # rollback: ISO-8601 UTC end of the hold it sets
+    # "sha256:<hex>": the spec downloaded when the run was planned, because ``spec_url`` carried
+    # a credential; ``spec_url`` is then redacted and only names the source (``sync.staging``)
+    staged_spec: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -71,6 +82,7 @@ class SyncRequest:
         for key, value in values.items():
             if not _REQUEST_TYPES.get(key, _is_text)(value):
                 raise TypeError(f"request.{key} has the wrong type ({type(value).__name__})")
+        _check_staged(values)
         if values.get("targets") is not None:
             values["targets"] = tuple(values["targets"])
         return cls(**values)
@@ -91,6 +103,19 @@ def event_identity(request: SyncRequest) -> str | None:
 
 def _is_text(value: Any) -> bool:
     return value is None or isinstance(value, str)
+
+
+def _check_staged(values: dict[str, Any]) -> None:
+    """A staged spec's key is read as a blob name, so only the planner's form passes; and it
+    comes with the (redacted) URL it was downloaded from, which the version records as its
+    source. Raises ValueError: the message is malformed, acknowledged and dropped."""
+    key = values.get("staged_spec")
+    if key is None:
+        return
+    if not STAGED_SPEC.match(key):
+        raise ValueError("request.staged_spec is not sha256:<64 lower-case hex digits>")
+    if not values.get("spec_url"):
+        raise ValueError("request.staged_spec comes without request.spec_url")
 
 
 _REQUEST_TYPES: dict[str, Any] = {  # SyncRequest fields that are not optional text

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from sync import decode_turn, drift, write_progress
+from sync import decode_turn, drift, staging, write_progress
 from sync.background import in_background, settle
 from sync.config import ApiConfig, SyncMap, TargetConfig
 from sync.decode_turn import Turn
@@ -306,7 +306,7 @@ class Pipeline:
         self.lease_seconds = lease_seconds
         # The run's spec download, shared by its targets (``_fetch_for_run``); per pipeline, not
         # per module: a spec is only shared between items of the same service.
-        self._fetched = Lru(4)  # (run, api, source, url, version) -> (when, 200, UTC start)
+        self._fetched = Lru(4)  # (run, api, source, url, version, staged) -> (when, 200, start)
         self._fetching = SingleFlight()
 
     def with_ledger(self, ledger: Ledger) -> Pipeline:
@@ -699,7 +699,15 @@ class Pipeline:
         began (a later run got there first) asks for itself, so an older run never rolls it back.
         Only a 200 is shared: after a leader's 304 or error each target asks for itself."""
         source = json.dumps(api.spec, sort_keys=True)  # a refreshed map may point elsewhere
-        key = (item.run_id, api.name, source, item.request.spec_url, item.request.version)
+        request = item.request
+        key = (
+            item.run_id,
+            api.name,
+            source,
+            request.spec_url,
+            request.version,
+            request.staged_spec,
+        )
         remembered = self._fetched.get(key)
         shared: tuple[FetchedSpec, datetime] | None = None
         if remembered is not None and time.monotonic() - remembered[0] < FETCH_SHARE_SECONDS:
@@ -741,23 +749,14 @@ class Pipeline:
     def _fetch_spec(
         self, item: WorkItem, api: ApiConfig, state: TargetState, conditional: bool
     ) -> FetchedSpec:
-        request = item.request
-        fetch_for = getattr(self.ports.specs, "fetch_for", None)
-        if callable(fetch_for):  # the per-kind dispatcher (sync.adapters.spec_sources)
-            return fetch_for(
-                api,
-                request,
-                etag=state.spec_etag if conditional else None,
-                last_modified=state.spec_last_modified if conditional else None,
-            )
-        location = request.spec_url or api.spec_url
-        if location is None:
-            raise PermanentError(
-                f"spec source {api.spec_kind!r} has no URL to fetch",
-                where=f"apis.{api.name}.spec",
-            )
-        return self.ports.specs.fetch(
-            location,
+        """The download, or the spec staged when the run was planned (its URL had a
+        credential, which no message may carry: ``sync.staging``)."""
+        if item.request.staged_spec:
+            return staging.read_staged(self.ports.ledger, item)
+        return staging.download(
+            self.ports.specs,
+            api,
+            item.request,
             etag=state.spec_etag if conditional else None,
             last_modified=state.spec_last_modified if conditional else None,
         )

@@ -183,6 +183,16 @@ class Ledger(Protocol):
         a redelivery of the event that claimed it is not dropped as a repeat of itself."""
         ...
 
+    def stage_spec(self, content: bytes) -> str:
+        """Keep a spec downloaded when its run was planned; return its key (``models.staged_key``:
+        the same bytes, the same key). Written again when staged again, so it lives as long
+        after the last run that names it (``sync.staging``)."""
+        ...
+
+    def staged_spec(self, key: str) -> bytes | None:
+        """The bytes staged under ``key``, unchecked; None when there are none (expired)."""
+        ...
+
 
 class WorkQueue(Protocol):
     def send(self, item: WorkItem, *, visibility_timeout: int | None = None) -> None:

@@ -65,6 +65,21 @@ def redact_url(url: Any) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def carries_credential(url: str) -> bool:
+    """Whether ``url`` holds what ``redact_url`` takes out because it is a credential: a query
+    parameter named like one, or userinfo. Such a URL must not be stored or queued, so a spec at
+    one is downloaded when its run is planned (``sync.staging``). A fragment is never sent, and
+    input ``urlsplit`` refuses holds nothing usable."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if "@" in parts.netloc:
+        return True
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    return any(_is_secret(key) for key, _ in pairs)
+
+
 def _is_secret(key: str) -> bool:
     name = key.lower()
     return name in SECRET_NAMES or name.endswith(SECRET_QUERY_SUFFIXES)

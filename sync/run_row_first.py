@@ -58,6 +58,9 @@ class RunRowFirst:
     def pending_write(self, api: str, target: str, state: TargetState) -> PendingWrite | None:
         return self._ledger.pending_write(api, target, state)  # a read (a blob's, at most)
 
+    def staged_spec(self, key: str) -> bytes | None:
+        return self._ledger.staged_spec(key)  # a blob staged when a queued run was planned
+
     # -- everything else: after the run row ------------------------------------------------------
     def save_state(self, api: str, target: str, state: TargetState) -> TargetState:
         return self._after_run_row().save_state(api, target, state)
@@ -100,3 +103,6 @@ class RunRowFirst:
 
     def debounce(self, key: str, seconds: float, *, claimant: str | None = None) -> bool:
         return self._after_run_row().debounce(key, seconds, claimant=claimant)
+
+    def stage_spec(self, content: bytes) -> str:
+        return self._after_run_row().stage_spec(content)

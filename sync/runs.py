@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
 
-from sync import drift
+from sync import drift, staging
 from sync.background import in_background
 from sync.config import SyncMap
 from sync.errors import LeaseTakenError, PermanentError, SyncError
@@ -83,13 +83,21 @@ def new_run(request: SyncRequest, sync_map: SyncMap) -> tuple[SyncRequest, RunSu
 
 
 def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
-    """Record the run and enqueue one item per target (the queue does the rest)."""
+    """Record the run and enqueue one item per target (the queue does the rest).
+
+    A ``spec_url`` with a credential is downloaded and staged first (``sync.staging``): no
+    message may carry it, and a download that fails then leaves nothing written, no run row
+    without its items. The run id is the original request's, so a redelivered event still
+    joins its first run."""
     request, run = new_run(request, sync_map)
     targets = run.targets
     trace_id = trace_id_of(request.traceparent)
     with log_context(
         run_id=run.run_id, api=request.api, event_id=request.event_id, trace_id=trace_id
     ):
+        request = staging.staged(request, sync_map.api(request.api), ports)
+        if request.staged_spec:
+            run = replace(run, request=replace(run.request, staged_spec=request.staged_spec))
         stored = ports.ledger.start_run(run)
         if stored is not None:
             targets = _unfinished(stored)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync import collector, http_api
 from sync.bootstrap import Service, service
-from sync.errors import ConfigError, SyncError
+from sync.errors import ConfigError, SpecNotStagedError, SyncError
 from sync.http_api import ApiRequest, ApiResponse, error
 from sync.models import SyncRequest, WorkItem
 from sync.runs import Delivery, after_failed_delivery, as_sync_error, execute, give_up, submit
@@ -38,7 +38,11 @@ def plan(
 
     The debounce row names the event that claimed it: it is written before the run is planned,
     and a redelivery of that event (planning raised, or the process died) must not be dropped
-    as a repeat of itself."""
+    as a repeat of itself.
+
+    A signed ``specUrl`` whose download is refused when the run is planned (``sync.staging``)
+    is logged, redacted, and that API's run not planned; a transient failure raises, so Event
+    Grid delivers the event again."""
     from collections.abc import Mapping
     from dataclasses import replace
 
@@ -66,12 +70,17 @@ def plan(
         if key and not svc.ports.ledger.debounce(key, decision.debounce_seconds, claimant=event.id):
             log.info("event %s debounced (%s)", event.id, decision.debounce_key)
             return []
-        return [
-            submit(
-                replace(request, traceparent=traceparent, caller=caller), svc.map, svc.ports
-            ).run_id
-            for request in decision.requests
-        ]
+        runs = []
+        for request in decision.requests:
+            try:
+                run = submit(
+                    replace(request, traceparent=traceparent, caller=caller), svc.map, svc.ports
+                )
+            except SpecNotStagedError as exc:  # its signed spec URL refused the download
+                log.warning("event %s not planned for API %s: %s", event.id, request.api, exc)
+                continue  # a redelivery cannot do better: acknowledged, like malformed data
+            runs.append(run.run_id)
+        return runs
 
 
 def on_event(host_event: Any) -> list[str]:

@@ -89,3 +89,26 @@ def test_the_planning_path_does_not_import_an_http_client() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("url", "carries"),
+    [
+        ("https://acct.blob.core.windows.net/specs/a.yaml?sv=2024-11-04&sig=abc", True),
+        ("https://app.azurewebsites.net/api/spec?code=abc", True),
+        ("https://s3.example/x.yaml?X-Amz-Signature=abc", True),
+        ("https://user:secret@host/x.yaml", True),
+        ("https://host/x.yaml?sig=", True),  # an empty value is still the parameter
+        ("https://host/x.yaml?api-version=2024-01-01&keyName=k", False),
+        ("https://host/x.yaml?v=1", False),
+        ("https://host/x.yaml#sig=abc", False),  # a fragment is never sent
+        ("not a url", False),
+    ],
+)
+def test_carries_credential_says_whether_the_url_holds_what_redact_url_takes_out(
+    url: str, carries: bool
+) -> None:
+    """What decides whether a spec is staged when its run is planned (``sync.staging``)."""
+    from sync.redact import carries_credential
+
+    assert carries_credential(url) is carries

@@ -1,4 +1,4 @@
-"""The ledger on Azure Table Storage (blob fallback for very large definitions).
+"""The ledger on Azure Table Storage (blob fallback for very large definitions; staged specs).
 
 Why Table Storage: one entity-group transaction per partition is exactly the atomic unit a sync
 needs (version row + state row + event marker), ETags give optimistic concurrency for leases, the
@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
+from sync import staging
 from sync.adapters import ledger_codec as codec
 from sync.adapters import run_outcomes
 from sync.adapters.storage_clients import (
@@ -64,6 +65,7 @@ from sync.models import (
     TargetState,
     VersionRecord,
     iso,
+    staged_key,
     utcnow,
 )
 from sync.pending_write import PendingWrite
@@ -361,7 +363,8 @@ class TableLedger:
 
                 if not self._account.uses_connection_string and not self._blob_endpoint:
                     raise ConfigError(
-                        "a definition pair too large for a table row needs SYNC_BLOB_ENDPOINT",
+                        "the ledger container (definition pairs too large for a table row, "
+                        "staged specs) needs SYNC_BLOB_ENDPOINT",
                         path="SYNC_BLOB_ENDPOINT",
                     )
                 client = self._account.client(
@@ -1333,6 +1336,26 @@ class TableLedger:
         except ResourceModifiedError:
             return False
         return True
+
+    # --- staged specs (sync.staging) ----------------------------------------------------------
+
+    @_azure_errors("ledger.stage_spec")
+    def stage_spec(self, content: bytes) -> str:
+        """A blob named by the content's sha256. Overwritten when staged again: its last write
+        is what the lifecycle rule counts its 8 days from, and a later run may name it."""
+        key = staged_key(content)
+        self._blobs().upload_blob(staging.blob_name(key), content, overwrite=True)
+        return key
+
+    @_azure_errors("ledger.staged_spec")
+    def staged_spec(self, key: str) -> bytes | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        name = staging.blob_name(key)  # before any request: a key of another form is refused
+        try:
+            return bytes(self._blobs().download_blob(name).readall())
+        except ResourceNotFoundError:
+            return None
 
 
 def _seconds_since(entity: Any) -> float | None:

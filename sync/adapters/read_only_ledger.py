@@ -41,6 +41,9 @@ class EmptyLedger:
     def pending_write(self, api: str, target: str, state: TargetState) -> PendingWrite | None:
         return None
 
+    def staged_spec(self, key: str) -> bytes | None:
+        return None  # nothing was ever staged here: no planner writes to this ledger
+
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError(
             "this command needs ledger storage: set SYNC_STORAGE_CONNECTION_STRING or "
@@ -49,7 +52,7 @@ class EmptyLedger:
         )
 
     save_state = mark_pending = acquire_lease = release_lease = record_version = _refuse
-    start_run = mark_notified = debounce = _refuse
+    start_run = mark_notified = debounce = stage_spec = _refuse
 
     def finish_item(
         self, run_id: str, outcome: TargetOutcome, *, last_chance: bool = False

@@ -4,9 +4,11 @@ token, then every place the service writes is searched for both.
 Places searched: every log record at DEBUG from every logger (message, args, extras, traceback),
 the raw ledger entities as Azurite stores them (string properties, and the binary chunks and
 ``…Z`` properties decompressed with the ledger's own codec), the ledger's blob container, the queue
-messages, the card bodies the webhook received, and every HTTP response (body and headers).
+messages (parsed, and as Azurite stores them, poison queue included), the card bodies the webhook received, and every HTTP response (body and headers).
 The webhook URL is where the card is POSTed, so the receiver's request line is the one place the
-canary is expected; its bodies must not carry it.
+canary is expected; its bodies must not carry it. A second canary is the ``sig`` of the sync's
+``specUrl``: the spec server's request line (the download when the run is planned) is the one
+place it may reach.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sync.adapters import ledger_codec
 from sync.adapters.secrets_env import env_var_for
 from tests.auth.authority import CALLER_OID
 from tests.notify.receiver import Answer, webhook
-from tests.pipeline.conftest import sync_map
+from tests.pipeline.conftest import SPEC_PATH, sync_map
 from tests.pipeline.test_function_app import call, http, received
 
 pytestmark = [pytest.mark.reliability, pytest.mark.azurite]
@@ -99,6 +101,25 @@ def stored_texts(settings: Any) -> tuple[list[str], list[str]]:
     return entities, blobs
 
 
+def queue_texts(settings: Any) -> list[str]:
+    """Every message of the work queue and of its poison queue, decoded as the host reads them
+    (peeked: the messages stay for the workers). A caller's ``specUrl`` travelled here in clear
+    until 2026-12-07; its spec is now staged when the run is planned."""
+    import base64
+
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.queue import QueueClient
+
+    texts: list[str] = []
+    for name in (settings.work_queue, f"{settings.work_queue}-poison"):
+        queue = QueueClient.from_connection_string(settings.storage_connection_string, name)
+        with contextlib.suppress(ResourceNotFoundError):
+            for message in queue.peek_messages(max_messages=32):
+                texts.append(message.content)
+                texts.append(base64.b64decode(message.content).decode("utf-8"))
+    return texts
+
+
 def response_text(resp: func.HttpResponse) -> str:
     return resp.get_body().decode("utf-8", "replace") + json.dumps(dict(resp.headers))
 
@@ -110,9 +131,16 @@ def test_no_secret_reaches_logs_ledger_cards_queue_or_responses(
     token = authority.token()
     found: dict[str, list[str]] = {}
 
+    spec_canary = "SPECSAS" + uuid.uuid4().hex
+    spec_url = f"{secured.server.url(SPEC_PATH)}?sv=2024-11-04&sr=b&sig={spec_canary}"
+
     def scan(where: str, texts: Any) -> None:
         for text in texts:
-            for secret, name in ((canary, "webhook sig"), (token, "bearer token")):
+            for secret, name in (
+                (canary, "webhook sig"),
+                (token, "bearer token"),
+                (spec_canary, "specUrl sig"),
+            ):
                 if secret in text:
                     found.setdefault(where, []).append(name)
 
@@ -137,7 +165,7 @@ def test_no_secret_reaches_logs_ledger_cards_queue_or_responses(
             "sync_api",
             "POST",
             "http://localhost/api/sync",
-            json.dumps({"api": "contoso-invoicing"}).encode(),
+            json.dumps({"api": "contoso-invoicing", "specUrl": spec_url}).encode(),
             headers={"Authorization": f"Bearer {token}"},
         )
         assert accepted.status_code == 202, accepted.get_body()
@@ -148,6 +176,7 @@ def test_no_secret_reaches_logs_ledger_cards_queue_or_responses(
         messages = received(svc)
         assert len(messages) == 2
         scan("queue", [json.dumps(item.to_dict()) for item, _ in messages])
+        scan("queue (as stored)", queue_texts(secured.settings))
         for item, handle in messages:
             call("work_item", func.QueueMessage(id="m", body=json.dumps(item.to_dict()).encode()))
             svc.ports.queue.delete(handle)
@@ -187,6 +216,8 @@ def test_no_secret_reaches_logs_ledger_cards_queue_or_responses(
     assert any(run_id in text for text in logs)
     assert any(r.levelno == logging.DEBUG for r in every_logger_at_debug.records)
     assert [r.status_code for r in responses] == [200, 202, 200, 200, 200, 401]
+    spec_paths = [r.path for r in secured.server.state.requests]
+    assert any(spec_canary in path for path in spec_paths)  # where the sig must go: the download
 
     scan("card body", [card_text, json.dumps(receiver.received[0].headers)])
     scan("ledger table", entities)

@@ -102,6 +102,8 @@ CALLS: dict[str, Callable[[TableLedger], Any]] = {
     "finish_item": lambda ledger: ledger.finish_item(RUN_ID, OUTCOME),
     "mark_notified": lambda ledger: ledger.mark_notified(RUN_ID, "written"),
     "debounce": lambda ledger: ledger.debounce("api:evt", 10),
+    "stage_spec": lambda ledger: ledger.stage_spec(b"openapi: 3.0.3\n"),
+    "staged_spec": lambda ledger: ledger.staged_spec("sha256:" + "0" * 64),
 }
 
 

@@ -142,10 +142,9 @@ def received(svc):
     return svc.ports.queue.receive(max_messages=32, visibility_timeout=30)
 
 
-def test_event_grid_trigger_plans_onto_the_queue_and_queue_trigger_runs_it(env):
-    env.serve("openapi-v1.yaml")
-    ce = ci_event()
-    event = func.CloudEvent(
+def host_cloud_event(ce: dict) -> func.CloudEvent:
+    """``ci_event``'s event as the Functions host hands it to the Event Grid trigger."""
+    return func.CloudEvent(
         id=ce["id"],
         source=ce["source"],
         type=ce["type"],
@@ -153,6 +152,11 @@ def test_event_grid_trigger_plans_onto_the_queue_and_queue_trigger_runs_it(env):
         data=ce["data"],
         time=dt.datetime.now(dt.UTC),
     )
+
+
+def test_event_grid_trigger_plans_onto_the_queue_and_queue_trigger_runs_it(env):
+    env.serve("openapi-v1.yaml")
+    event = host_cloud_event(ci_event())
     assert call("plan_event", event) is None
     svc = env.service()
     messages = received(svc)

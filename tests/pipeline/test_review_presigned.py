@@ -16,6 +16,7 @@ CANARY = "c4n4ry-presigned-signature-0f9e"
 
 
 def test_presigned_credentials_of_a_spec_url_are_not_recorded_or_answered(stack) -> None:
+    stack.serve("openapi-v1.yaml")  # a signed URL is downloaded when the run is planned
     svc = stack.service()
     query = (
         f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA{CANARY}%2F20261201%2Fs3"
@@ -29,6 +30,7 @@ def test_presigned_credentials_of_a_spec_url_are_not_recorded_or_answered(stack)
     assert run.status == 200
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in run.body["request"]["spec_url"]  # the control
     assert CANARY not in json.dumps(run.body)
+    assert run.body["request"]["staged_spec"].startswith("sha256:")  # staged, not queued
 
 
 def test_a_spec_that_does_not_parse_names_its_url_without_the_signature(stack) -> None:

@@ -1,0 +1,123 @@
+"""Staged specs: a caller's credential in a ``specUrl`` never travels in a queue message.
+
+Why: a ``specUrl`` sent to ``POST /api/sync`` or in a custom event may carry its credential in
+the query (a SAS ``sig=``, a function ``code=``: what ``redact_url`` takes out). The worker used
+to download with it, so it sat in every work item's message, and in the poison queue for 7
+days. Now ``runs.submit`` downloads such a spec when the run is planned, through the same port
+and guarded client the worker uses (URL guard, size cap, retries, budget), keeps the bytes in
+the ledger container under their sha256 (``Ledger.stage_spec``), and queues only the redacted
+URL and that key. The worker reads the bytes back, checks their sha256 and goes on as with a
+download that carried no validators. A blob lifecycle rule deletes staged specs 8 days after
+their last write (``infra/app/storage.bicep``): a message naming one outlives its enqueueing by
+7 days at most, in the poison queue.
+
+A URL without a credential is downloaded by the worker as before (conditional GETs included).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from sync.errors import PermanentError, SpecNotStagedError, TransientError
+from sync.models import STAGED_SPEC, FetchedSpec, SyncRequest, WorkItem, staged_key
+from sync.redact import carries_credential, redact_url
+
+if TYPE_CHECKING:
+    from sync.config import ApiConfig
+    from sync.ports import Ledger, Ports, SpecSource
+
+log = logging.getLogger(__name__)
+
+PREFIX = "staged/"  # under the ledger container; the lifecycle rule's prefix
+KEEP_DAYS = 8  # the lifecycle rule: the poison queue keeps a message 7 days
+
+
+def blob_name(key: str) -> str:
+    """Where a staged spec lives in the ledger container; a key of another form is refused
+    (it would name another blob)."""
+    if not STAGED_SPEC.match(key):
+        raise ValueError("not a staged spec key (sha256:<64 lower-case hex digits>)")
+    return PREFIX + key.removeprefix("sha256:")
+
+
+def download(
+    specs: SpecSource, api: ApiConfig, request: SyncRequest, **validators: str | None
+) -> FetchedSpec:
+    """The API's spec through the spec port, as the worker and the planner both fetch it: the
+    per-kind dispatcher when the port has one (``sync.adapters.spec_sources``), else the plain
+    URL. ``validators`` (``etag``, ``last_modified``) make it a conditional GET, whose
+    ``content`` is None on 304; the planner sends none."""
+    fetch_for = getattr(specs, "fetch_for", None)
+    if callable(fetch_for):
+        return fetch_for(api, request, **validators)
+    location = request.spec_url or api.spec_url
+    if location is None:
+        raise PermanentError(
+            f"spec source {api.spec_kind!r} has no URL to fetch", where=f"apis.{api.name}.spec"
+        )
+    return specs.fetch(location, **validators)
+
+
+def staged(request: SyncRequest, api: ApiConfig, ports: Ports) -> SyncRequest:
+    """``request`` as its work items may carry it: unchanged unless its ``spec_url`` carries a
+    credential; then with the spec staged, the URL redacted and the staged key. A download
+    that fails is this call's failure, before anything of the run is written:
+    ``SpecNotStagedError`` (naming ``specUrl``, a 400 to an HTTP caller, an event acknowledged)
+    or ``TransientError`` (a 503, an event redelivered)."""
+    if not request.spec_url or not carries_credential(request.spec_url):
+        return request
+    shown = redact_url(request.spec_url)
+    started = time.monotonic()
+    try:
+        fetched = download(ports.specs, api, request)
+    except TransientError as exc:
+        raise TransientError(
+            f"the spec could not be downloaded to plan the run, nothing was queued; try again "
+            f"later: {exc}",
+            where="specUrl",
+            retry_after=exc.retry_after,
+        ) from None
+    except PermanentError as exc:
+        raise SpecNotStagedError(
+            f"the spec could not be downloaded to plan the run, nothing was queued: {exc}",
+            where="specUrl",
+        ) from None
+    if fetched.content is None:  # unconditional: a source answering 304 is broken
+        raise SpecNotStagedError(f"{shown} answered no content to plan the run", where="specUrl")
+    key = ports.ledger.stage_spec(fetched.content)
+    log.info(
+        "spec at %s staged as %s (%d bytes in %.0f ms)",
+        shown,
+        key,
+        len(fetched.content),
+        (time.monotonic() - started) * 1000,
+    )
+    return replace(request, spec_url=shown, staged_spec=key)
+
+
+def read_staged(ledger: Ledger, item: WorkItem) -> FetchedSpec:
+    """The item's staged spec as a download without validators (so always new content to
+    prepare; the content hash still decides "unchanged"), its bytes checked against their key.
+    A missing or altered blob is a ``PermanentError`` naming the run and the blob."""
+    key = item.request.staged_spec
+    assert key is not None  # the caller's branch
+    name = blob_name(key)
+    where = f"{item.api}/{item.target}"
+    content = ledger.staged_spec(key)
+    if content is None:
+        raise PermanentError(
+            f"run {item.run_id}: the staged spec {name} is missing from the ledger container; "
+            f"staged specs are deleted {KEEP_DAYS} days after their run was planned, so it may "
+            "have expired (a re-driven poison message?): send the sync or the event again",
+            where=where,
+        )
+    if staged_key(content) != key:
+        raise PermanentError(
+            f"run {item.run_id}: the staged spec {name} in the ledger container does not match "
+            f"its sha256 ({key}): it was changed after the run was planned; refused",
+            where=where,
+        )
+    return FetchedSpec(url=item.request.spec_url or "", content=content)
