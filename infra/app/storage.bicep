@@ -114,6 +114,43 @@ resource ledgerContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
   }
 }
 
+// A caller's signed specUrl is downloaded when its run is planned and staged here under
+// "staged/<sha256>" (sync/staging.py), so no queue message carries the credential. A message that
+// names a staged spec lives 7 days at most (in the poison queue); 8 days after its last write the
+// blob goes. Nothing else of the ledger container is touched.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'delete-staged-specs'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${ledgerContainerName}/staged/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: 8
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+}
+
 resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deadLetterContainerName

@@ -195,3 +195,21 @@ def test_main_is_subscription_scoped_with_azd_conventions(parsed: dict[str, dict
     abbreviations = json.loads((INFRA / "abbreviations.json").read_text())
     used = set(re.findall(r"abbrs\.(\w+)", text))
     assert used <= set(abbreviations)
+
+
+def test_staged_specs_are_deleted_after_the_poison_queue_lets_go_of_their_messages(
+    parsed: dict[str, dict],
+) -> None:
+    """A caller's signed spec is staged in the ledger container when its run is planned
+    (``sync.staging``); a lifecycle rule deletes those blobs, and only those, 8 days after their
+    last write: a message that names one lives 7 days in the poison queue at most."""
+    storage = parsed[str(INFRA / "app" / "storage.bicep")]["ok"]["resources"]
+    [policy] = [r["config"] for r in storage.values() if r["type"].endswith("/managementPolicies")]
+    assert policy["name"] == "default"
+    [rule] = policy["properties"]["policy"]["rules"]
+    assert rule["enabled"] is True and rule["type"] == "Lifecycle"
+    filters = rule["definition"]["filters"]
+    assert filters["blobTypes"] == ["blockBlob"]
+    assert filters["prefixMatch"] == ["${ledgerContainerName}/staged/"]
+    delete = rule["definition"]["actions"]["baseBlob"]["delete"]
+    assert delete == {"daysAfterModificationGreaterThan": 8}
