@@ -45,9 +45,16 @@ class TokenProvider(Protocol):
 
 class SpecSource(Protocol):
     def fetch(
-        self, location: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        location: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        deadline: float | None = None,
     ) -> FetchedSpec:
-        """Download a spec (conditional GET); ``FetchedSpec.content`` is None on 304."""
+        """Download a spec (conditional GET); ``FetchedSpec.content`` is None on 304.
+        ``deadline``: a ``time.monotonic()`` instant the download, retries included, must end
+        by when that is sooner than SYNC_FETCH_BUDGET_SECONDS (a run being planned)."""
         ...
 
 
@@ -62,8 +69,10 @@ class ApiSpecSource(SpecSource, Protocol):
         *,
         etag: str | None = None,
         last_modified: str | None = None,
+        deadline: float | None = None,
     ) -> FetchedSpec:
-        """``FetchedSpec.url`` is what the ledger records as the source (never a SAS link)."""
+        """``FetchedSpec.url`` is what the ledger records as the source (never a SAS link);
+        ``deadline`` as for ``fetch``."""
         ...
 
 

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 PREFIX = "staged/"  # under the ledger container; the lifecycle rule's prefix
 KEEP_DAYS = 8  # the lifecycle rule: the poison queue keeps a message 7 days
+# The planning download's end, when SYNC_FETCH_BUDGET_SECONDS (120 s by default, sized for a
+# worker) is longer: an HTTP caller waits for the answer, and Event Grid counts a delivery not
+# answered within 30 s as failed and sends it again.
+PLAN_FETCH_SECONDS = 20.0
 
 
 def blob_name(key: str) -> str:
@@ -44,21 +48,28 @@ def blob_name(key: str) -> str:
 
 
 def download(
-    specs: SpecSource, api: ApiConfig, request: SyncRequest, **validators: str | None
+    specs: SpecSource,
+    api: ApiConfig,
+    request: SyncRequest,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    deadline: float | None = None,
 ) -> FetchedSpec:
     """The API's spec through the spec port, as the worker and the planner both fetch it: the
     per-kind dispatcher when the port has one (``sync.adapters.spec_sources``), else the plain
-    URL. ``validators`` (``etag``, ``last_modified``) make it a conditional GET, whose
-    ``content`` is None on 304; the planner sends none."""
+    URL. ``etag`` / ``last_modified`` make it a conditional GET, whose ``content`` is None on
+    304; the planner sends none, and a ``deadline`` (PLAN_FETCH_SECONDS from now) where the
+    worker has the whole fetch budget."""
     fetch_for = getattr(specs, "fetch_for", None)
     if callable(fetch_for):
-        return fetch_for(api, request, **validators)
+        return fetch_for(api, request, etag=etag, last_modified=last_modified, deadline=deadline)
     location = request.spec_url or api.spec_url
     if location is None:
         raise PermanentError(
             f"spec source {api.spec_kind!r} has no URL to fetch", where=f"apis.{api.name}.spec"
         )
-    return specs.fetch(location, **validators)
+    return specs.fetch(location, etag=etag, last_modified=last_modified, deadline=deadline)
 
 
 def staged(request: SyncRequest, api: ApiConfig, ports: Ports) -> SyncRequest:
@@ -72,7 +83,9 @@ def staged(request: SyncRequest, api: ApiConfig, ports: Ports) -> SyncRequest:
     shown = redact_url(request.spec_url)
     started = time.monotonic()
     try:
-        fetched = download(ports.specs, api, request)
+        fetched = download(
+            ports.specs, api, request, deadline=time.monotonic() + PLAN_FETCH_SECONDS
+        )
     except TransientError as exc:
         raise TransientError(
             f"the spec could not be downloaded to plan the run, nothing was queued; try again "

@@ -28,7 +28,13 @@ from urllib.parse import quote, unquote
 import httpx
 
 from sync.adapters.http import check_transient, default_timeout
-from sync.adapters.spec_sources import read_capped, require_https, retried_request
+from sync.adapters.response_limits import DEADLINE
+from sync.adapters.spec_sources import (
+    FetchDeadline,
+    read_capped,
+    require_https,
+    retried_request,
+)
 from sync.errors import ConfigError, PermanentError, SpecError, SpecNotNamedError
 from sync.models import FetchedSpec, SyncRequest
 from sync.redact import redact_url
@@ -210,10 +216,24 @@ class BlobReader:
         )
 
     def get(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        deadline: float | None = None,
     ) -> FetchedSpec:
-        """The blob at ``url`` (no query); ``content`` is None on 304."""
+        """The blob at ``url`` (no query); ``content`` is None on 304. ``deadline`` (a
+        ``time.monotonic()`` instant) ends the read, its retries and each exchange sooner than
+        the fetch budget would (a run being planned)."""
         shown = redact_url(url)
+        until = (
+            None
+            if deadline is None
+            else FetchDeadline(
+                self.settings, what=f"the read of {shown}", where=shown, until=deadline
+            )
+        )
         headers = {"x-ms-version": STORAGE_VERSION, "Accept": "*/*"}
         if etag:
             headers["If-None-Match"] = etag
@@ -243,6 +263,7 @@ class BlobReader:
                 target,
                 headers=request_headers,
                 timeout=default_timeout(self.settings.fetch_timeout_seconds),
+                extensions={} if until is None else {DEADLINE: until.monotonic_at()},
             )
             response = self.client.send(request, stream=True)
             try:
@@ -257,6 +278,7 @@ class BlobReader:
             attempts=self._attempts,
             wait_initial=self._wait_initial,
             wait_max=self._wait_max,
+            deadline=until,
         )
         if fetched.not_modified:
             log.info("blob %s not modified (304)", shown)

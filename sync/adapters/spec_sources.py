@@ -71,8 +71,12 @@ class FetchDeadline:
         what: str,
         where: str,
         clock: Callable[[], float] = time.monotonic,
+        until: float | None = None,
     ) -> None:
+        # ``until``: a caller's earlier end (a ``time.monotonic()`` instant), e.g. planning's
         self.budget = settings.fetch_budget_seconds
+        if until is not None:
+            self.budget = max(min(self.budget, until - time.monotonic()), 0.0)
         self.what = what
         self.where = where
         self._clock = clock
@@ -435,10 +439,15 @@ class SpecSources:
 
     # -- the port ----------------------------------------------------------------------------
     def fetch(
-        self, location: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        location: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        deadline: float | None = None,
     ) -> FetchedSpec:
         """A plain URL (the original port, kept for callers that only have a location)."""
-        return self.urls.fetch(location, etag=etag, last_modified=last_modified)
+        return self.urls.fetch(location, etag=etag, last_modified=last_modified, deadline=deadline)
 
     def fetch_for(
         self,
@@ -447,17 +456,19 @@ class SpecSources:
         *,
         etag: str | None = None,
         last_modified: str | None = None,
+        deadline: float | None = None,
     ) -> FetchedSpec:
-        """The API's spec through its configured source; ``content`` is None on 304."""
+        """The API's spec through its configured source; ``content`` is None on 304.
+        ``deadline`` (``time.monotonic()``) ends it sooner than the fetch budget would."""
         where = f"apis.{api.name}.spec.{api.spec_kind}"
         if api.spec_kind == "url" or (request.spec_url and api.spec_kind != "blob"):
             location = request.spec_url or api.spec_url
             if not location:
                 raise PermanentError("no spec URL to fetch", where=where)
-            return self.fetch(location, etag=etag, last_modified=last_modified)
+            return self.fetch(location, etag=etag, last_modified=last_modified, deadline=deadline)
         params = dict(api.spec) if isinstance(api.spec, dict) else {}
         if api.spec_kind in EXPORT_LABELS:
-            return self._export(api, params, where)
+            return self._export(api, params, where, until=deadline)
         if api.spec_kind == "blob":
             from sync.adapters.blob_spec import BlobReader, blob_location
 
@@ -469,16 +480,21 @@ class SpecSources:
                 self.client,
                 tokens=lambda: self.tokens(params.get("credential")),
             )
-            return reader.get(url, etag=etag, last_modified=last_modified)
+            return reader.get(url, etag=etag, last_modified=last_modified, deadline=deadline)
         raise ConfigError(f"unknown spec source kind {api.spec_kind!r}", path=where)
 
-    def _export(self, api: ApiConfig, params: dict[str, Any], where: str) -> FetchedSpec:
+    def _export(
+        self, api: ApiConfig, params: dict[str, Any], where: str, *, until: float | None = None
+    ) -> FetchedSpec:
         """An export kind's spec, all of it within one deadline that names the API."""
         from sync.adapters.apicenter_export import ApiCenterExportSource
         from sync.adapters.apim_export import ApimExportSource
 
         deadline = FetchDeadline(
-            self.settings, what=f"{EXPORT_LABELS[api.spec_kind]} of API {api.name!r}", where=where
+            self.settings,
+            what=f"{EXPORT_LABELS[api.spec_kind]} of API {api.name!r}",
+            where=where,
+            until=until,
         )
         arm = self.arm(api.spec_kind, params.get("credential"))
         if api.spec_kind == "apimExport":

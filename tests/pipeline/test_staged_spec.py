@@ -208,6 +208,28 @@ def test_a_spec_that_cannot_be_staged_is_refused_and_nothing_is_enqueued(
     assert staged_blobs(env) == []
 
 
+def test_planning_gives_up_at_its_own_deadline_not_the_workers_fetch_budget(
+    env, monkeypatch
+) -> None:
+    """The fetch budget is sized for a worker (120 s by default); planning answers an HTTP
+    caller, and Event Grid sends a delivery again after 30 s without an answer. Here the budget
+    is 3 s and the planning deadline 0.6 s: a spec server that answers after 2.5 s is a 503."""
+    import time
+
+    from sync import staging
+
+    monkeypatch.setattr(staging, "PLAN_FETCH_SECONDS", 0.6)
+    env.serve("openapi-v1.yaml")
+    env.server.slow(SPEC_PATH, delay=2.5, times=None)
+    started = time.monotonic()
+    resp = post(signed_url(env, "c4n4ry" + uuid.uuid4().hex))
+    took = time.monotonic() - started
+    assert resp.status_code == 503, resp.get_body()
+    assert env.settings.fetch_budget_seconds >= 3.0
+    assert took < 2.0, f"planning took {took:.2f}s: the fetch budget, not its own deadline"
+    assert raw_messages(env) == [] and run_rows(env) == []
+
+
 def cloud_event(spec_url: str, event_id: str | None = None) -> func.CloudEvent:
     return host_cloud_event(ci_event(event_id, specUrl=spec_url))
 
