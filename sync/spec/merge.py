@@ -235,13 +235,15 @@ class _Move:
 def _moves(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> list[_Move]:
     """The operations upstream moved that the merge follows; ``[]`` at once in the usual case.
 
-    A move leaves a location of base without an operation and gives theirs one base did not
-    have; a release that only changes, adds or removes operations does neither, and saying so
-    compares the key sets of the path items (4-16 us at 500 KB) before any operation is read.
-    Two operations trading places are not seen (the same locations): matched by path, as before.
+    A move gives theirs a location base did not have; a release that only changes or removes
+    operations does not, and saying so compares the key sets of the path items (4-16 us at
+    500 KB) before any operation is read. The old location need not be vacated: upstream may
+    put a new operation there (``GetItem`` moves from GET to POST and ``GetItemV2`` takes the
+    GET), and the connector's edits then belong to the moved one, not to the newcomer. Two
+    operations trading places are not seen (the same locations): matched by path, as before.
     """
     base_paths, their_paths = _paths(base), _paths(theirs)
-    if not (_vacates(base_paths, their_paths) and _vacates(their_paths, base_paths)):
+    if not _vacates(their_paths, base_paths):
         return []
     now_at = _unique_locations(theirs)
     found = [

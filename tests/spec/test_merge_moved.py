@@ -137,6 +137,27 @@ def test_an_operation_the_connector_deleted_stays_deleted_when_upstream_moves_it
     ]
 
 
+def test_a_move_whose_old_location_upstream_gives_to_a_new_operation_is_followed() -> None:
+    """GetPet moves from GET to POST and a new GetPetV2 takes the GET: the connector's edits are
+    GetPet's, not the newcomer's. Found in review on 2026-12-07: the move check asked for a
+    vacated location as well, so only a release that also removed something else was followed,
+    and otherwise the edits landed silently on GetPetV2."""
+    base = upstream()
+    ours = renamed(base)
+    get_pet(ours)["x-ms-visibility"] = "internal"
+    theirs = copy.deepcopy(base)
+    item = theirs["paths"]["/pets/{petId}"]
+    item["post"] = item.pop("get")
+    item["get"] = {"operationId": "GetPetV2", "summary": "Get a pet (v2)", "responses": OK}
+    merged, conflicts = merge3(base, ours, theirs)
+    assert conflicts == []
+    merged_item = merged["paths"]["/pets/{petId}"]
+    assert merged_item["get"] == item["get"]  # the new operation as upstream wrote it
+    assert merged_item["post"]["operationId"] == "GetPet"
+    assert merged_item["post"]["summary"] == "Find a pet by id"
+    assert merged_item["post"]["x-ms-visibility"] == "internal"
+
+
 def test_a_conflict_inside_a_moved_operation_names_both_locations() -> None:
     theirs = moved(upstream())
     get_pet(theirs, "/animals/{petId}")["summary"] = "Get one pet"
