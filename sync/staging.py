@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREFIX = "staged/"  # under the ledger container; the lifecycle rule's prefix
+# Under the ledger container; the lifecycle rule's prefix. "_": no API name starts with it, so the
+# rule never meets the ledger's own "<api>/<target>/v..." blobs (an API may be named "staged").
+PREFIX = "_staged/"
 KEEP_DAYS = 8  # the lifecycle rule: the poison queue keeps a message 7 days
 # The planning download's end, when SYNC_FETCH_BUDGET_SECONDS (120 s by default, sized for a
 # worker) is longer: an HTTP caller waits for the answer, and Event Grid counts a delivery not

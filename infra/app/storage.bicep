@@ -115,9 +115,10 @@ resource ledgerContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
 }
 
 // A caller's signed specUrl is downloaded when its run is planned and staged here under
-// "staged/<sha256>" (sync/staging.py), so no queue message carries the credential. A message that
+// "_staged/<sha256>" (sync/staging.py), so no queue message carries the credential. A message that
 // names a staged spec lives 7 days at most (in the poison queue); 8 days after its last write the
-// blob goes. Nothing else of the ledger container is touched.
+// blob goes. Nothing else of the ledger container is touched: its own blobs start with an API name,
+// which cannot start with '_'.
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -134,7 +135,7 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
                 'blockBlob'
               ]
               prefixMatch: [
-                '${ledgerContainerName}/staged/'
+                '${ledgerContainerName}/_staged/'
               ]
             }
             actions: {

@@ -210,6 +210,6 @@ def test_staged_specs_are_deleted_after_the_poison_queue_lets_go_of_their_messag
     assert rule["enabled"] is True and rule["type"] == "Lifecycle"
     filters = rule["definition"]["filters"]
     assert filters["blobTypes"] == ["blockBlob"]
-    assert filters["prefixMatch"] == ["${ledgerContainerName}/staged/"]
+    assert filters["prefixMatch"] == ["${ledgerContainerName}/_staged/"]
     delete = rule["definition"]["actions"]["baseBlob"]["delete"]
     assert delete == {"daysAfterModificationGreaterThan": 8}

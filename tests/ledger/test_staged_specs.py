@@ -26,7 +26,7 @@ def test_a_staged_spec_is_content_addressed_and_reads_back(ledger) -> None:
     assert ledger.stage_spec(SPEC) == KEY  # a redelivered event stages the same blob again
     assert ledger.staged_spec(KEY) == SPEC
     names = [b.name for b in ledger._blobs().list_blobs()]
-    assert names == [f"staged/{KEY[7:]}"]
+    assert names == [f"_staged/{KEY[7:]}"]
     assert ledger.staged_spec("sha256:" + "0" * 64) is None  # expired, or never staged
 
 
@@ -99,3 +99,31 @@ def test_a_malformed_staged_spec_makes_the_message_malformed(value: object) -> N
 
 def test_a_staged_spec_without_its_url_makes_the_message_malformed() -> None:
     assert parse_work_item(message(staged_spec=KEY, spec_url=None)) is None
+
+
+@pytest.mark.azurite
+def test_the_lifecycle_rule_spares_the_ledgers_own_blobs_whatever_the_api_is_named(
+    ledger, monkeypatch
+) -> None:
+    """Large versions are stored as ``<api>/<target>/v....zlib`` in the same container; an API
+    may be named ``staged``, so the rule's prefix starts with a character no API name can
+    (found in review on 2026-12-07: with ``staged/``, such an API's versions would have gone
+    after 8 days)."""
+    import re
+    from pathlib import Path
+
+    from sync import staging
+    from sync.adapters import ledger_codec as codec
+    from sync.models import TargetState
+    from tests.ledger import test_large_definitions as big
+
+    bicep = (Path(__file__).parents[2] / "infra/app/storage.bicep").read_text()
+    found = re.search(r"'\$\{ledgerContainerName\}/([^']*)'", bicep)
+    assert found is not None and found.group(1) == staging.PREFIX
+    for api in ("staged", "s"):
+        monkeypatch.setattr(big, "API", api)
+        up, ap = big._pair_near(codec.INLINE_LIMIT + 100_000)
+        ledger.record_version(big._record(up, ap), TargetState(version=0), f"evt-{api}")
+    names = [b.name for b in ledger._blobs().list_blobs()]
+    assert any(name.startswith("staged/") for name in names)  # the API named "staged"
+    assert not [name for name in names if name.startswith(staging.PREFIX)]

@@ -56,7 +56,7 @@ def staged_blobs(stack: Stack) -> list[str]:
     box = container(stack)
     if not box.exists():
         return []
-    return [b.name for b in box.list_blobs(name_starts_with="staged/")]
+    return [b.name for b in box.list_blobs(name_starts_with="_staged/")]
 
 
 def run_rows(stack: Stack) -> list[dict[str, Any]]:
@@ -104,7 +104,7 @@ def test_a_signed_spec_url_is_staged_when_planned_and_no_message_holds_the_sig(e
         assert request["staged_spec"] == key
         assert "sig=REDACTED" in request["spec_url"]  # kept for display and provenance
         assert "sv=2024-11-04" in request["spec_url"]
-    assert staged_blobs(env) == [f"staged/{hashlib.sha256(spec).hexdigest()}"]
+    assert staged_blobs(env) == [f"_staged/{hashlib.sha256(spec).hexdigest()}"]
     assert len(downloads(env)) == 1  # at planning time, with the signed URL
     assert canary in downloads(env)[0].path
 
