@@ -95,7 +95,7 @@ def submit(request: SyncRequest, sync_map: SyncMap, ports: Ports) -> RunSummary:
     with log_context(
         run_id=run.run_id, api=request.api, event_id=request.event_id, trace_id=trace_id
     ):
-        request = staging.staged(request, sync_map.api(request.api), ports)
+        request = staging.staged(request, sync_map.api(request.api), ports, run_id=run.run_id)
         if request.staged_spec:
             run = replace(run, request=replace(run.request, staged_spec=request.staged_spec))
         stored = ports.ledger.start_run(run)

@@ -74,15 +74,19 @@ def download(
     return specs.fetch(location, etag=etag, last_modified=last_modified, deadline=deadline)
 
 
-def staged(request: SyncRequest, api: ApiConfig, ports: Ports) -> SyncRequest:
+def staged(request: SyncRequest, api: ApiConfig, ports: Ports, *, run_id: str) -> SyncRequest:
     """``request`` as its work items may carry it: unchanged unless its ``spec_url`` carries a
     credential; then with the spec staged, the URL redacted and the staged key. A download
     that fails is this call's failure, before anything of the run is written:
     ``SpecNotStagedError`` (naming ``specUrl``, a 400 to an HTTP caller, an event acknowledged)
-    or ``TransientError`` (a 503, an event redelivered)."""
+    or ``TransientError`` (a 503, an event redelivered). A run already planned under ``run_id``
+    keeps the spec it staged (``_staged_before``)."""
     if not request.spec_url or not carries_credential(request.spec_url):
         return request
     shown = redact_url(request.spec_url)
+    if (kept := _staged_before(ports.ledger, run_id)) is not None:
+        log.info("run %s planned before: its staged spec %s is used again", run_id, kept)
+        return replace(request, spec_url=shown, staged_spec=kept)
     started = time.monotonic()
     try:
         fetched = download(
@@ -111,6 +115,23 @@ def staged(request: SyncRequest, api: ApiConfig, ports: Ports) -> SyncRequest:
         (time.monotonic() - started) * 1000,
     )
     return replace(request, spec_url=shown, staged_spec=key)
+
+
+def _staged_before(ledger: Ledger, run_id: str) -> str | None:
+    """The key an earlier delivery of this run staged, while its blob is still whole: a
+    redelivered event whose first delivery wrote the run row but failed before its items were
+    all queued must queue them, not download again with a SAS that may have expired since (an
+    expired one used to leave the run without items or card for good). The bytes are written
+    again, so the lifecycle rule's 8 days restart with the new items."""
+    stored = ledger.get_run(run_id)
+    key = stored.request.staged_spec if stored is not None else None
+    if key is None:
+        return None
+    content = ledger.staged_spec(key)
+    if content is None or staged_key(content) != key:
+        return None  # expired or altered: download again, as a first delivery does
+    ledger.stage_spec(content)
+    return key
 
 
 def read_staged(ledger: Ledger, item: WorkItem) -> FetchedSpec:

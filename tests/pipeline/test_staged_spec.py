@@ -273,3 +273,40 @@ def test_a_dry_run_with_a_signed_url_stages_nothing(env) -> None:
     resp = post(signed_url(env, "drysig"), dryRun=True)
     assert resp.status_code == 200, resp.get_body()
     assert staged_blobs(env) == [] and raw_messages(env) == []
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["plain-url", "signed-url"])
+def test_a_redelivery_after_a_failed_enqueue_queues_the_run_without_downloading_again(
+    env, monkeypatch, signed: bool
+) -> None:
+    """The first delivery wrote the run row and failed to queue; by the redelivery the SAS has
+    expired (the spec server refuses). The run's items must be queued from what was staged.
+    Found in review on 2026-12-07: the redelivery downloaded again, got 403 and acknowledged
+    the event, leaving the run without items or card for good."""
+    from sync import runs
+
+    env.serve("openapi-v1.yaml")
+    url = signed_url(env, "evsig") if signed else env.server.url(SPEC_PATH) + "?v=1"
+    event = cloud_event(url, "ev-redeliver-1")
+    real = runs.enqueue
+
+    def failing(items: Any, queue: Any) -> None:
+        raise TransientError("queue unavailable")
+
+    monkeypatch.setattr(runs, "enqueue", failing)
+    with pytest.raises(TransientError):
+        call("plan_event", event)
+    monkeypatch.setattr(runs, "enqueue", real)
+    assert len(run_rows(env)) == 1 and raw_messages(env) == []
+    before = len(downloads(env))
+
+    env.server.fail(SPEC_PATH, times=None, status=403)  # the SAS expired meanwhile
+    call("plan_event", event)
+    messages = raw_messages(env)
+    assert len(messages) == 2 and len(run_rows(env)) == 1
+    if signed:
+        assert len(downloads(env)) == before  # staged once, used again
+        assert len(staged_blobs(env)) == 1
+        [key] = {m["request"]["staged_spec"] for m in messages}
+        assert staged_blobs(env) == ["_staged/" + key.removeprefix("sha256:")]
+        assert "evsig" not in json.dumps(messages)
