@@ -203,6 +203,10 @@ def post_sync(req: ApiRequest, svc: Any, *, caller: str | None) -> ApiResponse:
     api = svc.map.api(request.api) if request.api in svc.map.apis else None
     if api is None:
         raise BadRequest(f"unknown API {request.api!r}", status=404, field_name="api")
+    if request.spec_url and "#" in request.spec_url:
+        # never sent, but it would be queued as written (only a query or userinfo credential is
+        # staged), and custom events refuse one too
+        raise BadRequest("specUrl must not have a #fragment", field_name="specUrl")
     if request.spec_url and not api.allows_spec_url(request.spec_url):
         raise BadRequest(
             f"specUrl is not under the API's allowedSpecUrls ({', '.join(api.allowed_spec_urls) or 'none configured'})",

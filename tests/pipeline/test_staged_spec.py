@@ -310,3 +310,17 @@ def test_a_redelivery_after_a_failed_enqueue_queues_the_run_without_downloading_
         [key] = {m["request"]["staged_spec"] for m in messages}
         assert staged_blobs(env) == ["_staged/" + key.removeprefix("sha256:")]
         assert "evsig" not in json.dumps(messages)
+
+
+def test_a_spec_url_with_a_fragment_is_refused_before_anything_is_queued(env) -> None:
+    """A fragment is never sent, but it was queued as written (only a query parameter or
+    userinfo credential is staged): ``#access_token=...`` reached the work queue in clear.
+    Found in review on 2026-12-07; custom events already refused a fragment."""
+    env.serve("openapi-v1.yaml")
+    canary = "c4n4ry" + uuid.uuid4().hex
+    resp = post(env.server.url(SPEC_PATH) + "#access_token=" + canary)
+    assert resp.status_code == 400, resp.get_body()
+    error = json.loads(resp.get_body())["error"]
+    assert error.get("field") == "specUrl" and "fragment" in error["message"]
+    assert canary not in resp.get_body().decode()
+    assert raw_messages(env) == [] and run_rows(env) == []
