@@ -42,6 +42,11 @@ param deadLetterContainerName string
 ])
 param skuName string = 'Standard_LRS'
 
+@description('Optional. Days a dead-lettered event stays in the dead-letter container. An event that failed to plan may hold a caller\'s signed specUrl; the dead-letter alert fires at once, so this is the time left to look at it.')
+@minValue(8)
+@maxValue(365)
+param deadLetterRetentionDays int = 30
+
 @description('Optional. Days deleted blobs and containers stay recoverable.')
 @minValue(1)
 @maxValue(365)
@@ -142,6 +147,30 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
               baseBlob: {
                 delete: {
                   daysAfterModificationGreaterThan: 8
+                }
+              }
+            }
+          }
+        }
+        {
+          // Event Grid writes an undeliverable event here whole: a custom event whose signed
+          // specUrl kept failing to download when planned (sync.staging) carries the SAS.
+          name: 'delete-dead-lettered-events'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${deadLetterContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: deadLetterRetentionDays
                 }
               }
             }

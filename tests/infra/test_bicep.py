@@ -206,10 +206,16 @@ def test_staged_specs_are_deleted_after_the_poison_queue_lets_go_of_their_messag
     storage = parsed[str(INFRA / "app" / "storage.bicep")]["ok"]["resources"]
     [policy] = [r["config"] for r in storage.values() if r["type"].endswith("/managementPolicies")]
     assert policy["name"] == "default"
-    [rule] = policy["properties"]["policy"]["rules"]
+    rule, dead_letters = policy["properties"]["policy"]["rules"]
     assert rule["enabled"] is True and rule["type"] == "Lifecycle"
     filters = rule["definition"]["filters"]
     assert filters["blobTypes"] == ["blockBlob"]
     assert filters["prefixMatch"] == ["${ledgerContainerName}/_staged/"]
     delete = rule["definition"]["actions"]["baseBlob"]["delete"]
     assert delete == {"daysAfterModificationGreaterThan": 8}
+    # Dead-lettered events go too (one that failed to plan holds the caller's signed specUrl):
+    # found in review on 2026-12-07, the container had no rule and kept them for ever.
+    assert dead_letters["enabled"] is True and dead_letters["type"] == "Lifecycle"
+    assert dead_letters["definition"]["filters"]["prefixMatch"] == ["${deadLetterContainerName}/"]
+    kept = dead_letters["definition"]["actions"]["baseBlob"]["delete"]
+    assert kept == {"daysAfterModificationGreaterThan": "deadLetterRetentionDays"}
