@@ -235,7 +235,7 @@ output queueEndpoint string = storage.properties.primaryEndpoints.queue
 @description('Table endpoint (SYNC_TABLE_ENDPOINT, AzureWebJobsStorage__tableServiceUri).')
 output tableEndpoint string = storage.properties.primaryEndpoints.table
 
-@description('Resource id of the dead-letter container (the hook passes it to --deadletter-identity-endpoint).')
+@description('Resource id of the dead-letter container (the postdeploy hook dead-letters every Event Grid subscription there).')
 output deadLetterContainerId string = deadLetterContainer.id
 
 @description('Names of the queues, for the alert rules.')

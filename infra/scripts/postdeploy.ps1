@@ -1,9 +1,12 @@
 # azd postdeploy hook (Windows): same steps as postdeploy.sh.
 # Subscribes the planner function (plan_event) to every Event Grid topic. Converges: each
-# subscription is written whole (`create` is a PUT, so an existing one is replaced, never
-# duplicated, and keeps no stale subject filter), and the subscription this hook made on a system
-# topic the map no longer names is deleted, but only when it still delivers to this app's
-# plan_event. The topics it subscribed are remembered in EVENTGRID_SUBSCRIBED_TOPICS.
+# subscription is written whole (a PUT, so an existing one is replaced, never duplicated, and
+# keeps no stale subject filter), and the subscription this hook made on a system topic the map no
+# longer names is deleted, but only when it still delivers to this app's plan_event. The topics it
+# subscribed are remembered in EVENTGRID_SUBSCRIBED_TOPICS.
+# System-topic subscriptions are written with `az rest` (the ARM API): `az eventgrid system-topic
+# event-subscription create` has no --deadletter-identity options (azure-cli does not register
+# them for system topics), and the subscriptions dead-letter with the topic's managed identity.
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
@@ -14,6 +17,10 @@ $SubscriptionName = if ($env:EVENTGRID_SUBSCRIPTION_NAME) { $env:EVENTGRID_SUBSC
 $MaxDeliveryAttempts = if ($env:EVENTGRID_MAX_DELIVERY_ATTEMPTS) { $env:EVENTGRID_MAX_DELIVERY_ATTEMPTS } else { '30' }
 $EventTtlMinutes = if ($env:EVENTGRID_EVENT_TTL_MINUTES) { $env:EVENTGRID_EVENT_TTL_MINUTES } else { '1440' }
 $CiEventType = 'ConnectorSync.ApiDeployed'
+# Microsoft.EventGrid API version of the system-topic subscription PUT (GA)
+$EventGridApiVersion = '2025-02-15'
+# What the system-topic subscriptions deliver; Event Grid cannot change it on an existing one
+$SystemTopicSchema = 'EventGridSchema'
 
 function Fail([string]$Message) {
     Write-Error "postdeploy: $Message"
@@ -44,6 +51,16 @@ $SubscribedKey = 'EVENTGRID_SUBSCRIBED_TOPICS'
 $PreviousTopics = if ($values[$SubscribedKey]) { $values[$SubscribedKey] } else { '' }
 $PlannerId = "$FunctionAppId/functions/$PlannerFunction"
 
+# The REST body names the storage account and the container apart.
+if ($DeadLetterContainerId -notmatch '^(/subscriptions/.+/providers/Microsoft\.Storage/storageAccounts/[^/]+)/blobServices/default/containers/([^/]+)$') {
+    Fail "EVENTGRID_DEADLETTER_CONTAINER_ID '$DeadLetterContainerId' is not a blob container resource id"
+}
+$DeadLetterAccountId = $Matches[1]
+$DeadLetterContainer = $Matches[2]
+foreach ($number in @($MaxDeliveryAttempts, $EventTtlMinutes)) {
+    if ($number -notmatch '^[0-9]+$') { Fail "EVENTGRID_MAX_DELIVERY_ATTEMPTS and EVENTGRID_EVENT_TTL_MINUTES must be whole numbers (got '$number')" }
+}
+
 # 1. Wait until the host has indexed plan_event (Event Grid validates the endpoint on create).
 $attempt = 1
 while ($true) {
@@ -71,32 +88,89 @@ function Write-ForeignWarning([string]$Endpoint, [string]$Where) {
     }
 }
 
-# 2. One subscription per system topic: "kind|subscription|resourceGroup|topic|subject,subject".
-# `create` is a PUT: on an existing subscription it replaces filters, retry policy and schema whole,
-# so a subject the map dropped does not linger the way it would through `update`.
-$subscribed = @()
-if ($SystemTopics) {
-    foreach ($entry in $SystemTopics.Split(';')) {
-        $fields = $entry.Split('|')
-        if ($fields.Count -lt 4) { Fail "malformed EVENTGRID_SYSTEM_TOPICS entry '$entry' (expected kind|subscription|resourceGroup|topic|subjects)" }
-        $kind, $sub, $rg, $topic = $fields[0..3]
-        $subjects = if ($fields.Count -ge 5 -and $fields[4]) { $fields[4].Split(',') } else { @() }
-        if (-not $EventTypes.ContainsKey($kind)) { Fail "unknown event source kind '$kind' in EVENTGRID_SYSTEM_TOPICS (expected appService, apim, apiCenter or blob)" }
-
-        $ids = @('--name', $SubscriptionName, '--resource-group', $rg, '--system-topic-name', $topic, '--subscription', $sub)
-        $endpoint = az eventgrid system-topic event-subscription show @ids --query destination.resourceId --output tsv 2> $null
-        $action = if ($LASTEXITCODE -eq 0) { 'replace' } else { 'create' }
-        if ($action -eq 'replace') { Write-ForeignWarning "$endpoint" "system topic $topic" }
-        $azArgs = $ids + @('--endpoint', $PlannerId, '--endpoint-type', 'azurefunction', '--included-event-types') + $EventTypes[$kind] +
-            @('--deadletter-identity', 'systemassigned', '--deadletter-identity-endpoint', $DeadLetterContainerId)
-        if ($subjects.Count -gt 1) { $azArgs += @('--advanced-filter', 'subject', 'StringBeginsWith') + $subjects }
-        elseif ($subjects.Count -eq 1) { $azArgs += @('--subject-begins-with', $subjects[0]) }
-        $azArgs += @('--event-delivery-schema', 'eventgridschema', '--max-delivery-attempts', $MaxDeliveryAttempts, '--event-ttl', $EventTtlMinutes)
-        Write-Host "postdeploy: $action subscription $SubscriptionName on system topic $topic ($kind)"
-        az eventgrid system-topic event-subscription create @azArgs --output none
-        if ($LASTEXITCODE -ne 0) { Fail "az eventgrid system-topic event-subscription create failed for $topic" }
-        $subscribed += "$sub|$rg|$topic"
+# The PUT returns while Event Grid still provisions the subscription (and validates plan_event):
+# wait for the outcome the way `az ... create` did.
+function Wait-Provisioned([string[]]$Ids, [string]$Topic) {
+    $attempt = 1
+    while ($true) {
+        $state = az eventgrid system-topic event-subscription show @Ids --query provisioningState --output tsv
+        if ($LASTEXITCODE -ne 0) { Fail "could not read subscription $SubscriptionName on system topic $Topic after writing it" }
+        if ($state -eq 'Succeeded') { return }
+        if ($state -in @('Failed', 'Canceled')) { Fail "subscription $SubscriptionName on system topic $Topic ended $state (Event Grid could not validate ${PlannerId}?); see the topic's activity log" }
+        if ($attempt -ge $PollAttempts) { Fail "subscription $SubscriptionName on system topic $Topic was not provisioned after $PollAttempts checks; rerun 'azd hooks run postdeploy'" }
+        Write-Host "postdeploy: waiting for subscription $SubscriptionName on system topic $Topic to be provisioned ($attempt/$PollAttempts)"
+        $attempt++
+        Start-Sleep -Seconds $PollIntervalSeconds
     }
+}
+
+# 2. One subscription per system topic: "kind|subscription|resourceGroup|topic|subject,subject".
+# A PUT of the whole subscription: on an existing one it replaces filters, retry policy and
+# dead-lettering whole, so a subject the map dropped does not linger the way it would through
+# `update`. Event Grid refuses a PUT that changes the delivery schema of an existing subscription:
+# one of ours with another schema is deleted and created again; one delivering elsewhere stops the
+# hook, which deletes nobody else's subscription.
+$subscribed = @()
+# PowerShell before 7.3 mangles double quotes inside native arguments: the body goes in a file.
+$BodyFile = [System.IO.Path]::GetTempFileName()
+try {
+    if ($SystemTopics) {
+        foreach ($entry in $SystemTopics.Split(';')) {
+            $fields = $entry.Split('|')
+            if ($fields.Count -lt 4) { Fail "malformed EVENTGRID_SYSTEM_TOPICS entry '$entry' (expected kind|subscription|resourceGroup|topic|subjects)" }
+            $kind, $sub, $rg, $topic = $fields[0..3]
+            $subjects = if ($fields.Count -ge 5 -and $fields[4]) { $fields[4].Split(',') } else { @() }
+            if (-not $EventTypes.ContainsKey($kind)) { Fail "unknown event source kind '$kind' in EVENTGRID_SYSTEM_TOPICS (expected appService, apim, apiCenter or blob)" }
+
+            $ids = @('--name', $SubscriptionName, '--resource-group', $rg, '--system-topic-name', $topic, '--subscription', $sub)
+            $endpoint = az eventgrid system-topic event-subscription show @ids --query destination.resourceId --output tsv 2> $null
+            $action = if ($LASTEXITCODE -eq 0) { 'replace' } else { 'create' }
+            if ($action -eq 'replace') {
+                $schema = az eventgrid system-topic event-subscription show @ids --query eventDeliverySchema --output tsv 2> $null
+                if ($LASTEXITCODE -ne 0) { $schema = '' }
+                if ($schema -and $schema -ine $SystemTopicSchema) {
+                    if ("$endpoint" -ine $PlannerId) {
+                        Fail "subscription $SubscriptionName on system topic $topic delivers to $endpoint with schema $schema, and Event Grid cannot change the schema of an existing subscription; it is not this app's, so it was left alone: delete it, or set EVENTGRID_SUBSCRIPTION_NAME to another name"
+                    }
+                    Write-Warning "postdeploy: subscription $SubscriptionName on system topic $topic delivers $schema, which Event Grid cannot change to $SystemTopicSchema in place: deleting and creating it again (events raised in between are not delivered)"
+                    az eventgrid system-topic event-subscription delete @ids --yes --output none
+                    if ($LASTEXITCODE -ne 0) { Fail "could not delete subscription $SubscriptionName on system topic $topic to change its delivery schema" }
+                    $action = 'recreate'
+                }
+                else { Write-ForeignWarning "$endpoint" "system topic $topic" }
+            }
+            $filter = [ordered]@{ includedEventTypes = @($EventTypes[$kind]) }
+            if ($subjects.Count -gt 1) { $filter['advancedFilters'] = @([ordered]@{ operatorType = 'StringBeginsWith'; key = 'subject'; values = @($subjects) }) }
+            elseif ($subjects.Count -eq 1) { $filter['subjectBeginsWith'] = $subjects[0] }
+            $body = [ordered]@{
+                properties = [ordered]@{
+                    destination                    = [ordered]@{ endpointType = 'AzureFunction'; properties = [ordered]@{ resourceId = $PlannerId } }
+                    filter                         = $filter
+                    eventDeliverySchema            = $SystemTopicSchema
+                    retryPolicy                    = [ordered]@{ maxDeliveryAttempts = [int]$MaxDeliveryAttempts; eventTimeToLiveInMinutes = [int]$EventTtlMinutes }
+                    deadLetterWithResourceIdentity = [ordered]@{
+                        identity              = [ordered]@{ type = 'SystemAssigned' }
+                        deadLetterDestination = [ordered]@{
+                            endpointType = 'StorageBlob'
+                            properties   = [ordered]@{ resourceId = $DeadLetterAccountId; blobContainerName = $DeadLetterContainer }
+                        }
+                    }
+                }
+            }
+            # UTF-8 without a byte order mark, in Windows PowerShell 5.1 as in PowerShell 7
+            [System.IO.File]::WriteAllText($BodyFile, ($body | ConvertTo-Json -Depth 10 -Compress))
+            # relative URL: az rest puts the ARM endpoint of the signed-in cloud in front
+            $url = "/subscriptions/$sub/resourceGroups/$rg/providers/Microsoft.EventGrid/systemTopics/$topic/eventSubscriptions/${SubscriptionName}?api-version=$EventGridApiVersion"
+            Write-Host "postdeploy: $action subscription $SubscriptionName on system topic $topic ($kind)"
+            az rest --method put --url $url --body "@$BodyFile" --output none
+            if ($LASTEXITCODE -ne 0) { Fail "could not write subscription $SubscriptionName on system topic $topic (az rest failed, see above)" }
+            Wait-Provisioned $ids $topic
+            $subscribed += "$sub|$rg|$topic"
+        }
+    }
+}
+finally {
+    Remove-Item -LiteralPath $BodyFile -ErrorAction SilentlyContinue
 }
 $SubscribedValue = $subscribed -join ';'
 

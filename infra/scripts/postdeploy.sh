@@ -3,13 +3,20 @@
 #
 # Why here and not in Bicep: an AzureFunction endpoint can only be validated once the code is
 # deployed and the host has indexed plan_event. Converges: each subscription is written whole
-# (`create` is a PUT, so an existing one is replaced, never duplicated, and keeps no stale subject
-# filter), and the subscription this hook made on a system topic the map no longer names is
-# deleted, but only when it still delivers to this app's plan_event. The topics it subscribed are
-# remembered in the azd environment (EVENTGRID_SUBSCRIBED_TOPICS) for the next run to compare.
+# (a PUT, so an existing one is replaced, never duplicated, and keeps no stale subject filter),
+# and the subscription this hook made on a system topic the map no longer names is deleted, but
+# only when it still delivers to this app's plan_event. The topics it subscribed are remembered in
+# the azd environment (EVENTGRID_SUBSCRIBED_TOPICS) for the next run to compare.
+#
+# System-topic subscriptions are written with `az rest` (the ARM API), not `az eventgrid
+# system-topic event-subscription create`: that command has no --deadletter-identity options
+# (azure-cli does not register them for system topics), and the subscriptions dead-letter with the
+# topic's own managed identity. `az rest` sends the relative URL to the Resource Manager endpoint of
+# the signed-in cloud.
 #
 # Reads values from `azd env get-values` (outputs of infra/main.bicep). Tunables (environment):
-#   POLL_ATTEMPTS (60), POLL_INTERVAL_SECONDS (10)  wait for plan_event to be indexed
+#   POLL_ATTEMPTS (60), POLL_INTERVAL_SECONDS (10)  wait for plan_event to be indexed, and for
+#                                                   each system-topic subscription to be provisioned
 #   EVENTGRID_SUBSCRIPTION_NAME (connector-sync)     name of each subscription
 #   EVENTGRID_MAX_DELIVERY_ATTEMPTS (30), EVENTGRID_EVENT_TTL_MINUTES (1440)
 set -eu
@@ -21,6 +28,10 @@ SUBSCRIPTION_NAME="${EVENTGRID_SUBSCRIPTION_NAME:-connector-sync}"
 MAX_DELIVERY_ATTEMPTS="${EVENTGRID_MAX_DELIVERY_ATTEMPTS:-30}"
 EVENT_TTL_MINUTES="${EVENTGRID_EVENT_TTL_MINUTES:-1440}"
 CI_EVENT_TYPE="ConnectorSync.ApiDeployed"
+# Microsoft.EventGrid API version of the system-topic subscription PUT (GA)
+EVENTGRID_API_VERSION="2025-02-15"
+# What the system-topic subscriptions deliver; Event Grid cannot change it on an existing one
+SYSTEM_TOPIC_SCHEMA="EventGridSchema"
 
 fail() {
   echo "postdeploy: $*" >&2
@@ -32,7 +43,8 @@ command -v azd >/dev/null 2>&1 || fail "azd is not on PATH"
 
 ENV_FILE=$(mktemp)
 ERR_FILE=$(mktemp)
-trap 'rm -f "$ENV_FILE" "$ERR_FILE"' EXIT
+BODY_FILE=$(mktemp)
+trap 'rm -f "$ENV_FILE" "$ERR_FILE" "$BODY_FILE"' EXIT
 azd env get-values >"$ENV_FILE" || fail "'azd env get-values' failed; select an environment with 'azd env select'"
 
 # Value of KEY from `azd env get-values` (lines look like KEY="value"); never eval'd.
@@ -57,21 +69,48 @@ SUBSCRIBED_KEY="EVENTGRID_SUBSCRIBED_TOPICS"
 PREVIOUS_TOPICS=$(env_value "$SUBSCRIBED_KEY")
 PLANNER_ID="$FUNCTION_APP_ID/functions/$PLANNER_FUNCTION"
 
+# The REST body names the storage account and the container apart.
+case "$DEADLETTER_CONTAINER_ID" in
+  /subscriptions/*/providers/Microsoft.Storage/storageAccounts/*/blobServices/default/containers/?*) ;;
+  *) fail "EVENTGRID_DEADLETTER_CONTAINER_ID '$DEADLETTER_CONTAINER_ID' is not a blob container resource id" ;;
+esac
+DEADLETTER_ACCOUNT_ID=${DEADLETTER_CONTAINER_ID%/blobServices/default/containers/*}
+DEADLETTER_CONTAINER=${DEADLETTER_CONTAINER_ID##*/}
+for number in "$MAX_DELIVERY_ATTEMPTS" "$EVENT_TTL_MINUTES"; do
+  case "$number" in
+    "" | *[!0-9]*) fail "EVENTGRID_MAX_DELIVERY_ATTEMPTS and EVENTGRID_EVENT_TTL_MINUTES must be whole numbers (got '$number')" ;;
+  esac
+done
+
 lower() {
   printf '%s' "$1" | tr '[:upper:]' '[:lower:]'
 }
 
+# Runs the command "$4"... until it succeeds: at most POLL_ATTEMPTS times, POLL_INTERVAL_SECONDS
+# apart, saying "waiting for $1" in between; when the tries run out, fails with "$2 after N
+# checks; $3".
+poll() {
+  waiting=$1 timeout=$2 advice=$3
+  shift 3
+  attempt=1
+  until "$@"; do
+    if [ "$attempt" -ge "$POLL_ATTEMPTS" ]; then
+      fail "$timeout after $POLL_ATTEMPTS checks; $advice"
+    fi
+    echo "postdeploy: waiting for $waiting ($attempt/$POLL_ATTEMPTS)"
+    attempt=$((attempt + 1))
+    sleep "$POLL_INTERVAL_SECONDS"
+  done
+}
+
+plan_event_indexed() {
+  az functionapp function show --resource-group "$RESOURCE_GROUP" --name "$FUNCTION_APP_NAME" \
+    --function-name "$PLANNER_FUNCTION" --query name --output tsv >/dev/null 2>&1
+}
+
 # 1. Wait until the host has indexed plan_event (Event Grid validates the endpoint on create).
-attempt=1
-until az functionapp function show --resource-group "$RESOURCE_GROUP" --name "$FUNCTION_APP_NAME" \
-  --function-name "$PLANNER_FUNCTION" --query name --output tsv >/dev/null 2>&1; do
-  if [ "$attempt" -ge "$POLL_ATTEMPTS" ]; then
-    fail "function $PLANNER_FUNCTION did not appear in $FUNCTION_APP_NAME after $POLL_ATTEMPTS checks; see the deployment logs"
-  fi
-  echo "postdeploy: waiting for $PLANNER_FUNCTION to be indexed ($attempt/$POLL_ATTEMPTS)"
-  attempt=$((attempt + 1))
-  sleep "$POLL_INTERVAL_SECONDS"
-done
+poll "$PLANNER_FUNCTION to be indexed" "function $PLANNER_FUNCTION did not appear in $FUNCTION_APP_NAME" \
+  "see the deployment logs" plan_event_indexed
 echo "postdeploy: $PLANNER_FUNCTION is indexed"
 
 # Event types that mean "an API was deployed", per source kind.
@@ -94,35 +133,87 @@ warn_if_foreign() {
   fi
 }
 
+# $1 with backslashes and double quotes escaped for a JSON string (the values are one line).
+json_escape() {
+  printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'
+}
+
+# A JSON array of the strings in $1, separated by the character $2.
+json_array() {
+  printf '["%s"]' "$(json_escape "$1" | sed "s/$2/\",\"/g")"
+}
+
+# The whole subscription for event types $1 (space-separated) and subjects $2 (comma-separated):
+# the same settings `az eventgrid ... create` was given before, as the ARM document.
+subscription_body() {
+  filter="\"includedEventTypes\":$(json_array "$1" ' ')"
+  case "$2" in
+    "") ;;
+    *,*) filter="$filter,\"advancedFilters\":[{\"operatorType\":\"StringBeginsWith\",\"key\":\"subject\",\"values\":$(json_array "$2" ',')}]" ;;
+    *) filter="$filter,\"subjectBeginsWith\":\"$(json_escape "$2")\"" ;;
+  esac
+  printf '{"properties":{'
+  printf '"destination":{"endpointType":"AzureFunction","properties":{"resourceId":"%s"}},' "$(json_escape "$PLANNER_ID")"
+  printf '"filter":{%s},' "$filter"
+  printf '"eventDeliverySchema":"%s",' "$SYSTEM_TOPIC_SCHEMA"
+  printf '"retryPolicy":{"maxDeliveryAttempts":%s,"eventTimeToLiveInMinutes":%s},' "$MAX_DELIVERY_ATTEMPTS" "$EVENT_TTL_MINUTES"
+  printf '"deadLetterWithResourceIdentity":{"identity":{"type":"SystemAssigned"},'
+  printf '"deadLetterDestination":{"endpointType":"StorageBlob","properties":{"resourceId":"%s","blobContainerName":"%s"}}}' \
+    "$(json_escape "$DEADLETTER_ACCOUNT_ID")" "$(json_escape "$DEADLETTER_CONTAINER")"
+  printf '}}\n'
+}
+
+# Succeeds once the subscription on system topic $topic ("$@" identify it) is provisioned, and
+# stops the hook if provisioning failed (Event Grid validates plan_event while provisioning).
+subscription_provisioned() {
+  state=$(az eventgrid system-topic event-subscription show "$@" --query provisioningState --output tsv) ||
+    fail "could not read subscription $SUBSCRIPTION_NAME on system topic $topic after writing it"
+  case "$state" in
+    Succeeded) return 0 ;;
+    Failed | Canceled)
+      fail "subscription $SUBSCRIPTION_NAME on system topic $topic ended $state (Event Grid could not validate $PLANNER_ID?); see the topic's activity log" ;;
+  esac
+  return 1
+}
+
 # 2. One subscription per system topic: "kind|subscription|resourceGroup|topic|subject,subject".
-# `create` is a PUT: on an existing subscription it replaces filters, retry policy and schema
-# whole, so a subject the map dropped does not linger the way it would through `update` (which
-# keeps every filter field it is not given and cannot remove an advanced filter at all).
+# A PUT of the whole subscription: on an existing one it replaces filters, retry policy and
+# dead-lettering whole, so a subject the map dropped does not linger the way it would through
+# `update` (which keeps every filter field it is not given and cannot remove an advanced filter).
+# Event Grid refuses a PUT that changes the delivery schema of an existing subscription: one of
+# ours (delivering to this app's plan_event) with another schema is deleted and created again; one
+# delivering elsewhere stops the hook, which deletes nobody else's subscription.
 upsert_system_topic_subscription() {
   kind=$1 sub=$2 rg=$3 topic=$4 subjects=$5
   types=$(event_types "$kind")
+  url="/subscriptions/$sub/resourceGroups/$rg/providers/Microsoft.EventGrid/systemTopics/$topic/eventSubscriptions/$SUBSCRIPTION_NAME?api-version=$EVENTGRID_API_VERSION"
   # Positional parameters hold the argument list (POSIX sh has no arrays).
   set -- --name "$SUBSCRIPTION_NAME" --resource-group "$rg" --system-topic-name "$topic" --subscription "$sub"
   if endpoint=$(az eventgrid system-topic event-subscription show "$@" --query destination.resourceId --output tsv 2>/dev/null); then
     action=replace
-    warn_if_foreign "$endpoint" "system topic $topic"
+    schema=$(az eventgrid system-topic event-subscription show "$@" --query eventDeliverySchema --output tsv 2>/dev/null) || schema=""
+    if [ -n "$schema" ] && [ "$(lower "$schema")" != "$(lower "$SYSTEM_TOPIC_SCHEMA")" ]; then
+      if [ "$(lower "$endpoint")" != "$(lower "$PLANNER_ID")" ]; then
+        fail "subscription $SUBSCRIPTION_NAME on system topic $topic delivers to $endpoint with schema $schema, and Event Grid cannot change the schema of an existing subscription; it is not this app's, so it was left alone: delete it, or set EVENTGRID_SUBSCRIPTION_NAME to another name"
+      fi
+      echo "postdeploy: warning: subscription $SUBSCRIPTION_NAME on system topic $topic delivers $schema, which Event Grid cannot change to $SYSTEM_TOPIC_SCHEMA in place: deleting and creating it again (events raised in between are not delivered)" >&2
+      az eventgrid system-topic event-subscription delete "$@" --yes --output none ||
+        fail "could not delete subscription $SUBSCRIPTION_NAME on system topic $topic to change its delivery schema"
+      action=recreate
+    else
+      warn_if_foreign "$endpoint" "system topic $topic"
+    fi
   else
     action=create
   fi
-  # shellcheck disable=SC2086 # $types is a deliberate word list
-  set -- "$@" --endpoint "$PLANNER_ID" --endpoint-type azurefunction --included-event-types $types \
-    --deadletter-identity systemassigned --deadletter-identity-endpoint "$DEADLETTER_CONTAINER_ID"
-  case "$subjects" in
-    "") ;;
-    *,*)
-      # shellcheck disable=SC2046 # split the comma list into words on purpose
-      set -- "$@" --advanced-filter subject StringBeginsWith $(echo "$subjects" | tr ',' ' ') ;;
-    *) set -- "$@" --subject-begins-with "$subjects" ;;
-  esac
-  set -- "$@" --event-delivery-schema eventgridschema \
-    --max-delivery-attempts "$MAX_DELIVERY_ATTEMPTS" --event-ttl "$EVENT_TTL_MINUTES"
+  subscription_body "$types" "$subjects" >"$BODY_FILE"
   echo "postdeploy: $action subscription $SUBSCRIPTION_NAME on system topic $topic ($kind)"
-  az eventgrid system-topic event-subscription create "$@" --output none
+  az rest --method put --url "$url" --body "@$BODY_FILE" --output none ||
+    fail "could not write subscription $SUBSCRIPTION_NAME on system topic $topic (az rest failed, see above)"
+  # The PUT returns while Event Grid still provisions it: wait for the outcome, as `create` did.
+  poll "subscription $SUBSCRIPTION_NAME on system topic $topic to be provisioned" \
+    "subscription $SUBSCRIPTION_NAME on system topic $topic was not provisioned" \
+    "rerun 'azd hooks run postdeploy'" subscription_provisioned "$@"
 }
 
 # 3. A topic the last run subscribed and the map no longer names: delete the subscription there,
