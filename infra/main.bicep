@@ -66,6 +66,11 @@ param ciTopicName string = ''
 ])
 param storageSku string = 'Standard_LRS'
 
+@description('Optional. Days a dead-lettered event stays in the dead-letter container (SYNC_DEADLETTER_RETENTION_DAYS): one that failed to plan may hold a caller\'s signed specUrl.')
+@minValue(8)
+@maxValue(365)
+param deadLetterRetentionDays int = 30
+
 @description('Optional. Diagnostic settings that send resource logs to the Log Analytics workspace (SYNC_ENABLE_DIAGNOSTICS): Key Vault AuditEvent, the function app\'s FunctionAppLogs, the storage account\'s blob/queue/table StorageRead/StorageWrite/StorageDelete, and DeliveryFailures (plus PublishFailures on the CI topic) of the Event Grid topics this template creates.')
 param enableDiagnostics bool = true
 
@@ -202,6 +207,7 @@ module storage './app/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     skuName: storageSku
+    deadLetterRetentionDays: deadLetterRetentionDays
   }
 }
 

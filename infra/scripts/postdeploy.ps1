@@ -119,7 +119,9 @@ try {
             $fields = $entry.Split('|')
             if ($fields.Count -lt 4) { Fail "malformed EVENTGRID_SYSTEM_TOPICS entry '$entry' (expected kind|subscription|resourceGroup|topic|subjects)" }
             $kind, $sub, $rg, $topic = $fields[0..3]
-            $subjects = if ($fields.Count -ge 5 -and $fields[4]) { $fields[4].Split(',') } else { @() }
+            # @(...): an if that yields one item would unroll it to a string (and none to `$null`), whose
+            # .Count StrictMode refuses and whose [0] is a character
+            $subjects = @(if ($fields.Count -ge 5 -and $fields[4]) { $fields[4].Split(',') })
             if (-not $EventTypes.ContainsKey($kind)) { Fail "unknown event source kind '$kind' in EVENTGRID_SYSTEM_TOPICS (expected appService, apim, apiCenter or blob)" }
 
             $ids = @('--name', $SubscriptionName, '--resource-group', $rg, '--system-topic-name', $topic, '--subscription', $sub)
@@ -158,7 +160,7 @@ try {
                 }
             }
             # UTF-8 without a byte order mark, in Windows PowerShell 5.1 as in PowerShell 7
-            [System.IO.File]::WriteAllText($BodyFile, ($body | ConvertTo-Json -Depth 10 -Compress))
+            [System.IO.File]::WriteAllText($BodyFile, ($body | ConvertTo-Json -Depth 10 -Compress -EscapeHandling EscapeNonAscii))
             # relative URL: az rest puts the ARM endpoint of the signed-in cloud in front
             $url = "/subscriptions/$sub/resourceGroups/$rg/providers/Microsoft.EventGrid/systemTopics/$topic/eventSubscriptions/${SubscriptionName}?api-version=$EventGridApiVersion"
             Write-Host "postdeploy: $action subscription $SubscriptionName on system topic $topic ($kind)"

@@ -81,6 +81,14 @@ for number in "$MAX_DELIVERY_ATTEMPTS" "$EVENT_TTL_MINUTES"; do
     "" | *[!0-9]*) fail "EVENTGRID_MAX_DELIVERY_ATTEMPTS and EVENTGRID_EVENT_TTL_MINUTES must be whole numbers (got '$number')" ;;
   esac
 done
+# JSON numbers have no leading zeros (030 would make the body invalid; $((030)) is octal in sh)
+without_leading_zeros() {
+  n=$1
+  while [ "${#n}" -gt 1 ] && [ "${n#0}" != "$n" ]; do n=${n#0}; done
+  printf '%s' "$n"
+}
+MAX_DELIVERY_ATTEMPTS=$(without_leading_zeros "$MAX_DELIVERY_ATTEMPTS")
+EVENT_TTL_MINUTES=$(without_leading_zeros "$EVENT_TTL_MINUTES")
 
 lower() {
   printf '%s' "$1" | tr '[:upper:]' '[:lower:]'
@@ -185,6 +193,12 @@ subscription_provisioned() {
 # delivering elsewhere stops the hook, which deletes nobody else's subscription.
 upsert_system_topic_subscription() {
   kind=$1 sub=$2 rg=$3 topic=$4 subjects=$5
+  # json_escape handles quotes and backslashes only: a control character would make the body
+  # invalid JSON, and a non-ASCII one may reach ARM as Latin-1 (az rest hands requests the body as
+  # text; Azure/azure-cli#30366). The PowerShell hook escapes both.
+  if printf '%s' "$subjects" | LC_ALL=C grep -q '[^ -~]'; then
+    fail "subjects of system topic $topic hold a control or non-ASCII character ('$subjects'); use an ASCII prefix, or run postdeploy.ps1 (PowerShell 7), which escapes it"
+  fi
   types=$(event_types "$kind")
   url="/subscriptions/$sub/resourceGroups/$rg/providers/Microsoft.EventGrid/systemTopics/$topic/eventSubscriptions/$SUBSCRIPTION_NAME?api-version=$EVENTGRID_API_VERSION"
   # Positional parameters hold the argument list (POSIX sh has no arrays).

@@ -190,11 +190,25 @@ def test_storage_sku_is_a_main_parameter_that_reaches_the_account(parsed: dict[s
     assert storage["resources"]["storage"]["config"]["sku"] == {"name": "skuName"}
 
 
+def test_dead_letter_retention_is_a_main_parameter_that_reaches_the_rule(
+    parsed: dict[str, dict],
+) -> None:
+    """Found in review on 2026-12-07: the storage module had the parameter but main.bicep did
+    not pass it, so no operator could change the 30 days."""
+    main = parsed["main.bicep"]
+    days = main["parameters"]["deadLetterRetentionDays"]
+    assert days["type"] == "int" and days["default"] == 30
+    params = main["modules"]["storage"]["config"]["params"]
+    assert params["deadLetterRetentionDays"] == "deadLetterRetentionDays"
+    assert parsed["app/storage.bicep"]["parameters"]["deadLetterRetentionDays"]["default"] == 30
+
+
 def test_new_parameters_map_to_azd_environment_values() -> None:
     doc = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert doc["storageSku"]["value"] == "${SYNC_STORAGE_SKU=Standard_LRS}"
     assert doc["enableDiagnostics"]["value"] == "${SYNC_ENABLE_DIAGNOSTICS=true}"
     assert doc["logRetentionInDays"]["value"] == "${SYNC_LOG_RETENTION_DAYS=30}"
+    assert doc["deadLetterRetentionDays"]["value"] == "${SYNC_DEADLETTER_RETENTION_DAYS=30}"
 
 
 def test_deploy_doc_lists_the_new_values_and_a_secret_read_query() -> None:
@@ -203,6 +217,7 @@ def test_deploy_doc_lists_the_new_values_and_a_secret_read_query() -> None:
         "`SYNC_STORAGE_SKU`",
         "`SYNC_ENABLE_DIAGNOSTICS`",
         "`SYNC_LOG_RETENTION_DAYS`",
+        "`SYNC_DEADLETTER_RETENTION_DAYS`",
         "AZKVAuditLogs",
         'OperationName == "SecretGet"',
         "StorageBlobLogs",

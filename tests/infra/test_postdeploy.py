@@ -448,6 +448,44 @@ def test_retry_settings_must_be_whole_numbers(hook: Hook) -> None:
     assert hook.calls() == []
 
 
+def test_retry_settings_with_leading_zeros_are_written_as_json_numbers(hook: Hook) -> None:
+    """``030`` passed the whole-number check but made the body invalid JSON (found in review on
+    2026-12-07); ``$((030))`` would read it as octal in sh."""
+    proc = hook.run(EVENTGRID_MAX_DELIVERY_ATTEMPTS="030", EVENTGRID_EVENT_TTL_MINUTES="0090")
+    assert proc.returncode == 0, proc.stderr
+    retry = {json.dumps(hook.by_topic()[t]["retryPolicy"]) for t in SYSTEM_TOPIC_NAMES}
+    assert retry == {'{"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 90}'}
+
+
+@pytest.mark.parametrize(
+    "subject", ["/blobServices/default/containers/specs/blobs/\u00e9quipe", "/a\tb"]
+)
+def test_a_subject_the_shell_cannot_escape_stops_the_hook_before_any_write(
+    hook: Hook, subject: str
+) -> None:
+    """Only quotes and backslashes are escaped by the sh hook: a control character made the body
+    invalid JSON, and a non-ASCII one can reach ARM as Latin-1 through az rest
+    (Azure/azure-cli#30366). Found in review on 2026-12-07; the PowerShell hook escapes both."""
+    subject = subject.encode().decode("unicode_escape")
+    topics = TOPICS.replace("egst-blob-specs|", f"egst-blob-specs|{subject}")
+    hook.set_env(_env_text(EVENTGRID_SYSTEM_TOPICS=topics))
+    proc = hook.run()
+    assert proc.returncode != 0
+    assert "control or non-ASCII character" in proc.stderr
+    assert "egst-blob-specs" not in json.dumps(hook.puts())
+
+
+def test_powershell_hook_keeps_one_subject_an_array_and_escapes_non_ascii() -> None:
+    """An ``if`` yielding one item unrolls it to a string, whose ``.Count`` StrictMode refuses
+    and whose ``[0]`` is its first character (a filter of "/" matching every event); found in
+    review on 2026-12-07. pwsh is not available here, so the text is checked."""
+    ps1 = HOOK_PS1.read_text()
+    assert (
+        "$subjects = @(if ($fields.Count -ge 5 -and $fields[4]) { $fields[4].Split(',') })" in ps1
+    )
+    assert "ConvertTo-Json -Depth 10 -Compress -EscapeHandling EscapeNonAscii" in ps1
+
+
 def test_dead_letter_container_id_must_name_a_container(hook: Hook) -> None:
     hook.set_env(_env_text(EVENTGRID_DEADLETTER_CONTAINER_ID=DEADLETTER_ACCOUNT))
     proc = hook.run()
