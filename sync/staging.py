@@ -22,7 +22,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sync.errors import PermanentError, SpecNotStagedError, TransientError
-from sync.models import STAGED_SPEC, FetchedSpec, SyncRequest, WorkItem, staged_key
+from sync.models import (
+    STAGED_SPEC,
+    FetchedSpec,
+    SyncRequest,
+    WorkItem,
+    event_identity,
+    staged_key,
+)
 from sync.redact import carries_credential, redact_url
 
 if TYPE_CHECKING:
@@ -84,7 +91,10 @@ def staged(request: SyncRequest, api: ApiConfig, ports: Ports, *, run_id: str) -
     if not request.spec_url or not carries_credential(request.spec_url):
         return request
     shown = redact_url(request.spec_url)
-    if (kept := _staged_before(ports.ledger, run_id)) is not None:
+    # Only an event's run id is its own again on a redelivery (``runs.run_id_for``); any other
+    # run is new, and looking it up would be a wasted read
+    replanned = event_identity(request) is not None
+    if replanned and (kept := _staged_before(ports.ledger, run_id)) is not None:
         log.info("run %s planned before: its staged spec %s is used again", run_id, kept)
         return replace(request, spec_url=shown, staged_spec=kept)
     started = time.monotonic()

@@ -324,3 +324,23 @@ def test_a_spec_url_with_a_fragment_is_refused_before_anything_is_queued(env) ->
     assert error.get("field") == "specUrl" and "fragment" in error["message"]
     assert canary not in resp.get_body().decode()
     assert raw_messages(env) == [] and run_rows(env) == []
+
+
+def test_an_http_run_does_not_look_for_an_earlier_staging(env, monkeypatch) -> None:
+    """An HTTP run's id is new every time, so the lookup a redelivered event needs would be a
+    wasted ledger read for it (found in review on 2026-12-07)."""
+    from sync.adapters.ledger_tables import TableLedger
+
+    looked: list[str] = []
+    original = TableLedger.get_run
+
+    def get_run(self: Any, run_id: str) -> Any:
+        looked.append(run_id)
+        return original(self, run_id)
+
+    monkeypatch.setattr(TableLedger, "get_run", get_run)
+    env.serve("openapi-v1.yaml")
+    accepted = post(signed_url(env, "c4n4ry" + uuid.uuid4().hex))
+    assert accepted.status_code == 202, accepted.get_body()
+    assert looked == []
+    assert len(raw_messages(env)) == 2
