@@ -214,6 +214,59 @@ def test_simulator_blanks_secrets_like_dataverse(sim: Simulator, http) -> None:
     assert response.status_code == 204
     cid = response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
     assert "should-not-be-stored" not in sim.dataverse_row(cid)["connectionparameters"]
+    # reference 3.2: "replaced with an empty string" (until 2026-12-07 the key was removed)
+    stored = json.loads(sim.dataverse_row(cid)["connectionparameters"])
+    assert stored["token"]["oAuthSettings"]["clientSecret"] == ""
+
+
+def test_simulator_blanks_secrets_in_parameter_sets_too(sim: Simulator, http) -> None:
+    """Found in review on 2026-12-07: a secret in ``connectionparametersets`` was stored and
+    served back as sent, so a client writing that column would pass here and fail for real."""
+    from tests.powerplatform.conftest import mint
+
+    oauth = {"type": "oauthSetting", "oAuthSettings": {"clientId": "c", "clientSecret": "s3cr3t"}}
+    sets = {"uiDefinition": {}, "values": [{"name": "oauth", "parameters": {"token": oauth}}]}
+    response = http.post(
+        f"{sim.url}/api/data/v9.2/connectors",
+        json={
+            "connectorid": new_guid(),
+            "name": "n",
+            "displayname": "N",
+            "openapidefinition": json.dumps(DEFINITION),
+            "connectortype": 1,
+            "connectionparametersets": json.dumps(sets),
+        },
+        headers={"Authorization": f"Bearer {mint(sim.url)}"},
+    )
+    assert response.status_code == 204, response.text
+    cid = response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+    stored = json.loads(sim.dataverse_row(cid)["connectionparametersets"])
+    assert stored["values"][0]["parameters"]["token"]["oAuthSettings"] == {
+        "clientId": "c",
+        "clientSecret": "",
+    }
+
+
+@pytest.mark.parametrize("column", ["connectionparameters", "connectionparametersets"])
+def test_simulator_answers_bad_parameter_json_with_a_400(sim: Simulator, http, column: str) -> None:
+    """Found in review on 2026-12-07: the handler crashed and dropped the connection, which a
+    client retries as a transport failure instead of reporting the 400."""
+    from tests.powerplatform.conftest import mint
+
+    response = http.post(
+        f"{sim.url}/api/data/v9.2/connectors",
+        json={
+            "connectorid": new_guid(),
+            "name": "n",
+            "displayname": "N",
+            "openapidefinition": json.dumps(DEFINITION),
+            "connectortype": 1,
+            column: "{not json",
+        },
+        headers={"Authorization": f"Bearer {mint(sim.url)}"},
+    )
+    assert response.status_code == 400
+    assert f"The '{column}' value is not valid JSON." in response.text
 
 
 def test_simulator_refuses_unknown_columns(sim: Simulator, http) -> None:

@@ -392,8 +392,9 @@ def revert_unsupported_flows(doc: dict[str, Any]) -> None:
                 scheme["authorizationUrl"] = scheme["tokenUrl"]
 
 
-def _strip_secrets(properties: dict[str, Any]) -> list[str]:
-    """Remove clientSecret from every oAuthSettings; return what was removed."""
+def _strip_secrets(properties: dict[str, Any], *, blank: bool = False) -> list[str]:
+    """Take clientSecret out of every oAuthSettings, removed (the PowerApps API) or ``blank``ed
+    to "" (Dataverse, reference 3.2); return what was taken."""
     found: list[str] = []
 
     def scan(params: Any) -> None:
@@ -402,6 +403,8 @@ def _strip_secrets(properties: dict[str, Any]) -> list[str]:
                 settings = value.get("oAuthSettings") if isinstance(value, dict) else None
                 if isinstance(settings, dict) and "clientSecret" in settings:
                     found.append(str(settings.pop("clientSecret")))
+                    if blank:
+                        settings["clientSecret"] = ""
 
     scan(properties.get("connectionParameters"))
     sets = properties.get("connectionParameterSets")
@@ -1140,10 +1143,22 @@ class Simulator:
                 # reference 4.1, OpenAPI 2.0 only; INFERRED: refused by the write, in this shape
                 # (the column's size limit is the 500,000 characters checked above)
                 return dv_error(400, DV_INVALID_ARGUMENT, SPEC_VERSION_MESSAGE)
-        if doc.get("connectionparameters"):
-            params = json.loads(doc["connectionparameters"])
-            _strip_secrets({"connectionParameters": params})  # no secrets in Dataverse
-            doc["connectionparameters"] = json.dumps(params)
+        for column, member in (
+            ("connectionparameters", "connectionParameters"),
+            ("connectionparametersets", "connectionParameterSets"),
+        ):
+            if not doc.get(column):
+                continue
+            try:
+                params = json.loads(doc[column])
+            except ValueError:  # INFERRED: refused as openapidefinition is, not a dropped socket
+                return dv_error(
+                    400, DV_INVALID_ARGUMENT, f"The '{column}' value is not valid JSON."
+                )
+            # reference 3.2: Dataverse stores no connector secret, "replaced with an empty
+            # string" (the PowerApps API removes it instead)
+            _strip_secrets({member: params}, blank=True)
+            doc[column] = json.dumps(params)
         with self._lock:
             if creating:
                 given = dict(doc)
