@@ -48,6 +48,17 @@ class PermanentError(SyncError):
     pass
 
 
+class ServerFault(PermanentError):
+    """Permanent, but ours, not the caller's: a storage service refusing the app (a role not
+    yet granted, a firewall), or a stored row it cannot read. An HTTP caller gets a 500, not a
+    400 that says its request was wrong, and Event Grid retries a webhook delivery it refused
+    with one (a 400 is never retried: the event was dead-lettered or lost)."""
+
+
+class StorageError(ServerFault):
+    """A storage service answered a request of ours with a non-transient error."""
+
+
 class SpecError(PermanentError):
     pass
 

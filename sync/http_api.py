@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.auth import AuthError
-from sync.errors import ConfigError, PermanentError, SyncError, TransientError
+from sync.errors import ConfigError, PermanentError, ServerFault, SyncError, TransientError
 from sync.models import SyncRequest, TargetOutcome
 from sync.runs import run_inline, submit
 
@@ -104,6 +104,9 @@ def guarded(handler: Callable[[ApiRequest], ApiResponse]) -> Callable[[ApiReques
             return error(500, "ConfigError", exc.message, path=exc.path)
         except TransientError as exc:
             return error(503, "Unavailable", str(exc))
+        except ServerFault as exc:  # ours (storage refused the app, an unreadable row): not a 400
+            log.error("server fault: %s", exc)
+            return error(500, type(exc).__name__, str(exc), field=exc.where)
         except PermanentError as exc:
             return error(400, type(exc).__name__, str(exc), field=exc.where)
         except SyncError as exc:  # pragma: no cover - every subclass is handled above

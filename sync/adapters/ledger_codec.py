@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sync.errors import PermanentError
+from sync.errors import PermanentError, ServerFault
 from sync.lru import Lru
 from sync.spec.canonical import canonical_bytes, kept_bytes
 
@@ -31,7 +31,7 @@ CHUNK_PREFIX = "Def"  # Def00, Def01, ...
 MAX_STRING_CHARS = 32_000  # a Table string property holds at most 32K UTF-16 characters
 
 
-class LedgerCorruptError(PermanentError):
+class LedgerCorruptError(ServerFault):
     """Stored bytes do not decompress or do not match their recorded sha256."""
 
 

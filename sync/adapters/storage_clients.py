@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sync.adapters.sdk_transport import plain_transport
-from sync.errors import PermanentError, SyncError, TransientError
+from sync.errors import ConfigError, StorageError, SyncError, TransientError
+from sync.settings import BLOB_ENDPOINT, QUEUE_ENDPOINT, STORAGE_CONNECTION_STRING, TABLE_ENDPOINT
 
 T = TypeVar("T")
 
@@ -85,13 +86,20 @@ def call_storage(
             message = f"{message} {getattr(exc, 'reason', '') or ''}".strip()
         if is_transient_status(status):
             raise TransientError(message, where=where) from exc
-        raise PermanentError(message, where=where) from exc
+        raise StorageError(message, where=where) from exc
     except AzureError as exc:
         raise TransientError(
             f"{service} request failed: {type(exc).__name__}", where=where
         ) from exc
 
 
+# The setting that gave each client its endpoint (a connection string names them all)
+_ENDPOINT_SETTINGS = {
+    "TableClient": TABLE_ENDPOINT,
+    "QueueClient": QUEUE_ENDPOINT,
+    "ContainerClient": BLOB_ENDPOINT,
+    "BlobClient": BLOB_ENDPOINT,
+}
 STORAGE_CONNECTION_TIMEOUT = 20  # azure-storage-blob / -queue's _shared.constants
 STORAGE_READ_TIMEOUT = 60
 
@@ -139,6 +147,16 @@ class StorageAccount:
             options.setdefault("read_timeout", STORAGE_READ_TIMEOUT)
         if "transport" not in options and (transport := plain_transport(options)) is not None:
             options["transport"] = transport
-        if self._connection_string:
-            return client_class.from_connection_string(self._connection_string, **names, **options)
-        return client_class(str(endpoint), credential=self.credential(), **names, **options)
+        try:
+            if self._connection_string:
+                return client_class.from_connection_string(
+                    self._connection_string, **names, **options
+                )
+            return client_class(str(endpoint), credential=self.credential(), **names, **options)
+        except ValueError as exc:  # the SDK's check of the URL: a bare 500 from the host before
+            setting = (
+                STORAGE_CONNECTION_STRING
+                if self._connection_string
+                else _ENDPOINT_SETTINGS.get(client_class.__name__, "SYNC_*_ENDPOINT")
+            )
+            raise ConfigError(f"{setting} is not usable: {exc}", path=setting) from None
