@@ -357,13 +357,30 @@ def _configured(settings: Settings) -> tuple[str, tuple[str, ...]]:
             f"callers (local development only: {names.AUTH_DISABLED}=1)",
             path=names.AUTH_TENANT_ID,
         )
-    audiences = tuple(a.strip() for a in (settings.auth_audience or "").split(",") if a.strip())
+    tenant = settings.auth_tenant_id.strip()
+    if not _GUID.match(tenant):
+        # a token's tid is the tenant's GUID: a domain name here would refuse every caller
+        raise ConfigError(
+            f"app setting {names.AUTH_TENANT_ID} must be the tenant's id (a GUID), not {tenant!r}",
+            path=names.AUTH_TENANT_ID,
+        )
+    audiences = tuple(
+        # tokens spell GUIDs in lower case; an upper-case setting refused every caller
+        a.lower() if _GUID.match(a) else a
+        for a in (a.strip() for a in (settings.auth_audience or "").split(","))
+        if a
+    )
     if not audiences:
         raise ConfigError(
             f"app setting {names.AUTH_AUDIENCE} is not set; give this app's id URI and/or client id",
             path=names.AUTH_AUDIENCE,
         )
-    return settings.auth_tenant_id, audiences
+    return tenant.lower(), audiences
+
+
+_GUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
+)
 
 
 def metadata_url(settings: Settings, cloud: Cloud) -> str:

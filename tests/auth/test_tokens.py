@@ -470,3 +470,22 @@ def test_the_https_local_identity_authority_works_end_to_end():
             check(token, s, auth.SigningKeys())
     finally:
         idp.stop()
+
+
+def test_guid_settings_are_compared_whatever_their_case(authority, settings):
+    """Tokens spell the tenant and the client id in lower case; a setting pasted in upper case
+    refused every caller with "issued by another tenant" / "audience is not this app's" while
+    the metadata, which Entra reads case-insensitively, still loaded. Found in review on
+    2026-12-07."""
+    from dataclasses import replace
+
+    upper = replace(settings, auth_tenant_id=TENANT.upper(), auth_audience=CLIENT_ID.upper())
+    assert check(authority.token(aud=CLIENT_ID), upper).appid == CALLER_APP
+
+
+def test_a_tenant_that_is_not_a_guid_is_a_configuration_error(authority, settings):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="must be the tenant's id") as caught:
+        check(authority.token(), replace(settings, auth_tenant_id="contoso.onmicrosoft.com"))
+    assert caught.value.path == AUTH_TENANT_ID
