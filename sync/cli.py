@@ -65,7 +65,7 @@ def _outcome_line(o: Any) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from sync.adapters.sdk_imports import import_sdks, needed
     from sync.models import SyncRequest
-    from sync.runs import run_inline
+    from sync.runs import run_inline, target_names
 
     svc = _service(args)
     apis = [args.api] if args.api else list(svc.map.apis)
@@ -73,9 +73,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     import_sdks(needed(svc.settings, svc.map, apis))
     failed = False
     report: list[dict[str, Any]] = []
+    requests = []
+    # Every API's options are checked before the first one runs: checked as each came, a bad
+    # --spec-url or --target for a later API ended a usage error after earlier APIs had
+    # synced, and --json printed none of them
     for api in apis:
-        api_cfg = svc.map.api(api)
-        if args.spec_url and not api_cfg.allows_spec_url(args.spec_url):
+        if args.spec_url and not svc.map.api(api).allows_spec_url(args.spec_url):
             raise ConfigError(
                 f"--spec-url is not under allowedSpecUrls of {api!r}", path="--spec-url"
             )
@@ -87,6 +90,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             spec_url=args.spec_url,
         )
+        target_names(request, svc.map)  # raises naming the targets an API does not have
+        requests.append(request)
+    for request in requests:
+        api = request.api
         result = run_inline(request, svc.map, svc.ports, svc.pipeline, concurrency=4)
         failed = failed or not result.ok
         report.append(
@@ -219,7 +226,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from sync.adapters.sdk_imports import import_sdks, needed
     from sync.runs import Delivery
-    from sync.worker_loop import drain
+    from sync.worker_loop import DrainInterrupted, drain
 
     gc.set_threshold(
         *DEFAULT_GC_THRESHOLDS
@@ -228,20 +235,26 @@ def cmd_worker(args: argparse.Namespace) -> int:
     svc = _service(args)
     import_sdks(needed(svc.settings, svc.map, svc.map.apis))  # see cmd_run
     failed_deliveries: list[tuple[Any, SyncError, Delivery]] = []
-    outcomes = drain(
-        svc,
-        max_items=args.max_items,
-        wait_seconds=args.wait,
-        concurrency=args.concurrency,
-        on_failure=lambda item, exc, what: failed_deliveries.append((item, exc, what)),
-    )
+    stopped: SyncError | None = None
+    try:
+        outcomes = drain(
+            svc,
+            max_items=args.max_items,
+            wait_seconds=args.wait,
+            concurrency=args.concurrency,
+            on_failure=lambda item, exc, what: failed_deliveries.append((item, exc, what)),
+        )
+    except DrainInterrupted as interrupted:  # what was done is still shown
+        outcomes, stopped = interrupted.outcomes, interrupted.error
     for outcome in outcomes:
         print(_outcome_line(outcome))
     for item, exc, what in failed_deliveries:
         if what is not Delivery.GAVE_UP:  # else its outcome line above says it
             print(_failed_delivery_line(item, exc, what))
+    if stopped is not None:
+        print(f"error: {stopped}", file=sys.stderr)
     failed = failed_deliveries or any(o.result in ("failed", "blocked") for o in outcomes)
-    return 1 if failed else 0
+    return 1 if failed or stopped is not None else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

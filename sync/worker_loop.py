@@ -50,12 +50,15 @@ def drain(
     try:
         while len(outcomes) < max_items:
             poisoned: list[WorkItem] = []
-            batch = queue.receive(
-                max_messages=min(16, max_items - len(outcomes)),
-                visibility_timeout=visibility_timeout,
-                max_dequeue_count=HOST_MAX_DEQUEUE_COUNT,
-                poisoned=poisoned,
-            )
+            try:
+                batch = queue.receive(
+                    max_messages=min(16, max_items - len(outcomes)),
+                    visibility_timeout=visibility_timeout,
+                    max_dequeue_count=HOST_MAX_DEQUEUE_COUNT,
+                    poisoned=poisoned,
+                )
+            except SyncError as exc:  # the outcomes already recorded still reach the caller
+                raise DrainInterrupted(outcomes, exc) from exc
             outcomes.extend(_poisoned(svc, poisoned))
             if not batch:
                 if time.monotonic() - idle_since >= wait_seconds:
@@ -120,7 +123,32 @@ def _one(svc: Any, item: Any, handle: Any) -> tuple[TargetOutcome | None, Failur
             item, exc, svc.ports, dequeue_count=dequeues, max_deliveries=HOST_MAX_DEQUEUE_COUNT
         )
         if done.what is not Delivery.RETRY:
-            queue.delete(handle)
+            _delete(queue, item, handle)
         return done.outcome, (item, exc, done.what)
-    queue.delete(handle)
+    _delete(queue, item, handle)
     return outcome, None
+
+
+def _delete(queue: Any, item: Any, handle: Any) -> None:
+    """Delete a message whose work is done. A delete that fails leaves the message to come back
+    after its visibility timeout, which an item survives (it is idempotent); it used to escape
+    ``drain`` and take the outcomes already recorded with it."""
+    try:
+        queue.delete(handle)
+    except SyncError as exc:
+        log.warning(
+            "work item %s/%s is done but its message was not deleted (it will be delivered "
+            "again): %s",
+            item.api,
+            item.target,
+            exc,
+        )
+
+
+class DrainInterrupted(Exception):
+    """The queue failed between batches: ``outcomes`` were recorded before ``error``."""
+
+    def __init__(self, outcomes: list[TargetOutcome], error: SyncError) -> None:
+        super().__init__(str(error))
+        self.outcomes = outcomes
+        self.error = error

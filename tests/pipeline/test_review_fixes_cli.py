@@ -117,3 +117,76 @@ def test_the_planner_acknowledges_a_non_object_event(stack):
     assert plan(42, svc) == []
     assert plan(["not", "an", "event"], svc) == []
     assert svc.ports.queue.receive(max_messages=32) == []
+
+
+# --- review of 2026-12-07 (20:30): the queue failing mid-drain, run's options per API -----------
+
+
+def test_a_failed_delete_after_the_work_is_done_keeps_the_outcome(stack, monkeypatch):
+    """The delete after a successful item used to escape ``drain``: the outcomes already
+    recorded were lost and ``worker`` printed only the storage error. The message comes back
+    after its timeout, which the item survives."""
+    from sync.adapters.queue_storage import StorageWorkQueue
+    from sync.errors import TransientError
+
+    stack.serve("openapi-v1.yaml")
+    svc = stack.service()
+    plan(ci_event("evt-delete-fails"), svc)
+    original = StorageWorkQueue.delete
+    calls: list[int] = []
+
+    def delete(self: Any, handle: Any) -> bool:
+        calls.append(1)
+        if len(calls) == 2:
+            raise TransientError("queue request failed: ServiceRequestError", where="queue.delete")
+        return original(self, handle)
+
+    monkeypatch.setattr(StorageWorkQueue, "delete", delete)
+    outcomes = drain(svc, wait_seconds=0.3)
+    assert sorted(o.target for o in outcomes) == ["dev", "prod"]
+    assert {o.result for o in outcomes} == {"updated"}
+
+
+def test_worker_shows_what_it_did_when_the_queue_fails_between_batches(env, monkeypatch, capsys):
+    from sync.adapters.queue_storage import StorageWorkQueue
+    from sync.errors import TransientError
+
+    env.serve("openapi-v1.yaml")
+    plan(ci_event("evt-receive-fails"), env.service())
+    original = StorageWorkQueue.receive
+    calls: list[int] = []
+
+    def receive(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) >= 2:
+            raise TransientError("queue request failed: ServiceRequestError", where="queue")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StorageWorkQueue, "receive", receive)
+    code = main(["worker", "--wait", "0.5"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert out.out.count("updated") == 2  # the items done before the failure are shown
+    assert "error: " in out.err and "ServiceRequestError" in out.err
+
+
+def test_run_checks_every_apis_options_before_the_first_syncs(env, capsys):
+    """``run`` without ``--api`` checked ``--target`` / ``--spec-url`` as it reached each API:
+    earlier APIs synced, then a later one's check ended the command as an error, and ``--json``
+    printed none of what was done."""
+    env.serve("openapi-v1.yaml")
+    data = json.loads(env.map_path.read_text())
+    other = json.loads(json.dumps(data["apis"][API]))
+    for target in other["targets"]:
+        target["name"] = "other-" + target["name"]
+        if "folder" in target:
+            target["folder"] = target["folder"] + "-other"
+    data["apis"]["zeta"] = other
+    env.map_path.write_text(json.dumps(data))
+
+    code = main(["run", "--target", "dev", "--json"])
+    out = capsys.readouterr()
+    assert code != 0
+    assert "zeta" in out.err and "dev" in out.err
+    assert not env.folder("dev").exists()  # contoso-invoicing was not synced first
+    assert env.service().ports.ledger.versions(API, "dev", limit=1) == []
