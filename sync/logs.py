@@ -343,7 +343,31 @@ def install() -> None:
             return record
 
         logging.setLogRecordFactory(factory)
+        for name in HTTPCORE_LOGGERS:
+            logging.getLogger(name).addFilter(_RedactHttpcore())
         _installed = True
+
+
+# httpcore's loggers log each response's headers at DEBUG, a redirect's Location with its SAS
+# ``sig`` among them; a filter on a logger only sees that logger's own records, so each has one.
+HTTPCORE_LOGGERS = (
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+
+
+class _RedactHttpcore(logging.Filter):
+    """httpcore's DEBUG lines are preformatted text (the exchange's values spelled out): masked
+    as every log text is (``redact``). Found in review on 2026-12-07: with every logger at
+    DEBUG, a spec URL redirecting to a signed download logged the signature in clear."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
 
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
