@@ -20,6 +20,7 @@ probe fetch a token. It does not prove the identity's RBAC; a missing role shows
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,10 +111,20 @@ def _azure_reason(exc: Exception) -> str:
     return f"unreachable ({type(exc).__name__})"
 
 
+_CREDENTIAL: list[Any] = []  # one per process: it caches its token until near expiry
+_CREDENTIAL_LOCK = threading.Lock()
+
+
 def _storage_credential(settings: Any) -> Any:
+    """The probes' storage credential, made once: a new one per probe fetched a token three
+    times per call (the ledger and both queues), ~4,300 a day for a monitor polling each minute
+    (found in review on 2026-12-07)."""
     from sync.adapters.ledger_tables import default_credential
 
-    return default_credential()
+    with _CREDENTIAL_LOCK:
+        if not _CREDENTIAL:
+            _CREDENTIAL.append(default_credential())
+        return _CREDENTIAL[0]
 
 
 def probe_ledger(settings: Any) -> Check:

@@ -99,3 +99,33 @@ def test_a_well_formed_wrong_vault_url_is_not_echoed_with_its_signature() -> Non
     check = probe_vault("https://acct.blob.core.windows.net/c?sv=2024&sig=SECRETSIG", client)
     assert check.ok is False
     assert "SECRETSIG" not in repr(check.to_dict())
+
+
+def test_the_probes_share_one_storage_credential_and_its_token(monkeypatch):
+    """Each probe made its own credential, so one health call fetched three storage tokens (the
+    ledger and both queues) and every call fetched them again (found in review on 2026-12-07)."""
+    from sync import health
+    from sync.adapters import app_service_identity
+
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "hdr-value-123456")
+    monkeypatch.delenv("IDENTITY_SERVER_THUMBPRINT", raising=False)
+    for name in (
+        "AZURE_CLIENT_SECRET",
+        "AZURE_TENANT_ID",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_USERNAME",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(health, "_CREDENTIAL", [], raising=False)
+    fetched: list[str] = []
+
+    def fake_call(self, scope):
+        fetched.append(scope)
+        return "tok" + "x" * 20, 4_102_444_800.0
+
+    monkeypatch.setattr(app_service_identity.AppServiceIdentity, "__call__", fake_call)
+    for _ in range(3):  # three probes, or three health calls
+        health._storage_credential(None).get_token("https://storage.azure.com/.default")
+    assert len(fetched) == 1
