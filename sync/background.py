@@ -40,9 +40,17 @@ class _Workers:
             spawn = self._idle == 0
             if not spawn:
                 self._idle -= 1  # that worker takes this task
-        self._tasks.put((fn, future))
         if spawn:
-            threading.Thread(target=self._work, name="background", daemon=True).start()
+            # started before the task is queued: a start that fails ("can't start new thread")
+            # leaves nothing behind to run later behind the caller's back (a held ledger record
+            # would then wait for a gate no one opens); the new worker waits for the put
+            try:
+                threading.Thread(target=self._work, name="background", daemon=True).start()
+            except BaseException:
+                with self._lock:
+                    self._unfinished -= 1
+                raise
+        self._tasks.put((fn, future))
         return future
 
     def _work(self) -> None:

@@ -1183,9 +1183,9 @@ class Pipeline:
 
             recording = to_record(marked, cid)
             held = EarlyRecord(cid, lambda hold: ledger.record_version(*recording, hold=hold))
-            if not getattr(target, "reports_body_sent", False):
-                held.start()  # this target cannot say when its body has left: begin now
         try:
+            if held is not None and not getattr(target, "reports_body_sent", False):
+                held.start()  # this target cannot say when its body has left: begin now
             with write_progress.on_body_sent(held.start if held is not None else None):
                 connector_id = target.write(merged, current)
             set_stage("verify")
