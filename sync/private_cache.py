@@ -71,12 +71,15 @@ def prune(prefix: str, keep: int) -> int:
     is a new marker), so writers call this to keep the folder from growing without bound.
     """
     path = folder()
+    found: list[tuple[int, str]] = []
     with os.scandir(path) as entries:
-        found = [
-            (entry.stat().st_mtime_ns, entry.name)
-            for entry in entries
-            if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False)
-        ]
+        for entry in entries:
+            if not entry.name.startswith(prefix) or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                found.append((entry.stat().st_mtime_ns, entry.name))
+            except FileNotFoundError:  # another process pruned it since the scan listed it
+                continue
     found.sort(reverse=True)
     removed = 0
     for _, name in found[keep:]:

@@ -62,3 +62,39 @@ def test_prune_keeps_the_newest_entries_of_one_prefix(temp):
     names = sorted(p.name for p in (temp / private_cache.FOLDER_NAME).iterdir())
     assert names == ["m_3", "m_4", "other"]
     assert private_cache.prune("m_", 2) == 0
+
+
+def test_prune_passes_over_an_entry_another_process_pruned_meanwhile(temp, monkeypatch):
+    """Two processes pruning at once: an entry listed by the scan was gone by its ``stat`` and
+    ``FileNotFoundError`` ended the prune (and the validation cache's read with it). Found in
+    review on 2026-12-07, 325 times in 8 threads x 200 rounds."""
+    import os
+
+    for index in range(4):
+        private_cache.write_bytes(f"m_{index}", b"x")
+    real_scandir = os.scandir
+
+    class Racing:
+        """The real listing, the first ``m_`` entry deleted between listing and ``stat``."""
+
+        def __init__(self, path: str) -> None:
+            self._inner = real_scandir(path)
+            self._done = False
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._inner.close()
+
+        def __iter__(self):
+            for entry in self._inner:
+                if not self._done and entry.name.startswith("m_"):
+                    os.unlink(entry.path)
+                    self._done = True
+                yield entry
+
+    monkeypatch.setattr(private_cache.os, "scandir", Racing)
+    assert private_cache.prune("m_", 1) == 2
+    names = sorted(p.name for p in (temp / private_cache.FOLDER_NAME).iterdir())
+    assert len(names) == 1

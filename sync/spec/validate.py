@@ -14,6 +14,7 @@ result is cached by the document's canonical SHA-256. ``validator_name()`` says 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -347,9 +348,10 @@ def _load_verified(store: str) -> None:
 
     try:
         data = private_cache.read_bytes(store) or b""
-        private_cache.prune(_VERIFIED_PREFIX, _VERIFIED_KEEP)
     except OSError:
         return
+    with contextlib.suppress(OSError):  # a failed prune must not throw away what was read
+        private_cache.prune(_VERIFIED_PREFIX, _VERIFIED_KEEP)
     tags = {tag: member for member, tag in _MEMBER_TAGS.items()}
     for at in range(0, len(data) - len(data) % 33, 33):
         member = tags.get(data[at : at + 1])
