@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -194,12 +195,11 @@ def test_org_must_be_a_url(cloud, http) -> None:
         )
 
 
-def test_simulator_blanks_secrets_like_dataverse(sim: Simulator, http) -> None:
+def post_row(sim: Simulator, http, **columns: str) -> Any:
+    """A POST of a minimal valid connector row to the simulator's Dataverse, plus ``columns``."""
     from tests.powerplatform.conftest import mint
 
-    params = json.loads(json.dumps(OAUTH_PROPERTIES["connectionParameters"]))
-    params["token"]["oAuthSettings"]["clientSecret"] = "should-not-be-stored"
-    response = http.post(
+    return http.post(
         f"{sim.url}/api/data/v9.2/connectors",
         json={
             "connectorid": new_guid(),
@@ -207,40 +207,37 @@ def test_simulator_blanks_secrets_like_dataverse(sim: Simulator, http) -> None:
             "displayname": "N",
             "openapidefinition": json.dumps(DEFINITION),
             "connectortype": 1,
-            "connectionparameters": json.dumps(params),
+            **columns,
         },
         headers={"Authorization": f"Bearer {mint(sim.url)}"},
     )
-    assert response.status_code == 204
+
+
+def stored_column(sim: Simulator, response: Any, column: str) -> str:
+    """``column`` of the row a 204 ``post_row`` created."""
+    assert response.status_code == 204, response.text
     cid = response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
-    assert "should-not-be-stored" not in sim.dataverse_row(cid)["connectionparameters"]
+    value: str = sim.dataverse_row(cid)[column]
+    return value
+
+
+def test_simulator_blanks_secrets_like_dataverse(sim: Simulator, http) -> None:
+    params = json.loads(json.dumps(OAUTH_PROPERTIES["connectionParameters"]))
+    params["token"]["oAuthSettings"]["clientSecret"] = "should-not-be-stored"
+    response = post_row(sim, http, connectionparameters=json.dumps(params))
+    stored_text = stored_column(sim, response, "connectionparameters")
+    assert "should-not-be-stored" not in stored_text
     # reference 3.2: "replaced with an empty string" (until 2026-12-07 the key was removed)
-    stored = json.loads(sim.dataverse_row(cid)["connectionparameters"])
-    assert stored["token"]["oAuthSettings"]["clientSecret"] == ""
+    assert json.loads(stored_text)["token"]["oAuthSettings"]["clientSecret"] == ""
 
 
 def test_simulator_blanks_secrets_in_parameter_sets_too(sim: Simulator, http) -> None:
     """Found in review on 2026-12-07: a secret in ``connectionparametersets`` was stored and
     served back as sent, so a client writing that column would pass here and fail for real."""
-    from tests.powerplatform.conftest import mint
-
     oauth = {"type": "oauthSetting", "oAuthSettings": {"clientId": "c", "clientSecret": "s3cr3t"}}
     sets = {"uiDefinition": {}, "values": [{"name": "oauth", "parameters": {"token": oauth}}]}
-    response = http.post(
-        f"{sim.url}/api/data/v9.2/connectors",
-        json={
-            "connectorid": new_guid(),
-            "name": "n",
-            "displayname": "N",
-            "openapidefinition": json.dumps(DEFINITION),
-            "connectortype": 1,
-            "connectionparametersets": json.dumps(sets),
-        },
-        headers={"Authorization": f"Bearer {mint(sim.url)}"},
-    )
-    assert response.status_code == 204, response.text
-    cid = response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
-    stored = json.loads(sim.dataverse_row(cid)["connectionparametersets"])
+    response = post_row(sim, http, connectionparametersets=json.dumps(sets))
+    stored = json.loads(stored_column(sim, response, "connectionparametersets"))
     assert stored["values"][0]["parameters"]["token"]["oAuthSettings"] == {
         "clientId": "c",
         "clientSecret": "",
@@ -251,20 +248,7 @@ def test_simulator_blanks_secrets_in_parameter_sets_too(sim: Simulator, http) ->
 def test_simulator_answers_bad_parameter_json_with_a_400(sim: Simulator, http, column: str) -> None:
     """Found in review on 2026-12-07: the handler crashed and dropped the connection, which a
     client retries as a transport failure instead of reporting the 400."""
-    from tests.powerplatform.conftest import mint
-
-    response = http.post(
-        f"{sim.url}/api/data/v9.2/connectors",
-        json={
-            "connectorid": new_guid(),
-            "name": "n",
-            "displayname": "N",
-            "openapidefinition": json.dumps(DEFINITION),
-            "connectortype": 1,
-            column: "{not json",
-        },
-        headers={"Authorization": f"Bearer {mint(sim.url)}"},
-    )
+    response = post_row(sim, http, **{column: "{not json"})
     assert response.status_code == 400
     assert f"The '{column}' value is not valid JSON." in response.text
 
