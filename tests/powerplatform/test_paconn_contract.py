@@ -99,6 +99,13 @@ def download(
     )
 
 
+def update_args(
+    sim: Simulator, properties: str, definition: str, cid: str = CID
+) -> tuple[str, ...]:
+    """``paconn update``'s arguments for connector ``cid`` in the simulator, with these files."""
+    return ("update", "-c", cid, "-e", ENV, "--pau", sim.url, "-p", properties, "-d", definition)
+
+
 def load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8-sig"))
 
@@ -134,19 +141,7 @@ def test_paconn_download_and_update_against_the_simulator(
 
     api_def = out / "apiDefinition.swagger.json"
     api_def.write_text(json.dumps(after, indent=2))
-    update = (
-        "update",
-        "-c",
-        CID,
-        "-e",
-        ENV,
-        "--pau",
-        sim.url,
-        "-p",
-        str(out / "apiProperties.json"),
-        "-d",
-        str(api_def),
-    )
+    update = update_args(sim, str(out / "apiProperties.json"), str(api_def))
 
     if "stackOwner" in downloaded:  # paconn sends it back; the RP refuses it (issue #614)
         refused = run(paconn, home, work, *update)

@@ -26,7 +26,7 @@ from sync.errors import TargetError
 from sync.spec.canonical import compact_size
 from tests.powerplatform.conftest import ENV, USER_OID, mint, new_guid
 from tests.powerplatform.samples import DEFINITION
-from tests.powerplatform.test_paconn_contract import download, load, run
+from tests.powerplatform.test_paconn_contract import download, load, run, update_args
 from tests.simulators.powerplatform import DEFINITION_LIMIT_BYTES, MAX_OPERATIONS, Simulator
 
 CID = "shared_contoso-20invoicing-5f0629412a7d1fe83e-5f6f049093c9b7a698"
@@ -416,17 +416,7 @@ def paconn_update(
         paconn,
         home,
         folder,
-        "update",
-        "-c",
-        CID,
-        "-e",
-        ENV,
-        "--pau",
-        sim.url,
-        "-p",
-        "apiProperties.json",
-        "-d",
-        "apiDefinition.swagger.json",
+        *update_args(sim, "apiProperties.json", "apiDefinition.swagger.json", CID),
     )
 
 
