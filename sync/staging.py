@@ -99,9 +99,7 @@ def staged(request: SyncRequest, api: ApiConfig, ports: Ports, *, run_id: str) -
         return replace(request, spec_url=shown, staged_spec=kept)
     started = time.monotonic()
     try:
-        fetched = download(
-            ports.specs, api, request, deadline=time.monotonic() + PLAN_FETCH_SECONDS
-        )
+        fetched = download(ports.specs, api, request, deadline=started + PLAN_FETCH_SECONDS)
     except TransientError as exc:
         raise TransientError(
             f"the spec could not be downloaded to plan the run, nothing was queued; try again "
