@@ -35,10 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.spec.canonical import same_json
-from sync.spec.diff import index_operations, iter_operations, operation_id
+
+# the diff's methods: the moves it reports and those the merge follows are found in the same places
+from sync.spec.diff import METHODS, index_operations, iter_operations, operation_id
 from sync.spec.refs import json_path
 
-METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 CURATION_KEYS = ("summary", "description", "title")
 _MISSING: Any = object()
 Path = tuple[str | int, ...]
